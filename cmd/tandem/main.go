@@ -1,0 +1,188 @@
+// Command tandem is a MySQL-aware active/passive proxy for a pair of
+// MariaDB/MySQL nodes. `tandem serve -config FILE` runs it.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tandemdb/tandem/internal/config"
+	"github.com/tandemdb/tandem/proxy"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFail   = 1 // runtime failure
+	exitConfig = 2 // bad command line or configuration
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitConfig
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "tandem", version)
+		return exitOK
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "tandem: unknown command %q\n", args[0])
+	usage(stderr)
+	return exitConfig
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: tandem <command> [flags]
+
+commands:
+  serve -config FILE [-log-level LEVEL]   run the proxy
+  version                                 print the version
+`)
+}
+
+func serve(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "/etc/tandem/tandem.toml", "configuration file")
+	level := fs.String("log-level", "", "log level, overriding log.level")
+	if err := fs.Parse(args); err != nil {
+		return exitConfig
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, "tandem: config:", err)
+		return exitConfig
+	}
+	if *level != "" {
+		cfg.Log.Level = *level
+		if err := cfg.Validate(); err != nil {
+			fmt.Fprintln(stderr, "tandem: -log-level:", err)
+			return exitConfig
+		}
+	}
+	log := hclog.New(&hclog.LoggerOptions{
+		Name:       "tandem",
+		Level:      hclog.LevelFromString(cfg.Log.Level),
+		JSONFormat: cfg.Log.Format == "json",
+		Output:     stderr,
+	})
+
+	pcfg := proxy.DefaultConfig()
+	pcfg.Users = make(map[string]string, len(cfg.Users))
+	for _, u := range cfg.Users {
+		pcfg.Users[u.Name] = u.Secret()
+	}
+	pcfg.MaxConnections = cfg.Proxy.MaxConnections
+	pcfg.HandshakeTimeout = cfg.Proxy.HandshakeTimeout.Duration
+	pcfg.ConnectTimeout = cfg.Proxy.ConnectTimeout.Duration
+	pcfg.LoginTimeout = cfg.Proxy.LoginTimeout.Duration
+	pcfg.DefaultAuthPlugin = cfg.Proxy.DefaultAuthPlugin
+	pcfg.MaxPacket = cfg.Proxy.MaxPacket
+	pcfg.RequireTLS = cfg.Proxy.RequireTLS
+	pcfg.Logger = log.Named("proxy")
+	if cfg.Proxy.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.Proxy.TLSCert, cfg.Proxy.TLSKey)
+		if err != nil {
+			fmt.Fprintln(stderr, "tandem: config: proxy.tls_cert/proxy.tls_key:", err)
+			return exitConfig
+		}
+		pcfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	nodes := make([]*proxy.Node, len(cfg.Nodes))
+	for i, n := range cfg.Nodes {
+		nodes[i] = &proxy.Node{Name: n.Name, Address: n.Address}
+	}
+	p, err := proxy.New(pcfg, nodes, cfg.Failover.InitialActive)
+	if err != nil {
+		fmt.Fprintln(stderr, "tandem: config:", err)
+		return exitConfig
+	}
+
+	var listeners []net.Listener
+	for _, a := range cfg.Proxy.Listen {
+		l, err := listen(a)
+		if err != nil {
+			log.Error("cannot listen", "address", a, "error", err)
+			for _, l := range listeners {
+				l.Close()
+			}
+			return exitFail
+		}
+		listeners = append(listeners, l)
+		log.Info("listening", "address", a)
+	}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	errc := make(chan error, len(listeners))
+	var wg sync.WaitGroup
+	for _, l := range listeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Serve(l); !errors.Is(err, proxy.ErrClosed) {
+				errc <- fmt.Errorf("serving %s: %w", l.Addr(), err)
+			}
+		}()
+	}
+	code := exitOK
+	select {
+	case sig := <-sigs:
+		log.Info("shutting down: no new sessions; waiting for open ones", "signal", sig.String(), "timeout", cfg.Proxy.ShutdownTimeout.Duration, "sessions", p.SessionCount())
+	case err := <-errc:
+		log.Error("listener failed; shutting down", "error", err)
+		code = exitFail
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Proxy.ShutdownTimeout.Duration)
+	defer cancel()
+	go func() { // a second signal closes sessions at once
+		<-sigs
+		cancel()
+	}()
+	if err := p.Shutdown(ctx); err != nil {
+		log.Warn("shutdown timeout passed; closed the remaining sessions")
+	}
+	wg.Wait()
+	log.Info("stopped")
+	return code
+}
+
+func listen(a string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(a, "unix:"); ok {
+		if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			// A socket left by a previous run: remove it only if nobody answers.
+			if c, err := net.Dial("unix", path); err == nil {
+				c.Close()
+				return nil, fmt.Errorf("%s is in use", path)
+			}
+			_ = os.Remove(path)
+		}
+		return net.Listen("unix", path)
+	}
+	return net.Listen("tcp", a)
+}

@@ -1,0 +1,294 @@
+// Package config reads tandem's TOML configuration file and validates it
+// up front: every error names the key at fault.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// File is the whole configuration file.
+type File struct {
+	Log      Log      `toml:"log"`
+	Proxy    Proxy    `toml:"proxy"`
+	Users    []User   `toml:"user"`
+	Nodes    []Node   `toml:"node"`
+	Failover Failover `toml:"failover"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is trace, debug, info (default), warn or error.
+	Level string `toml:"level"`
+	// Format is text (default) or json.
+	Format string `toml:"format"`
+}
+
+// Proxy configures the client-facing side.
+type Proxy struct {
+	// Listen lists addresses to accept clients on: host:port, or
+	// unix:/path for a unix socket. Default ["127.0.0.1:3306"].
+	Listen []string `toml:"listen"`
+	// MaxConnections caps concurrent client sessions. Default 4096.
+	MaxConnections int `toml:"max_connections"`
+	// HandshakeTimeout cuts a client that has not finished logging in.
+	// Default 10s.
+	HandshakeTimeout Duration `toml:"handshake_timeout"`
+	// ConnectTimeout bounds a TCP connect to a node. Default 2s.
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	// LoginTimeout bounds a login to a node. Default 5s.
+	LoginTimeout Duration `toml:"login_timeout"`
+	// ShutdownTimeout is how long SIGTERM waits for sessions to end
+	// before closing them. Default 30s.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// DefaultAuthPlugin is mysql_native_password (default) or
+	// caching_sha2_password.
+	DefaultAuthPlugin string `toml:"default_auth_plugin"`
+	// TLSCert and TLSKey are PEM files; both set enables TLS for clients.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// RequireTLS refuses clients that do not use TLS.
+	RequireTLS bool `toml:"require_tls"`
+	// MaxPacket is the largest client packet, in bytes, tandem holds in
+	// memory whole (prepared statement text). Default 64 MiB.
+	MaxPacket int `toml:"max_packet"`
+}
+
+// User is one account clients log in to tandem with. tandem logs in to the
+// nodes as the same user with the same password.
+type User struct {
+	Name string `toml:"name"`
+	// Exactly one of Password, PasswordEnv (an environment variable's
+	// name) and PasswordFile (a file whose first line is the password).
+	Password     string `toml:"password"`
+	PasswordEnv  string `toml:"password_env"`
+	PasswordFile string `toml:"password_file"`
+
+	secret string // the password, whichever way it was given
+}
+
+// Secret returns the user's password as resolved by Validate.
+func (u *User) Secret() string { return u.secret }
+
+// Node is one database server.
+type Node struct {
+	Name    string `toml:"name"`
+	Address string `toml:"address"` // host:port or /path/to/socket
+}
+
+// Failover configures the choice of active node.
+type Failover struct {
+	// InitialActive names the node that takes traffic on first start.
+	// Default: the first node.
+	InitialActive string `toml:"initial_active"`
+}
+
+// Duration is a time.Duration written as a string ("250ms", "2s").
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration like 250ms or 2s", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText formats the duration.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Default returns a File with every default filled in and no nodes or users.
+func Default() File {
+	return File{
+		Log: Log{Level: "info", Format: "text"},
+		Proxy: Proxy{
+			Listen:            []string{"127.0.0.1:3306"},
+			MaxConnections:    4096,
+			HandshakeTimeout:  Duration{10 * time.Second},
+			ConnectTimeout:    Duration{2 * time.Second},
+			LoginTimeout:      Duration{5 * time.Second},
+			ShutdownTimeout:   Duration{30 * time.Second},
+			DefaultAuthPlugin: "mysql_native_password",
+			MaxPacket:         64 << 20,
+		},
+	}
+}
+
+// Load reads and validates the file at path. Passwords given by env var or
+// file are resolved (see User.Secret).
+func Load(path string) (*File, error) {
+	f := Default()
+	md, err := toml.DecodeFile(path, &f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("%s: unknown key %s", path, strings.Join(keys, ", "))
+	}
+	if err := f.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &f, nil
+}
+
+// Validate checks every field, resolves passwords, and returns the first
+// problem, naming its key.
+func (f *File) Validate() error {
+	switch f.Log.Level {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: %q is not one of trace, debug, info, warn, error", f.Log.Level)
+	}
+	if f.Log.Format != "text" && f.Log.Format != "json" {
+		return fmt.Errorf("log.format: %q is not text or json", f.Log.Format)
+	}
+	p := &f.Proxy
+	if len(p.Listen) == 0 {
+		return errors.New("proxy.listen: no address to listen on")
+	}
+	for i, a := range p.Listen {
+		if err := checkListen(a); err != nil {
+			return fmt.Errorf("proxy.listen[%d]: %w", i, err)
+		}
+	}
+	if p.MaxConnections <= 0 {
+		return fmt.Errorf("proxy.max_connections: %d must be positive", p.MaxConnections)
+	}
+	for key, d := range map[string]Duration{
+		"proxy.handshake_timeout": p.HandshakeTimeout, "proxy.connect_timeout": p.ConnectTimeout,
+		"proxy.login_timeout": p.LoginTimeout, "proxy.shutdown_timeout": p.ShutdownTimeout,
+	} {
+		if d.Duration <= 0 {
+			return fmt.Errorf("%s: %v must be positive", key, d.Duration)
+		}
+	}
+	if p.DefaultAuthPlugin != "mysql_native_password" && p.DefaultAuthPlugin != "caching_sha2_password" {
+		return fmt.Errorf("proxy.default_auth_plugin: %q is not mysql_native_password or caching_sha2_password", p.DefaultAuthPlugin)
+	}
+	if (p.TLSCert == "") != (p.TLSKey == "") {
+		return errors.New("proxy.tls_cert, proxy.tls_key: set both or neither")
+	}
+	if p.RequireTLS && p.TLSCert == "" {
+		return errors.New("proxy.require_tls: needs proxy.tls_cert and proxy.tls_key")
+	}
+	if p.MaxPacket < 1024 {
+		return fmt.Errorf("proxy.max_packet: %d is under 1024 bytes", p.MaxPacket)
+	}
+	if len(f.Users) == 0 {
+		return errors.New("user: no [[user]] defined; clients could not log in")
+	}
+	seen := map[string]bool{}
+	for i := range f.Users {
+		u := &f.Users[i]
+		key := fmt.Sprintf("user[%d]", i)
+		if u.Name == "" {
+			return fmt.Errorf("%s.name: missing", key)
+		}
+		if seen[u.Name] {
+			return fmt.Errorf("%s.name: %q defined twice", key, u.Name)
+		}
+		seen[u.Name] = true
+		if err := u.resolve(); err != nil {
+			return fmt.Errorf("%s (%s): %w", key, u.Name, err)
+		}
+	}
+	if len(f.Nodes) < 1 || len(f.Nodes) > 2 {
+		return fmt.Errorf("node: %d [[node]] defined; tandem needs one or two", len(f.Nodes))
+	}
+	names := map[string]bool{}
+	for i, n := range f.Nodes {
+		key := fmt.Sprintf("node[%d]", i)
+		if n.Name == "" {
+			return fmt.Errorf("%s.name: missing", key)
+		}
+		if names[n.Name] {
+			return fmt.Errorf("%s.name: %q defined twice", key, n.Name)
+		}
+		names[n.Name] = true
+		if err := checkNodeAddress(n.Address); err != nil {
+			return fmt.Errorf("%s.address: %w", key, err)
+		}
+	}
+	if f.Failover.InitialActive == "" {
+		f.Failover.InitialActive = f.Nodes[0].Name
+	} else if !names[f.Failover.InitialActive] {
+		return fmt.Errorf("failover.initial_active: no node named %q", f.Failover.InitialActive)
+	}
+	return nil
+}
+
+func (u *User) resolve() error {
+	set := 0
+	for _, s := range []string{u.Password, u.PasswordEnv, u.PasswordFile} {
+		if s != "" {
+			set++
+		}
+	}
+	if set > 1 {
+		return errors.New("password, password_env and password_file: set only one")
+	}
+	switch {
+	case u.Password != "":
+		u.secret = u.Password
+	case u.PasswordEnv != "":
+		v, ok := os.LookupEnv(u.PasswordEnv)
+		if !ok {
+			return fmt.Errorf("password_env: environment variable %s is not set", u.PasswordEnv)
+		}
+		u.secret = v
+	case u.PasswordFile != "":
+		b, err := os.ReadFile(u.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("password_file: %w", err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		u.secret = strings.TrimSuffix(line, "\r")
+	}
+	return nil
+}
+
+func checkListen(a string) error {
+	if path, ok := strings.CutPrefix(a, "unix:"); ok {
+		if !strings.HasPrefix(path, "/") {
+			return fmt.Errorf("%q: a unix socket path must be absolute", a)
+		}
+		return nil
+	}
+	return checkHostPort(a)
+}
+
+func checkNodeAddress(a string) error {
+	if strings.HasPrefix(a, "/") {
+		return nil
+	}
+	if a == "" {
+		return errors.New("missing")
+	}
+	return checkHostPort(a)
+}
+
+func checkHostPort(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (%v)", a, err)
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host", a)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil || port == "0" {
+		return fmt.Errorf("%q has a bad port", a)
+	}
+	return nil
+}

@@ -1,0 +1,875 @@
+package proxy
+
+// The client session: its handshake with the client and the command/response
+// state machine that relays each command to the node and knows where each
+// response ends. This is the only file that follows the command phase.
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+)
+
+const (
+	// clientBufSize is the read buffer a session keeps for the client for
+	// its whole life: commands are small, and an idle session must be cheap.
+	clientBufSize = 8 << 10
+	// relayBufSize is the size of the pooled buffers a session borrows for
+	// the length of one command.
+	relayBufSize = 64 << 10
+)
+
+// session is one client connection and its node connection.
+type session struct {
+	p      *Proxy
+	id     uint32
+	client net.Conn
+	cr     *bufio.Reader
+	caps   uint32 // negotiated with the client
+	user   string
+	pass   string
+	salt   []byte
+	hdr    [headerLen]byte
+
+	mu     sync.Mutex // guards be against closeConns from other goroutines
+	be     *backend
+	closed atomic.Bool
+
+	facts Facts
+}
+
+// relay holds the buffers a session borrows for one command.
+type relay struct {
+	br *bufio.Reader // from the node
+	bw *bufio.Writer // to the node
+	cw *bufio.Writer // to the client
+	// wrote is set once any byte of the response was handed to cw: after
+	// that, a failure cannot be reported as a clean ERR packet.
+	wrote bool
+}
+
+var relayPool = sync.Pool{New: func() any {
+	return &relay{
+		br: bufio.NewReaderSize(nil, relayBufSize),
+		bw: bufio.NewWriterSize(nil, relayBufSize),
+		cw: bufio.NewWriterSize(nil, relayBufSize),
+	}
+}}
+
+func (s *session) getRelay() *relay {
+	r := relayPool.Get().(*relay)
+	r.br.Reset(s.be.conn)
+	r.bw.Reset(s.be.conn)
+	r.cw.Reset(s.client)
+	r.wrote = false
+	return r
+}
+
+// putRelay returns r to the pool. A node that sent bytes beyond the end of
+// a response is out of step with us: its connection is closed.
+func (s *session) putRelay(r *relay) {
+	if r.br.Buffered() > 0 {
+		s.p.log.Error("node sent data after the end of a response; closing session", "session", s.id, "node", s.be.node.Name)
+		s.closeConns()
+	}
+	r.br.Reset(nil)
+	r.bw.Reset(nil)
+	r.cw.Reset(nil)
+	relayPool.Put(r)
+}
+
+// closeConns closes both connections; the session's goroutine then ends.
+// Safe from any goroutine.
+func (s *session) closeConns() {
+	if s.closed.Swap(true) {
+		return
+	}
+	_ = s.client.Close()
+	s.mu.Lock()
+	if s.be != nil {
+		_ = s.be.conn.Close()
+	}
+	s.mu.Unlock()
+}
+
+// serveConn runs one client connection from accept to close.
+func (p *Proxy) serveConn(conn net.Conn) {
+	defer conn.Close()
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	s := &session{p: p, client: conn}
+	if !p.register(s) {
+		_ = writeRaw(conn, 0, appendErr(nil, newError(erConCount, "Too many connections")))
+		p.log.Warn("connection refused: too many connections", "remote", conn.RemoteAddr(), "limit", p.cfg.MaxConnections)
+		return
+	}
+	defer p.unregister(s)
+	_ = conn.SetDeadline(time.Now().Add(p.cfg.HandshakeTimeout))
+	if err := s.handshake(); err != nil {
+		p.log.Info("handshake failed", "session", s.id, "remote", conn.RemoteAddr(), "error", err)
+		return
+	}
+	_ = s.client.SetDeadline(time.Time{})
+	p.log.Debug("session started", "session", s.id, "user", s.user, "node", s.be.node.Name, "backend_thread", s.be.threadID)
+	err := s.commandLoop()
+	s.mu.Lock()
+	s.be.close()
+	s.mu.Unlock()
+	if err != nil && !s.closed.Load() {
+		p.log.Info("session closed", "session", s.id, "error", err)
+	}
+}
+
+// writeRaw frames and writes one packet directly, for the few packets sent
+// outside the relay (greeting, handshake errors).
+func writeRaw(w io.Writer, seq byte, payload []byte) error {
+	b := make([]byte, headerLen, headerLen+len(payload))
+	putHeader(b, len(payload), seq)
+	_, err := w.Write(append(b, payload...))
+	return err
+}
+
+// handshake greets the client, authenticates it, logs in to the active node
+// and answers OK. Any failure has already been reported to the client.
+func (s *session) handshake() error {
+	p := s.p
+	node := p.Active()
+	g := node.greeting.Load()
+	if g == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ConnectTimeout+p.cfg.LoginTimeout)
+		var err error
+		g, err = probeNode(ctx, node, p.timeouts())
+		cancel()
+		if err != nil {
+			e := backendError("tandem: cannot reach node %s: %v", node, err)
+			_ = writeRaw(s.client, 0, appendErr(nil, e))
+			return e
+		}
+	}
+	s.salt = mysql.RandomBuf(20)
+	advertised := g.Caps&supportedCaps | requiredCaps | mysql.CLIENT_PLUGIN_AUTH | mysql.CLIENT_CONNECT_ATTRS | mysql.CLIENT_LONG_PASSWORD
+	if p.cfg.TLS != nil {
+		advertised |= mysql.CLIENT_SSL
+	}
+	hello := &greeting{
+		Version: g.Version, ConnID: s.id, Salt: s.salt, Caps: advertised,
+		Collation: g.Collation, Status: mysql.SERVER_STATUS_AUTOCOMMIT,
+		AuthPlugin: p.cfg.DefaultAuthPlugin,
+	}
+	if err := writeRaw(s.client, 0, appendGreeting(nil, hello)); err != nil {
+		return err
+	}
+	// Read the response unbuffered: after an SSLRequest the next bytes
+	// belong to TLS and must not sit in a buffer of ours.
+	pkt, seq, err := readPacket(s.client, nil, 1<<16)
+	if err != nil {
+		return fmt.Errorf("reading handshake response: %w", err)
+	}
+	if isSSLRequest(pkt) {
+		if p.cfg.TLS == nil {
+			return fmt.Errorf("%w: SSLRequest but TLS is not configured", ErrHandshake)
+		}
+		tc := tls.Server(s.client, p.cfg.TLS)
+		if err := tc.Handshake(); err != nil {
+			return fmt.Errorf("TLS handshake: %w", err)
+		}
+		s.mu.Lock()
+		s.client = tc
+		s.mu.Unlock()
+		if pkt, seq, err = readPacket(s.client, nil, 1<<16); err != nil {
+			return fmt.Errorf("reading handshake response: %w", err)
+		}
+	} else if p.cfg.TLS != nil && p.cfg.RequireTLS {
+		e := newError(erAccessDenied, "Access denied: tandem requires TLS")
+		_ = writeRaw(s.client, seq+1, appendErr(nil, e))
+		return e
+	}
+	resp, err := parseHandshakeResponse(pkt)
+	if err != nil {
+		_ = writeRaw(s.client, seq+1, appendErr(nil, newError(erHandshake, "Bad handshake")))
+		return err
+	}
+	s.caps = resp.Caps & advertised
+	s.user = resp.User
+	seq++
+	plugin := resp.Plugin
+	if plugin == "" {
+		plugin = mysql.AUTH_NATIVE_PASSWORD
+	}
+	password, known := p.cfg.Users[resp.User]
+	auth := resp.Auth
+	if !clientPluginOK(plugin) {
+		plugin = p.cfg.DefaultAuthPlugin
+		if err := writeRaw(s.client, seq, appendAuthSwitch(nil, plugin, s.salt)); err != nil {
+			return err
+		}
+		if auth, seq, err = readPacket(s.client, nil, 1<<12); err != nil {
+			return fmt.Errorf("reading auth switch response: %w", err)
+		}
+		seq++
+	}
+	if !known || !checkScramble(plugin, s.salt, auth, password) {
+		using := "YES"
+		if len(auth) == 0 || (len(auth) == 1 && auth[0] == 0) {
+			using = "NO"
+		}
+		e := newError(erAccessDenied, "Access denied for user '%s'@'%s' (using password: %s)", resp.User, remoteHost(s.client), using)
+		_ = writeRaw(s.client, seq, appendErr(nil, e))
+		return e
+	}
+	if plugin == mysql.AUTH_CACHING_SHA2_PASSWORD && password != "" {
+		// Fast authentication succeeded: tandem knows the password, so
+		// it never needs the full (RSA or TLS) exchange.
+		if err := writeRaw(s.client, seq, []byte{1, 3}); err != nil {
+			return err
+		}
+		seq++
+	}
+	s.pass = password
+	s.facts.reset(resp.DB, resp.Collation)
+	lp := &loginParams{
+		User: resp.User, Password: password, DB: resp.DB, Caps: s.caps &^ mysql.CLIENT_SSL,
+		Collation: resp.Collation, MaxPacket: resp.MaxPacket, Attrs: resp.Attrs,
+	}
+	be, err := dialBackend(context.Background(), node, lp, p.timeouts())
+	if err != nil {
+		e, refused := isNodeRefusal(err)
+		if !refused {
+			e = backendError("tandem: cannot reach node %s: %v", node, err)
+		}
+		_ = writeRaw(s.client, seq, appendErr(nil, e))
+		return err
+	}
+	s.mu.Lock()
+	s.be = be
+	closed := s.closed.Load()
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	s.facts.noteStatus(be.status)
+	ok := appendOK(nil, be.status&^mysql.SERVER_SESSION_STATE_CHANGED, s.caps)
+	if err := writeRaw(s.client, seq, ok); err != nil {
+		return err
+	}
+	s.cr = bufio.NewReaderSize(s.client, clientBufSize)
+	return nil
+}
+
+func remoteHost(c net.Conn) string {
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return "localhost"
+	}
+	return host
+}
+
+// appendOK appends a plain OK packet payload with status flags.
+func appendOK(b []byte, status uint16, caps uint32) []byte {
+	b = append(b, 0, 0, 0)
+	b = binary.LittleEndian.AppendUint16(b, status)
+	b = append(b, 0, 0)
+	if caps&mysql.CLIENT_SESSION_TRACK != 0 {
+		b = append(b, 0) // empty info string
+	}
+	return b
+}
+
+// okStatus returns the status flags of an OK packet payload (header 0x00
+// or, with CLIENT_DEPRECATE_EOF, 0xfe), or 0 if it is malformed.
+func okStatus(p []byte, caps uint32) uint16 {
+	_, pos, ok := lenEncInt(p, 1)
+	if !ok {
+		return 0
+	}
+	_, pos, ok = lenEncInt(p, pos)
+	if !ok || pos+2 > len(p) {
+		return 0
+	}
+	return binary.LittleEndian.Uint16(p[pos:])
+}
+
+// eofStatus returns the status flags of an EOF packet payload.
+func eofStatus(p []byte) uint16 {
+	if len(p) < 5 {
+		return 0
+	}
+	return binary.LittleEndian.Uint16(p[3:])
+}
+
+// terminatorStatus returns the status flags of the packet that ends a row
+// or column list: EOF, or with CLIENT_DEPRECATE_EOF an OK with header 0xfe.
+func (s *session) terminatorStatus(p []byte) uint16 {
+	if s.caps&mysql.CLIENT_DEPRECATE_EOF != 0 {
+		return okStatus(p, s.caps)
+	}
+	return eofStatus(p)
+}
+
+// isTerminator reports whether a packet with this first byte and length ends
+// a row list. A row can start with 0xfe only if it is at least 2^24 bytes
+// long; an EOF is under 9 bytes, an OK-as-EOF under 2^24.
+func (s *session) isTerminator(first byte, length int) bool {
+	if first != 0xfe {
+		return false
+	}
+	if s.caps&mysql.CLIENT_DEPRECATE_EOF != 0 {
+		return length < maxPayload
+	}
+	return length < 9
+}
+
+// errClientProtocol marks a session closed for a client's protocol error.
+var errClientProtocol = errors.New("client protocol error")
+
+// commandLoop reads commands until the client quits or a connection fails.
+func (s *session) commandLoop() error {
+	for {
+		length, seq, err := readHeader(s.cr, &s.hdr)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if seq != 0 {
+			return fmt.Errorf("%w: command packet with sequence id %d", ErrPacketSequence, seq)
+		}
+		if length == 0 {
+			return fmt.Errorf("%w: empty command packet", errClientProtocol)
+		}
+		b, err := s.cr.Peek(1)
+		if err != nil {
+			return err
+		}
+		if b[0] == mysql.COM_QUIT {
+			return nil
+		}
+		r := s.getRelay()
+		err = s.command(r, b[0], length)
+		s.putRelay(r)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// command relays one command whose header is in s.hdr and whose first
+// payload byte is cmd.
+func (s *session) command(r *relay, cmd byte, length int) error {
+	switch cmd {
+	case mysql.COM_QUERY:
+		return s.query(r, length)
+	case mysql.COM_STMT_EXECUTE:
+		return s.forward(r, length, s.readResults, true)
+	case mysql.COM_STMT_PREPARE:
+		return s.prepare(r, length)
+	case mysql.COM_STMT_FETCH:
+		return s.forward(r, length, s.readRows, true)
+	case mysql.COM_STMT_CLOSE:
+		body, err := s.clientPayload(length)
+		if err != nil {
+			return err
+		}
+		if len(body) >= 5 {
+			s.facts.noteStmtClose(binary.LittleEndian.Uint32(body[1:]))
+		}
+		return s.sendToNode(r, body, nil)
+	case mysql.COM_STMT_SEND_LONG_DATA:
+		return s.forward(r, length, nil, false)
+	case mysql.COM_STMT_RESET, mysql.COM_PING, mysql.COM_SET_OPTION, mysql.COM_DEBUG,
+		mysql.COM_REFRESH, mysql.COM_SHUTDOWN:
+		return s.forward(r, length, s.readOne, false)
+	case mysql.COM_STATISTICS:
+		return s.forward(r, length, s.readOne, false)
+	case mysql.COM_PROCESS_INFO:
+		return s.forward(r, length, s.readResults, false)
+	case mysql.COM_FIELD_LIST:
+		return s.forward(r, length, s.readRows, false)
+	case mysql.COM_INIT_DB:
+		body, err := s.clientPayload(length)
+		if err != nil {
+			return err
+		}
+		db := string(body[1:])
+		return s.sendToNode(r, body, func(r *relay, binary bool) error {
+			ok, err := s.readOneOK(r)
+			if ok {
+				s.facts.Schema = db
+			}
+			return err
+		})
+	case mysql.COM_RESET_CONNECTION:
+		return s.forward(r, length, func(r *relay, binary bool) error {
+			ok, err := s.readOneOK(r)
+			if ok {
+				s.facts.reset(s.facts.Schema, s.facts.Collation)
+			}
+			return err
+		}, false)
+	case mysql.COM_PROCESS_KILL:
+		body, err := s.clientPayload(length)
+		if err != nil {
+			return err
+		}
+		if len(body) < 5 {
+			return fmt.Errorf("%w: short COM_PROCESS_KILL", errClientProtocol)
+		}
+		return s.kill(r, "", binary.LittleEndian.Uint32(body[1:]))
+	case mysql.COM_CHANGE_USER:
+		return s.changeUser(r, length)
+	case mysql.COM_BINLOG_DUMP, mysql.COM_BINLOG_DUMP_GTID, mysql.COM_REGISTER_SLAVE, mysql.COM_TABLE_DUMP:
+		if err := s.discardClient(length); err != nil {
+			return err
+		}
+		return s.replyErr(r, newError(erNotSupportedYet, "tandem does not relay replication commands; connect a replica to a node directly"))
+	default:
+		if err := s.discardClient(length); err != nil {
+			return err
+		}
+		return s.replyErr(r, newError(erUnknownCom, "Unknown command 0x%02x", cmd))
+	}
+}
+
+// responseFunc reads one whole response from the node, relaying it.
+type responseFunc func(r *relay, binary bool) error
+
+// forward relays the client's command packet (header in s.hdr) to the node
+// unchanged, then its response.
+func (s *session) forward(r *relay, length int, resp responseFunc, binary bool) error {
+	if _, _, err := relayBody(r.bw, s.cr, &s.hdr, length); err != nil {
+		return s.nodeFailed(r, err)
+	}
+	if err := r.bw.Flush(); err != nil {
+		return s.nodeFailed(r, err)
+	}
+	if resp == nil {
+		return nil
+	}
+	return s.finish(r, resp(r, binary))
+}
+
+// sendToNode sends a command payload tandem holds in memory, then relays
+// the response.
+func (s *session) sendToNode(r *relay, body []byte, resp responseFunc) error {
+	if _, err := writePacket(r.bw, 0, body); err != nil {
+		return s.nodeFailed(r, err)
+	}
+	if err := r.bw.Flush(); err != nil {
+		return s.nodeFailed(r, err)
+	}
+	if resp == nil {
+		return nil
+	}
+	return s.finish(r, resp(r, false))
+}
+
+// finish flushes the response to the client, or handles a failure.
+func (s *session) finish(r *relay, err error) error {
+	if err != nil {
+		return s.nodeFailed(r, err)
+	}
+	return r.cw.Flush()
+}
+
+// nodeFailed reports a failed exchange with the node. If nothing of the
+// response reached the client, it gets one ERR packet naming the node;
+// either way the session ends, because its node connection is gone.
+func (s *session) nodeFailed(r *relay, err error) error {
+	if errors.Is(err, errClientProtocol) || errors.Is(err, ErrPacketTooLarge) {
+		return err
+	}
+	if !r.wrote && !s.closed.Load() {
+		r.cw.Reset(s.client)
+		_ = writeErr(r.cw, 1, backendError("tandem: lost connection to node %s during command: %v", s.be.node, err))
+	}
+	return fmt.Errorf("node %s: %w", s.be.node.Name, err)
+}
+
+// replyErr answers the current command with an ERR packet of tandem's own.
+func (s *session) replyErr(r *relay, e *sqlError) error {
+	return writeErr(r.cw, 1, e)
+}
+
+// clientPayload reads the rest of the current client packet into memory,
+// bounded by MaxPacket.
+func (s *session) clientPayload(length int) ([]byte, error) {
+	if length > s.p.cfg.MaxPacket || length >= maxPayload {
+		return nil, fmt.Errorf("%w: %d-byte command", ErrPacketTooLarge, length)
+	}
+	body := make([]byte, length)
+	if _, err := io.ReadFull(s.cr, body); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// discardClient skips the rest of the current client packet.
+func (s *session) discardClient(length int) error {
+	for {
+		if _, err := s.cr.Discard(length); err != nil {
+			return err
+		}
+		if length < maxPayload {
+			return nil
+		}
+		var err error
+		if length, _, err = readHeader(s.cr, &s.hdr); err != nil {
+			return err
+		}
+	}
+}
+
+// next relays one logical packet from the node to the client. Before a read
+// that would block it flushes what the client has not seen yet, so rows
+// stream and the client never waits on our buffer.
+func (r *relay) next() (head []byte, first byte, length int, err error) {
+	if r.br.Buffered() == 0 && r.cw.Buffered() > 0 {
+		if err := r.cw.Flush(); err != nil {
+			return nil, 0, 0, err
+		}
+	}
+	var hdr [headerLen]byte
+	head, first, length, _, err = relayPacket(r.cw, r.br, &hdr)
+	r.wrote = true
+	return head, first, length, err
+}
+
+// readOne relays a response of exactly one packet.
+func (s *session) readOne(r *relay, _ bool) error {
+	head, first, _, err := r.next()
+	if err == nil && (first == 0x00 || first == 0xfe) && head != nil {
+		s.facts.noteStatus(okStatus(head, s.caps))
+	}
+	return err
+}
+
+// readOneOK relays a one-packet OK/ERR response and reports whether it was OK.
+func (s *session) readOneOK(r *relay) (bool, error) {
+	head, first, _, err := r.next()
+	if err != nil {
+		return false, err
+	}
+	if first == 0x00 && head != nil {
+		s.facts.noteStatus(okStatus(head, s.caps))
+		return true, nil
+	}
+	return false, nil
+}
+
+// readResults relays the response to COM_QUERY or COM_STMT_EXECUTE: OK,
+// ERR, a LOCAL INFILE request, or result sets, as many as the status flags
+// say (SERVER_MORE_RESULTS_EXISTS).
+func (s *session) readResults(r *relay, binary bool) error {
+	for {
+		head, first, length, err := r.next()
+		if err != nil {
+			return err
+		}
+		switch {
+		case first == 0x00 && head != nil: // OK
+			st := okStatus(head, s.caps)
+			s.facts.noteStatus(st)
+			if st&mysql.SERVER_MORE_RESULTS_EXISTS == 0 {
+				return nil
+			}
+			continue
+		case first == 0xff:
+			return nil
+		case first == 0xfb && !binary && head != nil: // LOCAL INFILE request
+			if err := s.relayInfile(r); err != nil {
+				return err
+			}
+			continue
+		}
+		if head == nil {
+			return fmt.Errorf("%w: oversized result set header", errNodeProtocol)
+		}
+		ncols, _, ok := lenEncInt(head, 0)
+		if !ok {
+			return fmt.Errorf("%w: bad column count", errNodeProtocol)
+		}
+		for i := uint64(0); i < ncols; i++ {
+			if _, _, _, err := r.next(); err != nil {
+				return err
+			}
+		}
+		if s.caps&mysql.CLIENT_DEPRECATE_EOF == 0 {
+			head, _, _, err := r.next()
+			if err != nil {
+				return err
+			}
+			if binary && eofStatus(head)&mysql.SERVER_STATUS_CURSOR_EXISTS != 0 {
+				// A cursor was opened: rows come with COM_STMT_FETCH.
+				s.facts.noteStatus(eofStatus(head))
+				return nil
+			}
+		}
+		more, err := s.rows(r)
+		if err != nil || !more {
+			return err
+		}
+		_ = length
+	}
+}
+
+// rows relays rows up to and including the terminator and reports whether
+// more result sets follow.
+func (s *session) rows(r *relay) (more bool, err error) {
+	for {
+		head, first, length, err := r.next()
+		if err != nil {
+			return false, err
+		}
+		if first == 0xff && head != nil {
+			return false, nil
+		}
+		if s.isTerminator(first, length) {
+			st := s.terminatorStatus(head)
+			s.facts.noteStatus(st)
+			return st&mysql.SERVER_MORE_RESULTS_EXISTS != 0, nil
+		}
+	}
+}
+
+// readRows relays the response to COM_STMT_FETCH or COM_FIELD_LIST: packets
+// up to a terminator or an ERR.
+func (s *session) readRows(r *relay, _ bool) error {
+	_, err := s.rows(r)
+	return err
+}
+
+// errNodeProtocol marks a node response tandem could not follow.
+var errNodeProtocol = errors.New("node protocol error")
+
+// relayInfile answers a LOCAL INFILE request: the client's file content
+// packets go to the node up to the empty packet that ends them; the node's
+// OK or ERR then follows as the rest of the response.
+func (s *session) relayInfile(r *relay) error {
+	if err := r.cw.Flush(); err != nil {
+		return err
+	}
+	var hdr [headerLen]byte
+	for {
+		_, _, length, _, err := relayPacket(r.bw, s.cr, &hdr)
+		if err != nil {
+			return err
+		}
+		if length == 0 {
+			return r.bw.Flush()
+		}
+	}
+}
+
+// prepare relays COM_STMT_PREPARE and remembers the statement for the
+// session's facts.
+func (s *session) prepare(r *relay, length int) error {
+	body, err := s.clientPayload(length)
+	if err != nil {
+		return err
+	}
+	return s.sendToNode(r, body, func(r *relay, _ bool) error {
+		head, first, _, err := r.next()
+		if err != nil || first != 0x00 {
+			return err
+		}
+		if len(head) < 12 {
+			return fmt.Errorf("%w: short COM_STMT_PREPARE OK", errNodeProtocol)
+		}
+		id := binary.LittleEndian.Uint32(head[1:])
+		cols := int(binary.LittleEndian.Uint16(head[5:]))
+		params := int(binary.LittleEndian.Uint16(head[7:]))
+		s.facts.notePrepare(id, string(body[1:]))
+		for _, n := range [2]int{params, cols} {
+			if n == 0 {
+				continue
+			}
+			if s.caps&mysql.CLIENT_DEPRECATE_EOF == 0 {
+				n++ // the EOF after the definitions
+			}
+			for range n {
+				if _, _, _, err := r.next(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// query relays COM_QUERY. It reads the statement's beginning to keep the
+// session's facts and to map KILL to the node's thread id.
+func (s *session) query(r *relay, length int) error {
+	n := min(length, s.cr.Size())
+	text, err := s.cr.Peek(n)
+	if err != nil {
+		return err
+	}
+	text = text[1:]
+	if k, ok := parseKill(text); ok && length == n {
+		_, _ = s.cr.Discard(n)
+		return s.kill(r, k.modifier, k.id)
+	}
+	s.facts.noteQuery(text, length == n)
+	return s.forward(r, length, s.readResults, false)
+}
+
+// kill maps a client's KILL of a tandem connection id to the node thread
+// that serves that session, and has the node do it (it checks privileges).
+func (s *session) kill(r *relay, modifier string, id uint32) error {
+	target := s.p.lookup(id)
+	if target == nil || target.be == nil {
+		return s.replyErr(r, newError(erNoSuchThread, "Unknown thread id: %d", id))
+	}
+	stmt := "KILL " + modifier + strconv.FormatUint(uint64(target.be.threadID), 10)
+	body := append([]byte{mysql.COM_QUERY}, stmt...)
+	return s.sendToNode(r, body, func(r *relay, _ bool) error {
+		ok, err := s.readOneOK(r)
+		if ok && target != s && !containsFold(modifier, "QUERY") {
+			target.closeConns()
+		}
+		return err
+	})
+}
+
+// changeUser handles COM_CHANGE_USER: tandem checks the new user's password
+// itself, then replaces the node connection with one logged in as that user,
+// which is what a change of user amounts to (all session state is reset).
+func (s *session) changeUser(r *relay, length int) error {
+	body, err := s.clientPayload(length)
+	if err != nil {
+		return err
+	}
+	cu, err := parseChangeUser(body, s.caps)
+	if err != nil {
+		return s.replyErr(r, newError(erHandshake, "Bad handshake"))
+	}
+	seq := byte(1)
+	auth := cu.Auth
+	plugin := cu.Plugin
+	if plugin == "" {
+		plugin = mysql.AUTH_NATIVE_PASSWORD
+	}
+	if !clientPluginOK(plugin) || (s.caps&mysql.CLIENT_PLUGIN_AUTH != 0 && cu.Plugin == "") {
+		plugin = s.p.cfg.DefaultAuthPlugin
+	}
+	if plugin != cu.Plugin && s.caps&mysql.CLIENT_PLUGIN_AUTH != 0 {
+		s.salt = mysql.RandomBuf(20)
+		if _, err := writePacket(r.cw, seq, appendAuthSwitch(nil, plugin, s.salt)); err != nil {
+			return err
+		}
+		if err := r.cw.Flush(); err != nil {
+			return err
+		}
+		var rseq byte
+		if auth, rseq, err = readPacket(s.cr, nil, 1<<12); err != nil {
+			return err
+		}
+		seq = rseq + 1
+	}
+	password, known := s.p.cfg.Users[cu.User]
+	if !known || !checkScramble(plugin, s.salt, auth, password) {
+		e := newError(erAccessDenied, "Access denied for user '%s'@'%s' (using password: YES)", cu.User, remoteHost(s.client))
+		_ = writeErr(r.cw, seq, e)
+		return e // MySQL closes the connection after a failed change of user
+	}
+	if plugin == mysql.AUTH_CACHING_SHA2_PASSWORD && password != "" {
+		if seq, err = writePacket(r.cw, seq, []byte{1, 3}); err != nil {
+			return err
+		}
+	}
+	collation := cu.Collation
+	if collation == 0 {
+		collation = s.facts.Collation
+	}
+	lp := &loginParams{User: cu.User, Password: password, DB: cu.DB, Caps: s.caps &^ mysql.CLIENT_SSL,
+		Collation: collation, MaxPacket: 1 << 30, Attrs: cu.Attrs}
+	be, err := dialBackend(context.Background(), s.be.node, lp, s.p.timeouts())
+	if err != nil {
+		e, refused := isNodeRefusal(err)
+		if !refused {
+			e = backendError("tandem: cannot reach node %s: %v", s.be.node, err)
+		}
+		_ = writeErr(r.cw, seq, e)
+		return err
+	}
+	s.mu.Lock()
+	old := s.be
+	s.be = be
+	s.mu.Unlock()
+	old.close()
+	r.br.Reset(be.conn)
+	r.bw.Reset(be.conn)
+	s.user, s.pass = cu.User, password
+	s.facts.reset(cu.DB, collation)
+	s.facts.noteStatus(be.status)
+	if _, err := writePacket(r.cw, seq, appendOK(nil, be.status&^mysql.SERVER_SESSION_STATE_CHANGED, s.caps)); err != nil {
+		return err
+	}
+	return r.cw.Flush()
+}
+
+// changeUserRequest is a decoded COM_CHANGE_USER.
+type changeUserRequest struct {
+	User      string
+	Auth      []byte
+	DB        string
+	Collation byte
+	Plugin    string
+	Attrs     []byte
+}
+
+// parseChangeUser decodes a COM_CHANGE_USER payload (command byte included).
+func parseChangeUser(p []byte, caps uint32) (*changeUserRequest, error) {
+	if len(p) < 2 || p[0] != mysql.COM_CHANGE_USER {
+		return nil, fmt.Errorf("%w: not COM_CHANGE_USER", ErrHandshake)
+	}
+	cu := &changeUserRequest{}
+	user, pos, ok := nulString(p, 1)
+	if !ok || pos >= len(p) {
+		return nil, fmt.Errorf("%w: change user: user name not terminated", ErrHandshake)
+	}
+	cu.User = string(user)
+	n := int(p[pos])
+	if pos+1+n > len(p) {
+		return nil, fmt.Errorf("%w: change user: auth data truncated", ErrHandshake)
+	}
+	cu.Auth = append([]byte(nil), p[pos+1:pos+1+n]...)
+	pos += 1 + n
+	db, pos, ok := nulString(p, pos)
+	if !ok {
+		return nil, fmt.Errorf("%w: change user: database not terminated", ErrHandshake)
+	}
+	cu.DB = string(db)
+	if pos+2 <= len(p) {
+		cu.Collation = p[pos] // low byte of the 2-byte character set
+		pos += 2
+	}
+	if caps&mysql.CLIENT_PLUGIN_AUTH != 0 && pos < len(p) {
+		name, next, ok := nulString(p, pos)
+		if !ok {
+			return nil, fmt.Errorf("%w: change user: plugin name not terminated", ErrHandshake)
+		}
+		cu.Plugin, pos = string(name), next
+	}
+	if caps&mysql.CLIENT_CONNECT_ATTRS != 0 && pos < len(p) {
+		n, next, ok := lenEncInt(p, pos)
+		if !ok || n > uint64(len(p)-next) {
+			return nil, fmt.Errorf("%w: change user: attributes truncated", ErrHandshake)
+		}
+		cu.Attrs = append([]byte(nil), p[pos:next+int(n)]...)
+	}
+	return cu, nil
+}

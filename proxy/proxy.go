@@ -1,0 +1,265 @@
+// Package proxy is tandem's data path: it speaks the MySQL protocol to
+// clients, logs each session in to the active node and relays packets
+// verbatim. It knows nothing of failover policy; it offers a narrow control
+// surface (see control.go) that a caller drives.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Config is the data path's configuration. The zero value of each field
+// means its default, given in DefaultConfig.
+type Config struct {
+	// Users maps each user name clients may log in as to its password.
+	// tandem checks the password itself and logs in to the node with it.
+	Users map[string]string
+
+	// TLS, when set, lets clients upgrade their connection to TLS.
+	TLS *tls.Config
+	// RequireTLS refuses clients that do not upgrade to TLS (needs TLS).
+	RequireTLS bool
+
+	// DefaultAuthPlugin is the plugin named in tandem's greeting:
+	// mysql_native_password (default) or caching_sha2_password. A client
+	// that answers with the other one is accepted too.
+	DefaultAuthPlugin string
+
+	// MaxConnections caps concurrent client sessions; one more gets error
+	// 1040. Default 4096.
+	MaxConnections int
+
+	// HandshakeTimeout bounds the client handshake, from accept to the
+	// final OK: a silent client is cut after it. Default 10s.
+	HandshakeTimeout time.Duration
+
+	// ConnectTimeout bounds the TCP connect to a node. Default 2s: on a
+	// LAN a connect takes milliseconds; longer means the node is gone.
+	ConnectTimeout time.Duration
+
+	// LoginTimeout bounds the login to a node once connected. Default 5s.
+	LoginTimeout time.Duration
+
+	// MaxPacket is the largest client packet tandem buffers whole (the
+	// text of a prepared statement, COM_CHANGE_USER). Packets relayed
+	// verbatim stream through in constant memory and are bounded only by
+	// the node's max_allowed_packet. Default 64 MiB.
+	MaxPacket int
+
+	// Logger receives session-level events. Default: hclog.NewNullLogger().
+	Logger hclog.Logger
+}
+
+// DefaultConfig returns a Config with every default filled in.
+func DefaultConfig() Config {
+	return Config{
+		DefaultAuthPlugin: mysql.AUTH_NATIVE_PASSWORD,
+		MaxConnections:    4096,
+		HandshakeTimeout:  10 * time.Second,
+		ConnectTimeout:    2 * time.Second,
+		LoginTimeout:      5 * time.Second,
+		MaxPacket:         64 << 20,
+		Logger:            hclog.NewNullLogger(),
+	}
+}
+
+func (c *Config) withDefaults() Config {
+	d := DefaultConfig()
+	out := *c
+	if out.DefaultAuthPlugin == "" {
+		out.DefaultAuthPlugin = d.DefaultAuthPlugin
+	}
+	if out.MaxConnections == 0 {
+		out.MaxConnections = d.MaxConnections
+	}
+	if out.HandshakeTimeout == 0 {
+		out.HandshakeTimeout = d.HandshakeTimeout
+	}
+	if out.ConnectTimeout == 0 {
+		out.ConnectTimeout = d.ConnectTimeout
+	}
+	if out.LoginTimeout == 0 {
+		out.LoginTimeout = d.LoginTimeout
+	}
+	if out.MaxPacket == 0 {
+		out.MaxPacket = d.MaxPacket
+	}
+	if out.Logger == nil {
+		out.Logger = d.Logger
+	}
+	return out
+}
+
+// Validate reports the first bad field by name.
+func (c *Config) Validate() error {
+	if !clientPluginOK(c.DefaultAuthPlugin) && c.DefaultAuthPlugin != "" {
+		return fmt.Errorf("DefaultAuthPlugin: %q is not mysql_native_password or caching_sha2_password", c.DefaultAuthPlugin)
+	}
+	if c.MaxConnections < 0 {
+		return fmt.Errorf("MaxConnections: %d is negative", c.MaxConnections)
+	}
+	for name, d := range map[string]time.Duration{"HandshakeTimeout": c.HandshakeTimeout, "ConnectTimeout": c.ConnectTimeout, "LoginTimeout": c.LoginTimeout} {
+		if d < 0 {
+			return fmt.Errorf("%s: %v is negative", name, d)
+		}
+	}
+	if c.RequireTLS && c.TLS == nil {
+		return errors.New("RequireTLS: set, but TLS is not configured")
+	}
+	if c.MaxPacket < 0 {
+		return fmt.Errorf("MaxPacket: %d is negative", c.MaxPacket)
+	}
+	return nil
+}
+
+// Proxy accepts client sessions and relays each to the active node.
+type Proxy struct {
+	cfg   Config
+	log   hclog.Logger
+	nodes []*Node
+
+	active atomic.Pointer[Node]
+	nextID atomic.Uint32
+
+	mu        sync.Mutex
+	sessions  map[uint32]*session
+	listeners map[net.Listener]struct{}
+	closing   bool
+	wg        sync.WaitGroup
+}
+
+// ErrClosed is returned by Serve after Shutdown.
+var ErrClosed = errors.New("proxy: closed")
+
+// New returns a Proxy for nodes, routing to active (one of nodes' names).
+func New(cfg Config, nodes []*Node, active string) (*Proxy, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Proxy{
+		cfg:       cfg.withDefaults(),
+		nodes:     nodes,
+		sessions:  make(map[uint32]*session),
+		listeners: make(map[net.Listener]struct{}),
+	}
+	p.log = p.cfg.Logger
+	if err := p.Route(active); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Serve accepts connections on l until Shutdown. It always returns an error:
+// ErrClosed after Shutdown.
+func (p *Proxy) Serve(l net.Listener) error {
+	p.mu.Lock()
+	if p.closing {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	p.listeners[l] = struct{}{}
+	p.mu.Unlock()
+	var delay time.Duration
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			p.mu.Lock()
+			closing := p.closing
+			p.mu.Unlock()
+			if closing {
+				return ErrClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				p.log.Warn("accept failed; retrying", "error", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.serveConn(conn)
+		}()
+	}
+}
+
+// Shutdown stops accepting, waits for sessions to end until ctx is done, then
+// closes the ones left. It returns ctx.Err() if it had to close sessions.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	p.closing = true
+	for l := range p.listeners {
+		_ = l.Close()
+	}
+	p.mu.Unlock()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+	for _, s := range p.sessions {
+		s.closeConns()
+	}
+	p.mu.Unlock()
+	<-done
+	return ctx.Err()
+}
+
+// SessionCount is the number of client sessions open now.
+func (p *Proxy) SessionCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.sessions)
+}
+
+// register adds s under a fresh connection id, or reports that the
+// connection limit is reached.
+func (p *Proxy) register(s *session) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.sessions) >= p.cfg.MaxConnections {
+		return false
+	}
+	for {
+		id := p.nextID.Add(1)
+		if _, taken := p.sessions[id]; id != 0 && !taken {
+			s.id = id
+			p.sessions[id] = s
+			return true
+		}
+	}
+}
+
+func (p *Proxy) unregister(s *session) {
+	p.mu.Lock()
+	delete(p.sessions, s.id)
+	p.mu.Unlock()
+}
+
+func (p *Proxy) lookup(id uint32) *session {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sessions[id]
+}
+
+func (p *Proxy) timeouts() dialTimeouts {
+	return dialTimeouts{Connect: p.cfg.ConnectTimeout, Login: p.cfg.LoginTimeout}
+}

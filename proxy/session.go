@@ -1,0 +1,264 @@
+package proxy
+
+// What tandem knows about a client session's state on its node: enough to
+// rebuild the session on another node, or to know that it cannot.
+
+import (
+	"strconv"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// Facts is the state of one client session as tandem tracks it.
+type Facts struct {
+	// InTransaction is set while the node reports SERVER_STATUS_IN_TRANS.
+	InTransaction bool
+	// Autocommit mirrors SERVER_STATUS_AUTOCOMMIT.
+	Autocommit bool
+	// Schema is the current database ("" for none).
+	Schema string
+	// Collation is the collation id from the handshake.
+	Collation byte
+	// Settings are the session's SET statements (including SET NAMES and
+	// SET CHARACTER SET), in the order they were run, for replay.
+	Settings []string
+	// Prepared maps the node's statement id to its SQL text.
+	Prepared map[uint32]string
+	// Pinned says why the session cannot be rebuilt elsewhere ("" if it
+	// can): temporary tables, named locks, LOCK TABLES, user variables,
+	// SQL-level PREPARE.
+	Pinned string
+}
+
+func (f *Facts) reset(schema string, collation byte) {
+	*f = Facts{Schema: schema, Collation: collation, Autocommit: true}
+}
+
+func (f *Facts) noteStatus(st uint16) {
+	f.InTransaction = st&mysql.SERVER_STATUS_IN_TRANS != 0
+	f.Autocommit = st&mysql.SERVER_STATUS_AUTOCOMMIT != 0
+}
+
+func (f *Facts) notePrepare(id uint32, sql string) {
+	if f.Prepared == nil {
+		f.Prepared = make(map[uint32]string)
+	}
+	f.Prepared[id] = sql
+}
+
+func (f *Facts) noteStmtClose(id uint32) { delete(f.Prepared, id) }
+
+func (f *Facts) pin(why string) {
+	if f.Pinned == "" {
+		f.Pinned = why
+	}
+}
+
+// maxSettings bounds how many SET statements a session keeps for replay; a
+// session that sets more is pinned rather than allowed to grow without end.
+const maxSettings = 64
+
+// noteQuery updates the facts from the text of a COM_QUERY before it runs.
+// whole is false when text is only the beginning of a longer statement. It
+// is deliberately conservative: anything it is unsure of pins the session,
+// which costs only that the session is closed, not moved, on a failover.
+func (f *Facts) noteQuery(text []byte, whole bool) {
+	kw, rest := firstWord(text)
+	switch kw {
+	case "SELECT", "DO", "CALL", "WITH", "VALUES":
+		if hasUserVar(text) {
+			f.pin("user variables")
+		}
+		if containsFold(string(text), "GET_LOCK") {
+			f.pin("named locks (GET_LOCK)")
+		}
+	case "USE":
+		db, _ := firstIdent(rest)
+		if db != "" {
+			f.Schema = db
+		}
+	case "SET":
+		if hasUserVar(text) {
+			f.pin("user variables")
+			return
+		}
+		w, _ := firstWord(rest)
+		if w == "TRANSACTION" || w == "GLOBAL" || w == "PASSWORD" || w == "ROLE" || w == "DEFAULT" {
+			return // not session state tandem replays (TRANSACTION applies to the next one only)
+		}
+		if !whole || len(f.Settings) >= maxSettings {
+			f.pin("too many or too long SET statements")
+			return
+		}
+		f.Settings = append(f.Settings, string(text))
+	case "CREATE":
+		if w, _ := firstWord(rest); w == "TEMPORARY" {
+			f.pin("temporary tables")
+		}
+	case "LOCK":
+		f.pin("LOCK TABLES")
+	case "PREPARE":
+		f.pin("SQL-level PREPARE")
+	}
+}
+
+// firstWord returns the first keyword of s in upper case, skipping spaces,
+// comments and an opening parenthesis, and the text after it.
+func firstWord(s []byte) (string, []byte) {
+	s = skipSpace(s)
+	for len(s) > 0 && s[0] == '(' {
+		s = skipSpace(s[1:])
+	}
+	i := 0
+	for i < len(s) && isIdentByte(s[i]) && i < 16 {
+		i++
+	}
+	var up [16]byte
+	for j := 0; j < i; j++ {
+		c := s[j]
+		if c >= 'a' && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		up[j] = c
+	}
+	return string(up[:i]), s[i:]
+}
+
+// firstIdent returns the identifier at the start of s, unquoting backticks.
+func firstIdent(s []byte) (string, []byte) {
+	s = skipSpace(s)
+	if len(s) > 0 && s[0] == '`' {
+		for i := 1; i < len(s); i++ {
+			if s[i] == '`' {
+				if i+1 < len(s) && s[i+1] == '`' {
+					i++
+					continue
+				}
+				return string(s[1:i]), s[i+1:]
+			}
+		}
+		return "", nil
+	}
+	i := 0
+	for i < len(s) && (isIdentByte(s[i]) || s[i] == '$' || s[i] >= 0x80) {
+		i++
+	}
+	return string(s[:i]), s[i:]
+}
+
+func isIdentByte(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// skipSpace skips whitespace and comments (/* */, -- and #).
+func skipSpace(s []byte) []byte {
+	for len(s) > 0 {
+		switch {
+		case s[0] == ' ' || s[0] == '\t' || s[0] == '\n' || s[0] == '\r' || s[0] == ';':
+			s = s[1:]
+		case len(s) >= 2 && s[0] == '/' && s[1] == '*':
+			end := indexOf(s[2:], "*/")
+			if end < 0 {
+				return nil
+			}
+			s = s[2+end+2:]
+		case s[0] == '#' || len(s) >= 3 && s[0] == '-' && s[1] == '-' && (s[2] == ' ' || s[2] == '\t'):
+			end := indexOf(s, "\n")
+			if end < 0 {
+				return nil
+			}
+			s = s[end+1:]
+		default:
+			return s
+		}
+	}
+	return s
+}
+
+func indexOf(s []byte, sep string) int {
+	for i := 0; i+len(sep) <= len(s); i++ {
+		if string(s[i:i+len(sep)]) == sep {
+			return i
+		}
+	}
+	return -1
+}
+
+// hasUserVar reports whether s mentions a user variable (@name, not
+// @@system). Conservative: an '@' inside a string literal counts too.
+func hasUserVar(s []byte) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '@' {
+			continue
+		}
+		if i+1 < len(s) && s[i+1] == '@' {
+			i++
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+// containsFold reports whether s contains sub (ASCII upper case) in any case.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		j := 0
+		for ; j < len(sub); j++ {
+			c := s[i+j]
+			if c >= 'a' && c <= 'z' {
+				c -= 'a' - 'A'
+			}
+			if c != sub[j] {
+				break
+			}
+		}
+		if j == len(sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// killStmt is a parsed KILL statement that names a connection id.
+type killStmt struct {
+	modifier string // e.g. "HARD QUERY ", with a trailing space, or ""
+	id       uint32
+}
+
+// parseKill recognises KILL [HARD|SOFT] [CONNECTION|QUERY] <id>. KILL QUERY
+// ID <query id> and KILL USER name are not connection ids and are passed to
+// the node as they are (ok is false).
+func parseKill(s []byte) (k killStmt, ok bool) {
+	w, rest := firstWord(s)
+	if w != "KILL" {
+		return k, false
+	}
+	w, r2 := firstWord(rest)
+	if w == "HARD" || w == "SOFT" {
+		k.modifier += w + " "
+		rest = r2
+		w, r2 = firstWord(rest)
+	}
+	switch w {
+	case "CONNECTION", "QUERY":
+		k.modifier += w + " "
+		rest = r2
+	case "ID", "USER":
+		return k, false
+	}
+	rest = skipSpace(rest)
+	i := 0
+	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+		i++
+	}
+	if i == 0 || len(skipSpace(rest[i:])) != 0 {
+		return k, false
+	}
+	id, err := strconv.ParseUint(string(rest[:i]), 10, 32)
+	if err != nil {
+		return k, false
+	}
+	k.id = uint32(id)
+	return k, true
+}
