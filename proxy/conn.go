@@ -47,6 +47,20 @@ type session struct {
 	closed atomic.Bool
 
 	facts Facts
+	attrs []byte // the client's connection attributes, for new logins
+
+	// route is the route the session's node connection follows; broken
+	// is set when that connection failed and must be replaced.
+	route   *route
+	broken  bool
+	lastCmd time.Time
+	// stmts maps the client's statement ids to the node's once the
+	// session has moved (nil until then: the ids are the node's).
+	stmts    map[uint32]uint32
+	nextStmt uint32
+
+	busy atomic.Bool // running a command (read by Sessions)
+	inTx atomic.Bool // facts.InTransaction, for other goroutines
 }
 
 // relay holds the buffers a session borrows for one command.
@@ -145,7 +159,14 @@ func writeRaw(w io.Writer, seq byte, payload []byte) error {
 // and answers OK. Any failure has already been reported to the client.
 func (s *session) handshake() error {
 	p := s.p
-	node := p.Active()
+	rt, err := p.waitRoute(time.Now().Add(min(p.cfg.HoldTimeout, p.cfg.HandshakeTimeout)))
+	if err != nil {
+		e := backendError("tandem: %v", err)
+		_ = writeRaw(s.client, 0, appendErr(nil, e))
+		return e
+	}
+	s.route = rt
+	node := rt.node
 	g := node.greeting.Load()
 	if g == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ConnectTimeout+p.cfg.LoginTimeout)
@@ -238,12 +259,9 @@ func (s *session) handshake() error {
 		seq++
 	}
 	s.pass = password
+	s.attrs = resp.Attrs
 	s.facts.reset(resp.DB, resp.Collation)
-	lp := &loginParams{
-		User: resp.User, Password: password, DB: resp.DB, Caps: s.caps &^ mysql.CLIENT_SSL,
-		Collation: resp.Collation, MaxPacket: resp.MaxPacket, Attrs: resp.Attrs,
-	}
-	be, err := dialBackend(context.Background(), node, lp, p.timeouts())
+	be, err := dialBackend(context.Background(), node, s.loginParams(), p.timeouts())
 	if err != nil {
 		e, refused := isNodeRefusal(err)
 		if !refused {
@@ -357,9 +375,17 @@ func (s *session) commandLoop() error {
 		if b[0] == mysql.COM_QUIT {
 			return nil
 		}
+		cmd := b[0]
+		s.busy.Store(true)
 		r := s.getRelay()
-		err = s.command(r, b[0], length)
+		handled, err := s.checkRoute(r, cmd, length)
+		if !handled && err == nil {
+			err = s.command(r, cmd, length)
+		}
 		s.putRelay(r)
+		s.inTx.Store(s.facts.InTransaction)
+		s.busy.Store(false)
+		s.lastCmd = time.Now()
 		if err != nil {
 			return err
 		}
@@ -373,23 +399,26 @@ func (s *session) command(r *relay, cmd byte, length int) error {
 	case mysql.COM_QUERY:
 		return s.query(r, length)
 	case mysql.COM_STMT_EXECUTE:
+		s.mapStmt(length)
 		return s.forward(r, length, s.readResults, true)
 	case mysql.COM_STMT_PREPARE:
 		return s.prepare(r, length)
 	case mysql.COM_STMT_FETCH:
+		s.mapStmt(length)
 		return s.forward(r, length, s.readRows, true)
 	case mysql.COM_STMT_CLOSE:
-		body, err := s.clientPayload(length)
-		if err != nil {
-			return err
+		if id, ok := s.mapStmt(length); ok {
+			s.facts.noteStmtClose(id)
+			delete(s.stmts, id)
 		}
-		if len(body) >= 5 {
-			s.facts.noteStmtClose(binary.LittleEndian.Uint32(body[1:]))
-		}
-		return s.sendToNode(r, body, nil)
-	case mysql.COM_STMT_SEND_LONG_DATA:
 		return s.forward(r, length, nil, false)
-	case mysql.COM_STMT_RESET, mysql.COM_PING, mysql.COM_SET_OPTION, mysql.COM_DEBUG,
+	case mysql.COM_STMT_SEND_LONG_DATA:
+		s.mapStmt(length)
+		return s.forward(r, length, nil, false)
+	case mysql.COM_STMT_RESET:
+		s.mapStmt(length)
+		return s.forward(r, length, s.readOne, false)
+	case mysql.COM_PING, mysql.COM_SET_OPTION, mysql.COM_DEBUG,
 		mysql.COM_REFRESH, mysql.COM_SHUTDOWN:
 		return s.forward(r, length, s.readOne, false)
 	case mysql.COM_STATISTICS:
@@ -416,6 +445,9 @@ func (s *session) command(r *relay, cmd byte, length int) error {
 			ok, err := s.readOneOK(r)
 			if ok {
 				s.facts.reset(s.facts.Schema, s.facts.Collation)
+				if s.stmts != nil {
+					s.stmts = map[uint32]uint32{}
+				}
 			}
 			return err
 		}, false)
@@ -447,18 +479,44 @@ func (s *session) command(r *relay, cmd byte, length int) error {
 type responseFunc func(r *relay, binary bool) error
 
 // forward relays the client's command packet (header in s.hdr) to the node
-// unchanged, then its response.
+// unchanged, then its response. resp is nil for commands without one.
 func (s *session) forward(r *relay, length int, resp responseFunc, binary bool) error {
 	if _, _, err := relayBody(r.bw, s.cr, &s.hdr, length); err != nil {
-		return s.nodeFailed(r, err)
+		// Part of a large command may be unread: the session cannot go on.
+		return fmt.Errorf("relaying a command to node %s: %w", s.be.node.Name, err)
 	}
 	if err := r.bw.Flush(); err != nil {
+		if resp == nil {
+			s.broken = true
+			return nil
+		}
 		return s.nodeFailed(r, err)
 	}
 	if resp == nil {
 		return nil
 	}
 	return s.finish(r, resp(r, binary))
+}
+
+// mapStmt rewrites, in the client reader's buffer, the statement id of the
+// COM_STMT_* packet about to be relayed from the client's id to the node's,
+// and returns the client's id. The bytes are still unread (Peek), so the
+// relay then copies the rewritten packet.
+func (s *session) mapStmt(length int) (clientID uint32, ok bool) {
+	if length < 5 {
+		return 0, false
+	}
+	b, err := s.cr.Peek(5)
+	if err != nil {
+		return 0, false
+	}
+	clientID = binary.LittleEndian.Uint32(b[1:])
+	if s.stmts != nil {
+		if id, ok := s.stmts[clientID]; ok {
+			binary.LittleEndian.PutUint32(b[1:], id)
+		}
+	}
+	return clientID, true
 }
 
 // sendToNode sends a command payload tandem holds in memory, then relays
@@ -484,18 +542,29 @@ func (s *session) finish(r *relay, err error) error {
 	return r.cw.Flush()
 }
 
-// nodeFailed reports a failed exchange with the node. If nothing of the
-// response reached the client, it gets one ERR packet naming the node;
-// either way the session ends, because its node connection is gone.
+// nodeFailed handles a failed exchange with the node. If nothing of the
+// response reached the client, it gets exactly one ERR packet and the
+// session lives on: its next command moves it to a working node. If part of
+// the response was sent, the client connection must be closed.
 func (s *session) nodeFailed(r *relay, err error) error {
 	if errors.Is(err, errClientProtocol) || errors.Is(err, ErrPacketTooLarge) {
 		return err
 	}
-	if !r.wrote && !s.closed.Load() {
-		r.cw.Reset(s.client)
-		_ = writeErr(r.cw, 1, backendError("tandem: lost connection to node %s during command: %v", s.be.node, err))
+	node := s.be.node
+	if r.wrote || s.closed.Load() {
+		return fmt.Errorf("node %s failed in the middle of a response: %w", node.Name, err)
 	}
-	return fmt.Errorf("node %s: %w", s.be.node.Name, err)
+	s.broken = true
+	var e *sqlError
+	if s.facts.InTransaction {
+		e = &sqlError{Code: erTxLost, State: "40001", Message: fmt.Sprintf(
+			"tandem: node %s failed during the transaction (%v); the transaction is lost, retry it", node.Name, err)}
+	} else {
+		e = newError(erInterrupted, "tandem: node %s failed while this statement ran (%v); it may or may not have taken effect", node.Name, err)
+	}
+	s.facts.InTransaction = false
+	r.cw.Reset(s.client)
+	return writeErr(r.cw, 1, e)
 }
 
 // replyErr answers the current command with an ERR packet of tandem's own.
@@ -542,8 +611,11 @@ func (r *relay) next() (head []byte, first byte, length int, err error) {
 		}
 	}
 	var hdr [headerLen]byte
-	head, first, length, _, err = relayPacket(r.cw, r.br, &hdr)
+	if length, _, err = readHeader(r.br, &hdr); err != nil {
+		return nil, 0, 0, err // nothing of this packet reached cw
+	}
 	r.wrote = true
+	head, first, err = relayBody(r.cw, r.br, &hdr, length)
 	return head, first, length, err
 }
 
@@ -681,16 +753,37 @@ func (s *session) prepare(r *relay, length int) error {
 		return err
 	}
 	return s.sendToNode(r, body, func(r *relay, _ bool) error {
-		head, first, _, err := r.next()
-		if err != nil || first != 0x00 {
+		// Read the first packet by hand: after a move, the node's
+		// statement id is replaced by one of the session's own.
+		length, _, err := readHeader(r.br, &s.hdr)
+		if err != nil {
 			return err
 		}
-		if len(head) < 12 {
-			return fmt.Errorf("%w: short COM_STMT_PREPARE OK", errNodeProtocol)
+		if length < 12 || length >= r.br.Size() {
+			_, _, err := relayBody(r.cw, r.br, &s.hdr, length)
+			r.wrote = true
+			return err // an ERR packet
+		}
+		head, err := r.br.Peek(length)
+		if err != nil || head[0] != 0x00 {
+			return err
 		}
 		id := binary.LittleEndian.Uint32(head[1:])
 		cols := int(binary.LittleEndian.Uint16(head[5:]))
 		params := int(binary.LittleEndian.Uint16(head[7:]))
+		if s.stmts != nil {
+			s.nextStmt++
+			for s.facts.Prepared[s.nextStmt] != "" || s.nextStmt == 0 {
+				s.nextStmt++
+			}
+			s.stmts[s.nextStmt] = id
+			id = s.nextStmt
+			binary.LittleEndian.PutUint32(head[1:], id)
+		}
+		if _, _, err := relayBody(r.cw, r.br, &s.hdr, length); err != nil {
+			return err
+		}
+		r.wrote = true
 		s.facts.notePrepare(id, string(body[1:]))
 		for _, n := range [2]int{params, cols} {
 			if n == 0 {
@@ -794,8 +887,8 @@ func (s *session) changeUser(r *relay, length int) error {
 	if collation == 0 {
 		collation = s.facts.Collation
 	}
-	lp := &loginParams{User: cu.User, Password: password, DB: cu.DB, Caps: s.caps &^ mysql.CLIENT_SSL,
-		Collation: collation, MaxPacket: 1 << 30, Attrs: cu.Attrs}
+	lp := s.loginParams()
+	lp.User, lp.Password, lp.DB, lp.Collation, lp.Attrs = cu.User, password, cu.DB, collation, cu.Attrs
 	be, err := dialBackend(context.Background(), s.be.node, lp, s.p.timeouts())
 	if err != nil {
 		e, refused := isNodeRefusal(err)
@@ -812,7 +905,8 @@ func (s *session) changeUser(r *relay, length int) error {
 	old.close()
 	r.br.Reset(be.conn)
 	r.bw.Reset(be.conn)
-	s.user, s.pass = cu.User, password
+	s.user, s.pass, s.attrs = cu.User, password, cu.Attrs
+	s.stmts, s.nextStmt = nil, 0
 	s.facts.reset(cu.DB, collation)
 	s.facts.noteStatus(be.status)
 	if _, err := writePacket(r.cw, seq, appendOK(nil, be.status&^mysql.SERVER_SESSION_STATE_CHANGED, s.caps)); err != nil {

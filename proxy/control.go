@@ -1,24 +1,161 @@
 package proxy
 
 // The control surface: the few things a caller (the failover package, via
-// cmd) may ask of the data path. Nothing here decides anything.
+// cmd) may ask of the data path. Nothing here decides anything; the caller
+// owns policy.
+//
+// At any moment the proxy has one route:
+//   - to a node: sessions run their commands there; a session whose node
+//     connection is elsewhere moves at its next command (see move.go);
+//   - held: new commands and new sessions wait, up to Config.HoldTimeout,
+//     for the next route (a switchover or failover in progress);
+//   - down: no node may take traffic; commands fail at once with the reason.
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// route is one routing decision. It is immutable once published; changed is
+// closed when it is replaced.
+type route struct {
+	node    *Node  // nil when down
+	held    bool   // commands wait for the next route
+	reason  string // why the route is down
+	changed chan struct{}
+}
 
 // Nodes returns the nodes the proxy knows, in configuration order.
 func (p *Proxy) Nodes() []*Node { return p.nodes }
 
-// Active returns the node new sessions are routed to.
-func (p *Proxy) Active() *Node { return p.active.Load() }
+// Active returns the node traffic goes to, or nil when the proxy is down.
+func (p *Proxy) Active() *Node { return p.route.Load().node }
 
-// Route sends new sessions to the node called name.
-func (p *Proxy) Route(name string) error {
+func (p *Proxy) node(name string) (*Node, error) {
 	for _, n := range p.nodes {
 		if n.Name == name {
-			p.active.Store(n)
-			p.log.Info("routing new sessions", "node", n.Name, "address", n.Address)
-			return nil
+			return n, nil
 		}
 	}
-	return fmt.Errorf("proxy: no node named %q", name)
+	return nil, fmt.Errorf("proxy: no node named %q", name)
+}
+
+// setRoute publishes r and wakes everything waiting on the old route.
+func (p *Proxy) setRoute(r *route) {
+	r.changed = make(chan struct{})
+	p.routeMu.Lock()
+	old := p.route.Swap(r)
+	p.routeMu.Unlock()
+	if old != nil {
+		close(old.changed)
+	}
+}
+
+// Route sends all traffic to the node called name and releases held
+// commands. Sessions connected to another node move there at their next
+// command.
+func (p *Proxy) Route(name string) error {
+	n, err := p.node(name)
+	if err != nil {
+		return err
+	}
+	p.setRoute(&route{node: n})
+	p.log.Info("routing traffic", "node", n.Name, "address", n.Address)
+	return nil
+}
+
+// Hold makes new commands and sessions wait (up to Config.HoldTimeout) for
+// the next call to Route, Resume or Down. Commands already running finish.
+func (p *Proxy) Hold() {
+	cur := p.route.Load()
+	p.setRoute(&route{node: cur.node, held: true, reason: cur.reason})
+	p.log.Info("holding new commands")
+}
+
+// Resume releases held commands to the node they were routed to before
+// Hold.
+func (p *Proxy) Resume() {
+	cur := p.route.Load()
+	p.setRoute(&route{node: cur.node, reason: cur.reason})
+	p.log.Info("resumed")
+}
+
+// Down refuses all traffic at once with reason, until the next Route.
+func (p *Proxy) Down(reason string) {
+	p.setRoute(&route{reason: reason})
+	p.log.Warn("no node takes traffic", "reason", reason)
+}
+
+// Cut interrupts every command running on the node called name: each such
+// client gets one error and its session moves at its next command. Used
+// when that node has failed (a hung node never answers by itself).
+func (p *Proxy) Cut(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.sessions {
+		s.mu.Lock()
+		if s.be != nil && s.be.node.Name == name {
+			_ = s.be.conn.SetDeadline(time.Unix(1, 0))
+		}
+		s.mu.Unlock()
+	}
+}
+
+// SessionStats counts client sessions.
+type SessionStats struct {
+	Total         int
+	Busy          int            // running a command now
+	InTransaction int            // inside a transaction
+	ByNode        map[string]int // node connections per node
+}
+
+// Sessions returns counts of the open client sessions.
+func (p *Proxy) Sessions() SessionStats {
+	st := SessionStats{ByNode: map[string]int{}}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.sessions {
+		st.Total++
+		if s.busy.Load() {
+			st.Busy++
+		}
+		if s.inTx.Load() {
+			st.InTransaction++
+		}
+		s.mu.Lock()
+		if s.be != nil {
+			st.ByNode[s.be.node.Name]++
+		}
+		s.mu.Unlock()
+	}
+	return st
+}
+
+// errNoRoute is wrapped by waitRoute's errors.
+var errNoRoute = errors.New("no node takes traffic")
+
+// waitRoute returns the route to use now, waiting while traffic is held,
+// at most until deadline.
+func (p *Proxy) waitRoute(deadline time.Time) (*route, error) {
+	for {
+		r := p.route.Load()
+		switch {
+		case r.held:
+		case r.node != nil:
+			return r, nil
+		default:
+			return nil, fmt.Errorf("%w: %s", errNoRoute, r.reason)
+		}
+		d := time.Until(deadline)
+		if d <= 0 {
+			return nil, fmt.Errorf("%w: traffic was held for longer than %v", errNoRoute, p.cfg.HoldTimeout)
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-r.changed:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 }

@@ -59,6 +59,9 @@ func readPacket(r io.Reader, buf []byte, limit int) ([]byte, byte, error) {
 	for {
 		n, seq, err := readHeader(r, &hdr)
 		if err != nil {
+			if len(buf) > 0 && err == io.EOF {
+				err = io.ErrUnexpectedEOF // a continuation chunk is missing
+			}
 			return nil, 0, err
 		}
 		if limit > 0 && len(buf)+n > limit {
@@ -72,6 +75,9 @@ func readPacket(r io.Reader, buf []byte, limit int) ([]byte, byte, error) {
 		}
 		buf = buf[:start+n]
 		if _, err := io.ReadFull(r, buf[start:]); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF // the header promised a payload
+			}
 			return nil, seq, err
 		}
 		if n < maxPayload {

@@ -57,6 +57,18 @@ type Config struct {
 	// the node's max_allowed_packet. Default 64 MiB.
 	MaxPacket int
 
+	// HoldTimeout is how long a command or a new session waits while
+	// traffic is held (a switchover or failover in progress) before it
+	// gets an error. Default 10s: longer than a failover takes with the
+	// default detection settings, short enough for an app's own timeouts.
+	HoldTimeout time.Duration
+
+	// IdleCheck: before running a command on a node connection that has
+	// been idle this long, tandem peeks (one non-blocking recv) whether
+	// the node closed it meanwhile, and if so moves the session instead of
+	// failing the command. Default 250ms; busy sessions never pay for it.
+	IdleCheck time.Duration
+
 	// Logger receives session-level events. Default: hclog.NewNullLogger().
 	Logger hclog.Logger
 }
@@ -70,6 +82,8 @@ func DefaultConfig() Config {
 		ConnectTimeout:    2 * time.Second,
 		LoginTimeout:      5 * time.Second,
 		MaxPacket:         64 << 20,
+		HoldTimeout:       10 * time.Second,
+		IdleCheck:         250 * time.Millisecond,
 		Logger:            hclog.NewNullLogger(),
 	}
 }
@@ -95,6 +109,12 @@ func (c *Config) withDefaults() Config {
 	if out.MaxPacket == 0 {
 		out.MaxPacket = d.MaxPacket
 	}
+	if out.HoldTimeout == 0 {
+		out.HoldTimeout = d.HoldTimeout
+	}
+	if out.IdleCheck == 0 {
+		out.IdleCheck = d.IdleCheck
+	}
 	if out.Logger == nil {
 		out.Logger = d.Logger
 	}
@@ -109,7 +129,8 @@ func (c *Config) Validate() error {
 	if c.MaxConnections < 0 {
 		return fmt.Errorf("MaxConnections: %d is negative", c.MaxConnections)
 	}
-	for name, d := range map[string]time.Duration{"HandshakeTimeout": c.HandshakeTimeout, "ConnectTimeout": c.ConnectTimeout, "LoginTimeout": c.LoginTimeout} {
+	for name, d := range map[string]time.Duration{"HandshakeTimeout": c.HandshakeTimeout, "ConnectTimeout": c.ConnectTimeout,
+		"LoginTimeout": c.LoginTimeout, "HoldTimeout": c.HoldTimeout, "IdleCheck": c.IdleCheck} {
 		if d < 0 {
 			return fmt.Errorf("%s: %v is negative", name, d)
 		}
@@ -129,8 +150,9 @@ type Proxy struct {
 	log   hclog.Logger
 	nodes []*Node
 
-	active atomic.Pointer[Node]
-	nextID atomic.Uint32
+	route   atomic.Pointer[route]
+	routeMu sync.Mutex // orders route changes
+	nextID  atomic.Uint32
 
 	mu        sync.Mutex
 	sessions  map[uint32]*session
@@ -142,7 +164,8 @@ type Proxy struct {
 // ErrClosed is returned by Serve after Shutdown.
 var ErrClosed = errors.New("proxy: closed")
 
-// New returns a Proxy for nodes, routing to active (one of nodes' names).
+// New returns a Proxy for nodes, routing to active (one of nodes' names), or
+// down if active is "".
 func New(cfg Config, nodes []*Node, active string) (*Proxy, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -154,7 +177,9 @@ func New(cfg Config, nodes []*Node, active string) (*Proxy, error) {
 		listeners: make(map[net.Listener]struct{}),
 	}
 	p.log = p.cfg.Logger
-	if err := p.Route(active); err != nil {
+	if active == "" {
+		p.setRoute(&route{reason: "no active node chosen yet"})
+	} else if err := p.Route(active); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -1,0 +1,248 @@
+package proxy
+
+// Moving a session to another node between two commands: log in again,
+// restore schema, settings and autocommit, re-prepare statements and keep
+// the client's statement ids. A session caught in a transaction gets one
+// error; one holding state that cannot be rebuilt is closed.
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// Error codes a moved or interrupted session may see; the README lists them.
+const (
+	// erTxLost: the transaction was lost with its node. 1213 with SQLSTATE
+	// 40001 is the error drivers and frameworks already retry as a whole
+	// transaction.
+	erTxLost = mysql.ER_LOCK_DEADLOCK
+	// erInterrupted: the node failed while this statement ran; it may or
+	// may not have taken effect.
+	erInterrupted = mysql.ER_QUERY_INTERRUPTED
+	// erConnectionKilled: the session holds state tandem cannot rebuild
+	// elsewhere, so it is closed.
+	erConnectionKilled = 1927 // ER_CONNECTION_KILLED, SQLSTATE 70100
+)
+
+// checkRoute runs before each command. It moves the session if the route
+// changed or its node connection broke, and reports handled=true if it
+// answered (and consumed) the command itself. A non-nil error ends the
+// session.
+func (s *session) checkRoute(r *relay, cmd byte, length int) (handled bool, err error) {
+	rt := s.p.route.Load()
+	if rt == s.route && !s.broken {
+		if s.p.cfg.IdleCheck <= 0 || time.Since(s.lastCmd) < s.p.cfg.IdleCheck || s.backendAlive() {
+			return false, nil
+		}
+		s.p.log.Info("node closed an idle session's connection", "session", s.id, "node", s.be.node.Name)
+		s.broken = true
+	}
+	if !s.broken && !rt.held && rt.node == s.be.node {
+		s.route = rt // e.g. resumed after a hold: nothing to move
+		return false, nil
+	}
+	rt, err = s.p.waitRoute(time.Now().Add(s.p.cfg.HoldTimeout))
+	if err != nil {
+		return true, s.refuse(r, cmd, length, backendError("tandem: %v", err))
+	}
+	if !s.broken && rt.node == s.be.node {
+		s.route = rt
+		return false, nil
+	}
+	if s.facts.Pinned != "" {
+		e := &sqlError{Code: erConnectionKilled, State: "70100", Message: fmt.Sprintf(
+			"tandem: the session had to move from node %s to node %s but holds %s, which cannot be rebuilt; reconnect",
+			s.be.node.Name, rt.node.Name, s.facts.Pinned)}
+		_ = s.refuse(r, cmd, length, e)
+		return true, e
+	}
+	from, inTx := s.be.node, s.facts.InTransaction
+	if err := s.reattach(rt.node); err != nil {
+		s.p.log.Warn("could not move session", "session", s.id, "to", rt.node.Name, "error", err)
+		e, refused := isNodeRefusal(err)
+		if !refused {
+			e = backendError("tandem: cannot reach node %s: %v", rt.node, err)
+		}
+		return true, s.refuse(r, cmd, length, e)
+	}
+	s.route = rt
+	r.br.Reset(s.be.conn)
+	r.bw.Reset(s.be.conn)
+	s.p.log.Debug("session moved", "session", s.id, "from", from.Name, "to", rt.node.Name, "in_transaction", inTx)
+	if inTx {
+		return true, s.refuse(r, cmd, length, &sqlError{Code: erTxLost, State: "40001", Message: fmt.Sprintf(
+			"tandem: the transaction was lost when traffic moved from node %s to node %s; retry the transaction", from.Name, rt.node.Name)})
+	}
+	return false, nil
+}
+
+// refuse consumes the current command and answers it with e, unless the
+// command is one that has no response.
+func (s *session) refuse(r *relay, cmd byte, length int, e *sqlError) error {
+	if err := s.discardClient(length); err != nil {
+		return err
+	}
+	if cmd == mysql.COM_STMT_CLOSE || cmd == mysql.COM_STMT_SEND_LONG_DATA {
+		return nil
+	}
+	return writeErr(r.cw, 1, e)
+}
+
+// backendAlive peeks, without blocking, whether the node closed the idle
+// connection (or sent something unasked, such as a "connection killed"
+// error). Any doubt counts as alive: the command then runs and fails as
+// usual.
+func (s *session) backendAlive() bool {
+	sc, ok := s.be.conn.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	alive := true
+	var buf [1]byte
+	_ = rc.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		alive = n < 0 && errors.Is(err, syscall.EAGAIN)
+		return true
+	})
+	return alive
+}
+
+// reattach logs in to n and rebuilds the session there, then replaces the
+// node connection. On error the old connection is left as it was.
+func (s *session) reattach(n *Node) error {
+	lp := s.loginParams()
+	lp.DB = s.facts.Schema
+	ctx, cancel := context.WithTimeout(context.Background(), s.p.cfg.ConnectTimeout+s.p.cfg.LoginTimeout)
+	defer cancel()
+	be, err := dialBackend(ctx, n, lp, s.p.timeouts())
+	if err != nil {
+		return err
+	}
+	_ = be.conn.SetDeadline(time.Now().Add(s.p.cfg.LoginTimeout))
+	sc := &syncConn{br: bufio.NewReaderSize(be.conn, 4096), bw: bufio.NewWriterSize(be.conn, 4096), caps: be.caps}
+	fail := func(err error) error {
+		be.close()
+		return err
+	}
+	for _, stmt := range s.facts.Settings {
+		if err := sc.exec(stmt); err != nil {
+			return fail(fmt.Errorf("replaying %q: %w", stmt, err))
+		}
+	}
+	if !s.facts.Autocommit {
+		if err := sc.exec("SET autocommit = 0"); err != nil {
+			return fail(err)
+		}
+	}
+	stmts := make(map[uint32]uint32, len(s.facts.Prepared))
+	for clientID, text := range s.facts.Prepared {
+		id, err := sc.prepare(text)
+		if err != nil {
+			return fail(fmt.Errorf("re-preparing statement %d: %w", clientID, err))
+		}
+		stmts[clientID] = id
+	}
+	if sc.br.Buffered() > 0 {
+		return fail(fmt.Errorf("%w: node sent more than was asked while restoring a session", errNodeProtocol))
+	}
+	_ = be.conn.SetDeadline(time.Time{})
+	be.status = sc.status
+	s.mu.Lock()
+	old := s.be
+	s.be = be
+	s.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
+	s.stmts = stmts
+	s.broken = false
+	s.facts.InTransaction = false
+	s.inTx.Store(false)
+	return nil
+}
+
+// loginParams are the session's credentials and options for a node login.
+func (s *session) loginParams() *loginParams {
+	return &loginParams{User: s.user, Password: s.pass, DB: s.facts.Schema, Caps: s.caps &^ mysql.CLIENT_SSL,
+		Collation: s.facts.Collation, MaxPacket: 1<<30 - 1, Attrs: s.attrs}
+}
+
+// syncConn runs tandem's own statements on a node connection that no client
+// uses yet.
+type syncConn struct {
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	caps   uint32
+	status uint16
+}
+
+func (c *syncConn) roundTrip(cmd byte, text string) ([]byte, error) {
+	body := make([]byte, 0, 1+len(text))
+	body = append(append(body, cmd), text...)
+	if _, err := writePacket(c.bw, 0, body); err != nil {
+		return nil, err
+	}
+	if err := c.bw.Flush(); err != nil {
+		return nil, err
+	}
+	p, _, err := readPacket(c.br, nil, 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	if len(p) > 0 && p[0] == 0xff {
+		e, _ := parseErr(p)
+		return nil, &e
+	}
+	return p, nil
+}
+
+// exec runs a statement that returns no rows.
+func (c *syncConn) exec(stmt string) error {
+	p, err := c.roundTrip(mysql.COM_QUERY, stmt)
+	if err != nil {
+		return err
+	}
+	if len(p) == 0 || p[0] != 0 {
+		return fmt.Errorf("%w: %q returned rows", errNodeProtocol, stmt)
+	}
+	c.status = okStatus(p, c.caps)
+	return nil
+}
+
+// prepare prepares text and returns the node's statement id.
+func (c *syncConn) prepare(text string) (uint32, error) {
+	p, err := c.roundTrip(mysql.COM_STMT_PREPARE, text)
+	if err != nil {
+		return 0, err
+	}
+	if len(p) < 12 || p[0] != 0 {
+		return 0, fmt.Errorf("%w: bad COM_STMT_PREPARE response", errNodeProtocol)
+	}
+	id := binary.LittleEndian.Uint32(p[1:])
+	skip := 0
+	for _, n := range []uint16{binary.LittleEndian.Uint16(p[7:]), binary.LittleEndian.Uint16(p[5:])} {
+		if n > 0 {
+			skip += int(n)
+			if c.caps&mysql.CLIENT_DEPRECATE_EOF == 0 {
+				skip++
+			}
+		}
+	}
+	for range skip {
+		if _, _, err := readPacket(c.br, nil, 1<<20); err != nil {
+			return 0, err
+		}
+	}
+	return id, nil
+}
