@@ -1,0 +1,359 @@
+// Package testpair gives integration tests access to the local two-node
+// MariaDB master-master pair that scripts/pair.sh runs (`make pair-up`).
+//
+// Node A is the writer (read_only=OFF) and node B the passive standby
+// (read_only=ON); each replicates from the other with GTIDs and
+// semi-synchronous replication. Both listen on 127.0.0.1 only.
+//
+// The environment variables are those of scripts/pair.sh:
+//
+//	TANDEM_PAIR_DIR     default /tmp/tandem-pair
+//	TANDEM_PAIR_PORT_A  default 13306
+//	TANDEM_PAIR_PORT_B  default 13307
+//
+// A typical test:
+//
+//	func TestFailover(t *testing.T) {
+//		testpair.Require(t)
+//		t.Cleanup(func() { testpair.Reset(t) })
+//		testpair.Kill(t, testpair.A)
+//		...
+//	}
+//
+// Require serialises test processes: the first call in a process takes an
+// exclusive lock on the pair that is held until the process exits, so test
+// binaries of different packages (run in parallel by `go test ./...`) never
+// inject faults into each other's pair. Tests inside one package run
+// sequentially unless they call t.Parallel; don't, with this package.
+package testpair
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Node names one of the two servers of the pair.
+type Node string
+
+// The two nodes. A starts as the writer, B as the read-only standby.
+const (
+	A Node = "a"
+	B Node = "b"
+)
+
+// Accounts created on both nodes by scripts/pair.sh.
+const (
+	AdminUser     = "tandem" // ALL PRIVILEGES WITH GRANT OPTION, @127.0.0.1 and @localhost
+	AdminPassword = "tandem"
+	AppUser       = "app" // ALL on app.* and sbtest.*, @127.0.0.1
+	AppPassword   = "apppass"
+	AppDB         = "app"
+	ReplUser      = "repl" // REPLICATION SLAVE, @127.0.0.1
+	ReplPassword  = "replpass"
+)
+
+// Dir is the directory holding the nodes' data: $TANDEM_PAIR_DIR or
+// /tmp/tandem-pair.
+func Dir() string {
+	if d := os.Getenv("TANDEM_PAIR_DIR"); d != "" {
+		return strings.TrimRight(d, "/")
+	}
+	return "/tmp/tandem-pair"
+}
+
+// Port is the TCP port of node n: $TANDEM_PAIR_PORT_A (13306) or
+// $TANDEM_PAIR_PORT_B (13307). It panics on an unknown node or a
+// non-numeric variable.
+func Port(n Node) int {
+	env, def := "TANDEM_PAIR_PORT_A", 13306
+	switch n {
+	case A:
+	case B:
+		env, def = "TANDEM_PAIR_PORT_B", 13307
+	default:
+		panic(fmt.Sprintf("testpair: unknown node %q", n))
+	}
+	v := os.Getenv(env)
+	if v == "" {
+		return def
+	}
+	p, err := strconv.Atoi(v)
+	if err != nil {
+		panic(fmt.Sprintf("testpair: %s=%q is not a port number", env, v))
+	}
+	return p
+}
+
+// Addr is node n's "host:port" address, always on 127.0.0.1.
+func Addr(n Node) string { return "127.0.0.1:" + strconv.Itoa(Port(n)) }
+
+// Socket is the path of node n's unix socket (root may log in there
+// without a password).
+func Socket(n Node) string { return filepath.Join(Dir(), string(n), "mysqld.sock") }
+
+// Peer is the other node.
+func Peer(n Node) Node {
+	if n == A {
+		return B
+	}
+	return A
+}
+
+// AdminDSN is a go-sql-driver DSN for tandem's admin user on node n, with no
+// default database and a 5 s dial timeout. Append "&readTimeout=..." for
+// tests that SIGSTOP a node, or a query may block until SIGCONT.
+func AdminDSN(n Node) string { return dsn(n, AdminUser, AdminPassword, "", 5*time.Second, 0) }
+
+// AppDSN is a go-sql-driver DSN for the application user on node n, with
+// database app and a 5 s dial timeout.
+func AppDSN(n Node) string { return dsn(n, AppUser, AppPassword, AppDB, 5*time.Second, 0) }
+
+func dsn(n Node, user, pass, db string, dial, io time.Duration) string {
+	c := mysql.NewConfig()
+	c.User, c.Passwd, c.Net, c.Addr, c.DBName = user, pass, "tcp", Addr(n), db
+	c.Timeout, c.ReadTimeout, c.WriteTimeout = dial, io, io
+	return c.FormatDSN()
+}
+
+// AdminDB opens a connection pool as the admin user on node n, closed when
+// the test ends.
+func AdminDB(t testing.TB, n Node) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("mysql", AdminDSN(n))
+	if err != nil {
+		t.Fatalf("testpair: open node %s: %v", n, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+var (
+	lockOnce sync.Once
+	lockErr  error
+)
+
+// Require fails the test unless both nodes accept the admin user's logins,
+// and takes the process-wide pair lock (see the package doc).
+func Require(t testing.TB) {
+	t.Helper()
+	lockOnce.Do(func() { lockErr = lockPair(t) })
+	if lockErr != nil {
+		t.Fatalf("testpair: %v", lockErr)
+	}
+	for _, n := range []Node{A, B} {
+		if err := ping(n); err != nil {
+			t.Fatalf("testpair: MariaDB node %s at %s is not reachable: %v\n"+
+				"Start the local pair with `make pair-up` (scripts/pair.sh up); `make pair-status` shows its state.",
+				n, Addr(n), err)
+		}
+	}
+}
+
+func lockPair(t testing.TB) error {
+	path := Dir() + ".testlock"
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("open lock %s: %v", path, err)
+	}
+	// f stays open (and locked) until the process exits.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+		return nil
+	}
+	t.Logf("testpair: waiting for %s (another test process is using the pair)", path)
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %v", path, err)
+	}
+	return nil
+}
+
+// quickDB is a short-lived admin connection with I/O timeouts, so helpers
+// never hang on a stopped node.
+func quickDB(n Node) (*sql.DB, error) {
+	db, err := sql.Open("mysql", dsn(n, AdminUser, AdminPassword, "", 2*time.Second, 5*time.Second))
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	return db, nil
+}
+
+func ping(n Node) error {
+	db, err := quickDB(n)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return db.PingContext(ctx)
+}
+
+// Kill sends SIGKILL to node n's server and waits until it is gone.
+func Kill(t testing.TB, n Node) { t.Helper(); runScript(t, "kill", string(n)) }
+
+// Stop freezes node n's server with SIGSTOP (it keeps its connections and
+// ports, but answers nothing), as a hung or partitioned server would.
+func Stop(t testing.TB, n Node) { t.Helper(); runScript(t, "stop", string(n)) }
+
+// Cont resumes a node frozen by Stop (SIGCONT).
+func Cont(t testing.TB, n Node) { t.Helper(); runScript(t, "cont", string(n)) }
+
+// Start starts node n's server again on its existing data and waits until
+// it accepts connections. It comes up with its configured role (A
+// writable, B read_only) and resumes replicating from its peer by itself.
+func Start(t testing.TB, n Node) { t.Helper(); runScript(t, "start", string(n)) }
+
+// StartReadOnly is Start with read_only=ON whatever the node's role, as a
+// failed master should rejoin.
+func StartReadOnly(t testing.TB, n Node) { t.Helper(); runScript(t, "start", string(n), "--read-only") }
+
+// Reset restores the normal state after a test broke it: both servers
+// running, A writable, B read_only, semi-sync on, replication running both
+// ways and in sync. Data written by tests stays, except when the nodes'
+// histories diverged: then the pair is rebuilt from scratch (empty app and
+// sbtest databases), which takes about 10 s.
+func Reset(t testing.TB) {
+	t.Helper()
+	runScript(t, "reset")
+}
+
+func runScript(t testing.TB, args ...string) {
+	t.Helper()
+	script, err := scriptPath()
+	if err != nil {
+		t.Fatalf("testpair: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
+	cmd.WaitDelay = 5 * time.Second // never wait on pipes a server inherited
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("testpair: scripts/pair.sh %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	t.Logf("testpair: pair.sh %s (%v): %s", strings.Join(args, " "),
+		time.Since(start).Round(time.Millisecond), strings.TrimSpace(string(out)))
+}
+
+// scriptPath finds scripts/pair.sh in the module root: the nearest
+// directory above the working directory that holds go.mod.
+func scriptPath() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "scripts", "pair.sh"), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory; cannot find scripts/pair.sh")
+		}
+		dir = parent
+	}
+}
+
+// WaitInSync waits until both nodes replicate from each other and each has
+// applied (visibly to readers) every transaction that the other had
+// committed when the check ran; with no concurrent writers, both then hold
+// the same data. It fails the test after timeout.
+func WaitInSync(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := caughtUp(time.Until(deadline))
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testpair: nodes not in sync after %v: %v", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// caughtUp checks the replication threads of both nodes, reads both
+// gtid_binlog_pos, then has each node MASTER_GTID_WAIT for the other's
+// position (for at most budget, clamped to 0.1..4 s). With a single GTID
+// domain the wait compares sequence numbers, so this converges even under
+// continuous writes, where equal positions might never be observed.
+func caughtUp(budget time.Duration) error {
+	wait := min(max(budget.Seconds(), 0.1), 4) // stay under quickDB's 5 s read timeout
+	var dbs [2]*sql.DB
+	var pos [2]string
+	for i, n := range []Node{A, B} {
+		db, err := quickDB(n)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		dbs[i] = db
+		st, err := slaveStatus(db)
+		if err != nil {
+			return fmt.Errorf("node %s: SHOW SLAVE STATUS: %v", n, err)
+		}
+		if st["Slave_IO_Running"] != "Yes" || st["Slave_SQL_Running"] != "Yes" {
+			return fmt.Errorf("node %s: io=%q sql=%q last_io_error=%q last_sql_error=%q",
+				n, st["Slave_IO_Running"], st["Slave_SQL_Running"], st["Last_IO_Error"], st["Last_SQL_Error"])
+		}
+		if err := db.QueryRow("SELECT @@GLOBAL.gtid_binlog_pos").Scan(&pos[i]); err != nil {
+			return fmt.Errorf("node %s: %v", n, err)
+		}
+	}
+	for i, n := range []Node{A, B} {
+		other := pos[1-i]
+		var r sql.NullInt64
+		if err := dbs[i].QueryRow("SELECT MASTER_GTID_WAIT(?, ?)", other, wait).Scan(&r); err != nil {
+			return fmt.Errorf("node %s: MASTER_GTID_WAIT: %v", n, err)
+		}
+		if !r.Valid || r.Int64 != 0 {
+			return fmt.Errorf("node %s has not applied %s (its peer's gtid_binlog_pos) yet; positions a=%q b=%q",
+				n, other, pos[0], pos[1])
+		}
+	}
+	return nil
+}
+
+// slaveStatus returns SHOW SLAVE STATUS as column name -> value (empty map
+// when no master is configured).
+func slaveStatus(db *sql.DB) (map[string]string, error) {
+	rows, err := db.Query("SHOW SLAVE STATUS")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]string{}
+	if rows.Next() {
+		vals := make([]sql.RawBytes, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		for i, c := range cols {
+			m[c] = string(vals[i])
+		}
+	}
+	return m, rows.Err()
+}
