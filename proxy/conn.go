@@ -261,15 +261,16 @@ func (s *session) handshake() error {
 	s.pass = password
 	s.attrs = resp.Attrs
 	s.facts.reset(resp.DB, resp.Collation)
-	be, err := dialBackend(context.Background(), node, s.loginParams(), p.timeouts())
+	be, rt, err := p.dialRoute(s.loginParams(), time.Now().Add(p.cfg.HoldTimeout))
 	if err != nil {
 		e, refused := isNodeRefusal(err)
 		if !refused {
-			e = backendError("tandem: cannot reach node %s: %v", node, err)
+			e = backendError("tandem: %v", err)
 		}
 		_ = writeRaw(s.client, seq, appendErr(nil, e))
 		return err
 	}
+	s.route = rt
 	s.mu.Lock()
 	s.be = be
 	closed := s.closed.Load()

@@ -12,6 +12,7 @@ package proxy
 //   - down: no node may take traffic; commands fail at once with the reason.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -157,5 +158,34 @@ func (p *Proxy) waitRoute(deadline time.Time) (*route, error) {
 		case <-t.C:
 		}
 		t.Stop()
+	}
+}
+
+// dialRoute logs in to the routed node. When that node cannot be reached
+// (not a refusal by the node itself), it waits, until deadline, for the
+// route to change and tries the new node: a session that arrives while a
+// failed node is being detected and replaced is served, not refused.
+func (p *Proxy) dialRoute(lp *loginParams, deadline time.Time) (*backend, *route, error) {
+	for {
+		rt, err := p.waitRoute(deadline)
+		if err != nil {
+			return nil, nil, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ConnectTimeout+p.cfg.LoginTimeout)
+		be, err := dialBackend(ctx, rt.node, lp, p.timeouts())
+		cancel()
+		if err == nil {
+			return be, rt, nil
+		}
+		if _, refused := isNodeRefusal(err); refused {
+			return nil, rt, err
+		}
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-rt.changed:
+			t.Stop()
+		case <-t.C:
+			return nil, rt, fmt.Errorf("node %s: %w", rt.node, err)
+		}
 	}
 }

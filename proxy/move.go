@@ -7,7 +7,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -64,11 +63,11 @@ func (s *session) checkRoute(r *relay, cmd byte, length int) (handled bool, err 
 		return true, e
 	}
 	from, inTx := s.be.node, s.facts.InTransaction
-	if err := s.reattach(rt.node); err != nil {
-		s.p.log.Warn("could not move session", "session", s.id, "to", rt.node.Name, "error", err)
+	if rt, err = s.reattach(time.Now().Add(s.p.cfg.HoldTimeout)); err != nil {
+		s.p.log.Warn("could not move session", "session", s.id, "error", err)
 		e, refused := isNodeRefusal(err)
 		if !refused {
-			e = backendError("tandem: cannot reach node %s: %v", rt.node, err)
+			e = backendError("tandem: %v", err)
 		}
 		return true, s.refuse(r, cmd, length, e)
 	}
@@ -118,17 +117,20 @@ func (s *session) backendAlive() bool {
 	return alive
 }
 
-// reattach logs in to n and rebuilds the session there, then replaces the
-// node connection. On error the old connection is left as it was.
-func (s *session) reattach(n *Node) error {
-	lp := s.loginParams()
-	lp.DB = s.facts.Schema
-	ctx, cancel := context.WithTimeout(context.Background(), s.p.cfg.ConnectTimeout+s.p.cfg.LoginTimeout)
-	defer cancel()
-	be, err := dialBackend(ctx, n, lp, s.p.timeouts())
+// reattach logs in to the routed node (waiting, until deadline, for a new
+// route if it is unreachable) and rebuilds the session there, then replaces
+// the node connection. On error the old connection is left as it was.
+func (s *session) reattach(deadline time.Time) (*route, error) {
+	be, rt, err := s.p.dialRoute(s.loginParams(), deadline)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return rt, s.restore(be)
+}
+
+// restore replays the session's state on be and makes it the session's
+// node connection.
+func (s *session) restore(be *backend) error {
 	_ = be.conn.SetDeadline(time.Now().Add(s.p.cfg.LoginTimeout))
 	sc := &syncConn{br: bufio.NewReaderSize(be.conn, 4096), bw: bufio.NewWriterSize(be.conn, 4096), caps: be.caps}
 	fail := func(err error) error {

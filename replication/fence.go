@@ -2,7 +2,12 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+
+	mysqldriver "github.com/go-sql-driver/mysql"
 )
 
 // SetReadOnly fences (on) or unfences (off) the node behind q.
@@ -37,4 +42,100 @@ func SetReadOnly(ctx context.Context, q Querier, flavor Flavor, on bool) error {
 		return fmt.Errorf("replication: %s: %w", stmt, err)
 	}
 	return nil
+}
+
+// KillClients ends every client connection on the node behind q except
+// replication threads, the server's own threads, the connection running
+// this, and connections of the users in keep (tandem's own monitor). It
+// returns how many it killed. Fencing uses it after SetReadOnly: a client
+// already connected to a fenced node must not go on reading stale data
+// or holding locks.
+func KillClients(ctx context.Context, q Querier, keep ...string) (int, error) {
+	rows, err := q.QueryContext(ctx, "SELECT ID, USER FROM information_schema.PROCESSLIST "+
+		"WHERE ID <> CONNECTION_ID() AND COMMAND NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon', 'Slave_IO', 'Slave_SQL', 'Slave_worker') "+
+		"AND USER NOT IN ('system user', 'event_scheduler', 'unauthenticated user')")
+	if err != nil {
+		return 0, fmt.Errorf("replication: listing client connections: %w", err)
+	}
+	var ids []uint64
+	for rows.Next() {
+		var id uint64
+		var user string
+		if err := rows.Scan(&id, &user); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("replication: listing client connections: %w", err)
+		}
+		if !slices.Contains(keep, user) {
+			ids = append(ids, id)
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return 0, fmt.Errorf("replication: listing client connections: %w", err)
+	}
+	killed := 0
+	for _, id := range ids {
+		if _, err := q.ExecContext(ctx, "KILL CONNECTION "+strconv.FormatUint(id, 10)); err != nil {
+			var me *mysqldriver.MySQLError
+			if errors.As(err, &me) && me.Number == 1094 { // gone meanwhile
+				continue
+			}
+			return killed, fmt.Errorf("replication: KILL CONNECTION %d: %w", id, err)
+		}
+		killed++
+	}
+	return killed, nil
+}
+
+// StopReplica stops the node's replica threads (STOP SLAVE on MariaDB and
+// MySQL before 8.0.22, STOP REPLICA after). A promoted node stops pulling
+// from the node it replaced, so nothing the fenced node still commits can
+// flow into the new active behind tandem's back.
+func StopReplica(ctx context.Context, q Querier, flavor Flavor) error {
+	return replicaStmt(ctx, q, flavor, "STOP")
+}
+
+// StartReplica starts the node's replica threads.
+func StartReplica(ctx context.Context, q Querier, flavor Flavor) error {
+	return replicaStmt(ctx, q, flavor, "START")
+}
+
+func replicaStmt(ctx context.Context, q Querier, flavor Flavor, verb string) error {
+	stmt := verb + " SLAVE"
+	if flavor == MySQL {
+		stmt = verb + " REPLICA"
+	}
+	if _, err := q.ExecContext(ctx, stmt); err != nil {
+		return fmt.Errorf("replication: %s: %w", stmt, err)
+	}
+	return nil
+}
+
+// SetSemiSyncSource turns the node's semi-synchronous source (master) side
+// on or off, if the node has it: rpl_semi_sync_master_enabled on MariaDB
+// and MySQL before 8.0.26, rpl_semi_sync_source_enabled after. It reports
+// whether the variable exists. A promoted node whose peer is gone turns
+// it off, so its first commits do not each stall for
+// rpl_semi_sync_master_timeout waiting for an acknowledgement that cannot
+// come; it is turned on again when the peer rejoins.
+func SetSemiSyncSource(ctx context.Context, q Querier, on bool) (bool, error) {
+	val := "OFF"
+	if on {
+		val = "ON"
+	}
+	for _, name := range []string{"rpl_semi_sync_master_enabled", "rpl_semi_sync_source_enabled"} {
+		var v string
+		err := q.QueryRowContext(ctx, "SELECT @@GLOBAL."+name).Scan(&v)
+		if err != nil {
+			var me *mysqldriver.MySQLError
+			if errors.As(err, &me) && me.Number == 1193 { // unknown variable
+				continue
+			}
+			return false, fmt.Errorf("replication: reading %s: %w", name, err)
+		}
+		if _, err := q.ExecContext(ctx, "SET GLOBAL "+name+" = "+val); err != nil {
+			return true, fmt.Errorf("replication: SET GLOBAL %s = %s: %w", name, val, err)
+		}
+		return true, nil
+	}
+	return false, nil
 }

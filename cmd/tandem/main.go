@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/tandemdb/tandem/failover"
 	"github.com/tandemdb/tandem/internal/config"
 	"github.com/tandemdb/tandem/proxy"
 )
@@ -117,11 +118,40 @@ func serve(args []string, stderr io.Writer) int {
 	for i, n := range cfg.Nodes {
 		nodes[i] = &proxy.Node{Name: n.Name, Address: n.Address}
 	}
-	p, err := proxy.New(pcfg, nodes, cfg.Failover.InitialActive)
+	// The proxy starts with no route; the failover manager's saved
+	// decision (or failover.initial_active) gives it one below.
+	p, err := proxy.New(pcfg, nodes, "")
 	if err != nil {
 		fmt.Fprintln(stderr, "tandem: config:", err)
 		return exitConfig
 	}
+	fo := cfg.Failover
+	fcfg := failover.DefaultConfig()
+	fcfg.Interval, fcfg.CheckTimeout = fo.Interval.Duration, fo.CheckTimeout.Duration
+	fcfg.FailAfter, fcfg.RecoverAfter = fo.FailAfter, fo.RecoverAfter
+	fcfg.CatchupTimeout, fcfg.MaxPromoteLag = fo.CatchupTimeout.Duration, fo.MaxPromoteLag.Duration
+	fcfg.LagWarning, fcfg.FenceTimeout = fo.LagWarning.Duration, fo.FenceTimeout.Duration
+	fcfg.RetryInterval, fcfg.HeartbeatSchema = fo.RetryInterval.Duration, fo.Schema
+	fcfg.AdminUser, fcfg.AdminPassword = fo.AdminUser, fo.AdminSecret()
+	fnodes := make([]failover.NodeConfig, len(cfg.Nodes))
+	for i, n := range cfg.Nodes {
+		fnodes[i] = failover.NodeConfig{Name: n.Name, Address: n.Address}
+	}
+	mgr, err := failover.New(fcfg, fnodes, fo.InitialActive, p, &failover.FileStore{Path: fo.StateFile}, log.Named("failover"))
+	if err != nil {
+		fmt.Fprintln(stderr, "tandem: failover:", err)
+		return exitConfig
+	}
+	dec := mgr.Decision()
+	if err := p.Route(dec.Active); err != nil {
+		fmt.Fprintln(stderr, "tandem:", err)
+		return exitConfig
+	}
+	log.Info("active node", "node", dec.Active, "epoch", dec.Epoch, "since", dec.Time, "reason", dec.Reason)
+	mctx, stopMonitor := context.WithCancel(context.Background())
+	monitorDone := make(chan struct{})
+	go func() { _ = mgr.Run(mctx); close(monitorDone) }()
+	defer func() { stopMonitor(); <-monitorDone }()
 
 	var listeners []net.Listener
 	for _, a := range cfg.Proxy.Listen {

@@ -82,12 +82,39 @@ type Node struct {
 	Address string `toml:"address"` // host:port or /path/to/socket
 }
 
-// Failover configures the choice of active node.
+// Failover configures the monitor and the choice of active node. See
+// failover.Config for why each default is what it is.
 type Failover struct {
-	// InitialActive names the node that takes traffic on first start.
-	// Default: the first node.
+	// InitialActive names the node that takes traffic on first start,
+	// before any decision was saved. Default: the first node.
 	InitialActive string `toml:"initial_active"`
+	// StateFile keeps the decision (active node, epoch) across restarts.
+	// Default /var/lib/tandem/state.json.
+	StateFile string `toml:"state_file"`
+	// AdminUser is tandem's own account on the nodes (monitoring,
+	// fencing, heartbeats). Give exactly one of admin_password,
+	// admin_password_env, admin_password_file.
+	AdminUser         string `toml:"admin_user"`
+	AdminPassword     string `toml:"admin_password"`
+	AdminPasswordEnv  string `toml:"admin_password_env"`
+	AdminPasswordFile string `toml:"admin_password_file"`
+	// Schema holds tandem's heartbeat and decision tables. Default tandem.
+	Schema         string   `toml:"schema"`
+	Interval       Duration `toml:"interval"`        // default 250ms
+	CheckTimeout   Duration `toml:"check_timeout"`   // default 400ms
+	FailAfter      int      `toml:"fail_after"`      // default 3
+	RecoverAfter   int      `toml:"recover_after"`   // default 2
+	CatchupTimeout Duration `toml:"catchup_timeout"` // default 5s
+	MaxPromoteLag  Duration `toml:"max_promote_lag"` // default 5s
+	LagWarning     Duration `toml:"lag_warning"`     // default 1s
+	FenceTimeout   Duration `toml:"fence_timeout"`   // default 2s
+	RetryInterval  Duration `toml:"retry_interval"`  // default 2s
+
+	adminSecret string
 }
+
+// AdminSecret returns the admin password as resolved by Validate.
+func (f *Failover) AdminSecret() string { return f.adminSecret }
 
 // Duration is a time.Duration written as a string ("250ms", "2s").
 type Duration struct{ time.Duration }
@@ -118,6 +145,20 @@ func Default() File {
 			ShutdownTimeout:   Duration{30 * time.Second},
 			DefaultAuthPlugin: "mysql_native_password",
 			MaxPacket:         64 << 20,
+		},
+		Failover: Failover{
+			StateFile:      "/var/lib/tandem/state.json",
+			AdminUser:      "tandem",
+			Schema:         "tandem",
+			Interval:       Duration{250 * time.Millisecond},
+			CheckTimeout:   Duration{400 * time.Millisecond},
+			FailAfter:      3,
+			RecoverAfter:   2,
+			CatchupTimeout: Duration{5 * time.Second},
+			MaxPromoteLag:  Duration{5 * time.Second},
+			LagWarning:     Duration{time.Second},
+			FenceTimeout:   Duration{2 * time.Second},
+			RetryInterval:  Duration{2 * time.Second},
 		},
 	}
 }
@@ -221,6 +262,37 @@ func (f *File) Validate() error {
 			return fmt.Errorf("%s.address: %w", key, err)
 		}
 	}
+	fo := &f.Failover
+	for key, d := range map[string]Duration{
+		"failover.interval": fo.Interval, "failover.check_timeout": fo.CheckTimeout,
+		"failover.catchup_timeout": fo.CatchupTimeout, "failover.max_promote_lag": fo.MaxPromoteLag,
+		"failover.lag_warning": fo.LagWarning, "failover.fence_timeout": fo.FenceTimeout,
+		"failover.retry_interval": fo.RetryInterval,
+	} {
+		if d.Duration <= 0 {
+			return fmt.Errorf("%s: %v must be positive", key, d.Duration)
+		}
+	}
+	if fo.FailAfter < 1 {
+		return fmt.Errorf("failover.fail_after: %d must be at least 1", fo.FailAfter)
+	}
+	if fo.RecoverAfter < 1 {
+		return fmt.Errorf("failover.recover_after: %d must be at least 1", fo.RecoverAfter)
+	}
+	if fo.StateFile == "" {
+		return errors.New("failover.state_file: missing")
+	}
+	if fo.AdminUser == "" {
+		return errors.New("failover.admin_user: missing")
+	}
+	if err := checkSchema(fo.Schema); err != nil {
+		return fmt.Errorf("failover.schema: %w", err)
+	}
+	admin := User{Name: fo.AdminUser, Password: fo.AdminPassword, PasswordEnv: fo.AdminPasswordEnv, PasswordFile: fo.AdminPasswordFile}
+	if err := admin.resolve(); err != nil {
+		return fmt.Errorf("failover.admin_%w", err)
+	}
+	fo.adminSecret = admin.secret
 	if f.Failover.InitialActive == "" {
 		f.Failover.InitialActive = f.Nodes[0].Name
 	} else if !names[f.Failover.InitialActive] {
@@ -255,6 +327,18 @@ func (u *User) resolve() error {
 		}
 		line, _, _ := strings.Cut(string(b), "\n")
 		u.secret = strings.TrimSuffix(line, "\r")
+	}
+	return nil
+}
+
+func checkSchema(s string) error {
+	if s == "" || len(s) > 64 {
+		return fmt.Errorf("%q: want 1 to 64 characters", s)
+	}
+	for _, r := range s {
+		if !(r == '_' || r == '$' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return fmt.Errorf("%q: only letters, digits, _ and $", s)
+		}
 	}
 	return nil
 }

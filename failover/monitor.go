@@ -1,0 +1,133 @@
+package failover
+
+// The monitor: one goroutine per node checks it on an interval over a
+// persistent connection with timeouts, and hands each observation to the
+// state machine. It decides nothing.
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/tandemdb/tandem/replication"
+)
+
+// Observation is the outcome of one check of one node.
+type Observation struct {
+	Node string
+	Time time.Time
+	// Err is nil when the node answered; then Facts holds what it said.
+	Err   error
+	Facts replication.Facts
+	// Lag is the age of the active node's heartbeat as read on this node
+	// (a passive), when LagKnown. It stays meaningful when replication
+	// is broken and Seconds_Behind_Master is NULL.
+	Lag      time.Duration
+	LagKnown bool
+}
+
+// node is the monitor's and the state machine's view of one node.
+type node struct {
+	NodeConfig
+	db *sql.DB
+
+	// Owned by the state machine goroutine.
+	last    Observation // last observation, good or bad
+	good    Observation // last good observation
+	fails   int         // consecutive failed checks
+	oks     int         // consecutive good checks
+	healthy bool
+
+	heartbeatBusy atomic.Bool
+}
+
+// openNode opens the monitor's connection pool to n: one connection, kept
+// open, every operation bounded.
+func openNode(cfg Config, n NodeConfig) (*sql.DB, error) {
+	c := mysql.NewConfig()
+	c.User, c.Passwd = cfg.AdminUser, cfg.AdminPassword
+	c.Net, c.Addr = "tcp", n.Address
+	if len(n.Address) > 0 && n.Address[0] == '/' {
+		c.Net = "unix"
+	}
+	c.Timeout = cfg.CheckTimeout
+	// Statements are bounded by their contexts; these only stop a
+	// connection from hanging forever if a context is missing.
+	c.ReadTimeout, c.WriteTimeout = 10*time.Second, 10*time.Second
+	c.Params = map[string]string{"sql_log_bin": "1"}
+	conn, err := mysql.NewConnector(c)
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(2) // one check, one heartbeat or action
+	db.SetMaxIdleConns(2)
+	db.SetConnMaxIdleTime(0)
+	return db, nil
+}
+
+// watch checks n every Interval until ctx ends, sending observations to out.
+func (m *Manager) watch(ctx context.Context, n *node, out chan<- Observation) {
+	t := time.NewTicker(m.cfg.Interval)
+	defer t.Stop()
+	for {
+		o := m.check(ctx, n)
+		select {
+		case out <- o:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// check reads n's facts, and its view of the active's heartbeat; on the
+// active node it also writes the heartbeat, in the background so that a
+// write stalled by semi-synchronous replication (peer down) never makes
+// the active look failed.
+func (m *Manager) check(ctx context.Context, n *node) Observation {
+	cctx, cancel := context.WithTimeout(ctx, m.cfg.CheckTimeout)
+	defer cancel()
+	o := Observation{Node: n.Name, Time: time.Now()}
+	o.Facts, o.Err = replication.Read(cctx, n.db)
+	if o.Err != nil {
+		return o
+	}
+	active, epoch := m.activeName(), m.epoch.Load()
+	hb := replication.Heartbeat{Schema: m.cfg.HeartbeatSchema}
+	if n.Name == active {
+		if o.Facts.Writable() && n.heartbeatBusy.CompareAndSwap(false, true) {
+			go func() {
+				defer n.heartbeatBusy.Store(false)
+				hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				if err := hb.Write(hctx, n.db, n.Name, epoch, time.Now()); err != nil && ctx.Err() == nil {
+					if errors.Is(err, replication.ErrNoHeartbeat) || isMissingTable(err) {
+						_ = hb.EnsureTable(hctx, n.db)
+					}
+				}
+			}()
+		}
+		return o
+	}
+	written, _, err := hb.Read(cctx, n.db, active)
+	// A row older than this process says nothing about the lag now.
+	if err == nil && written.After(m.started) {
+		o.Lag, o.LagKnown = max(0, time.Since(written)), true
+	}
+	return o
+}
+
+// isMissingTable reports MySQL errors 1146 (no table) and 1049 (no database).
+func isMissingTable(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1146 || me.Number == 1049)
+}

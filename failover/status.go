@@ -1,0 +1,112 @@
+package failover
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tandemdb/tandem/replication"
+)
+
+// NodeStatus is what tandem knows of one node now.
+type NodeStatus struct {
+	Name          string        `json:"name"`
+	Address       string        `json:"address"`
+	Role          string        `json:"role"` // active or passive
+	Healthy       bool          `json:"healthy"`
+	LastCheck     time.Time     `json:"last_check"`
+	LastError     string        `json:"last_error,omitempty"`
+	FailedChecks  int           `json:"failed_checks"`
+	ReadOnly      bool          `json:"read_only"`
+	Version       string        `json:"version,omitempty"`
+	IORunning     string        `json:"replica_io_running,omitempty"`
+	SQLRunning    bool          `json:"replica_sql_running"`
+	ReplicaError  string        `json:"replica_error,omitempty"`
+	Executed      string        `json:"gtid_executed,omitempty"`
+	Lag           time.Duration `json:"lag_ns"`
+	LagKnown      bool          `json:"lag_known"`
+	ExcludedWhy   string        `json:"excluded,omitempty"`
+	LastGoodCheck time.Time     `json:"last_good_check"`
+}
+
+// Status is a snapshot for the admin API and tests.
+type Status struct {
+	State    string       `json:"state"`
+	Decision Decision     `json:"decision"`
+	Nodes    []NodeStatus `json:"nodes"`
+	Events   []Event      `json:"events"`
+}
+
+// Status returns a copy of the current status.
+func (m *Manager) Status() Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.status
+	s.Nodes = append([]NodeStatus(nil), s.Nodes...)
+	s.Events = append([]Event(nil), s.Events...)
+	return s
+}
+
+// publish refreshes the status snapshot; called by the Run goroutine.
+func (m *Manager) publish() {
+	nodes := make([]NodeStatus, 0, len(m.nodes))
+	for _, n := range m.nodes {
+		f := n.good.Facts
+		ns := NodeStatus{
+			Name: n.Name, Address: n.Address, Role: "passive", Healthy: n.healthy,
+			LastCheck: n.last.Time, FailedChecks: n.fails, ReadOnly: f.ReadOnly || f.SuperReadOnly,
+			Version: f.Version, IORunning: f.Replica.IORunning.String(), SQLRunning: f.Replica.SQLRunning,
+			Lag: n.good.Lag, LagKnown: n.good.LagKnown, LastGoodCheck: n.good.Time,
+			ExcludedWhy: m.dec.Excluded[n.Name],
+		}
+		if n.Name == m.dec.Active {
+			ns.Role = "active"
+		}
+		if n.last.Err != nil {
+			ns.LastError = n.last.Err.Error()
+		}
+		if f.Replica.LastSQLErrno != 0 {
+			ns.ReplicaError = fmt.Sprintf("SQL %d: %s", f.Replica.LastSQLErrno, f.Replica.LastSQLError)
+		} else if f.Replica.LastIOErrno != 0 && f.Replica.IORunning != replication.IOYes {
+			ns.ReplicaError = fmt.Sprintf("IO %d: %s", f.Replica.LastIOErrno, f.Replica.LastIOError)
+		}
+		if e := f.Executed(); e != nil {
+			ns.Executed = e.String()
+		}
+		nodes = append(nodes, ns)
+	}
+	m.mu.Lock()
+	m.status.State = m.state.String()
+	m.status.Decision = m.dec
+	m.status.Nodes = nodes
+	m.mu.Unlock()
+}
+
+// writeDecisionTable records d on node n (the active), so that operators and
+// other tandem instances can read it there: `tandem`.`decision`, one row.
+// Best effort: the file store is the authority.
+func (m *Manager) writeDecisionTable(ctx context.Context, n *node, d Decision) {
+	schema := m.cfg.HeartbeatSchema
+	stmts := []string{
+		"CREATE TABLE IF NOT EXISTS `" + schema + "`.`decision` (id TINYINT PRIMARY KEY, active VARCHAR(64) NOT NULL, " +
+			"epoch BIGINT UNSIGNED NOT NULL, decided_at DATETIME(6) NOT NULL, reason VARCHAR(1024) NOT NULL) ENGINE=InnoDB",
+	}
+	for _, s := range stmts {
+		if _, err := n.db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS `"+schema+"`"); err != nil {
+			m.log.Warn("cannot record the decision on the node", "node", n.Name, "error", err)
+			return
+		}
+		if _, err := n.db.ExecContext(ctx, s); err != nil {
+			m.log.Warn("cannot record the decision on the node", "node", n.Name, "error", err)
+			return
+		}
+	}
+	reason := d.Reason
+	if len(reason) > 1024 {
+		reason = reason[:1024]
+	}
+	if _, err := n.db.ExecContext(ctx, "REPLACE INTO `"+schema+"`.`decision` VALUES (1, ?, ?, ?, ?)",
+		d.Active, d.Epoch, d.Time, reason); err != nil {
+		m.log.Warn("cannot record the decision on the node", "node", n.Name, "error", err)
+	}
+}
