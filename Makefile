@@ -2,8 +2,39 @@
 # targets grouped by area and list them in .PHONY.
 
 PAIR := scripts/pair.sh
+# Go from PATH, or where the official tarball installs it.
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 
-.PHONY: pair-install pair-up pair-down pair-status
+.PHONY: pair-install pair-up pair-down pair-status build test demo stop fuzz
+
+# --- the two set-up commands (README) ----------------------------------------
+
+# Start the local pair and tandem in front of it on 127.0.0.1:3306; print how to connect.
+demo:
+	scripts/demo.sh start
+
+# Run every test: unit, fuzz seeds and integration tests on the real local pair.
+test: pair-up
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+# Stop what `make demo` started (tandem and the pair; data is kept).
+stop:
+	scripts/demo.sh stop
+
+# Build the tandem binary into bin/.
+build:
+	$(GO) build -o bin/tandem ./cmd/tandem
+
+# Run every fuzz target for FUZZTIME each (default 20s).
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in ./proxy ./replication; do \
+		for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
+			echo "fuzz $$pkg $$f"; \
+			$(GO) test $$pkg -run XXX -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; \
+		done; \
+	done
 
 # --- local MariaDB master-master pair (scripts/pair.sh) -----------------------
 # Nodes a (127.0.0.1:$${TANDEM_PAIR_PORT_A:-13306}, writable) and b
