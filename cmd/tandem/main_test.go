@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"database/sql"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+
+	"github.com/tandemdb/tandem/internal/testpair"
+)
+
+func TestVersionAndUsage(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"version"}, &out, &errb); code != exitOK || !strings.HasPrefix(out.String(), "tandem ") {
+		t.Fatalf("version: %d %q", code, out.String())
+	}
+	if code := run([]string{"frobnicate"}, &out, &errb); code != exitConfig || !strings.Contains(errb.String(), "unknown command") {
+		t.Fatalf("unknown command: %d %q", code, errb.String())
+	}
+}
+
+func TestBadConfigExitsTwo(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.toml")
+	if err := os.WriteFile(path, []byte("[proxy]\nlisten = [\"nowhere\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run([]string{"serve", "-config", path}, &out, &errb)
+	if code != exitConfig || !strings.Contains(errb.String(), "proxy.listen[0]") {
+		t.Fatalf("bad config: exit %d, stderr %q", code, errb.String())
+	}
+	code = run([]string{"serve", "-config", filepath.Join(t.TempDir(), "missing.toml")}, &out, &errb)
+	if code != exitConfig {
+		t.Fatalf("missing config: exit %d", code)
+	}
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestServeAndSIGTERM runs the real binary in front of the pair: it serves,
+// and on SIGTERM stops accepting, lets a running query finish, and exits 0.
+func TestServeAndSIGTERM(t *testing.T) {
+	testpair.Require(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "tandem")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	addr := freePort(t)
+	cfg := fmt.Sprintf(`
+[proxy]
+listen = [%q]
+shutdown_timeout = "10s"
+[[user]]
+name = "app"
+password = "apppass"
+[[node]]
+name = "a"
+address = %q
+[[node]]
+name = "b"
+address = %q
+[failover]
+state_file = %q
+admin_password = "tandem"
+`, addr, testpair.Addr(testpair.A), testpair.Addr(testpair.B), filepath.Join(dir, "state.json"))
+	path := filepath.Join(dir, "tandem.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "serve", "-config", path)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	db, err := sql.Open("mysql", "app:apppass@tcp("+addr+")/app?timeout=2s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for db.Ping() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("tandem never answered; log:\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	qerr := make(chan error, 1)
+	go func() {
+		var r int
+		qerr <- db.QueryRow("SELECT SLEEP(1)").Scan(&r)
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-qerr; err != nil {
+		t.Fatalf("query running at SIGTERM: %v", err)
+	}
+	db.Close() // idle pool connections end; tandem can exit
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("tandem exited with %v; log:\n%s", err, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("tandem did not exit after SIGTERM; log:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "shutting down") || !strings.Contains(logs.String(), "stopped") {
+		t.Fatalf("log lacks the shutdown lines:\n%s", logs.String())
+	}
+}

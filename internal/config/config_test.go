@@ -1,0 +1,121 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const good = `
+[proxy]
+listen = ["127.0.0.1:3306", "unix:/tmp/tandem.sock"]
+[[user]]
+name = "app"
+password = "apppass"
+[[node]]
+name = "a"
+address = "127.0.0.1:13306"
+[[node]]
+name = "b"
+address = "127.0.0.1:13307"
+[failover]
+admin_password = "tandem"
+`
+
+func load(t *testing.T, text string) (*File, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tandem.toml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return Load(path)
+}
+
+func TestGoodConfigGetsDefaults(t *testing.T) {
+	f, err := load(t, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Failover.InitialActive != "a" || f.Proxy.MaxConnections != 4096 || f.Failover.Interval.Duration != 250*time.Millisecond ||
+		f.Users[0].Secret() != "apppass" || f.Failover.AdminSecret() != "tandem" || f.Log.Level != "info" {
+		t.Fatalf("defaults not applied: %+v", f)
+	}
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	t.Setenv("TANDEM_ADMIN_PASSWORD", "tandem")
+	f, err := Load("../../testdata/tandem.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Users) != 2 || f.Users[1].Secret() != "tandem" || f.Failover.AdminSecret() != "tandem" {
+		t.Fatalf("example config: %+v", f)
+	}
+}
+
+func TestPasswordFromEnvAndFile(t *testing.T) {
+	t.Setenv("APP_PW", "from-env")
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte("from-file\nignored\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(good, `password = "apppass"`, `password_env = "APP_PW"`, 1) +
+		"\n[[user]]\nname = \"other\"\npassword_file = \"" + pwFile + "\"\n"
+	f, err := load(t, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Users[0].Secret() != "from-env" || f.Users[1].Secret() != "from-file" {
+		t.Fatalf("secrets: %q %q", f.Users[0].Secret(), f.Users[1].Secret())
+	}
+}
+
+func TestBadConfigNamesTheKey(t *testing.T) {
+	for _, c := range []struct{ edit, want string }{
+		{"\nbogus = 1", "unknown key failover.bogus"},
+		{"\n[proxy2]\nx = 1", "unknown key proxy2"},
+		{`|listen = ["127.0.0.1:3306", "unix:/tmp/tandem.sock"]|listen = ["localhost"]`, "proxy.listen[0]"},
+		{`|listen = ["127.0.0.1:3306", "unix:/tmp/tandem.sock"]|listen = ["unix:relative.sock"]`, "proxy.listen[0]"},
+		{`|listen = ["127.0.0.1:3306", "unix:/tmp/tandem.sock"]|listen = []`, "proxy.listen"},
+		{`|address = "127.0.0.1:13307"|address = "127.0.0.1:99999"`, "node[1].address"},
+		{`|name = "b"|name = "a"`, `node[1].name: "a" defined twice`},
+		{"|[[node]]\nname = \"b\"\naddress = \"127.0.0.1:13307\"|", ""},
+		{`|password = "apppass"|password = "x"
+password_env = "Y"`, "user[0] (app): password, password_env and password_file: set only one"},
+		{`|password = "apppass"|password_env = "TANDEM_TEST_UNSET_VAR"`, "TANDEM_TEST_UNSET_VAR is not set"},
+		{"\n[log]\nlevel = \"loud\"", "log.level"},
+		{"|[failover]|[failover]\ninterval = \"soon\"", "interval"},
+		{"|[failover]|[failover]\nfail_after = 0", "failover.fail_after"},
+		{"|[failover]|[failover]\ninitial_active = \"c\"", "failover.initial_active"},
+		{"|[failover]|[failover]\nschema = \"bad-name\"", "failover.schema"},
+		{"|[proxy]|[proxy]\ntls_cert = \"/x.pem\"", "proxy.tls_cert, proxy.tls_key"},
+		{"|[proxy]|[proxy]\nmax_connections = -1", "proxy.max_connections"},
+		{"|[proxy]|[proxy]\nmax_connections = \"many\"", "max_connections"},
+	} {
+		text := good
+		if strings.HasPrefix(c.edit, "|") {
+			parts := strings.SplitN(c.edit[1:], "|", 2)
+			text = strings.Replace(text, parts[0], parts[1], 1)
+		} else {
+			text += c.edit
+		}
+		_, err := load(t, text)
+		if c.want == "" { // one node is allowed
+			if err != nil {
+				t.Errorf("edit %q: %v", c.edit, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("edit %q: error %v, want it to mention %q", c.edit, err, c.want)
+		}
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	if _, err := Load(filepath.Join(t.TempDir(), "none.toml")); err == nil || !strings.Contains(err.Error(), "none.toml") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
