@@ -21,7 +21,11 @@ type Observation struct {
 	Node string
 	Time time.Time
 	// Err is nil when the node answered; then Facts holds what it said.
-	Err   error
+	Err error
+	// Refused is set when the node answered but refused tandem's account
+	// (wrong password, missing privilege): the node is up, so this never
+	// counts towards failing it, but nothing is known of its state.
+	Refused bool
 	Facts replication.Facts
 	// Lag is the age of the active node's heartbeat as read on this node
 	// (a passive), when LagKnown. It stays meaningful when replication
@@ -41,6 +45,8 @@ type node struct {
 	fails   int         // consecutive failed checks
 	oks     int         // consecutive good checks
 	healthy bool
+
+	refusedLogged time.Time
 
 	heartbeatBusy atomic.Bool
 }
@@ -99,6 +105,8 @@ func (m *Manager) check(ctx context.Context, n *node) Observation {
 	o := Observation{Node: n.Name, Time: time.Now()}
 	o.Facts, o.Err = replication.Read(cctx, n.db)
 	if o.Err != nil {
+		var me *mysql.MySQLError
+		o.Refused = errors.As(o.Err, &me) && (me.Number == 1045 || me.Number == 1044 || me.Number == 1227 || me.Number == 1142)
 		return o
 	}
 	active, epoch := m.activeName(), m.epoch.Load()

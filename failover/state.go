@@ -203,6 +203,14 @@ func (m *Manager) Run(ctx context.Context) error {
 func (m *Manager) observe(ctx context.Context, o Observation) {
 	n := m.node(o.Node)
 	n.last = o
+	if o.Refused {
+		if n.fails == 0 && n.oks == 0 || time.Since(n.refusedLogged) > time.Minute {
+			n.refusedLogged = time.Now()
+			m.log.Error("node refuses tandem's admin account: check failover.admin_user and its password and privileges; the node is not judged until it lets tandem in",
+				"node", n.Name, "error", o.Err)
+		}
+		return
+	}
 	if o.Err != nil {
 		n.fails++
 		n.oks = 0
