@@ -102,6 +102,7 @@ func serve(args []string, stderr io.Writer) int {
 	pcfg.HandshakeTimeout = cfg.Proxy.HandshakeTimeout.Duration
 	pcfg.ConnectTimeout = cfg.Proxy.ConnectTimeout.Duration
 	pcfg.LoginTimeout = cfg.Proxy.LoginTimeout.Duration
+	pcfg.HoldTimeout = cfg.Proxy.HoldTimeout.Duration
 	pcfg.DefaultAuthPlugin = cfg.Proxy.DefaultAuthPlugin
 	pcfg.MaxPacket = cfg.Proxy.MaxPacket
 	pcfg.RequireTLS = cfg.Proxy.RequireTLS

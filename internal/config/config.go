@@ -44,6 +44,9 @@ type Proxy struct {
 	ConnectTimeout Duration `toml:"connect_timeout"`
 	// LoginTimeout bounds a login to a node. Default 5s.
 	LoginTimeout Duration `toml:"login_timeout"`
+	// HoldTimeout is how long a command or a new session waits while
+	// traffic is held (failover, switchover). Default 10s.
+	HoldTimeout Duration `toml:"hold_timeout"`
 	// ShutdownTimeout is how long SIGTERM waits for sessions to end
 	// before closing them. Default 30s.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
@@ -143,6 +146,7 @@ func Default() File {
 			ConnectTimeout:    Duration{2 * time.Second},
 			LoginTimeout:      Duration{5 * time.Second},
 			ShutdownTimeout:   Duration{30 * time.Second},
+			HoldTimeout:       Duration{10 * time.Second},
 			DefaultAuthPlugin: "mysql_native_password",
 			MaxPacket:         64 << 20,
 		},
@@ -210,6 +214,7 @@ func (f *File) Validate() error {
 	for key, d := range map[string]Duration{
 		"proxy.handshake_timeout": p.HandshakeTimeout, "proxy.connect_timeout": p.ConnectTimeout,
 		"proxy.login_timeout": p.LoginTimeout, "proxy.shutdown_timeout": p.ShutdownTimeout,
+		"proxy.hold_timeout": p.HoldTimeout,
 	} {
 		if d.Duration <= 0 {
 			return fmt.Errorf("%s: %v must be positive", key, d.Duration)
