@@ -26,7 +26,7 @@ type Observation struct {
 	// (wrong password, missing privilege): the node is up, so this never
 	// counts towards failing it, but nothing is known of its state.
 	Refused bool
-	Facts replication.Facts
+	Facts   replication.Facts
 	// Lag is the age of the active node's heartbeat as read on this node
 	// (a passive), when LagKnown. It stays meaningful when replication
 	// is broken and Seconds_Behind_Master is NULL.
