@@ -112,7 +112,7 @@ func (m *Manager) check(ctx context.Context, n *node) Observation {
 	active, epoch := m.activeName(), m.epoch.Load()
 	hb := replication.Heartbeat{Schema: m.cfg.HeartbeatSchema}
 	if n.Name == active {
-		if o.Facts.Writable() && n.heartbeatBusy.CompareAndSwap(false, true) {
+		if o.Facts.Writable() && !m.heartbeatsOff.Load() && n.heartbeatBusy.CompareAndSwap(false, true) {
 			go func() {
 				defer n.heartbeatBusy.Store(false)
 				hctx, cancel := context.WithTimeout(ctx, 5*time.Second)

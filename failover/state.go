@@ -45,6 +45,9 @@ type Controller interface {
 	Down(reason string)
 	// Cut interrupts commands running on node.
 	Cut(node string)
+	// Activity counts sessions running a command and sessions inside a
+	// transaction, for a switchover to wait on.
+	Activity() (busy, inTransaction int)
 }
 
 // State is the state machine's state.
@@ -96,6 +99,14 @@ type Manager struct {
 	state State
 	// nextAttempt spaces promotion attempts while down.
 	nextAttempt time.Time
+	// paused is set by an operator's Pause.
+	paused bool
+	// requests carries operator requests into the Run goroutine.
+	requests chan request
+	// heartbeatsOff stops heartbeat writes while a switchover fences the
+	// active node: a heartbeat committed there after its final position
+	// was read would look like an errant transaction.
+	heartbeatsOff atomic.Bool
 
 	mu     sync.Mutex // guards status
 	status Status
@@ -111,7 +122,8 @@ func New(cfg Config, nodes []NodeConfig, initial string, ctl Controller, store S
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	m := &Manager{cfg: cfg, log: log, ctl: ctl, store: store, hooks: hooks, events: make(chan Event, 256), started: time.Now()}
+	m := &Manager{cfg: cfg, log: log, ctl: ctl, store: store, hooks: hooks, events: make(chan Event, 256), started: time.Now(),
+		requests: make(chan request)}
 	for _, nc := range nodes {
 		db, err := openNode(cfg, nc)
 		if err != nil {
@@ -194,6 +206,10 @@ func (m *Manager) Run(ctx context.Context) error {
 			return ctx.Err()
 		case o := <-obs:
 			m.observe(ctx, o)
+			m.publish()
+		case r := <-m.requests:
+			v, err := r.do(ctx)
+			r.reply <- response{v, err}
 			m.publish()
 		}
 	}
@@ -435,6 +451,9 @@ func (m *Manager) unsafeToPromote(c *node, force bool) string {
 	if why, ok := m.dec.Excluded[c.Name]; ok {
 		return fmt.Sprintf("node %s is excluded: %s", c.Name, why)
 	}
+	if m.dec.Maintenance[c.Name] {
+		return fmt.Sprintf("node %s is in maintenance", c.Name)
+	}
 	if force {
 		return ""
 	}
@@ -510,7 +529,7 @@ func (m *Manager) failover(ctx context.Context, reason string, force bool) error
 		return refuse(fmt.Sprintf("cannot read node %s: %v", c.Name, err))
 	}
 	d := Decision{Active: c.Name, Epoch: m.dec.Epoch + 1, Time: time.Now().UTC(), Reason: reason,
-		PromotedAt: facts.Executed().String(), Excluded: m.dec.Excluded,
+		PromotedAt: facts.Executed().String(), Excluded: m.dec.Excluded, Maintenance: m.dec.Maintenance,
 		PendingRejoin: true, SemiSyncOff: semiSyncOff}
 	if force {
 		d.Reason = "forced by operator: " + reason
@@ -534,6 +553,9 @@ func (m *Manager) failover(ctx context.Context, reason string, force bool) error
 		m.writeDecisionTable(wctx, c, d)
 	}()
 	m.setState(StateActive)
+	if m.paused {
+		m.ctl.Hold()
+	}
 	m.emit(Event{Type: EventFailoverFinished, From: old.Name, To: c.Name, Reason: d.Reason, Duration: time.Since(start)})
 	return nil
 }

@@ -32,6 +32,9 @@ type Decision struct {
 	// off); both are restored when the peer is back as a clean passive.
 	PendingRejoin bool `json:"pending_rejoin,omitempty"`
 	SemiSyncOff   bool `json:"semi_sync_off,omitempty"`
+	// Maintenance lists nodes an operator put in maintenance: never
+	// promoted.
+	Maintenance map[string]bool `json:"maintenance,omitempty"`
 	// Excluded maps a node name to why it must never be promoted
 	// (errant transactions) until an operator clears it.
 	Excluded map[string]string `json:"excluded,omitempty"`

@@ -133,6 +133,22 @@ func (p *Proxy) Sessions() SessionStats {
 	return st
 }
 
+// Activity counts sessions running a command and sessions inside a
+// transaction.
+func (p *Proxy) Activity() (busy, inTransaction int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.sessions {
+		if s.busy.Load() {
+			busy++
+		}
+		if s.inTx.Load() {
+			inTransaction++
+		}
+	}
+	return busy, inTransaction
+}
+
 // errNoRoute is wrapped by waitRoute's errors.
 var errNoRoute = errors.New("no node takes traffic")
 

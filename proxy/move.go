@@ -43,11 +43,29 @@ func (s *session) checkRoute(r *relay, cmd byte, length int) (handled bool, err 
 		s.p.log.Info("node closed an idle session's connection", "session", s.id, "node", s.be.node.Name)
 		s.broken = true
 	}
-	if !s.broken && !rt.held && rt.node == s.be.node {
-		s.route = rt // e.g. resumed after a hold: nothing to move
-		return false, nil
+	if !s.broken && rt.node == s.be.node {
+		if !rt.held {
+			s.route = rt // e.g. resumed after a hold: nothing to move
+			return false, nil
+		}
+		if s.facts.InTransaction {
+			// A hold lets transactions already open finish (a planned
+			// switchover waits for them); only new work waits.
+			return false, nil
+		}
 	}
-	rt, err = s.p.waitRoute(time.Now().Add(s.p.cfg.HoldTimeout))
+	// Waiting: not busy meanwhile, so that a switchover does not wait
+	// for sessions that wait for it. busy was set before the route was
+	// loaded, so a Hold published after that load sees this session busy.
+	deadline := time.Now().Add(s.p.cfg.HoldTimeout)
+	for {
+		s.busy.Store(false)
+		rt, err = s.p.waitRoute(deadline)
+		s.busy.Store(true)
+		if err != nil || s.p.route.Load() == rt {
+			break // else held again before we were marked busy: wait again
+		}
+	}
 	if err != nil {
 		return true, s.refuse(r, cmd, length, backendError("tandem: %v", err))
 	}

@@ -1,0 +1,306 @@
+package failover
+
+// Operator requests: planned switchover, forced failover, maintenance,
+// pause and resume. Each is carried out by the Run goroutine, so it never
+// races with an automatic decision.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tandemdb/tandem/replication"
+)
+
+// ErrRefused wraps every reason an operator request was not carried out.
+var ErrRefused = errors.New("refused")
+
+// SwitchoverOptions describe a planned switchover.
+type SwitchoverOptions struct {
+	// To is the node to make active; "" means the other node.
+	To string
+	// Timeout bounds the write pause: held statements, in-flight
+	// transactions finishing, and the target catching up. Default 5s.
+	Timeout time.Duration
+	// DryRun runs every pre-flight check and reports the plan only.
+	DryRun bool
+}
+
+// SwitchoverReport says what a switchover did or, for a dry run, would do.
+type SwitchoverReport struct {
+	From       string        `json:"from"`
+	To         string        `json:"to"`
+	Epoch      uint64        `json:"epoch"`
+	DryRun     bool          `json:"dry_run"`
+	Plan       []string      `json:"plan"`
+	WritePause time.Duration `json:"write_pause_ns"`
+	RolledBack bool          `json:"rolled_back"`
+}
+
+type request struct {
+	do    func(ctx context.Context) (any, error)
+	reply chan response
+}
+
+type response struct {
+	v   any
+	err error
+}
+
+// call runs do in the Run goroutine and waits for its answer.
+func (m *Manager) call(ctx context.Context, do func(ctx context.Context) (any, error)) (any, error) {
+	r := request{do: do, reply: make(chan response, 1)}
+	select {
+	case m.requests <- r:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case resp := <-r.reply:
+		return resp.v, resp.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Switchover moves traffic to the other node with no client error: it holds
+// new statements, lets running transactions finish, fences the active,
+// waits until the target has applied everything, makes the target
+// writable and releases the held statements there. Any failure rolls back
+// to the old active, with nothing lost and no client error.
+func (m *Manager) Switchover(ctx context.Context, o SwitchoverOptions) (SwitchoverReport, error) {
+	v, err := m.call(ctx, func(ctx context.Context) (any, error) { return m.switchover(ctx, o) })
+	r, _ := v.(SwitchoverReport)
+	return r, err
+}
+
+// Failover promotes the other node now. With force, the safety checks
+// (replication thread state, lag, catch-up) are skipped: only an operator
+// may ask for that, never the automatic path.
+func (m *Manager) Failover(ctx context.Context, force bool) error {
+	_, err := m.call(ctx, func(ctx context.Context) (any, error) {
+		if m.state == StateSwitchingOver || m.state == StateFailingOver {
+			return nil, fmt.Errorf("%w: another operation is in progress", ErrRefused)
+		}
+		if err := m.failover(ctx, "failover requested by operator", force); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrRefused, err)
+		}
+		return nil, nil
+	})
+	return err
+}
+
+// SetMaintenance puts a passive node in maintenance (never promoted, its
+// failures raise no failover) or takes it out. The active node cannot be
+// put in maintenance: switch over first.
+func (m *Manager) SetMaintenance(ctx context.Context, name string, on bool) error {
+	_, err := m.call(ctx, func(ctx context.Context) (any, error) {
+		if m.node(name) == nil {
+			return nil, fmt.Errorf("%w: no node named %q", ErrRefused, name)
+		}
+		if on && name == m.dec.Active {
+			return nil, fmt.Errorf("%w: node %s is active; switch over to the other node first", ErrRefused, name)
+		}
+		d := m.dec
+		d.Maintenance = map[string]bool{}
+		for k, v := range m.dec.Maintenance {
+			d.Maintenance[k] = v
+		}
+		if on {
+			d.Maintenance[name] = true
+		} else {
+			delete(d.Maintenance, name)
+		}
+		if err := m.store.Save(d); err != nil {
+			return nil, fmt.Errorf("saving the decision: %w", err)
+		}
+		m.setDecision(d)
+		m.log.Info("maintenance", "node", name, "on", on)
+		return nil, nil
+	})
+	return err
+}
+
+// Pause holds all traffic (clients see latency, and an error after
+// proxy.hold_timeout) until Resume.
+func (m *Manager) Pause(ctx context.Context) error {
+	_, err := m.call(ctx, func(context.Context) (any, error) {
+		m.paused = true
+		m.ctl.Hold()
+		m.log.Info("traffic paused by operator")
+		return nil, nil
+	})
+	return err
+}
+
+// Resume releases traffic paused by Pause.
+func (m *Manager) Resume(ctx context.Context) error {
+	_, err := m.call(ctx, func(context.Context) (any, error) {
+		m.paused = false
+		if m.state == StateActive {
+			m.ctl.Resume()
+		}
+		m.log.Info("traffic resumed by operator")
+		return nil, nil
+	})
+	return err
+}
+
+// switchover runs in the Run goroutine.
+func (m *Manager) switchover(ctx context.Context, o SwitchoverOptions) (SwitchoverReport, error) {
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	old := m.node(m.dec.Active)
+	var target *node
+	if o.To == "" {
+		target = m.other(old.Name)
+	} else {
+		target = m.node(o.To)
+	}
+	rep := SwitchoverReport{From: old.Name, DryRun: o.DryRun}
+	refuse := func(format string, args ...any) (SwitchoverReport, error) {
+		return rep, fmt.Errorf("%w: %s", ErrRefused, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case target == nil && o.To != "":
+		return refuse("no node named %q", o.To)
+	case target == nil:
+		return refuse("there is no other node")
+	case target == old:
+		return refuse("node %s is already active", old.Name)
+	case m.state != StateActive:
+		return refuse("tandem is %s, not active", m.state)
+	case m.paused:
+		return refuse("traffic is paused; resume first")
+	}
+	rep.To = target.Name
+	if m.dec.Maintenance[target.Name] {
+		return refuse("node %s is in maintenance", target.Name)
+	}
+	// Pre-flight on fresh facts from both nodes.
+	// The target first: the active moves on meanwhile, so reading it
+	// second gives a set that covers what the target got from it.
+	pctx, cancel := context.WithTimeout(ctx, m.cfg.FenceTimeout)
+	ft, err := replication.Read(pctx, target.db)
+	if err != nil {
+		cancel()
+		return refuse("cannot read node %s: %v", target.Name, err)
+	}
+	fo, err := replication.Read(pctx, old.db)
+	cancel()
+	if err != nil {
+		return refuse("cannot read the active node %s: %v", old.Name, err)
+	}
+	target.good.Facts = ft
+	if why := m.unsafeToPromote(target, false); why != "" {
+		return refuse("%s", why)
+	}
+	if r := ft.Replica; !r.Configured || r.IORunning != replication.IOYes {
+		return refuse("node %s is not replicating from %s (I/O thread %v)", target.Name, old.Name, r.IORunning)
+	}
+	if target.good.LagKnown && target.good.Lag > m.cfg.LagWarning {
+		return refuse("node %s lags %v behind (over %v)", target.Name, target.good.Lag.Round(time.Millisecond), m.cfg.LagWarning)
+	}
+	if set, errant := replication.Errant(fo.Executed(), ft.Executed()); errant {
+		if own := ownBeyond(set, fo.Executed(), ft.ServerID); own != "" {
+			return refuse("node %s has transactions of its own the active node lacks (errant): %s", target.Name, own)
+		}
+	}
+	rep.Epoch = m.dec.Epoch + 1
+	rep.Plan = []string{
+		"hold new statements at the proxy (clients wait, no error)",
+		fmt.Sprintf("wait up to %v for running statements and transactions to finish", o.Timeout),
+		fmt.Sprintf("fence node %s (read_only=ON)", old.Name),
+		fmt.Sprintf("wait until node %s has applied everything node %s wrote", target.Name, old.Name),
+		fmt.Sprintf("save the decision: node %s active, epoch %d", target.Name, rep.Epoch),
+		fmt.Sprintf("make node %s writable and release the held statements there", target.Name),
+	}
+	if o.DryRun {
+		return rep, nil
+	}
+
+	start := time.Now()
+	deadline := start.Add(o.Timeout)
+	m.setState(StateSwitchingOver)
+	m.emit(Event{Type: EventSwitchoverStarted, From: old.Name, To: target.Name, Reason: "requested by operator"})
+	m.ctl.Hold()
+	rollback := func(why string, unfence bool) (SwitchoverReport, error) {
+		if unfence {
+			uctx, cancel := context.WithTimeout(context.Background(), m.cfg.FenceTimeout)
+			if err := replication.SetReadOnly(uctx, old.db, fo.Flavor, false); err != nil {
+				m.log.Error("rollback: cannot make the old active writable again", "node", old.Name, "error", err)
+			}
+			cancel()
+		}
+		m.ctl.Resume()
+		m.setState(StateActive)
+		rep.RolledBack = true
+		rep.WritePause = time.Since(start)
+		m.emit(Event{Type: EventSwitchoverRollback, From: old.Name, To: target.Name, Reason: why, Duration: rep.WritePause})
+		return rep, fmt.Errorf("switchover rolled back: %s", why)
+	}
+	// Let running statements and transactions end.
+	for {
+		busy, inTx := m.ctl.Activity()
+		if busy == 0 && inTx == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return rollback(fmt.Sprintf("%d statements and %d transactions still running after %v", busy, inTx, o.Timeout), false)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	sctx, cancel := context.WithDeadline(ctx, deadline.Add(m.cfg.FenceTimeout))
+	defer cancel()
+	m.heartbeatsOff.Store(true)
+	defer m.heartbeatsOff.Store(false)
+	for old.heartbeatBusy.Load() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if err := replication.SetReadOnly(sctx, old.db, fo.Flavor, true); err != nil {
+		return rollback(fmt.Sprintf("cannot fence node %s: %v", old.Name, err), true)
+	}
+	final, err := replication.Read(sctx, old.db)
+	if err != nil {
+		return rollback(fmt.Sprintf("cannot read node %s's final position: %v", old.Name, err), true)
+	}
+	if err := replication.WaitExecuted(sctx, target.db, ft.Flavor, final.Executed(), time.Until(deadline)); err != nil {
+		return rollback(fmt.Sprintf("node %s did not catch up with %s in time: %v", target.Name, old.Name, err), true)
+	}
+	d := Decision{Active: target.Name, Epoch: m.dec.Epoch + 1, Time: time.Now().UTC(),
+		Reason: "switchover requested by operator", PromotedAt: final.Executed().String(),
+		Excluded: m.dec.Excluded, Maintenance: m.dec.Maintenance}
+	if err := m.store.Save(d); err != nil {
+		return rollback(fmt.Sprintf("cannot save the decision: %v", err), true)
+	}
+	prev := m.dec
+	m.setDecision(d)
+	if err := replication.SetReadOnly(sctx, target.db, ft.Flavor, false); err != nil {
+		// Undo the decision: the old node takes writes again.
+		prev.Epoch = d.Epoch + 1
+		prev.Time, prev.Reason = time.Now().UTC(), "switchover rolled back"
+		if serr := m.store.Save(prev); serr != nil {
+			m.log.Error("rollback: cannot save the decision", "error", serr)
+		}
+		m.setDecision(prev)
+		return rollback(fmt.Sprintf("cannot make node %s writable: %v", target.Name, err), true)
+	}
+	target.good.Facts.ReadOnly = false
+	old.good.Facts.ReadOnly = true
+	if err := m.ctl.Route(target.Name); err != nil {
+		m.log.Error("cannot route to the new active", "error", err)
+	}
+	rep.WritePause = time.Since(start)
+	m.setState(StateActive)
+	// Sessions left on the old node move at their next command; anyone
+	// else connected there directly is cut off (read_only already stops
+	// their writes).
+	if _, err := replication.KillClients(sctx, old.db, m.cfg.AdminUser); err != nil {
+		m.log.Warn("could not kill the old active's remaining clients", "node", old.Name, "error", err)
+	}
+	go m.writeDecisionTable(context.Background(), target, d)
+	m.emit(Event{Type: EventSwitchoverFinished, From: old.Name, To: target.Name, Reason: d.Reason, Duration: rep.WritePause})
+	return rep, nil
+}
