@@ -426,7 +426,7 @@ func TestParseHandshakeResponseErrors(t *testing.T) {
 	}
 }
 
-func TestIsSSLRequest(t *testing.T) {
+func TestSSLRequest(t *testing.T) {
 	ssl := make([]byte, 32)
 	caps := requiredCaps | mysql.CLIENT_SSL | mysql.CLIENT_PLUGIN_AUTH
 	ssl[0], ssl[1], ssl[2], ssl[3] = byte(caps), byte(caps>>8), byte(caps>>16), byte(caps>>24)
