@@ -32,6 +32,7 @@ type NodeStatus struct {
 // Status is a snapshot for the admin API and tests.
 type Status struct {
 	State    string       `json:"state"`
+	Paused   bool         `json:"paused"`
 	Decision Decision     `json:"decision"`
 	Nodes    []NodeStatus `json:"nodes"`
 	Events   []Event      `json:"events"`
@@ -77,6 +78,7 @@ func (m *Manager) publish() {
 	}
 	m.mu.Lock()
 	m.status.State = m.state.String()
+	m.status.Paused = m.paused
 	m.status.Decision = m.dec
 	m.status.Nodes = nodes
 	m.mu.Unlock()

@@ -15,9 +15,11 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/tandemdb/tandem/admin"
 	"github.com/tandemdb/tandem/failover"
 	"github.com/tandemdb/tandem/internal/config"
 	"github.com/tandemdb/tandem/proxy"
@@ -45,6 +47,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stderr)
+	case "status":
+		return cmdStatus(args[1:], stdout, stderr)
+	case "switchover":
+		return cmdSwitchover(args[1:], stdout, stderr)
+	case "failover":
+		return cmdFailover(args[1:], stdout, stderr)
+	case "maintenance":
+		return cmdMaintenance(args[1:], stdout, stderr)
+	case "pause", "resume":
+		return cmdPauseResume(args[0], args[1:], stdout, stderr)
+	case "events":
+		return cmdEvents(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "tandem", version)
 		return exitOK
@@ -61,8 +75,20 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: tandem <command> [flags]
 
 commands:
-  serve -config FILE [-log-level LEVEL]   run the proxy
-  version                                 print the version
+  serve -config FILE [-log-level LEVEL]     run the proxy
+  status [-json]                            nodes, roles, health, replication, lag, sessions
+  switchover [-to NODE] [-timeout D] [-dry-run]
+                                            move traffic to the other node with no client error
+  failover -force                           promote the other node now, skipping safety checks
+  maintenance NODE on|off                   keep a passive node out of promotion
+  pause | resume                            hold all traffic / release it
+  events [-json]                            recent failover events
+  version                                   print the version
+
+Operator commands talk to a running tandem's admin API: -admin URL (default
+http://127.0.0.1:9306), or -config FILE to read admin.listen and the token;
+-token T or TANDEM_ADMIN_TOKEN for the bearer token.
+Exit codes: 0 ok, 1 failed or refused, 2 bad usage or config, 3 tandem unreachable.
 `)
 }
 
@@ -153,6 +179,31 @@ func serve(args []string, stderr io.Writer) int {
 	monitorDone := make(chan struct{})
 	go func() { _ = mgr.Run(mctx); close(monitorDone) }()
 	defer func() { stopMonitor(); <-monitorDone }()
+
+	api, err := admin.NewServer(admin.Config{Listen: cfg.Admin.Listen, Token: cfg.Admin.Token()}, mgr, func() admin.SessionCounts {
+		s := p.Sessions()
+		return admin.SessionCounts{Total: s.Total, Busy: s.Busy, InTransaction: s.InTransaction, ByNode: s.ByNode}
+	}, nil, log.Named("admin"))
+	if err != nil {
+		fmt.Fprintln(stderr, "tandem: config:", err)
+		return exitConfig
+	}
+	apiListener, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		log.Error("cannot listen for the admin API", "address", cfg.Admin.Listen, "error", err)
+		return exitFail
+	}
+	log.Info("admin API listening", "address", cfg.Admin.Listen)
+	go func() {
+		if err := api.Serve(apiListener); err != nil {
+			log.Error("admin API stopped", "error", err)
+		}
+	}()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = api.Shutdown(ctx)
+	}()
 
 	var listeners []net.Listener
 	for _, a := range cfg.Proxy.Listen {

@@ -62,7 +62,7 @@ func TestServeAndSIGTERM(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	addr := freePort(t)
+	addr, adminAddr := freePort(t), freePort(t)
 	cfg := fmt.Sprintf(`
 [proxy]
 listen = [%q]
@@ -79,7 +79,9 @@ address = %q
 [failover]
 state_file = %q
 admin_password = "tandem"
-`, addr, testpair.Addr(testpair.A), testpair.Addr(testpair.B), filepath.Join(dir, "state.json"))
+[admin]
+listen = %q
+`, addr, testpair.Addr(testpair.A), testpair.Addr(testpair.B), filepath.Join(dir, "state.json"), adminAddr)
 	path := filepath.Join(dir, "tandem.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -106,6 +108,47 @@ admin_password = "tandem"
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The operator commands against the running binary's admin API.
+	api := "-admin=http://" + adminAddr
+	var out, errb bytes.Buffer
+	waitHealthy := time.Now().Add(10 * time.Second)
+	for {
+		out.Reset()
+		if code := run([]string{"status", api}, &out, &errb); code == exitOK && strings.Count(out.String(), " up ") == 2 {
+			break
+		}
+		if time.Now().After(waitHealthy) {
+			t.Fatalf("tandem status never showed two healthy nodes:\n%s%s", out.String(), errb.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "node a active, epoch 1") {
+		t.Fatalf("tandem status:\n%s", out.String())
+	}
+	out.Reset()
+	if code := run([]string{"status", "-json", "-config", path}, &out, &errb); code != exitOK || !strings.Contains(out.String(), `"active": "a"`) {
+		t.Fatalf("tandem status -json -config: %d\n%s%s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	if code := run([]string{"switchover", "-dry-run", api}, &out, &errb); code != exitOK || !strings.Contains(out.String(), "from node a to node b") {
+		t.Fatalf("tandem switchover -dry-run: %d\n%s%s", code, out.String(), errb.String())
+	}
+	errb.Reset()
+	if code := run([]string{"maintenance", "a", "on", api}, &out, &errb); code != exitFail || !strings.Contains(errb.String(), "switch over") {
+		t.Fatalf("maintenance on the active node: %d %q", code, errb.String())
+	}
+	if code := run([]string{"failover", api}, &out, &errb); code != exitConfig {
+		t.Fatalf("failover without -force: exit %d", code)
+	}
+	out.Reset()
+	if code := run([]string{"events", api}, &out, &errb); code != exitOK || !strings.Contains(out.String(), "node_up") {
+		t.Fatalf("tandem events: %d\n%s", code, out.String())
+	}
+	errb.Reset()
+	if code := run([]string{"status", "-admin=http://" + freePort(t)}, &out, &errb); code != exitUnreachable || !strings.Contains(errb.String(), "is tandem running") {
+		t.Fatalf("status against nothing: %d %q", code, errb.String())
+	}
+
 	qerr := make(chan error, 1)
 	go func() {
 		var r int

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/tandemdb/tandem/admin"
 )
 
 // File is the whole configuration file.
@@ -20,7 +22,25 @@ type File struct {
 	Users    []User   `toml:"user"`
 	Nodes    []Node   `toml:"node"`
 	Failover Failover `toml:"failover"`
+	Admin    Admin    `toml:"admin"`
 }
+
+// Admin configures the admin HTTP API (status, switchover, metrics).
+type Admin struct {
+	// Listen is host:port. Default 127.0.0.1:9306. A non-loopback address
+	// needs a token.
+	Listen string `toml:"listen"`
+	// Give at most one of token, token_env, token_file: clients must then
+	// send "Authorization: Bearer <token>".
+	TokenValue string `toml:"token"`
+	TokenEnv   string `toml:"token_env"`
+	TokenFile  string `toml:"token_file"`
+
+	token string
+}
+
+// Token returns the bearer token as resolved by Validate ("" for none).
+func (a *Admin) Token() string { return a.token }
 
 // Log configures logging.
 type Log struct {
@@ -150,6 +170,7 @@ func Default() File {
 			DefaultAuthPlugin: "mysql_native_password",
 			MaxPacket:         64 << 20,
 		},
+		Admin: Admin{Listen: "127.0.0.1:9306"},
 		Failover: Failover{
 			StateFile:      "/var/lib/tandem/state.json",
 			AdminUser:      "tandem",
@@ -293,11 +314,19 @@ func (f *File) Validate() error {
 	if err := checkSchema(fo.Schema); err != nil {
 		return fmt.Errorf("failover.schema: %w", err)
 	}
-	admin := User{Name: fo.AdminUser, Password: fo.AdminPassword, PasswordEnv: fo.AdminPasswordEnv, PasswordFile: fo.AdminPasswordFile}
-	if err := admin.resolve(); err != nil {
+	nodeAdmin := User{Name: fo.AdminUser, Password: fo.AdminPassword, PasswordEnv: fo.AdminPasswordEnv, PasswordFile: fo.AdminPasswordFile}
+	if err := nodeAdmin.resolve(); err != nil {
 		return fmt.Errorf("failover.admin_%w", err)
 	}
-	fo.adminSecret = admin.secret
+	fo.adminSecret = nodeAdmin.secret
+	tok := User{Name: "admin", Password: f.Admin.TokenValue, PasswordEnv: f.Admin.TokenEnv, PasswordFile: f.Admin.TokenFile}
+	if err := tok.resolve(); err != nil {
+		return fmt.Errorf("admin.token: %s", strings.ReplaceAll(err.Error(), "password", "token"))
+	}
+	f.Admin.token = tok.secret
+	if err := admin.CheckListen(f.Admin.Listen, f.Admin.token); err != nil {
+		return err
+	}
 	if f.Failover.InitialActive == "" {
 		f.Failover.InitialActive = f.Nodes[0].Name
 	} else if !names[f.Failover.InitialActive] {
