@@ -131,10 +131,10 @@ func relayBody(dst *bufio.Writer, src *bufio.Reader, hdr *[headerLen]byte, lengt
 	if _, err = dst.Write(hdr[:]); err != nil {
 		return nil, 0, err
 	}
-	if length < src.Size() {
+	if length < src.Size() && length < maxPayload {
 		head, err = src.Peek(length)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, unexpectedEOF(err)
 		}
 		if _, err = dst.Write(head); err != nil {
 			return nil, 0, err
@@ -149,24 +149,33 @@ func relayBody(dst *bufio.Writer, src *bufio.Reader, hdr *[headerLen]byte, lengt
 	// continuation chunks.
 	p, err := src.Peek(1)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, unexpectedEOF(err)
 	}
 	first = p[0]
 	n := length
 	for {
 		if _, err = io.CopyN(dst, src, int64(n)); err != nil {
-			return nil, first, err
+			return nil, first, unexpectedEOF(err)
 		}
 		if n < maxPayload {
 			return nil, first, nil
 		}
 		if n, _, err = readHeader(src, hdr); err != nil {
-			return nil, first, err
+			return nil, first, unexpectedEOF(err)
 		}
 		if _, err = dst.Write(hdr[:]); err != nil {
 			return nil, first, err
 		}
 	}
+}
+
+// unexpectedEOF turns io.EOF inside a packet into io.ErrUnexpectedEOF: only
+// an EOF before a header is a clean close.
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // lenEncInt decodes a length-encoded integer at b[pos:]. ok is false when the

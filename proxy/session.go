@@ -63,6 +63,31 @@ const maxSettings = 64
 // is deliberately conservative: anything it is unsure of pins the session,
 // which costs only that the session is closed, not moved, on a failover.
 func (f *Facts) noteQuery(text []byte, whole bool) {
+	if hasExecutableComment(text) {
+		// /*! ... */ and /*M! ... */ run on the server; tandem does not
+		// look inside them.
+		f.pin("executable comments (/*! ... */)")
+		return
+	}
+	if rest := afterFirstStatement(text); len(rest) > 0 {
+		// Several statements in one COM_QUERY: judge each for state
+		// that pins; record none for replay (replaying the text would
+		// run the others again).
+		for stmt := text; len(stmt) > 0; stmt = afterFirstStatement(stmt) {
+			var g Facts
+			g.reset(f.Schema, f.Collation)
+			g.noteQuery(firstStatement(stmt), true)
+			if g.Pinned != "" {
+				f.pin(g.Pinned)
+				return
+			}
+			if len(g.Settings) > 0 || g.Schema != f.Schema {
+				f.pin("SET or USE inside a multi-statement query")
+				return
+			}
+		}
+		return
+	}
 	kw, rest := firstWord(text)
 	switch kw {
 	case "SELECT", "DO", "CALL", "WITH", "VALUES":
@@ -82,9 +107,22 @@ func (f *Facts) noteQuery(text []byte, whole bool) {
 			f.pin("user variables")
 			return
 		}
-		w, _ := firstWord(rest)
-		if w == "TRANSACTION" || w == "GLOBAL" || w == "PASSWORD" || w == "ROLE" || w == "DEFAULT" {
-			return // not session state tandem replays (TRANSACTION applies to the next one only)
+		w, after := firstWord(rest)
+		switch w {
+		case "TRANSACTION", "GLOBAL", "PASSWORD", "DEFAULT":
+			return // not session state (TRANSACTION applies to the next one only)
+		case "ROLE":
+			f.pin("SET ROLE")
+			return
+		case "STATEMENT":
+			// SET STATEMENT v=x FOR stmt: v lasts for stmt only; judge stmt.
+			if i := indexFold(after, " FOR "); i >= 0 {
+				f.noteQuery(after[i+5:], whole)
+			}
+			return
+		}
+		if bytesContainFold(rest, "@@GLOBAL.") {
+			return
 		}
 		if !whole || len(f.Settings) >= maxSettings {
 			f.pin("too many or too long SET statements")
@@ -92,7 +130,13 @@ func (f *Facts) noteQuery(text []byte, whole bool) {
 		}
 		f.Settings = append(f.Settings, string(text))
 	case "CREATE":
-		if w, _ := firstWord(rest); w == "TEMPORARY" {
+		// CREATE [OR REPLACE] TEMPORARY TABLE
+		w, r := firstWord(rest)
+		if w == "OR" {
+			_, r = firstWord(r)
+			w, _ = firstWord(r)
+		}
+		if w == "TEMPORARY" {
 			f.pin("temporary tables")
 		}
 	case "LOCK":
@@ -124,18 +168,22 @@ func firstWord(s []byte) (string, []byte) {
 	return string(up[:i]), s[i:]
 }
 
-// firstIdent returns the identifier at the start of s, unquoting backticks.
+// firstIdent returns the identifier at the start of s, unquoting backticks
+// (a doubled backtick inside stands for one).
 func firstIdent(s []byte) (string, []byte) {
 	s = skipSpace(s)
 	if len(s) > 0 && s[0] == '`' {
+		var name []byte
 		for i := 1; i < len(s); i++ {
 			if s[i] == '`' {
 				if i+1 < len(s) && s[i+1] == '`' {
+					name = append(name, '`')
 					i++
 					continue
 				}
-				return string(s[1:i]), s[i+1:]
+				return string(name), s[i+1:]
 			}
+			name = append(name, s[i])
 		}
 		return "", nil
 	}
@@ -183,6 +231,71 @@ func indexOf(s []byte, sep string) int {
 	}
 	return -1
 }
+
+// hasExecutableComment reports whether s holds a /*! or /*M! comment.
+func hasExecutableComment(s []byte) bool {
+	return indexOf(s, "/*!") >= 0 || indexOf(s, "/*M!") >= 0
+}
+
+// afterFirstStatement returns what follows the first statement of s (after
+// a ';' outside quotes and comments), or nil if there is nothing but
+// spaces, comments and semicolons.
+func afterFirstStatement(s []byte) []byte {
+	end := statementEnd(s)
+	if end >= len(s) {
+		return nil
+	}
+	rest := skipSpace(s[end:])
+	if len(rest) == 0 {
+		return nil
+	}
+	return rest
+}
+
+// firstStatement returns s up to its first statement's end.
+func firstStatement(s []byte) []byte { return s[:statementEnd(s)] }
+
+// statementEnd returns the index of the first ';' outside quotes and
+// comments, or len(s).
+func statementEnd(s []byte) int {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == ';':
+			return i
+		case c == '\'' || c == '"' || c == '`':
+			for i++; i < len(s) && s[i] != c; i++ {
+				if s[i] == '\\' && c != '`' {
+					i++
+				}
+			}
+		case c == '/' && i+1 < len(s) && s[i+1] == '*':
+			end := indexOf(s[i+2:], "*/")
+			if end < 0 {
+				return len(s)
+			}
+			i += 2 + end + 1
+		case c == '#' || c == '-' && i+2 < len(s) && s[i+1] == '-' && (s[i+2] == ' ' || s[i+2] == '\t'):
+			end := indexOf(s[i:], "\n")
+			if end < 0 {
+				return len(s)
+			}
+			i += end
+		}
+	}
+	return len(s)
+}
+
+// indexFold is indexOf ignoring ASCII case; sep is upper case.
+func indexFold(s []byte, sep string) int {
+	for i := 0; i+len(sep) <= len(s); i++ {
+		if containsFold(string(s[i:i+len(sep)]), sep) {
+			return i
+		}
+	}
+	return -1
+}
+
+func bytesContainFold(s []byte, sub string) bool { return indexFold(s, sub) >= 0 }
 
 // hasUserVar reports whether s mentions a user variable (@name, not
 // @@system). Conservative: an '@' inside a string literal counts too.

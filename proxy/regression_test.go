@@ -1,14 +1,7 @@
-//go:build bugrepro
-
 package proxy
 
-// Tests that fail against the current code: each shows one bug found while
-// writing the byte-level fixtures. They are behind the bugrepro build tag so
-// the suite stays green until the fix lands; run them with
-//
-//	go test ./proxy -tags bugrepro -run 'Bug' -count=1
-//
-// and move each into its file's ordinary tests once it passes.
+// Regression tests: each pinned down one bug found while writing the
+// byte-level fixtures (fixed in session.go and packet.go).
 
 import (
 	"bufio"
@@ -19,7 +12,7 @@ import (
 	"testing"
 )
 
-// BUG session.go firstIdent: for
+// Was a bug: session.go firstIdent: for
 //
 //	USE `we``ird`
 //
@@ -27,21 +20,21 @@ import (
 // doubled backtick kept) instead of the database name we`ird. COM_INIT_DB
 // (conn.go) stores the raw name, so the two paths disagree, and a session
 // rebuilt from Schema would select another (or no) database.
-func TestBugUseDoubledBacktick(t *testing.T) {
+func TestRegressionUseDoubledBacktick(t *testing.T) {
 	runNoteQuery(t, []noteQueryCase{
 		{"USE `we``ird`", true, "we`ird", nil, ""},
 		{"USE ````", true, "`", nil, ""},
 	})
 }
 
-// BUG session.go noteQuery/skipSpace: executable comments /*! ... */,
+// Was a bug: session.go noteQuery/skipSpace: executable comments /*! ... */,
 // /*!NNNNN ... */ and MariaDB's /*M! ... */ are run by the server but
 // skipped as comments, so the statement inside is invisible: a session
 // that sets user variables or names this way (every mysqldump file starts
 // with these lines, and the mysql client keeps /*! comments) is neither
 // pinned nor recorded, and would be moved on a failover with its state
 // silently lost. Expected: pin (the conservative choice) or parse inside.
-func TestBugExecutableComments(t *testing.T) {
+func TestRegressionExecutableComments(t *testing.T) {
 	for _, q := range []string{
 		"/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */",
 		"/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */",
@@ -59,12 +52,12 @@ func TestBugExecutableComments(t *testing.T) {
 	}
 }
 
-// BUG session.go noteQuery: MariaDB's SET STATEMENT var=value FOR <stmt>
+// Was a bug: session.go noteQuery: MariaDB's SET STATEMENT var=value FOR <stmt>
 // is recorded in Settings as if it were a session SET. Replaying it on
 // another node would run <stmt> again (an INSERT, a DELETE, ...), and it
 // sets nothing that outlives the statement. Expected: not recorded (and
 // <stmt> judged on its own: a CREATE TEMPORARY TABLE inside still pins).
-func TestBugSetStatementFor(t *testing.T) {
+func TestRegressionSetStatementFor(t *testing.T) {
 	runNoteQuery(t, []noteQueryCase{
 		{"SET STATEMENT max_statement_time=10 FOR INSERT INTO t VALUES (1)", true, "app", nil, ""},
 		{"set statement sql_mode='' for delete from t", true, "app", nil, ""},
@@ -77,15 +70,15 @@ func TestBugSetStatementFor(t *testing.T) {
 	}
 }
 
-// BUG session.go noteQuery: MariaDB's CREATE OR REPLACE TEMPORARY TABLE
+// Was a bug: session.go noteQuery: MariaDB's CREATE OR REPLACE TEMPORARY TABLE
 // does not pin: only the word right after CREATE is checked.
-func TestBugCreateOrReplaceTemporary(t *testing.T) {
+func TestRegressionCreateOrReplaceTemporary(t *testing.T) {
 	runNoteQuery(t, []noteQueryCase{
 		{"CREATE OR REPLACE TEMPORARY TABLE t (a INT)", true, "app", nil, pinTemp},
 	})
 }
 
-// BUG session.go noteQuery: with CLIENT_MULTI_STATEMENTS (which tandem
+// Was a bug: session.go noteQuery: with CLIENT_MULTI_STATEMENTS (which tandem
 // advertises) one COM_QUERY can hold several statements, but only the first
 // keyword is looked at. "SET NAMES ...; INSERT ..." is recorded verbatim in
 // Settings, so a replay re-runs the INSERT; and session state set by a
@@ -93,7 +86,7 @@ func TestBugCreateOrReplaceTemporary(t *testing.T) {
 // (User variables and GET_LOCK are caught because those checks scan the
 // whole text.) Expected: a text with more than one statement pins, or each
 // statement is judged.
-func TestBugMultiStatement(t *testing.T) {
+func TestRegressionMultiStatement(t *testing.T) {
 	var f Facts
 	f.reset("app", 45)
 	f.noteQuery([]byte("SET NAMES utf8mb4; INSERT INTO t VALUES (1)"), true)
@@ -115,13 +108,13 @@ func TestBugMultiStatement(t *testing.T) {
 	}
 }
 
-// BUG (minor) packet.go relayBody: a payload cut short by the end of the
+// Was a bug: (minor) packet.go relayBody: a payload cut short by the end of the
 // stream returns io.EOF (from Peek on the small path, from io.CopyN on the
 // large one), not io.ErrUnexpectedEOF as readPacket now does. A caller
 // testing errors.Is(err, io.EOF) to recognise a clean close (as
 // commandLoop does after readHeader) would take a connection lost in the
 // middle of a packet for a clean one.
-func TestBugRelayTruncatedPayloadEOF(t *testing.T) {
+func TestRegressionRelayTruncatedPayloadEOF(t *testing.T) {
 	for _, n := range []int{10, 100} { // small path, large path (buffer of 16)
 		in := frame(0, pattern(n, 1))[:headerLen+n/2]
 		src := bufio.NewReaderSize(bytes.NewReader(in), 16)
@@ -134,14 +127,14 @@ func TestBugRelayTruncatedPayloadEOF(t *testing.T) {
 	}
 }
 
-// BUG (latent) packet.go relayBody: the small path is taken when
+// Was a bug: (latent) packet.go relayBody: the small path is taken when
 // length < src.Size(), without checking length < maxPayload. With a read
 // buffer larger than 2^24-1 bytes a chunk of exactly maxPayload bytes is
 // relayed as a whole packet and its continuation chunk is left for the
 // next call, which sees it as a new (empty) packet. Unreachable with
 // today's 8 KiB and 64 KiB buffers; a guard (or a comment pinning the
 // buffer sizes) would keep it so.
-func TestBugRelayHugeBuffer(t *testing.T) {
+func TestRegressionRelayHugeBuffer(t *testing.T) {
 	in := bigFrames(0, pattern(maxPayload, 2)) // a full chunk and an empty one
 	src := bufio.NewReaderSize(bytes.NewReader(in), maxPayload+16)
 	var out bytes.Buffer
