@@ -71,6 +71,13 @@ type relay struct {
 	// wrote is set once any byte of the response was handed to cw: after
 	// that, a failure cannot be reported as a clean ERR packet.
 	wrote bool
+	// out counts bytes sent to the client; failed is set when the last
+	// packet was an ERR (for the Observer).
+	out    int
+	failed bool
+	// hdr holds packet headers read from the node (a field, so that it
+	// does not escape to the heap on every packet).
+	hdr [headerLen]byte
 }
 
 var relayPool = sync.Pool{New: func() any {
@@ -87,6 +94,7 @@ func (s *session) getRelay() *relay {
 	r.bw.Reset(s.be.conn)
 	r.cw.Reset(s.client)
 	r.wrote = false
+	r.out, r.failed = 0, false
 	return r
 }
 
@@ -126,6 +134,7 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	s := &session{p: p, client: conn}
 	if !p.register(s) {
 		_ = writeRaw(conn, 0, appendErr(nil, newError(erConCount, "Too many connections")))
+		p.cfg.Observer.HandshakeFailed("limit")
 		p.log.Warn("connection refused: too many connections", "remote", conn.RemoteAddr(), "limit", p.cfg.MaxConnections)
 		return
 	}
@@ -133,8 +142,11 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	_ = conn.SetDeadline(time.Now().Add(p.cfg.HandshakeTimeout))
 	if err := s.handshake(); err != nil {
 		p.log.Info("handshake failed", "session", s.id, "remote", conn.RemoteAddr(), "error", err)
+		p.cfg.Observer.HandshakeFailed(handshakeFailure(err))
 		return
 	}
+	p.cfg.Observer.SessionOpened()
+	defer p.cfg.Observer.SessionClosed()
 	_ = s.client.SetDeadline(time.Time{})
 	p.log.Debug("session started", "session", s.id, "user", s.user, "node", s.be.node.Name, "backend_thread", s.be.threadID)
 	err := s.commandLoop()
@@ -287,6 +299,28 @@ func (s *session) handshake() error {
 	return nil
 }
 
+// handshakeFailure classifies a failed handshake for the Observer.
+func handshakeFailure(err error) string {
+	var ne net.Error
+	var e *sqlError
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.As(err, &e) && e.Code == erAccessDenied:
+		return "auth"
+	case errors.Is(err, ErrHandshake), errors.Is(err, ErrPacketTooLarge):
+		return "protocol"
+	case errors.As(err, &e) && e.Code == erUnknown, errors.Is(err, errNoRoute):
+		return "backend"
+	default:
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Op == "dial" {
+			return "backend"
+		}
+		return "protocol"
+	}
+}
+
 func remoteHost(c net.Conn) string {
 	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
 	if err != nil {
@@ -377,16 +411,19 @@ func (s *session) commandLoop() error {
 			return nil
 		}
 		cmd := b[0]
+		start := time.Now()
 		s.busy.Store(true)
 		r := s.getRelay()
 		handled, err := s.checkRoute(r, cmd, length)
 		if !handled && err == nil {
 			err = s.command(r, cmd, length)
 		}
+		out, failed := r.out, r.failed || handled
 		s.putRelay(r)
 		s.inTx.Store(s.facts.InTransaction)
 		s.busy.Store(false)
 		s.lastCmd = time.Now()
+		s.p.cfg.Observer.Command(cmd, headerLen+length, out, s.lastCmd.Sub(start), failed)
 		if err != nil {
 			return err
 		}
@@ -611,12 +648,13 @@ func (r *relay) next() (head []byte, first byte, length int, err error) {
 			return nil, 0, 0, err
 		}
 	}
-	var hdr [headerLen]byte
-	if length, _, err = readHeader(r.br, &hdr); err != nil {
+	if length, _, err = readHeader(r.br, &r.hdr); err != nil {
 		return nil, 0, 0, err // nothing of this packet reached cw
 	}
 	r.wrote = true
-	head, first, err = relayBody(r.cw, r.br, &hdr, length)
+	r.out += headerLen + length
+	head, first, err = relayBody(r.cw, r.br, &r.hdr, length)
+	r.failed = first == 0xff
 	return head, first, length, err
 }
 
@@ -734,9 +772,8 @@ func (s *session) relayInfile(r *relay) error {
 	if err := r.cw.Flush(); err != nil {
 		return err
 	}
-	var hdr [headerLen]byte
 	for {
-		_, _, length, _, err := relayPacket(r.bw, s.cr, &hdr)
+		_, _, length, _, err := relayPacket(r.bw, s.cr, &s.hdr)
 		if err != nil {
 			return err
 		}

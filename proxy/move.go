@@ -83,6 +83,7 @@ func (s *session) checkRoute(r *relay, cmd byte, length int) (handled bool, err 
 	from, inTx := s.be.node, s.facts.InTransaction
 	if rt, err = s.reattach(time.Now().Add(s.p.cfg.HoldTimeout)); err != nil {
 		s.p.log.Warn("could not move session", "session", s.id, "error", err)
+		s.p.cfg.Observer.SessionMoved(false)
 		e, refused := isNodeRefusal(err)
 		if !refused {
 			e = backendError("tandem: %v", err)
@@ -93,6 +94,7 @@ func (s *session) checkRoute(r *relay, cmd byte, length int) (handled bool, err 
 	r.br.Reset(s.be.conn)
 	r.bw.Reset(s.be.conn)
 	s.p.log.Debug("session moved", "session", s.id, "from", from.Name, "to", rt.node.Name, "in_transaction", inTx)
+	s.p.cfg.Observer.SessionMoved(true)
 	if inTx {
 		return true, s.refuse(r, cmd, length, &sqlError{Code: erTxLost, State: "40001", Message: fmt.Sprintf(
 			"tandem: the transaction was lost when traffic moved from node %s to node %s; retry the transaction", from.Name, rt.node.Name)})

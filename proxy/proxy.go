@@ -69,6 +69,10 @@ type Config struct {
 	// failing the command. Default 250ms; busy sessions never pay for it.
 	IdleCheck time.Duration
 
+	// Observer receives per-session and per-command events (metrics).
+	// Default: none.
+	Observer Observer
+
 	// Logger receives session-level events. Default: hclog.NewNullLogger().
 	Logger hclog.Logger
 }
@@ -117,6 +121,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if out.Logger == nil {
 		out.Logger = d.Logger
+	}
+	if out.Observer == nil {
+		out.Observer = nopObserver{}
 	}
 	return out
 }
