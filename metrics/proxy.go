@@ -100,7 +100,7 @@ type proxyMetrics struct {
 	bytesVec *prometheus.CounterVec
 	bytesIn  prometheus.Counter
 	bytesOut prometheus.Counter
-	duration *durationHistogram
+	duration prometheus.Histogram
 	movedVec *prometheus.CounterVec
 	movedOK  prometheus.Counter
 	movedErr prometheus.Counter
@@ -134,8 +134,11 @@ func newProxyMetrics() *proxyMetrics {
 			Namespace: namespace, Name: "bytes_total",
 			Help: "Bytes of client commands (in) and of their responses (out), packet headers included.",
 		}, []string{"direction"}),
-		duration: newDurationHistogram("command_duration_seconds",
-			"Time from a client command to the end of its response, holds included.", durationBuckets),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "command_duration_seconds",
+			Help:    "Time from a client command to the end of its response, holds included.",
+			Buckets: durationBuckets,
+		}),
 		movedVec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "sessions_moved_total",
 			Help: "Sessions moved to another node (ok), or that could not be and got an error (error).",
@@ -185,7 +188,7 @@ func (m *proxyMetrics) Command(cmd byte, in, out int, d time.Duration, failed bo
 	if out > 0 {
 		m.bytesOut.Add(float64(out))
 	}
-	m.duration.observe(d)
+	m.duration.Observe(d.Seconds())
 }
 
 func (m *proxyMetrics) SessionMoved(ok bool) {
