@@ -22,6 +22,7 @@ import (
 	"github.com/tandemdb/tandem/admin"
 	"github.com/tandemdb/tandem/failover"
 	"github.com/tandemdb/tandem/internal/config"
+	"github.com/tandemdb/tandem/metrics"
 	"github.com/tandemdb/tandem/proxy"
 )
 
@@ -133,6 +134,8 @@ func serve(args []string, stderr io.Writer) int {
 	pcfg.MaxPacket = cfg.Proxy.MaxPacket
 	pcfg.RequireTLS = cfg.Proxy.RequireTLS
 	pcfg.Logger = log.Named("proxy")
+	reg := metrics.New()
+	pcfg.Observer = reg.ProxyObserver()
 	if cfg.Proxy.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.Proxy.TLSCert, cfg.Proxy.TLSKey)
 		if err != nil {
@@ -164,10 +167,14 @@ func serve(args []string, stderr io.Writer) int {
 	for i, n := range cfg.Nodes {
 		fnodes[i] = failover.NodeConfig{Name: n.Name, Address: n.Address}
 	}
-	mgr, err := failover.New(fcfg, fnodes, fo.InitialActive, p, &failover.FileStore{Path: fo.StateFile}, log.Named("failover"))
+	mgr, err := failover.New(fcfg, fnodes, fo.InitialActive, p, &failover.FileStore{Path: fo.StateFile}, log.Named("failover"), reg.FailoverHook())
 	if err != nil {
 		fmt.Fprintln(stderr, "tandem: failover:", err)
 		return exitConfig
+	}
+	if err := reg.WatchStatus(mgr.Status); err != nil {
+		fmt.Fprintln(stderr, "tandem:", err)
+		return exitFail
 	}
 	dec := mgr.Decision()
 	if err := p.Route(dec.Active); err != nil {
@@ -183,7 +190,7 @@ func serve(args []string, stderr io.Writer) int {
 	api, err := admin.NewServer(admin.Config{Listen: cfg.Admin.Listen, Token: cfg.Admin.Token()}, mgr, func() admin.SessionCounts {
 		s := p.Sessions()
 		return admin.SessionCounts{Total: s.Total, Busy: s.Busy, InTransaction: s.InTransaction, ByNode: s.ByNode}
-	}, nil, log.Named("admin"))
+	}, reg.Handler(), log.Named("admin"))
 	if err != nil {
 		fmt.Fprintln(stderr, "tandem: config:", err)
 		return exitConfig

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"database/sql"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -143,6 +145,22 @@ listen = %q
 	out.Reset()
 	if code := run([]string{"events", api}, &out, &errb); code != exitOK || !strings.Contains(out.String(), "node_up") {
 		t.Fatalf("tandem events: %d\n%s", code, out.String())
+	}
+	// Metrics on the admin listener, after one query through tandem.
+	if _, err := db.Exec("SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + adminAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`tandem_node_up{node="a"} 1`, `tandem_node_active{node="a"} 1`, `tandem_commands_total{command="query"}`,
+		"tandem_client_connections 1", `tandem_epoch 1`, `tandem_command_duration_seconds_bucket`} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("/metrics lacks %q:\n%s", want, body)
+		}
 	}
 	errb.Reset()
 	if code := run([]string{"status", "-admin=http://" + freePort(t)}, &out, &errb); code != exitUnreachable || !strings.Contains(errb.String(), "is tandem running") {
