@@ -57,3 +57,11 @@ pair-down:
 # Show each node's state, role, replication threads and GTID position; fails if unhealthy.
 pair-status:
 	$(PAIR) status
+
+# --- benchmarks (scripts/bench.sh) ------------------------------------------
+
+.PHONY: bench
+
+# sysbench direct vs HAProxy vs tandem, and proxy RSS with 1,000 idle sessions (BENCH_SECONDS=3 BENCH_ROUNDS=1 for a quick run).
+bench: pair-up build
+	BENCH_SKIP_PAIR_UP=1 BENCH_SKIP_BUILD=1 scripts/bench.sh
