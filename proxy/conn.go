@@ -861,10 +861,18 @@ func (s *session) query(r *relay, length int) error {
 // that serves that session, and has the node do it (it checks privileges).
 func (s *session) kill(r *relay, modifier string, id uint32) error {
 	target := s.p.lookup(id)
-	if target == nil || target.be == nil {
+	var thread uint32
+	if target != nil {
+		target.mu.Lock()
+		if target.be != nil {
+			thread = target.be.threadID
+		}
+		target.mu.Unlock()
+	}
+	if thread == 0 {
 		return s.replyErr(r, newError(erNoSuchThread, "Unknown thread id: %d", id))
 	}
-	stmt := "KILL " + modifier + strconv.FormatUint(uint64(target.be.threadID), 10)
+	stmt := "KILL " + modifier + strconv.FormatUint(uint64(thread), 10)
 	body := append([]byte{mysql.COM_QUERY}, stmt...)
 	return s.sendToNode(r, body, func(r *relay, _ bool) error {
 		ok, err := s.readOneOK(r)
