@@ -45,10 +45,16 @@ func (s *session) checkRoute(r *relay, cmd byte, length int) (handled bool, err 
 	}
 	if !s.broken && rt.node == s.be.node {
 		if !rt.held {
-			s.route = rt // e.g. resumed after a hold: nothing to move
-			return false, nil
+			// The route changed but names this session's node (resumed,
+			// or switched away and back): keep the connection if the
+			// node did not close it meanwhile.
+			if s.backendAlive() {
+				s.route = rt
+				return false, nil
+			}
+			s.broken = true
 		}
-		if s.facts.InTransaction {
+		if s.facts.InTransaction && rt.held {
 			// A hold lets transactions already open finish (a planned
 			// switchover waits for them); only new work waits.
 			return false, nil
@@ -70,8 +76,11 @@ func (s *session) checkRoute(r *relay, cmd byte, length int) (handled bool, err 
 		return true, s.refuse(r, cmd, length, backendError("tandem: %v", err))
 	}
 	if !s.broken && rt.node == s.be.node {
-		s.route = rt
-		return false, nil
+		if s.backendAlive() {
+			s.route = rt
+			return false, nil
+		}
+		s.broken = true
 	}
 	if s.facts.Pinned != "" {
 		e := &sqlError{Code: erConnectionKilled, State: "70100", Message: fmt.Sprintf(

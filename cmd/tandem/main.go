@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tandemdb/tandem/admin"
+	"github.com/tandemdb/tandem/alert"
 	"github.com/tandemdb/tandem/failover"
 	"github.com/tandemdb/tandem/internal/config"
 	"github.com/tandemdb/tandem/metrics"
@@ -167,7 +168,21 @@ func serve(args []string, stderr io.Writer) int {
 	for i, n := range cfg.Nodes {
 		fnodes[i] = failover.NodeConfig{Name: n.Name, Address: n.Address}
 	}
-	mgr, err := failover.New(fcfg, fnodes, fo.InitialActive, p, &failover.FileStore{Path: fo.StateFile}, log.Named("failover"), reg.FailoverHook())
+	acfg := cfg.Alert.AlertConfig()
+	acfg.Version = version
+	alerter, err := alert.New(acfg, log.Named("alert"))
+	if err != nil {
+		fmt.Fprintln(stderr, "tandem: config: alert:", err)
+		return exitConfig
+	}
+	defer func() {
+		// Deliver what is queued, for a bounded time.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = alerter.Close(ctx)
+	}()
+	mgr, err := failover.New(fcfg, fnodes, fo.InitialActive, p, &failover.FileStore{Path: fo.StateFile}, log.Named("failover"),
+		reg.FailoverHook(), alerter.Hook())
 	if err != nil {
 		fmt.Fprintln(stderr, "tandem: failover:", err)
 		return exitConfig

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"database/sql"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,6 +67,7 @@ func TestServeAndSIGTERM(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	addr, adminAddr := freePort(t), freePort(t)
+	hook, events := webhookReceiver(t)
 	cfg := fmt.Sprintf(`
 [proxy]
 listen = [%q]
@@ -83,7 +86,9 @@ state_file = %q
 admin_password = "tandem"
 [admin]
 listen = %q
-`, addr, testpair.Addr(testpair.A), testpair.Addr(testpair.B), filepath.Join(dir, "state.json"), adminAddr)
+[[alert.webhook]]
+url = %q
+`, addr, testpair.Addr(testpair.A), testpair.Addr(testpair.B), filepath.Join(dir, "state.json"), adminAddr, hook.URL)
 	path := filepath.Join(dir, "tandem.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -162,6 +167,19 @@ listen = %q
 			t.Fatalf("/metrics lacks %q:\n%s", want, body)
 		}
 	}
+	// A real switchover through the CLI: its event reaches the webhook
+	// within a second; then back to a.
+	waitEvent(t, events, "node_up", 5*time.Second)
+	for _, to := range []string{"b", "a"} {
+		out.Reset()
+		if code := run([]string{"switchover", "-to", to, api}, &out, &errb); code != exitOK || !strings.Contains(out.String(), "to node "+to) {
+			t.Fatalf("tandem switchover -to %s: %d\n%s%s", to, code, out.String(), errb.String())
+		}
+		done := time.Now()
+		waitEvent(t, events, "switchover_finished", time.Second)
+		t.Logf("switchover to %s: %s; webhook after %v", to, strings.TrimSpace(out.String()), time.Since(done))
+	}
+
 	errb.Reset()
 	if code := run([]string{"status", "-admin=http://" + freePort(t)}, &out, &errb); code != exitUnreachable || !strings.Contains(errb.String(), "is tandem running") {
 		t.Fatalf("status against nothing: %d %q", code, errb.String())
@@ -190,5 +208,37 @@ listen = %q
 	}
 	if !strings.Contains(logs.String(), "shutting down") || !strings.Contains(logs.String(), "stopped") {
 		t.Fatalf("log lacks the shutdown lines:\n%s", logs.String())
+	}
+}
+
+// webhookReceiver is a local HTTP server that collects event types.
+func webhookReceiver(t *testing.T) (*httptest.Server, chan string) {
+	events := make(chan string, 100)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var e struct{ Type string }
+		if err := json.NewDecoder(r.Body).Decode(&e); err == nil {
+			select {
+			case events <- e.Type:
+			default:
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, events
+}
+
+// waitEvent waits for an event of type typ, skipping others.
+func waitEvent(t *testing.T, events chan string, typ string, within time.Duration) {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case got := <-events:
+			if got == typ {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %s event at the webhook within %v", typ, within)
+		}
 	}
 }

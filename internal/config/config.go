@@ -13,6 +13,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/tandemdb/tandem/admin"
+	"github.com/tandemdb/tandem/alert"
 )
 
 // File is the whole configuration file.
@@ -23,6 +24,48 @@ type File struct {
 	Nodes    []Node   `toml:"node"`
 	Failover Failover `toml:"failover"`
 	Admin    Admin    `toml:"admin"`
+	Alert    Alert    `toml:"alert"`
+}
+
+// Alert configures where failover events are sent (see package alert).
+type Alert struct {
+	// QueueSize is how many events wait per sink; the oldest is dropped
+	// past it. Default 100.
+	QueueSize int       `toml:"queue_size"`
+	Webhooks  []Webhook `toml:"webhook"`
+	Commands  []Command `toml:"command"`
+}
+
+// Webhook is one [[alert.webhook]].
+type Webhook struct {
+	URL        string            `toml:"url"`
+	Format     string            `toml:"format"`      // json (default) or slack
+	Timeout    Duration          `toml:"timeout"`     // per attempt, default 2s
+	Retries    int               `toml:"retries"`     // default 3, -1 for none
+	Backoff    Duration          `toml:"backoff"`     // first retry wait, default 200ms
+	MaxBackoff Duration          `toml:"max_backoff"` // default 5s
+	Headers    map[string]string `toml:"headers"`
+}
+
+// Command is one [[alert.command]].
+type Command struct {
+	Path    string   `toml:"path"`
+	Args    []string `toml:"args"`
+	Timeout Duration `toml:"timeout"` // default 10s
+}
+
+// AlertConfig converts the [alert] section for package alert.
+func (a Alert) AlertConfig() alert.Config {
+	c := alert.DefaultConfig()
+	c.QueueSize = a.QueueSize
+	for _, w := range a.Webhooks {
+		c.Webhooks = append(c.Webhooks, alert.WebhookConfig{URL: w.URL, Format: w.Format, Timeout: w.Timeout.Duration,
+			Retries: w.Retries, Backoff: w.Backoff.Duration, MaxBackoff: w.MaxBackoff.Duration, Headers: w.Headers})
+	}
+	for _, cmd := range a.Commands {
+		c.Commands = append(c.Commands, alert.CommandConfig{Path: cmd.Path, Args: cmd.Args, Timeout: cmd.Timeout.Duration})
+	}
+	return c
 }
 
 // Admin configures the admin HTTP API (status, switchover, metrics).
@@ -326,6 +369,11 @@ func (f *File) Validate() error {
 	f.Admin.token = tok.secret
 	if err := admin.CheckListen(f.Admin.Listen, f.Admin.token); err != nil {
 		return err
+	}
+	ac := f.Alert.AlertConfig()
+	if err := ac.Validate(); err != nil {
+		msg := strings.NewReplacer("Webhooks[", "alert.webhook[", "Commands[", "alert.command[", "QueueSize", "alert.queue_size").Replace(err.Error())
+		return errors.New(msg)
 	}
 	if f.Failover.InitialActive == "" {
 		f.Failover.InitialActive = f.Nodes[0].Name

@@ -93,6 +93,10 @@ password_env = "Y"`, "user[0] (app): password, password_env and password_file: s
 		{"|[proxy]|[proxy]\ntls_cert = \"/x.pem\"", "proxy.tls_cert, proxy.tls_key"},
 		{"|[proxy]|[proxy]\nmax_connections = -1", "proxy.max_connections"},
 		{"|[proxy]|[proxy]\nmax_connections = \"many\"", "max_connections"},
+		{"\n[alert]\n[[alert.webhook]]\nurl = \"ftp://x\"", "alert.webhook[0].URL"},
+		{"\n[alert]\n[[alert.webhook]]\nurl = \"http://127.0.0.1:9/hook\"\nformat = \"xml\"", "alert.webhook[0].Format"},
+		{"\n[[admin.bogus]]", "unknown key admin.bogus"},
+		{"\n[admin]\nlisten = \"0.0.0.0:9306\"", "admin.listen"},
 	} {
 		text := good
 		if strings.HasPrefix(c.edit, "|") {
