@@ -45,6 +45,10 @@ type node struct {
 	fails   int         // consecutive failed checks
 	oks     int         // consecutive good checks
 	healthy bool
+	// roSetAt is when tandem last set the node's read_only, to roSet: an
+	// observation begun before then is stale about read_only.
+	roSetAt time.Time
+	roSet   bool
 
 	refusedLogged time.Time
 

@@ -235,6 +235,14 @@ func (m *Manager) observe(ctx context.Context, o Observation) {
 			m.emit(Event{Type: EventNodeDown, Node: n.Name, Reason: o.Err.Error()})
 		}
 	} else {
+		if !n.roSetAt.IsZero() && !o.Time.After(n.roSetAt) {
+			// Begun before tandem set read_only here (and queued
+			// while it did): what it says of read_only is stale.
+			o.Facts.ReadOnly = n.roSet
+			if !n.roSet {
+				o.Facts.SuperReadOnly = false
+			}
+		}
 		n.good = o
 		n.oks++
 		n.fails = 0
@@ -294,9 +302,18 @@ func (m *Manager) fence(ctx context.Context, n *node, why string) error {
 	if err != nil {
 		m.log.Warn("fenced, but could not kill every client", "node", n.Name, "error", err)
 	}
-	n.good.Facts.ReadOnly = true
+	n.tookReadOnly(true)
 	m.emit(Event{Type: EventFenced, Node: n.Name, Reason: fmt.Sprintf("%s; read_only=ON, %d client connections killed", why, killed)})
 	return nil
+}
+
+// tookReadOnly records that tandem has just set n's read_only to on.
+func (n *node) tookReadOnly(on bool) {
+	n.good.Facts.ReadOnly = on
+	if !on {
+		n.good.Facts.SuperReadOnly = false
+	}
+	n.roSet, n.roSetAt = on, time.Now()
 }
 
 func (m *Manager) unfence(ctx context.Context, n *node) {
@@ -306,7 +323,7 @@ func (m *Manager) unfence(ctx context.Context, n *node) {
 		m.log.Error("cannot make the active node writable", "node", n.Name, "error", err)
 		return
 	}
-	n.good.Facts.ReadOnly = false
+	n.tookReadOnly(false)
 	m.log.Info("active node made writable", "node", n.Name, "epoch", m.dec.Epoch)
 }
 
@@ -495,17 +512,43 @@ func (m *Manager) failover(ctx context.Context, reason string, force bool) error
 	m.ctl.Hold()
 	m.ctl.Cut(old.Name)
 	// Rule 1: fence the failed node if it answers at all; if not, it
-	// failed FailAfter checks and is known unreachable.
-	if err := m.fence(ctx, old, "it failed and is being replaced"); err != nil {
+	// failed FailAfter checks and is known unreachable. "At all" is
+	// CheckTimeout, as for a check: a hung node (SIGSTOP) would hold
+	// the failover for the whole FenceTimeout otherwise.
+	fenceCtx := ctx
+	if !old.healthy {
+		var cancel context.CancelFunc
+		fenceCtx, cancel = context.WithTimeout(ctx, m.cfg.CheckTimeout)
+		defer cancel()
+	}
+	if err := m.fence(fenceCtx, old, "it failed and is being replaced"); err != nil {
 		m.log.Info("failed node not reachable for fencing; proceeding as it is known unreachable", "node", old.Name)
 	}
 	// The candidate applies everything it received before it writes.
 	flavor := c.good.Facts.Flavor
 	cctx, cancel := context.WithTimeout(ctx, m.cfg.CatchupTimeout+time.Second)
 	defer cancel()
-	received := c.good.Facts.Replica.GTIDIOPos.Set
+	semiSyncOff := false
+	if !old.healthy {
+		// Nothing can acknowledge a semi-synchronous commit now: not
+		// the candidate's first writes, nor, before that, its commits
+		// of what it applies from the failed node, which would each
+		// wait rpl_semi_sync_master_timeout and stall the catch-up.
+		had, err := replication.SetSemiSyncSource(cctx, c.db, false)
+		if err != nil {
+			m.log.Warn("cannot turn semi-synchronous replication off on the new active", "node", c.Name, "error", err)
+		}
+		semiSyncOff = had && err == nil
+	}
+	// What it received, read now (after the fence): its last check may
+	// predate transactions the old node sent, and had acknowledged, since.
+	cur, err := replication.Read(cctx, c.db)
+	if err != nil {
+		return refuse(fmt.Sprintf("cannot read node %s: %v", c.Name, err))
+	}
+	received := cur.Replica.GTIDIOPos.Set
 	if flavor == replication.MySQL {
-		received = c.good.Facts.Replica.RetrievedGTIDSet.Set
+		received = cur.Replica.RetrievedGTIDSet.Set
 	}
 	if received != nil && !force {
 		if err := replication.WaitExecuted(cctx, c.db, flavor, received, m.cfg.CatchupTimeout); err != nil {
@@ -514,15 +557,6 @@ func (m *Manager) failover(ctx context.Context, reason string, force bool) error
 	}
 	if err := replication.StopReplica(cctx, c.db, flavor); err != nil {
 		return refuse(fmt.Sprintf("cannot stop node %s's replication from %s: %v", c.Name, old.Name, err))
-	}
-	semiSyncOff := false
-	if !old.healthy {
-		// Nothing can acknowledge a semi-synchronous commit now.
-		had, err := replication.SetSemiSyncSource(cctx, c.db, false)
-		if err != nil {
-			m.log.Warn("cannot turn semi-synchronous replication off on the new active", "node", c.Name, "error", err)
-		}
-		semiSyncOff = had && err == nil
 	}
 	facts, err := replication.Read(cctx, c.db)
 	if err != nil {
@@ -541,7 +575,7 @@ func (m *Manager) failover(ctx context.Context, reason string, force bool) error
 	if err := replication.SetReadOnly(cctx, c.db, flavor, false); err != nil {
 		return refuse(fmt.Sprintf("cannot make node %s writable: %v", c.Name, err))
 	}
-	c.good.Facts.ReadOnly = false
+	c.tookReadOnly(false)
 	if err := m.ctl.Route(c.Name); err != nil {
 		return refuse(err.Error())
 	}

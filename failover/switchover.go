@@ -287,8 +287,8 @@ func (m *Manager) switchover(ctx context.Context, o SwitchoverOptions) (Switchov
 		m.setDecision(prev)
 		return rollback(fmt.Sprintf("cannot make node %s writable: %v", target.Name, err), true)
 	}
-	target.good.Facts.ReadOnly = false
-	old.good.Facts.ReadOnly = true
+	target.tookReadOnly(false)
+	old.tookReadOnly(true)
 	if err := m.ctl.Route(target.Name); err != nil {
 		m.log.Error("cannot route to the new active", "error", err)
 	}
