@@ -65,3 +65,11 @@ pair-status:
 # sysbench direct vs HAProxy vs tandem, and proxy RSS with 1,000 idle sessions (BENCH_SECONDS=3 BENCH_ROUNDS=1 for a quick run).
 bench: pair-up build
 	BENCH_SKIP_PAIR_UP=1 BENCH_SKIP_BUILD=1 scripts/bench.sh
+
+# --- failover benchmark (cmd/failoverbench) ---------------------------------
+
+.PHONY: failover-bench
+
+# SIGKILL and SIGSTOP of the active under a Go read/write workload: time to the first write on b, client errors, lost writes (FAILOVER_BENCH_FLAGS="-rounds 1" for a quick run).
+failover-bench: pair-up
+	$(GO) run ./cmd/failoverbench $(FAILOVER_BENCH_FLAGS)

@@ -1,0 +1,796 @@
+// Command failoverbench measures unplanned failover on the local pair
+// (scripts/pair.sh): how long writes stop when the active node dies or
+// hangs, what clients see meanwhile, and whether any acknowledged write is
+// lost.
+//
+//	go run ./cmd/failoverbench                 (or: make failover-bench)
+//	go run ./cmd/failoverbench -rounds 3 -modes kill
+//
+// Each round starts tandem in-process (a proxy on 127.0.0.1:0 and a
+// failover manager with default timings and a fresh decision file, node a
+// active), runs a go-sql-driver workload through it (autocommit INSERTs
+// with unique ids, transactions of a few statements, point SELECTs), then
+// injects the fault with scripts/pair.sh: "kill" is SIGKILL of node a,
+// "stop" is SIGSTOP of node a (a hung server). It measures:
+//
+//   - fault -> first write: from just before pair.sh is run to the first
+//     INSERT or COMMIT acknowledged after pair.sh returned (so it includes
+//     pair.sh's own start-up, a few tens of ms);
+//   - outage: from the first client error to the first write after it, the
+//     gap a client actually saw;
+//   - detection and failover: when tandem declared a down, and how long
+//     its promotion of b took (failover_finished);
+//   - client errors by code (1317: statement interrupted; 1213: transaction
+//     lost, retry; 1105: no node; anything else is reported as "other");
+//   - acknowledged writes missing on node b afterwards (must be 0).
+//
+// Then it stops tandem and restores the pair (pair.sh reset; a stopped node
+// is killed first, since on SIGCONT it would commit the statements it froze
+// in, after b took over: errant transactions, which reset can only cure by
+// rebuilding the pair). Medians per mode and a markdown table are printed at
+// the end. Everything is bounded: each wait has a limit and the whole run
+// stops starting rounds once -budget is spent.
+//
+// The pair is the one scripts/pair.sh selects: TANDEM_PAIR_DIR,
+// TANDEM_PAIR_PORT_A (13306), TANDEM_PAIR_PORT_B (13307). The workload is Go
+// because sysbench crashes when it reconnects (see /work/shared/README.md).
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tandemdb/tandem/failover"
+	"github.com/tandemdb/tandem/proxy"
+)
+
+// Accounts created by scripts/pair.sh.
+const (
+	adminUser, adminPassword = "tandem", "tandem"
+	appUser, appPassword     = "app", "apppass"
+	appDB                    = "app"
+)
+
+type options struct {
+	rounds          int
+	modes           []string
+	writers, txs    int
+	readers         int
+	warmup, after   time.Duration
+	budget          time.Duration
+	verbose         bool
+	pairScript      string
+	addrA, addrB    string
+	firstWriteLimit time.Duration
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var o options
+	var modes string
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds per mode")
+	flag.StringVar(&modes, "modes", "kill,stop", "faults to inject, comma-separated: kill (SIGKILL), stop (SIGSTOP)")
+	flag.IntVar(&o.writers, "writers", 4, "workers doing autocommit INSERTs")
+	flag.IntVar(&o.txs, "tx", 2, "workers doing transactions (INSERT, UPDATE, SELECT, COMMIT)")
+	flag.IntVar(&o.readers, "readers", 2, "workers doing point SELECTs")
+	flag.DurationVar(&o.warmup, "warmup", 1500*time.Millisecond, "load before the fault")
+	flag.DurationVar(&o.after, "after", 1500*time.Millisecond, "load after the first write on the new active")
+	flag.DurationVar(&o.budget, "budget", 4*time.Minute+30*time.Second, "no round starts after this much time")
+	flag.DurationVar(&o.firstWriteLimit, "limit", 20*time.Second, "give up on a round when no write succeeds this long after the fault")
+	flag.BoolVar(&o.verbose, "v", false, "print tandem's log")
+	flag.Parse()
+	for _, m := range strings.Split(modes, ",") {
+		m = strings.TrimSpace(m)
+		if m != "kill" && m != "stop" {
+			fmt.Fprintf(os.Stderr, "failoverbench: unknown mode %q (want kill, stop)\n", m)
+			return 2
+		}
+		o.modes = append(o.modes, m)
+	}
+	if o.rounds < 1 || o.writers < 1 {
+		fmt.Fprintln(os.Stderr, "failoverbench: -rounds and -writers must be at least 1")
+		return 2
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "failoverbench:", err)
+		return 1
+	}
+	o.pairScript = filepath.Join(root, "scripts", "pair.sh")
+	o.addrA = "127.0.0.1:" + envOr("TANDEM_PAIR_PORT_A", "13306")
+	o.addrB = "127.0.0.1:" + envOr("TANDEM_PAIR_PORT_B", "13307")
+
+	if !o.verbose {
+		// The driver logs each dead pooled connection it drops; the
+		// failures it meets are counted, not printed.
+		_ = mysql.SetLogger(log.New(io.Discard, "", 0))
+	}
+	start := time.Now()
+	fmt.Printf("failoverbench: pair a=%s b=%s, %d round(s) of %s, %d writers, %d transaction workers, %d readers\n",
+		o.addrA, o.addrB, o.rounds, strings.Join(o.modes, "+"), o.writers, o.txs, o.readers)
+	if _, err := pair(o, "reset"); err != nil {
+		fmt.Fprintln(os.Stderr, "failoverbench: the pair is not usable:", err)
+		return 1
+	}
+	var results []result
+	failed := false
+rounds:
+	for i := 1; i <= o.rounds; i++ {
+		for _, mode := range o.modes {
+			if time.Since(start) > o.budget {
+				fmt.Printf("budget of %v spent: stopping after %d rounds\n", o.budget, len(results))
+				break rounds
+			}
+			r := round(o, mode, i)
+			results = append(results, r)
+			fmt.Println(r.line())
+			resetStart := time.Now()
+			out, err := pair(o, "reset")
+			if err == nil && o.verbose {
+				fmt.Printf("  pair reset in %v: %s\n", time.Since(resetStart).Round(time.Millisecond), strings.TrimSpace(out))
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "failoverbench: cannot restore the pair:", err)
+				failed = true
+				break rounds
+			}
+			if r.err != "" || r.missing > 0 {
+				failed = true
+			}
+		}
+	}
+	report(os.Stdout, results)
+	fmt.Printf("\ntotal time %v\n", time.Since(start).Round(time.Second))
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+// ---------------------------------------------------------------- one round
+
+type result struct {
+	mode              string
+	n                 int
+	faultToWrite      time.Duration // fault injected -> first acknowledged write
+	outage            time.Duration // first client error -> first write after it
+	detect            time.Duration // fault -> node_down
+	promote           time.Duration // failover_finished duration
+	acked, txCommited int
+	errs              map[string]int
+	maxPerWorker      int
+	missing           int
+	err               string
+}
+
+func (r result) line() string {
+	if r.err != "" {
+		return fmt.Sprintf("%s #%d: FAILED: %s", r.mode, r.n, r.err)
+	}
+	return fmt.Sprintf("%s #%d: fault->first write %v, client outage %v, detection %v, promotion %v; %d inserts + %d transactions acknowledged, errors %s (max %d per worker), %d acknowledged writes missing on b",
+		r.mode, r.n, ms(r.faultToWrite), ms(r.outage), ms(r.detect), ms(r.promote), r.acked, r.txCommited, fmtErrs(r.errs), r.maxPerWorker, r.missing)
+}
+
+func round(o options, mode string, n int) (res result) {
+	res = result{mode: mode, n: n, errs: map[string]int{}}
+	fail := func(format string, args ...any) result {
+		res.err = fmt.Sprintf(format, args...)
+		return res
+	}
+	tn, err := startTandem(o)
+	if err != nil {
+		return fail("starting tandem: %v", err)
+	}
+	defer tn.stop()
+	if err := tn.waitStatus(10*time.Second, func(s failover.Status) bool {
+		return s.State == "active" && s.Decision.Active == "a" && healthy(s, "a") && healthy(s, "b")
+	}); err != nil {
+		return fail("tandem not ready: %v", err)
+	}
+	db, err := tn.client(o.writers + o.txs + o.readers + 2)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer db.Close()
+	w, err := startWorkload(db, o)
+	if err != nil {
+		return fail("workload: %v", err)
+	}
+	defer w.stop()
+	time.Sleep(o.warmup)
+	if w.acked() == 0 {
+		return fail("no write acknowledged during the warm-up; errors: %v", w.errorList())
+	}
+
+	t0 := time.Now()
+	verb := map[string]string{"kill": "kill", "stop": "stop"}[mode]
+	if _, err := pair(o, verb, "a"); err != nil {
+		return fail("pair.sh %s a: %v", verb, err)
+	}
+	t1 := time.Now()
+	if mode == "stop" {
+		// Never SIGCONT: see the package comment. Killing a stopped
+		// server works, and reset starts it again.
+		defer func() {
+			if _, err := pair(o, "kill", "a"); err != nil && res.err == "" {
+				res.err = fmt.Sprintf("killing the stopped node: %v", err)
+			}
+		}()
+	}
+	var first time.Time
+	deadline := t0.Add(o.firstWriteLimit)
+	for {
+		if first = w.firstWriteAfter(t1); !first.IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fail("no write acknowledged %v after the fault; status: %s; errors: %v", o.firstWriteLimit, describe(tn.m.Status()), w.errorList())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	res.faultToWrite = first.Sub(t0)
+	time.Sleep(o.after)
+	w.stop()
+	st := tn.m.Status()
+	if st.Decision.Active != "b" || st.Decision.Epoch != 2 {
+		return fail("after the fault: %s", describe(st))
+	}
+	for _, e := range st.Events {
+		switch {
+		case e.Type == failover.EventNodeDown && e.Node == "a" && res.detect == 0:
+			res.detect = e.Time.Sub(t0)
+		case e.Type == failover.EventFailoverFinished:
+			res.promote = e.Duration
+		}
+	}
+	firstErr := w.firstErrorAfter(t0)
+	if !firstErr.IsZero() {
+		if after := w.firstWriteAfter(firstErr); !after.IsZero() {
+			res.outage = after.Sub(firstErr)
+		}
+	}
+	res.acked, res.txCommited = w.counts()
+	res.errs, res.maxPerWorker = w.errorCounts()
+	missing, err := w.missingOn(o.addrB)
+	if err != nil {
+		return fail("checking acknowledged writes on b: %v", err)
+	}
+	res.missing = missing
+	return res
+}
+
+func healthy(s failover.Status, name string) bool {
+	for _, n := range s.Nodes {
+		if n.Name == name {
+			return n.Healthy
+		}
+	}
+	return false
+}
+
+func describe(s failover.Status) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "state=%s active=%s epoch=%d", s.State, s.Decision.Active, s.Decision.Epoch)
+	for _, e := range s.Events {
+		fmt.Fprintf(&b, "; %s %s %s", e.Type, e.Node, e.Reason)
+	}
+	return b.String()
+}
+
+// ---------------------------------------------------------------- tandem
+
+type tandem struct {
+	p    *proxy.Proxy
+	m    *failover.Manager
+	addr string
+	dir  string
+	stop func()
+}
+
+func startTandem(o options) (*tandem, error) {
+	dir, err := os.MkdirTemp("", "failoverbench-")
+	if err != nil {
+		return nil, err
+	}
+	var out io.Writer = io.Discard
+	if o.verbose {
+		out = os.Stderr
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "tandem", Level: hclog.Info, Output: out, TimeFormat: "15:04:05.000", IndependentLevels: true})
+	pcfg := proxy.DefaultConfig()
+	pcfg.Users = map[string]string{appUser: appPassword}
+	pcfg.Logger = logger.Named("proxy")
+	pcfg.Logger.SetLevel(hclog.Warn)
+	nodes := []*proxy.Node{{Name: "a", Address: o.addrA}, {Name: "b", Address: o.addrB}}
+	p, err := proxy.New(pcfg, nodes, "")
+	if err != nil {
+		return nil, err
+	}
+	fcfg := failover.DefaultConfig()
+	fcfg.AdminUser, fcfg.AdminPassword = adminUser, adminPassword
+	fnodes := []failover.NodeConfig{{Name: "a", Address: o.addrA}, {Name: "b", Address: o.addrB}}
+	m, err := failover.New(fcfg, fnodes, "a", p, &failover.FileStore{Path: filepath.Join(dir, "state.json")}, logger.Named("failover"))
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Route(m.Decision().Active); err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = m.Run(ctx) }()
+	go func() { defer wg.Done(); _ = p.Serve(l) }()
+	var once sync.Once
+	tn := &tandem{p: p, m: m, addr: l.Addr().String(), dir: dir}
+	tn.stop = func() {
+		once.Do(func() {
+			cancel()
+			sctx, scancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer scancel()
+			_ = p.Shutdown(sctx)
+			wg.Wait()
+			os.RemoveAll(dir)
+		})
+	}
+	return tn, nil
+}
+
+func (tn *tandem) waitStatus(timeout time.Duration, ok func(failover.Status) bool) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		s := tn.m.Status()
+		if ok(s) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after %v: %s", timeout, describe(s))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (tn *tandem) client(conns int) (*sql.DB, error) {
+	c := mysql.NewConfig()
+	c.User, c.Passwd, c.Net, c.Addr, c.DBName = appUser, appPassword, "tcp", tn.addr, appDB
+	c.Timeout, c.ReadTimeout, c.WriteTimeout = 5*time.Second, 20*time.Second, 20*time.Second
+	c.InterpolateParams = true
+	conn, err := mysql.NewConnector(c)
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	return db, nil
+}
+
+// ---------------------------------------------------------------- workload
+
+type workload struct {
+	next   atomic.Int64
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu      sync.Mutex
+	writes  []write // acknowledged INSERTs and COMMITs
+	errs    []clientErr
+	perWkr  map[string]int
+	txCount int
+}
+
+type write struct {
+	ids []int64
+	end time.Time
+	tx  bool
+}
+
+type clientErr struct {
+	worker string
+	at     time.Time
+	err    error
+}
+
+func startWorkload(db *sql.DB, o options) (*workload, error) {
+	setup := []string{
+		"CREATE TABLE IF NOT EXISTS fb_rows (id BIGINT PRIMARY KEY, worker VARCHAR(16) NOT NULL, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))",
+		"CREATE TABLE IF NOT EXISTS fb_counter (id INT PRIMARY KEY, n BIGINT NOT NULL)",
+		"TRUNCATE TABLE fb_rows",
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, s := range setup {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			return nil, fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	for i := range o.txs {
+		if _, err := db.ExecContext(ctx, "INSERT IGNORE INTO fb_counter VALUES (?, 0)", i); err != nil {
+			return nil, err
+		}
+	}
+	// Ids never repeat across rounds on a kept pair: start from the clock.
+	w := &workload{perWkr: map[string]int{}, done: make(chan struct{})}
+	w.next.Store(time.Now().UnixMicro())
+	lctx, lcancel := context.WithTimeout(context.Background(), o.warmup+o.firstWriteLimit+o.after+30*time.Second)
+	w.cancel = lcancel
+	var wg sync.WaitGroup
+	worker := func(name string, body func(ctx context.Context, conn *sql.Conn) error) {
+		conn, err := db.Conn(lctx)
+		if err != nil {
+			w.fail(name, err)
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer conn.Close()
+			for range 200000 { // bounded in count as well as in time
+				if lctx.Err() != nil {
+					return
+				}
+				sctx, scancel := context.WithTimeout(lctx, 15*time.Second)
+				err := body(sctx, conn)
+				scancel()
+				if err != nil && lctx.Err() == nil {
+					w.fail(name, err)
+					if errCode(err) == 0 {
+						return // not a MySQL error: the connection is gone
+					}
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+	for i := range o.writers {
+		name := "insert-" + strconv.Itoa(i)
+		worker(name, func(ctx context.Context, conn *sql.Conn) error {
+			id := w.next.Add(1)
+			if _, err := conn.ExecContext(ctx, "INSERT INTO fb_rows (id, worker) VALUES (?, ?)", id, name); err != nil {
+				return err
+			}
+			w.ack(write{ids: []int64{id}, end: time.Now()})
+			return nil
+		})
+	}
+	for i := range o.txs {
+		name := "tx-" + strconv.Itoa(i)
+		worker(name, func(ctx context.Context, conn *sql.Conn) error {
+			id1, id2 := w.next.Add(1), w.next.Add(1)
+			tx, err := conn.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			var n int64
+			for _, step := range []func() error{
+				func() error {
+					_, err := tx.ExecContext(ctx, "INSERT INTO fb_rows (id, worker) VALUES (?, ?)", id1, name)
+					return err
+				},
+				func() error {
+					_, err := tx.ExecContext(ctx, "UPDATE fb_counter SET n = n + 1 WHERE id = ?", i)
+					return err
+				},
+				func() error { return tx.QueryRowContext(ctx, "SELECT n FROM fb_counter WHERE id = ?", i).Scan(&n) },
+				func() error {
+					_, err := tx.ExecContext(ctx, "INSERT INTO fb_rows (id, worker) VALUES (?, ?)", id2, name)
+					return err
+				},
+			} {
+				if err := step(); err != nil {
+					_ = tx.Rollback()
+					return err
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				return err
+			}
+			w.ack(write{ids: []int64{id1, id2}, end: time.Now(), tx: true})
+			return nil
+		})
+	}
+	for i := range o.readers {
+		name := "read-" + strconv.Itoa(i)
+		worker(name, func(ctx context.Context, conn *sql.Conn) error {
+			var cnt int
+			return conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM fb_rows WHERE id = ?", w.next.Load()-5).Scan(&cnt)
+		})
+	}
+	go func() { wg.Wait(); close(w.done) }()
+	return w, nil
+}
+
+func (w *workload) stop() {
+	w.cancel()
+	<-w.done
+}
+
+func (w *workload) ack(wr write) {
+	w.mu.Lock()
+	w.writes = append(w.writes, wr)
+	if wr.tx {
+		w.txCount++
+	}
+	w.mu.Unlock()
+}
+
+func (w *workload) fail(worker string, err error) {
+	w.mu.Lock()
+	w.errs = append(w.errs, clientErr{worker: worker, at: time.Now(), err: err})
+	w.perWkr[worker]++
+	w.mu.Unlock()
+}
+
+func (w *workload) acked() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.writes)
+}
+
+func (w *workload) counts() (inserts, txs int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.writes) - w.txCount, w.txCount
+}
+
+// firstWriteAfter returns when the first write acknowledged after t was.
+func (w *workload) firstWriteAfter(t time.Time) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var first time.Time
+	for _, wr := range w.writes {
+		if wr.end.After(t) && (first.IsZero() || wr.end.Before(first)) {
+			first = wr.end
+		}
+	}
+	return first
+}
+
+func (w *workload) firstErrorAfter(t time.Time) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var first time.Time
+	for _, e := range w.errs {
+		if e.at.After(t) && (first.IsZero() || e.at.Before(first)) {
+			first = e.at
+		}
+	}
+	return first
+}
+
+func (w *workload) errorCounts() (map[string]int, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	byCode := map[string]int{}
+	for _, e := range w.errs {
+		code := "other"
+		if c := errCode(e.err); c != 0 {
+			code = strconv.Itoa(int(c))
+		}
+		byCode[code]++
+	}
+	most := 0
+	for _, n := range w.perWkr {
+		most = max(most, n)
+	}
+	return byCode, most
+}
+
+func (w *workload) errorList() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for _, e := range w.errs {
+		out = append(out, e.worker+": "+e.err.Error())
+	}
+	return out
+}
+
+// missingOn counts acknowledged ids absent from node addr.
+func (w *workload) missingOn(addr string) (int, error) {
+	c := mysql.NewConfig()
+	c.User, c.Passwd, c.Net, c.Addr = adminUser, adminPassword, "tcp", addr
+	c.Timeout, c.ReadTimeout, c.WriteTimeout = 5*time.Second, 30*time.Second, 30*time.Second
+	conn, err := mysql.NewConnector(c)
+	if err != nil {
+		return 0, err
+	}
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rows, err := db.QueryContext(ctx, "SELECT id FROM "+appDB+".fb_rows")
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	have := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return 0, err
+		}
+		have[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	missing := 0
+	for _, wr := range w.writes {
+		for _, id := range wr.ids {
+			if !have[id] {
+				missing++
+			}
+		}
+	}
+	return missing, nil
+}
+
+func errCode(err error) uint16 {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number
+	}
+	return 0
+}
+
+// ---------------------------------------------------------------- report
+
+func report(out io.Writer, results []result) {
+	fmt.Fprintln(out, "\n| mode | round | fault → first write | client outage | detection | promotion | inserts | transactions | client errors | max errors / worker | lost acked writes |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range results {
+		if r.err != "" {
+			fmt.Fprintf(out, "| %s | %d | failed: %s | | | | | | | | |\n", r.mode, r.n, strings.ReplaceAll(r.err, "|", "/"))
+			continue
+		}
+		fmt.Fprintf(out, "| %s | %d | %s | %s | %s | %s | %d | %d | %s | %d | %d |\n", r.mode, r.n, ms(r.faultToWrite), ms(r.outage),
+			ms(r.detect), ms(r.promote), r.acked, r.txCommited, fmtErrs(r.errs), r.maxPerWorker, r.missing)
+	}
+	var modes []string
+	for _, r := range results {
+		if !slices.Contains(modes, r.mode) {
+			modes = append(modes, r.mode)
+		}
+	}
+	fmt.Fprintln(out, "\nMedians per fault (rounds that completed):")
+	fmt.Fprintln(out, "\n| fault | rounds | fault → first write | client outage | detection | promotion | client errors per round (median) | lost acked writes (total) |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|")
+	for _, mode := range modes {
+		var fw, og, dt, pr []time.Duration
+		var ec []int
+		lost, okRounds, failedRounds := 0, 0, 0
+		for _, r := range results {
+			if r.mode != mode {
+				continue
+			}
+			if r.err != "" {
+				failedRounds++
+				continue
+			}
+			okRounds++
+			fw, og, dt, pr = append(fw, r.faultToWrite), append(og, r.outage), append(dt, r.detect), append(pr, r.promote)
+			total := 0
+			for _, n := range r.errs {
+				total += n
+			}
+			ec = append(ec, total)
+			lost += r.missing
+		}
+		rounds := strconv.Itoa(okRounds)
+		if failedRounds > 0 {
+			rounds += fmt.Sprintf(" (+%d failed)", failedRounds)
+		}
+		fmt.Fprintf(out, "| %s | %s | %s | %s | %s | %s | %d | %d |\n", mode, rounds, ms(median(fw)), ms(median(og)), ms(median(dt)), ms(median(pr)), medianInt(ec), lost)
+	}
+}
+
+func median(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func medianInt(v []int) int {
+	d := make([]time.Duration, len(v))
+	for i, x := range v {
+		d[i] = time.Duration(x)
+	}
+	return int(median(d))
+}
+
+func ms(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d ms", d.Round(time.Millisecond).Milliseconds())
+}
+
+func fmtErrs(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d×%s", m[k], k))
+	}
+	return strings.Join(parts, " ")
+}
+
+// ---------------------------------------------------------------- pair.sh
+
+// pair runs scripts/pair.sh with args, bounded in time.
+func pair(o options, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", append([]string{o.pairScript}, args...)...)
+	cmd.WaitDelay = 5 * time.Second // never wait on pipes a server inherited
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%w\n%s", err, out)
+	}
+	return string(out), nil
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory; run from the tandem module")
+		}
+		dir = parent
+	}
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
