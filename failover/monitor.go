@@ -51,6 +51,8 @@ type node struct {
 	roSet   bool
 
 	refusedLogged time.Time
+	replTrouble   string // last replication trouble raised, "" for none
+	lagHigh       bool   // lag over LagWarning at the last check
 
 	heartbeatBusy atomic.Bool
 }

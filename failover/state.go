@@ -268,12 +268,21 @@ func (m *Manager) enforce(ctx context.Context, n *node) {
 		}
 		m.checkErrant(ctx, n)
 		m.checkRejoin(ctx, n)
-		if n.oks == 1 && f.Replica.Configured && f.Replica.LastSQLErrno != 0 {
-			m.emit(Event{Type: EventReplicationStopped, Node: n.Name, Reason: fmt.Sprintf("SQL thread error %d: %s", f.Replica.LastSQLErrno, f.Replica.LastSQLError)})
+		// Raise replication trouble on the passive when it starts, not
+		// on every check.
+		if why := replicationTrouble(f.Replica); why != n.replTrouble {
+			if why != "" {
+				m.emit(Event{Type: EventReplicationStopped, Node: n.Name, Reason: why})
+			} else {
+				m.log.Info("replication running again", "node", n.Name)
+			}
+			n.replTrouble = why
 		}
-		if n.good.LagKnown && n.good.Lag > m.cfg.LagWarning && n.oks%int(max(1, time.Minute/m.cfg.Interval)) == 1 {
+		lagHigh := n.good.LagKnown && n.good.Lag > m.cfg.LagWarning
+		if lagHigh && !n.lagHigh {
 			m.emit(Event{Type: EventLagHigh, Node: n.Name, Reason: fmt.Sprintf("lag %v over %v", n.good.Lag.Round(time.Millisecond), m.cfg.LagWarning)})
 		}
+		n.lagHigh = lagHigh
 		return
 	}
 	// The active node: make sure it takes writes, once its peer is known
@@ -284,6 +293,22 @@ func (m *Manager) enforce(ctx context.Context, n *node) {
 			m.unfence(ctx, n)
 		}
 	}
+}
+
+// replicationTrouble says what is wrong with a passive node's replication,
+// or "".
+func replicationTrouble(r replication.Replica) string {
+	switch {
+	case !r.Configured:
+		return "replication is not configured"
+	case r.LastSQLErrno != 0:
+		return fmt.Sprintf("SQL thread stopped with error %d: %s", r.LastSQLErrno, r.LastSQLError)
+	case !r.SQLRunning:
+		return "SQL thread stopped"
+	case r.IORunning == replication.IONo:
+		return fmt.Sprintf("I/O thread stopped (last error %d: %s)", r.LastIOErrno, r.LastIOError)
+	}
+	return ""
 }
 
 // fence sets n read-only and kills its clients.
