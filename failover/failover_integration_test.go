@@ -772,7 +772,10 @@ func TestKilledActiveRejoins(t *testing.T) {
 	mustExec(t, db, "REPLACE INTO fo_marker VALUES (2, 'on b while a was down')")
 
 	testpair.Start(t, testpair.A) // read_only=OFF by its my.cnf
-	fenced := waitReadOnly(t, testpair.A, 3*time.Second)
+	// read_only=ON waits for commits in progress: a's first commits of
+	// what it replicates from b wait rpl_semi_sync_master_timeout (2 s)
+	// for an acknowledgement, since b does not replicate from a yet.
+	fenced := waitReadOnly(t, testpair.A, 5*time.Second)
 	t.Logf("node a fenced %v after it accepted connections", fenced.Round(time.Millisecond))
 	s = tn.waitStatus(t, 20*time.Second, "rejoined", func(s failover.Status) bool { return !s.Decision.PendingRejoin })
 	if s.Decision.Active != "b" || s.Decision.Epoch != 2 || s.Decision.SemiSyncOff {
@@ -870,7 +873,7 @@ func TestRestartKeepsDecision(t *testing.T) {
 	}
 	mustExec(t, db, "REPLACE INTO fo_marker VALUES (3, 'after restart')")
 	testpair.Start(t, testpair.A) // writable by its configuration
-	waitReadOnly(t, testpair.A, 3*time.Second)
+	waitReadOnly(t, testpair.A, 5*time.Second)
 	end := time.Now().Add(3 * time.Second)
 	for time.Now().Before(end) {
 		s := tn2.m.Status()
@@ -997,7 +1000,7 @@ func TestErrantTransactionsExclude(t *testing.T) {
 	if d, _, err := tn.store.Load(); err != nil || d.Excluded["a"] == "" {
 		t.Errorf("the exclusion is not saved: %+v, %v", d, err)
 	}
-	waitReadOnly(t, testpair.A, 3*time.Second)
+	waitReadOnly(t, testpair.A, 5*time.Second)
 
 	// b dies: tandem must go down with a clear reason, not promote a.
 	db := tn.client(t)
