@@ -73,17 +73,26 @@ func KillClients(ctx context.Context, q Querier, keep ...string) (int, error) {
 		return 0, fmt.Errorf("replication: listing client connections: %w", err)
 	}
 	killed := 0
+	var first error
 	for _, id := range ids {
 		if _, err := q.ExecContext(ctx, "KILL CONNECTION "+strconv.FormatUint(id, 10)); err != nil {
 			var me *mysqldriver.MySQLError
 			if errors.As(err, &me) && me.Number == 1094 { // gone meanwhile
 				continue
 			}
-			return killed, fmt.Errorf("replication: KILL CONNECTION %d: %w", id, err)
+			if ctx.Err() != nil {
+				return killed, fmt.Errorf("replication: KILL CONNECTION %d: %w", id, err)
+			}
+			// Refused (e.g. 1095 for a more privileged account): the
+			// others must still go.
+			if first == nil {
+				first = fmt.Errorf("replication: KILL CONNECTION %d: %w", id, err)
+			}
+			continue
 		}
 		killed++
 	}
-	return killed, nil
+	return killed, first
 }
 
 // StopReplica stops the node's replica threads (STOP SLAVE on MariaDB and
