@@ -580,9 +580,21 @@ func (m *Manager) failover(ctx context.Context, reason string, force bool) error
 			return refuse(fmt.Sprintf("node %s did not apply what it received from %s: %v", c.Name, old.Name, err))
 		}
 	}
-	if err := replication.StopReplica(cctx, c.db, flavor); err != nil {
+	// Stop applying what comes from the old node; the I/O thread is
+	// stopped in the background, as that can wait seconds on a hung node.
+	// Whatever it still receives is never applied: the rejoin restarts
+	// replication only if the old node has nothing of its own beyond the
+	// promotion point.
+	if err := replication.StopReplicaApplier(cctx, c.db, flavor); err != nil {
 		return refuse(fmt.Sprintf("cannot stop node %s's replication from %s: %v", c.Name, old.Name, err))
 	}
+	go func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := replication.StopReplica(sctx, c.db, flavor); err != nil {
+			m.log.Warn("could not stop the replication I/O thread on the new active", "node", c.Name, "error", err)
+		}
+	}()
 	facts, err := replication.Read(cctx, c.db)
 	if err != nil {
 		return refuse(fmt.Sprintf("cannot read node %s: %v", c.Name, err))

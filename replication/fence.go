@@ -103,6 +103,21 @@ func StopReplica(ctx context.Context, q Querier, flavor Flavor) error {
 	return replicaStmt(ctx, q, flavor, "STOP")
 }
 
+// StopReplicaApplier stops only the node's replica SQL (applier) thread:
+// nothing more it received is applied. It returns at once, where stopping
+// the I/O thread can wait seconds for a hung source (semi-sync replicas try
+// to kill their connection there first).
+func StopReplicaApplier(ctx context.Context, q Querier, flavor Flavor) error {
+	stmt := "STOP SLAVE SQL_THREAD"
+	if flavor == MySQL {
+		stmt = "STOP REPLICA SQL_THREAD"
+	}
+	if _, err := q.ExecContext(ctx, stmt); err != nil {
+		return fmt.Errorf("replication: %s: %w", stmt, err)
+	}
+	return nil
+}
+
 // StartReplica starts the node's replica threads.
 func StartReplica(ctx context.Context, q Querier, flavor Flavor) error {
 	return replicaStmt(ctx, q, flavor, "START")
