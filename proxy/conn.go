@@ -798,12 +798,19 @@ func (s *session) prepare(r *relay, length int) error {
 			return err
 		}
 		if length < 12 || length >= r.br.Size() {
-			_, _, err := relayBody(r.cw, r.br, &s.hdr, length)
 			r.wrote = true
-			return err // an ERR packet
+			_, first, err := relayBody(r.cw, r.br, &s.hdr, length)
+			r.failed = first == 0xff
+			return err // not a prepare OK
 		}
 		head, err := r.br.Peek(length)
-		if err != nil || head[0] != 0x00 {
+		if err != nil {
+			return unexpectedEOF(err)
+		}
+		if head[0] != 0x00 { // ERR: relay it as it is
+			r.wrote = true
+			r.failed = head[0] == 0xff
+			_, _, err := relayBody(r.cw, r.br, &s.hdr, length)
 			return err
 		}
 		id := binary.LittleEndian.Uint32(head[1:])

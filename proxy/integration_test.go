@@ -226,6 +226,24 @@ func TestPreparedStatements(t *testing.T) {
 	}
 }
 
+func TestFailedPrepareKeepsSession(t *testing.T) {
+	p := startProxy(t, nil)
+	both(t, p, func(t *testing.T, addr string) {
+		db := openDB(t, driverConfig(addr))
+		db.SetMaxOpenConns(1)
+		for range 3 {
+			_, err := db.Prepare("SELECT * FROM no_such_table_for_prepare WHERE id = ?")
+			if code, _ := mysqlErr(err); code != 1146 {
+				t.Fatalf("prepare on a missing table: %v, want error 1146", err)
+			}
+		}
+		var one int
+		if err := db.QueryRow("SELECT 1").Scan(&one); err != nil {
+			t.Fatalf("session after failed prepares: %v", err)
+		}
+	})
+}
+
 func TestMultiStatementsAndResults(t *testing.T) {
 	p := startProxy(t, nil)
 	both(t, p, func(t *testing.T, addr string) {
