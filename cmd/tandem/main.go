@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -121,6 +122,9 @@ func serve(args []string, stderr io.Writer) int {
 		Output:     stderr,
 	})
 
+	if cfg.Proxy.MaxProcs > 0 {
+		runtime.GOMAXPROCS(cfg.Proxy.MaxProcs)
+	}
 	pcfg := proxy.DefaultConfig()
 	pcfg.Users = make(map[string]string, len(cfg.Users))
 	for _, u := range cfg.Users {

@@ -124,6 +124,10 @@ type Proxy struct {
 	// MaxPacket is the largest client packet, in bytes, tandem holds in
 	// memory whole (prepared statement text). Default 64 MiB.
 	MaxPacket int `toml:"max_packet"`
+	// MaxProcs caps the CPU cores tandem's Go runtime uses (GOMAXPROCS);
+	// 0 leaves Go's default (all cores). On a small machine shared with the
+	// database and the app, 1 is faster: see the README's benchmarks.
+	MaxProcs int `toml:"max_procs"`
 }
 
 // User is one account clients log in to tandem with. tandem logs in to the
@@ -292,6 +296,9 @@ func (f *File) Validate() error {
 	}
 	if p.RequireTLS && p.TLSCert == "" {
 		return errors.New("proxy.require_tls: needs proxy.tls_cert and proxy.tls_key")
+	}
+	if p.MaxProcs < 0 {
+		return fmt.Errorf("proxy.max_procs: %d is negative", p.MaxProcs)
 	}
 	if p.MaxPacket < 1024 {
 		return fmt.Errorf("proxy.max_packet: %d is under 1024 bytes", p.MaxPacket)
