@@ -2,8 +2,8 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
