@@ -11,7 +11,10 @@
 // active), runs a go-sql-driver workload through it (autocommit INSERTs
 // with unique ids, transactions of a few statements, point SELECTs), then
 // injects the fault with scripts/pair.sh: "kill" is SIGKILL of node a,
-// "stop" is SIGSTOP of node a (a hung server). It measures:
+// "stop" is SIGSTOP of node a (a hung server); "switchover" injects no
+// fault but asks for a planned switchover to b, whose write pause is
+// reported in the promotion column and which must cause no client error.
+// It measures:
 //
 //   - fault -> first write: from just before pair.sh is run to the first
 //     INSERT or COMMIT acknowledged after pair.sh returned (so it includes
@@ -91,7 +94,7 @@ func run() int {
 	var o options
 	var modes string
 	flag.IntVar(&o.rounds, "rounds", 5, "rounds per mode")
-	flag.StringVar(&modes, "modes", "kill,stop", "faults to inject, comma-separated: kill (SIGKILL), stop (SIGSTOP)")
+	flag.StringVar(&modes, "modes", "kill,stop,switchover", "faults to inject, comma-separated: kill (SIGKILL), stop (SIGSTOP), switchover (a planned `tandem switchover`, no fault)")
 	flag.IntVar(&o.writers, "writers", 4, "workers doing autocommit INSERTs")
 	flag.IntVar(&o.txs, "tx", 2, "workers doing transactions (INSERT, UPDATE, SELECT, COMMIT)")
 	flag.IntVar(&o.readers, "readers", 2, "workers doing point SELECTs")
@@ -103,8 +106,8 @@ func run() int {
 	flag.Parse()
 	for _, m := range strings.Split(modes, ",") {
 		m = strings.TrimSpace(m)
-		if m != "kill" && m != "stop" {
-			fmt.Fprintf(os.Stderr, "failoverbench: unknown mode %q (want kill, stop)\n", m)
+		if m != "kill" && m != "stop" && m != "switchover" {
+			fmt.Fprintf(os.Stderr, "failoverbench: unknown mode %q (want kill, stop, switchover)\n", m)
 			return 2
 		}
 		o.modes = append(o.modes, m)
@@ -225,11 +228,22 @@ func round(o options, mode string, n int) (res result) {
 	}
 
 	t0 := time.Now()
-	verb := map[string]string{"kill": "kill", "stop": "stop"}[mode]
-	if _, err := pair(o, verb, "a"); err != nil {
-		return fail("pair.sh %s a: %v", verb, err)
+	if mode == "switchover" {
+		rep, err := tn.m.Switchover(context.Background(), failover.SwitchoverOptions{To: "b", Timeout: 5 * time.Second})
+		if err != nil {
+			return fail("switchover: %v", err)
+		}
+		res.promote = rep.WritePause
+	} else {
+		verb := map[string]string{"kill": "kill", "stop": "stop"}[mode]
+		if _, err := pair(o, verb, "a"); err != nil {
+			return fail("pair.sh %s a: %v", verb, err)
+		}
 	}
 	t1 := time.Now()
+	if mode == "switchover" {
+		t1 = t0
+	}
 	if mode == "stop" {
 		// Never SIGCONT: see the package comment. Killing a stopped
 		// server works, and reset starts it again.
@@ -278,6 +292,9 @@ func round(o options, mode string, n int) (res result) {
 		return fail("checking acknowledged writes on b: %v", err)
 	}
 	res.missing = missing
+	if mode == "switchover" && len(res.errs) > 0 {
+		return fail("a planned switchover caused client errors: %v", w.errorList())
+	}
 	return res
 }
 
