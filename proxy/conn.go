@@ -75,6 +75,9 @@ type relay struct {
 	// packet was an ERR (for the Observer).
 	out    int
 	failed bool
+	// commit is set while the command is a COMMIT (its failure has an
+	// unknown outcome).
+	commit bool
 	// hdr holds packet headers read from the node (a field, so that it
 	// does not escape to the heap on every packet).
 	hdr [headerLen]byte
@@ -94,7 +97,7 @@ func (s *session) getRelay() *relay {
 	r.bw.Reset(s.be.conn)
 	r.cw.Reset(s.client)
 	r.wrote = false
-	r.out, r.failed = 0, false
+	r.out, r.failed, r.commit = 0, false, false
 	return r
 }
 
@@ -594,10 +597,15 @@ func (s *session) nodeFailed(r *relay, err error) error {
 	}
 	s.broken = true
 	var e *sqlError
-	if s.facts.InTransaction {
+	switch {
+	case s.facts.InTransaction && r.commit:
+		// The COMMIT may have been applied (and replicated) before the
+		// node failed: "retry" could apply the transaction twice.
+		e = newError(erInterrupted, "tandem: node %s failed during COMMIT (%v); the transaction may or may not have been committed: check before retrying", node.Name, err)
+	case s.facts.InTransaction:
 		e = &sqlError{Code: erTxLost, State: "40001", Message: fmt.Sprintf(
 			"tandem: node %s failed during the transaction (%v); the transaction is lost, retry it", node.Name, err)}
-	} else {
+	default:
 		e = newError(erInterrupted, "tandem: node %s failed while this statement ran (%v); it may or may not have taken effect", node.Name, err)
 	}
 	s.facts.InTransaction = false
@@ -861,6 +869,9 @@ func (s *session) query(r *relay, length int) error {
 		return s.kill(r, k.modifier, k.id)
 	}
 	s.facts.noteQuery(text, length == n)
+	if kw, _ := firstWord(text); kw == "COMMIT" {
+		r.commit = true
+	}
 	return s.forward(r, length, s.readResults, false)
 }
 
