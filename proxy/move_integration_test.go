@@ -239,3 +239,30 @@ func TestIdleSessionSurvivesNodeClosingIt(t *testing.T) {
 		t.Fatalf("thread %d → %d, %d dials: want a new node thread and no new dial", thread, thread2, dials.Load())
 	}
 }
+
+func TestInterruptedCommitHasUnknownOutcome(t *testing.T) {
+	p := startProxy(t, nil)
+	t.Cleanup(func() { testpair.Reset(t) })
+	db, _ := countingDB(t, p.addr)
+	mustExec(t, db, "CREATE TABLE IF NOT EXISTS commit_cut (id INT PRIMARY KEY)")
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, tx, "INSERT INTO commit_cut VALUES (1) ON DUPLICATE KEY UPDATE id = id")
+	testpair.Stop(t, testpair.A) // the COMMIT hangs on a frozen node
+	defer testpair.Cont(t, testpair.A)
+	errc := make(chan error, 1)
+	go func() { errc <- tx.Commit() }()
+	time.Sleep(300 * time.Millisecond)
+	_ = p.Route("b")
+	p.Cut("a")
+	select {
+	case err := <-errc:
+		if code, msg := mysqlErr(err); code != 1317 || !strings.Contains(msg, "COMMIT") {
+			t.Fatalf("interrupted COMMIT: %v; want error 1317 saying the outcome is unknown", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the interrupted COMMIT never returned")
+	}
+}
