@@ -7,7 +7,7 @@
 #   * One run measures three targets: the writable node directly (node a
 #     normally; node b if the shared pair has failed over) (the floor for any
 #     proxy), HAProxy (testdata/haproxy.cfg, nbthread 1) and tandem (a config
-#     written into the results directory), all on 127.0.0.1.
+#     written into the results directory, max_procs 1), all on 127.0.0.1.
 #   * sysbench 1.0.20 (Debian) runs oltp_point_select and oltp_read_write at
 #     1, 8 and 32 threads, over TCP, TLS off, server-side prepared statements
 #     (--db-ps-mode=auto, sysbench's default); only lock conflicts are retried
@@ -42,6 +42,7 @@
 #   BENCH_TABLES [4]  BENCH_TABLE_SIZE [10000]  BENCH_WARMUP [3] (s, 0 = none)
 #   BENCH_IDLE_CONNS [1000] (0 skips the memory part)
 #   BENCH_TANDEM_LISTEN [127.0.0.1:13310]  BENCH_HAPROXY_LISTEN [127.0.0.1:13311]
+#   BENCH_TANDEM_MAX_PROCS [1] (proxy.max_procs; HAProxy runs nbthread 1)
 #   BENCH_RESULTS_DIR [bench-results]  (a timestamped directory is made in it)
 #   BENCH_SKIP_PAIR_UP [0]  BENCH_SKIP_BUILD [0]  BENCH_PAIR_WAIT [120]
 #   BENCH_IGNORE_ERRORS [1213,1020,1205] (lock conflicts only; "none" to abort on them)
@@ -68,6 +69,7 @@ IDLE_CONNS=${BENCH_IDLE_CONNS:-1000}
 TANDEM_LISTEN=${BENCH_TANDEM_LISTEN:-127.0.0.1:13310}
 HAPROXY_LISTEN=${BENCH_HAPROXY_LISTEN:-127.0.0.1:13311}
 RESULTS_BASE=${BENCH_RESULTS_DIR:-bench-results}
+TANDEM_MAX_PROCS=${BENCH_TANDEM_MAX_PROCS:-1}
 # Lock conflicts (deadlock 1213, lock wait timeout 1205, 1020) roll back and
 # retry the transaction, as an application would (and as sysbench does by
 # default): with none, one deadlock among 32 threads on small tables aborts a
@@ -95,7 +97,7 @@ SET_MAX_CONNECTIONS=3000
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
-for v in SECONDS_PER_RUN ROUNDS TABLES TABLE_SIZE WARMUP IDLE_CONNS; do
+for v in SECONDS_PER_RUN ROUNDS TABLES TABLE_SIZE WARMUP IDLE_CONNS TANDEM_MAX_PROCS; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
 done
 ((SECONDS_PER_RUN >= 1 && ROUNDS >= 1)) || die "BENCH_SECONDS and BENCH_ROUNDS must be >= 1"
@@ -173,6 +175,9 @@ pair_changed() {
 	((BASH_REMATCH[1] < PAIR_UPTIME))
 }
 
+# CPU time (user+system) a process has used, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+CLK_TCK=$(getconf CLK_TCK)
 vmrss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # ------------------------------------------------------------ cleanup / trap
@@ -223,6 +228,7 @@ cleanup() {
 			say "node $W: max_connections restored to $RESTORE_MAX_CONNECTIONS"
 	fi
 	restore_policy
+	[[ -n ${RUN_DIR:-} ]] && rm -f "$RUN_DIR/idleconns" "$RUN_DIR"/idleconns-*.fifo
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -311,7 +317,7 @@ go build -o "$RUN_DIR/idleconns" ./scripts/idleconns || die "building scripts/id
 	echo "haproxy: $(haproxy -v | head -1)"
 	echo "mariadb: $(admin_sql "$NODE_W" -e 'SELECT @@version')"
 	echo "writable node: $W ($NODE_W)"
-	echo "settings: seconds=$SECONDS_PER_RUN rounds=$ROUNDS threads='$THREADS' tests='$TESTS' tables=$TABLES table_size=$TABLE_SIZE warmup=$WARMUP idle_conns=$IDLE_CONNS ignore_errors=$IGNORE_ERRORS"
+	echo "settings: seconds=$SECONDS_PER_RUN rounds=$ROUNDS threads='$THREADS' tests='$TESTS' tables=$TABLES table_size=$TABLE_SIZE warmup=$WARMUP idle_conns=$IDLE_CONNS ignore_errors=$IGNORE_ERRORS tandem_max_procs=$TANDEM_MAX_PROCS"
 	echo "node $W threads_connected at start: $(admin_sql "$NODE_W" -e "SHOW GLOBAL STATUS LIKE 'Threads_connected'" | cut -f2)"
 	echo "node $W semi-sync master status at start: $(admin_sql "$NODE_W" -e "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'" | cut -f2)"
 } >"$RUN_DIR/notes.txt"
@@ -381,6 +387,9 @@ format = "text"
 listen = ["$TANDEM_LISTEN"]
 max_connections = 4096
 shutdown_timeout = "5s"
+# Like HAProxy's nbthread 1: one core for the proxy on a 2-core box shared
+# with the client and both nodes (BENCH_TANDEM_MAX_PROCS; 0 = all cores).
+max_procs = $TANDEM_MAX_PROCS
 
 [[user]]
 name = "$APP_USER"
@@ -487,7 +496,7 @@ fi
 # ------------------------------------------------------------------ sysbench
 
 RAW=$RUN_DIR/raw.tsv
-printf 'test\tthreads\tround\ttarget\ttps\tp95_ms\tignored_errors\treconnects\tload1\tstatus\n' >"$RAW"
+printf 'test\tthreads\tround\ttarget\ttps\tp95_ms\tignored_errors\treconnects\tload1\tstatus\tproxy_cpu_s\ttransactions\n' >"$RAW"
 FAILURES=$RUN_DIR/failures.txt
 : >"$FAILURES"
 
@@ -542,7 +551,13 @@ for test in $TESTS; do
 					load=$(cut -d' ' -f1 /proc/loadavg)
 					tlines=$(wc -l <"$RUN_DIR/tandem.log")
 					rc=0
+					ppid=
+					case $target in haproxy) ppid=$HAPROXY_PID ;; tandem) ppid=$TANDEM_PID ;; esac
+					cpu0=0
+					[[ -n $ppid ]] && cpu0=$(cpu_ticks "$ppid")
 					run_sysbench "$test" "$threads" "$SECONDS_PER_RUN" "$target" "$log" || rc=$?
+					cpu=-
+					[[ -n $ppid ]] && cpu=$(awk -v a="$cpu0" -v b="$(cpu_ticks "$ppid")" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz}')
 					disturbed=0
 					pair_changed && disturbed=1
 					((disturbed && attempt == 1)) || break
@@ -555,6 +570,7 @@ for test in $TESTS; do
 				p95=$(sed -nE 's/^ *95th percentile: *([0-9.]+).*/\1/p' "$log" | head -1)
 				ign=$(sed -nE 's/^ *ignored errors: *([0-9]+).*/\1/p' "$log" | head -1)
 				rec=$(sed -nE 's/^ *reconnects: *([0-9]+).*/\1/p' "$log" | head -1)
+				txns=$(sed -nE 's/^ *transactions: *([0-9]+) +\(.*/\1/p' "$log" | head -1)
 				status=ok
 				if ((disturbed)); then
 					status=pair-changed
@@ -571,8 +587,8 @@ for test in $TESTS; do
 						fi
 					} >>"$FAILURES"
 				fi
-				printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$test" "$threads" "$round" "$target" \
-					"${tps:--}" "${p95:--}" "${ign:--}" "${rec:--}" "$load" "$status" >>"$RAW"
+				printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$test" "$threads" "$round" "$target" \
+					"${tps:--}" "${p95:--}" "${ign:--}" "${rec:--}" "$load" "$status" "$cpu" "${txns:--}" >>"$RAW"
 				say "[$run_no/$total_runs] $test threads=$threads round=$round $target: tps=${tps:--} p95=${p95:--}ms load=$load $status"
 				ensure_alive "$target"
 			done
@@ -597,14 +613,17 @@ NR == 1 { next }
 	k = $1 SUBSEP $2 SUBSEP $4
 	if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
 	runs[k]++
-	if ($10 == "ok") { ok[k]++; tps[k] = tps[k] " " $5; p95[k] = p95[k] " " $6; ign[k] += $7 }
+	if ($10 == "ok") {
+		ok[k]++; tps[k] = tps[k] " " $5; p95[k] = p95[k] " " $6; ign[k] += $7
+		if ($11 != "-" && $12 + 0 > 0) cpu[k] = cpu[k] " " ($11 * 1e6 / $12)
+	}
 }
 END {
-	print "test\tthreads\ttarget\tmedian_tps\tmedian_p95_ms\tok_runs\truns\tretried_lock_errors"
+	print "test\tthreads\ttarget\tmedian_tps\tmedian_p95_ms\tok_runs\truns\tretried_lock_errors\tproxy_cpu_us_per_txn"
 	for (i = 1; i <= nk; i++) {
 		k = order[i]; split(k, f, SUBSEP)
-		mt = median(tps[k]); mp = median(p95[k])
-		printf "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", f[1], f[2], f[3], (mt == "" ? "-" : sprintf("%.2f", mt)), (mp == "" ? "-" : sprintf("%.2f", mp)), ok[k], runs[k], ign[k]
+		mt = median(tps[k]); mp = median(p95[k]); mc = median(cpu[k])
+		printf "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", f[1], f[2], f[3], (mt == "" ? "-" : sprintf("%.2f", mt)), (mp == "" ? "-" : sprintf("%.2f", mp)), ok[k], runs[k], ign[k], (mc == "" ? "-" : sprintf("%.1f", mc))
 	}
 }' "$RAW" >"$SUMMARY"
 
@@ -640,6 +659,30 @@ compare() { # text|md
 		}
 	}' "$SUMMARY"
 }
+# Proxy CPU time per sysbench transaction (median over rounds): what the
+# extra hop costs on the shared cores, independent of how busy they were.
+cpu_table() { # text|md
+	awk -F'\t' -v fmt="$1" '
+	NR == 1 { next }
+	$3 != "direct" {
+		k = $1 SUBSEP $2
+		if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
+		c[k, $3] = $9
+	}
+	END {
+		if (fmt == "md") {
+			print "| test | threads | HAProxy CPU µs/txn | tandem CPU µs/txn | tandem/HAProxy |"
+			print "|---|---:|---:|---:|---:|"
+		} else
+			printf "%-18s %7s %12s %12s %8s\n", "test", "threads", "haproxy us", "tandem us", "t/h"
+		for (i = 1; i <= nk; i++) {
+			k = order[i]; split(k, f, SUBSEP); h = c[k, "haproxy"]; t = c[k, "tandem"]
+			r = (h == "-" || t == "-" || h + 0 == 0) ? "-" : sprintf("%.2f", t / h)
+			if (fmt == "md") printf "| %s | %s | %s | %s | %s |\n", f[1], f[2], h, t, r
+			else printf "%-18s %7s %12s %12s %8s\n", f[1], f[2], h, t, r
+		}
+	}' "$SUMMARY"
+}
 memory_table() { # text|md
 	awk -F'\t' -v fmt="$1" '
 	NR == 1 { if (fmt == "md") { print "| proxy | idle RSS KiB | RSS with sessions KiB | sessions | KiB per session |"; print "|---|---:|---:|---:|---:|" }
@@ -661,6 +704,9 @@ elapsed=$(($(date +%s) - start_time))
 	echo
 	echo "Comparison (t/d = tandem/direct, t/h = tandem/haproxy, t-h p95 = tandem p95 - haproxy p95):"
 	compare text
+	echo
+	echo "Proxy CPU time per transaction (user+system, median):"
+	cpu_table text
 	if ((IDLE_CONNS > 0)); then
 		echo
 		echo "Memory (VmRSS), $IDLE_CONNS idle logged-in sessions:"
@@ -670,6 +716,8 @@ elapsed=$(($(date +%s) - start_time))
 	echo "Markdown:"
 	echo
 	compare md
+	echo
+	cpu_table md
 	if ((IDLE_CONNS > 0)); then
 		echo
 		memory_table md
