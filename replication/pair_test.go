@@ -4,22 +4,21 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+
+	"github.com/tandemdb/tandem/internal/testpair"
 )
 
 // The integration tests run against the local master-master pair that
-// scripts/pair.sh up starts: node a on 127.0.0.1:13306 (writable), node b
-// on 127.0.0.1:13307 (read_only), GTID replication both ways. They FAIL,
-// never skip, when the pair is unreachable. TANDEM_NODE_A_DSN and
-// TANDEM_NODE_B_DSN override the DSNs.
+// scripts/pair.sh up starts (internal/testpair: node a writable, node b
+// read_only, GTID replication both ways; TANDEM_PAIR_* select another
+// pair). They FAIL, never skip, when the pair is unreachable, and hold the
+// pair's test lock so that no other package's tests change it meanwhile.
 
 const (
-	defaultDSNA = "tandem:tandem@tcp(127.0.0.1:13306)/"
-	defaultDSNB = "tandem:tandem@tcp(127.0.0.1:13307)/"
 	// dsnParams bound every dial and I/O of the tests; interpolateParams
 	// makes each call with arguments one round trip.
 	dsnParams = "?timeout=2s&readTimeout=5s&writeTimeout=5s&interpolateParams=true"
@@ -37,15 +36,14 @@ type pairNode struct {
 // within a few seconds.
 func openPair(t *testing.T) (a, b pairNode) {
 	t.Helper()
-	return openNode(t, "a", "TANDEM_NODE_A_DSN", defaultDSNA), openNode(t, "b", "TANDEM_NODE_B_DSN", defaultDSNB)
+	testpair.Require(t)
+	return openNode(t, testpair.A), openNode(t, testpair.B)
 }
 
-func openNode(t *testing.T, name, env, def string) pairNode {
+func openNode(t *testing.T, n testpair.Node) pairNode {
 	t.Helper()
-	dsn := os.Getenv(env)
-	if dsn == "" {
-		dsn = def + dsnParams
-	}
+	name := string(n)
+	dsn := testpair.AdminUser + ":" + testpair.AdminPassword + "@tcp(" + testpair.Addr(n) + ")/" + dsnParams
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
 		t.Fatalf("node %s: open: %v", name, err)

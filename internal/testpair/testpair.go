@@ -143,6 +143,10 @@ func AdminDB(t testing.TB, n Node) *sql.DB {
 var (
 	lockOnce sync.Once
 	lockErr  error
+	// lockFile holds the pair lock for the life of the process: it must
+	// stay reachable, or the garbage collector closes it and the lock
+	// goes with it.
+	lockFile *os.File
 )
 
 // Require fails the test unless both nodes accept the admin user's logins,
@@ -168,7 +172,7 @@ func lockPair(t testing.TB) error {
 	if err != nil {
 		return fmt.Errorf("open lock %s: %v", path, err)
 	}
-	// f stays open (and locked) until the process exits.
+	lockFile = f // open (and locked) until the process exits
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
 		return nil
 	}
