@@ -70,6 +70,6 @@ bench: pair-up build
 
 .PHONY: failover-bench
 
-# SIGKILL and SIGSTOP of the active under a Go read/write workload: time to the first write on b, client errors, lost writes (FAILOVER_BENCH_FLAGS="-rounds 1" for a quick run).
+# SIGKILL, SIGSTOP and a planned switchover of the active under a Go read/write workload: time to the first write on b, client errors, lost writes (FAILOVER_BENCH_FLAGS="-rounds 1" for a quick run).
 failover-bench: pair-up
 	$(GO) run ./cmd/failoverbench $(FAILOVER_BENCH_FLAGS)
