@@ -59,12 +59,6 @@ func (f *cliFlags) parse(args []string) ([]string, error) {
 	}
 }
 
-// noArgs parses args and reports whether they held flags only.
-func (f *cliFlags) noArgs(args []string) bool {
-	pos, err := f.parse(args)
-	return err == nil && len(pos) == 0
-}
-
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
 		return v
@@ -113,17 +107,28 @@ func cliContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 2*time.Minute)
 }
 
+// start parses args (which must hold npos positional arguments, -1 for any
+// number checked by the caller) and builds the API client. code is non-zero
+// when the command must end with it (usage printed).
+func (f *cliFlags) start(args []string, npos int, usage string) (c *admin.Client, pos []string, code int) {
+	pos, err := f.parse(args)
+	if err != nil || (npos >= 0 && len(pos) != npos) {
+		fmt.Fprintln(f.fs.Output(), "usage: "+usage)
+		return nil, nil, exitConfig
+	}
+	if c, err = f.client(); err != nil {
+		fmt.Fprintln(f.fs.Output(), "tandem:", err)
+		return nil, nil, exitConfig
+	}
+	return c, pos, exitOK
+}
+
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	f := newCLIFlags("status", stderr)
 	asJSON := f.fs.Bool("json", false, "print JSON")
-	if !f.noArgs(args) {
-		fmt.Fprintln(stderr, "usage: tandem status [-json] [-admin URL | -config FILE] [-token T]")
-		return exitConfig
-	}
-	c, err := f.client()
-	if err != nil {
-		fmt.Fprintln(stderr, "tandem:", err)
-		return exitConfig
+	c, _, code := f.start(args, 0, "tandem status [-json] [-admin URL | -config FILE] [-token T]")
+	if code != exitOK {
+		return code
 	}
 	ctx, cancel := cliContext()
 	defer cancel()
@@ -201,14 +206,9 @@ func cmdSwitchover(args []string, stdout, stderr io.Writer) int {
 	to := f.fs.String("to", "", "node to make active (default: the other node)")
 	timeout := f.fs.Duration("timeout", 5*time.Second, "bound on the write pause; past it the switchover rolls back")
 	dry := f.fs.Bool("dry-run", false, "run every pre-flight check and say what would happen")
-	if !f.noArgs(args) {
-		fmt.Fprintln(stderr, "usage: tandem switchover [-to NODE] [-timeout D] [-dry-run] [-admin URL | -config FILE]")
-		return exitConfig
-	}
-	c, err := f.client()
-	if err != nil {
-		fmt.Fprintln(stderr, "tandem:", err)
-		return exitConfig
+	c, _, code := f.start(args, 0, "tandem switchover [-to NODE] [-timeout D] [-dry-run] [-admin URL | -config FILE]")
+	if code != exitOK {
+		return code
 	}
 	ctx, cancel := cliContext()
 	defer cancel()
@@ -234,14 +234,13 @@ func cmdSwitchover(args []string, stdout, stderr io.Writer) int {
 func cmdFailover(args []string, stdout, stderr io.Writer) int {
 	f := newCLIFlags("failover", stderr)
 	force := f.fs.Bool("force", false, "required: promote the other node now, skipping the safety checks")
-	if !f.noArgs(args) || !*force {
+	c, _, code := f.start(args, 0, "tandem failover -force [-admin URL | -config FILE]")
+	if code != exitOK {
+		return code
+	}
+	if !*force {
 		fmt.Fprintln(stderr, "usage: tandem failover -force [-admin URL | -config FILE]\n"+
 			"A forced failover skips the checks that protect against losing writes; for a planned move use `tandem switchover`.")
-		return exitConfig
-	}
-	c, err := f.client()
-	if err != nil {
-		fmt.Fprintln(stderr, "tandem:", err)
 		return exitConfig
 	}
 	ctx, cancel := cliContext()
@@ -256,14 +255,13 @@ func cmdFailover(args []string, stdout, stderr io.Writer) int {
 
 func cmdMaintenance(args []string, stdout, stderr io.Writer) int {
 	f := newCLIFlags("maintenance", stderr)
-	pos, err := f.parse(args)
-	if err != nil || len(pos) != 2 || (pos[1] != "on" && pos[1] != "off") {
-		fmt.Fprintln(stderr, "usage: tandem maintenance NODE on|off [-admin URL | -config FILE]")
-		return exitConfig
+	const usage = "tandem maintenance NODE on|off [-admin URL | -config FILE]"
+	c, pos, code := f.start(args, 2, usage)
+	if code != exitOK {
+		return code
 	}
-	c, err := f.client()
-	if err != nil {
-		fmt.Fprintln(stderr, "tandem:", err)
+	if pos[1] != "on" && pos[1] != "off" {
+		fmt.Fprintln(stderr, "usage: "+usage)
 		return exitConfig
 	}
 	ctx, cancel := cliContext()
@@ -278,15 +276,11 @@ func cmdMaintenance(args []string, stdout, stderr io.Writer) int {
 
 func cmdPauseResume(name string, args []string, stdout, stderr io.Writer) int {
 	f := newCLIFlags(name, stderr)
-	if !f.noArgs(args) {
-		fmt.Fprintf(stderr, "usage: tandem %s [-admin URL | -config FILE]\n", name)
-		return exitConfig
+	c, _, code := f.start(args, 0, "tandem "+name+" [-admin URL | -config FILE]")
+	if code != exitOK {
+		return code
 	}
-	c, err := f.client()
-	if err != nil {
-		fmt.Fprintln(stderr, "tandem:", err)
-		return exitConfig
-	}
+	var err error
 	ctx, cancel := cliContext()
 	defer cancel()
 	if name == "pause" {
@@ -308,14 +302,9 @@ func cmdPauseResume(name string, args []string, stdout, stderr io.Writer) int {
 func cmdEvents(args []string, stdout, stderr io.Writer) int {
 	f := newCLIFlags("events", stderr)
 	asJSON := f.fs.Bool("json", false, "print JSON")
-	if !f.noArgs(args) {
-		fmt.Fprintln(stderr, "usage: tandem events [-json] [-admin URL | -config FILE]")
-		return exitConfig
-	}
-	c, err := f.client()
-	if err != nil {
-		fmt.Fprintln(stderr, "tandem:", err)
-		return exitConfig
+	c, _, code := f.start(args, 0, "tandem events [-json] [-admin URL | -config FILE]")
+	if code != exitOK {
+		return code
 	}
 	ctx, cancel := cliContext()
 	defer cancel()
