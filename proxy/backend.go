@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync/atomic"
 	"time"
@@ -73,16 +74,22 @@ func probeNode(ctx context.Context, n *Node, t dialTimeouts) (*greeting, error) 
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(t.Login))
-	p, _, err := readPacket(conn, nil, 1<<16)
+	g, _, err := readGreeting(conn, n)
+	return g, err
+}
+
+// readGreeting reads and parses a node's greeting, and caches it on n.
+func readGreeting(r io.Reader, n *Node) (*greeting, byte, error) {
+	p, seq, err := readPacket(r, nil, 1<<16)
 	if err != nil {
-		return nil, fmt.Errorf("reading greeting: %w", err)
+		return nil, 0, fmt.Errorf("reading greeting: %w", err)
 	}
 	g, err := parseGreeting(p)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	n.greeting.Store(g)
-	return g, nil
+	return g, seq, nil
 }
 
 // dialBackend connects to n and logs in with lp. A *sqlError return is the
@@ -114,15 +121,10 @@ func dialBackend(ctx context.Context, n *Node, lp *loginParams, t dialTimeouts) 
 func login(conn net.Conn, n *Node, lp *loginParams) (*backend, error) {
 	br := bufio.NewReaderSize(conn, 1024)
 	bw := bufio.NewWriterSize(conn, 1024)
-	p, seq, err := readPacket(br, nil, 1<<16)
-	if err != nil {
-		return nil, fmt.Errorf("reading greeting: %w", err)
-	}
-	g, err := parseGreeting(p)
+	g, seq, err := readGreeting(br, n)
 	if err != nil {
 		return nil, err
 	}
-	n.greeting.Store(g)
 
 	caps := lp.Caps&supportedCaps | requiredCaps | mysql.CLIENT_PLUGIN_AUTH
 	if missing := caps &^ g.Caps &^ (mysql.CLIENT_CONNECT_ATTRS | mysql.CLIENT_LONG_PASSWORD); missing != 0 {
