@@ -161,7 +161,11 @@ func printStatus(w io.Writer, st admin.Status) {
 	fmt.Fprintln(tw, "NODE\tROLE\tHEALTH\tREAD_ONLY\tREPLICA IO/SQL\tLAG\tGTID EXECUTED\tNOTE")
 	for _, n := range st.Nodes {
 		health := "up"
-		if !n.Healthy {
+		switch {
+		case n.Healthy:
+		case n.FailedChecks == 0:
+			health = "starting" // not yet RecoverAfter good checks
+		default:
 			health = "DOWN"
 		}
 		ro := "OFF"
