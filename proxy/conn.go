@@ -420,6 +420,12 @@ func (s *session) commandLoop() error {
 		handled, err := s.checkRoute(r, cmd, length)
 		if !handled && err == nil {
 			err = s.command(r, cmd, length)
+			if errors.Is(err, ErrPacketTooLarge) && !r.wrote {
+				// Say why before closing: the rest of the packet is
+				// unread, so the session cannot go on.
+				_ = writeErr(r.cw, 1, newError(erNetPacketTooLarge,
+					"Got a packet bigger than tandem's max_packet (%d bytes)", s.p.cfg.MaxPacket))
+			}
 		}
 		out, failed := r.out, r.failed || handled
 		s.putRelay(r)

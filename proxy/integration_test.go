@@ -854,3 +854,16 @@ func TestShutdownWaitsForSessions(t *testing.T) {
 		t.Fatal("still accepting after shutdown")
 	}
 }
+
+func TestOversizedPrepareGetsAnError(t *testing.T) {
+	p := startProxy(t, func(c *Config, _ []*Node) { c.MaxPacket = 4096 })
+	db := openDB(t, driverConfig(p.addr))
+	_, err := db.Prepare("SELECT '" + strings.Repeat("x", 8000) + "'")
+	if code, _ := mysqlErr(err); code != 1153 {
+		t.Fatalf("prepare over max_packet: %v, want error 1153", err)
+	}
+	var one int
+	if err := db.QueryRow("SELECT 1").Scan(&one); err != nil {
+		t.Fatalf("a new session after the refused one: %v", err)
+	}
+}
