@@ -8,7 +8,9 @@ package proxy
 //   - to a node: sessions run their commands there; a session whose node
 //     connection is elsewhere moves at its next command (see move.go);
 //   - held: new commands and new sessions wait, up to Config.HoldTimeout,
-//     for the next route (a switchover or failover in progress);
+//     for the next route (a switchover or failover in progress); a session
+//     inside a transaction may go on with it on its node, so that the
+//     transaction can finish;
 //   - down: no node may take traffic; commands fail at once with the reason.
 
 import (
@@ -67,7 +69,9 @@ func (p *Proxy) Route(name string) error {
 }
 
 // Hold makes new commands and sessions wait (up to Config.HoldTimeout) for
-// the next call to Route, Resume or Down. Commands already running finish.
+// the next call to Route, Resume or Down. Commands already running finish,
+// and sessions inside a transaction may go on with it (Activity tells when
+// none is left).
 func (p *Proxy) Hold() {
 	cur := p.route.Load()
 	p.setRoute(&route{node: cur.node, held: true, reason: cur.reason})
