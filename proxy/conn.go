@@ -415,6 +415,13 @@ func (s *session) commandLoop() error {
 		}
 		cmd := b[0]
 		start := time.Now()
+		// A command whose body is not all here yet must arrive within
+		// NetReadTimeout: a client that stops mid-packet is cut, as
+		// MySQL's net_read_timeout does. Small commands never pay for it.
+		partial := length > s.cr.Buffered()
+		if partial {
+			_ = s.client.SetReadDeadline(start.Add(s.p.cfg.NetReadTimeout))
+		}
 		s.busy.Store(true)
 		r := s.getRelay()
 		handled, err := s.checkRoute(r, cmd, length)
@@ -429,6 +436,9 @@ func (s *session) commandLoop() error {
 		}
 		out, failed := r.out, r.failed || handled
 		s.putRelay(r)
+		if partial {
+			_ = s.client.SetReadDeadline(time.Time{})
+		}
 		s.inTx.Store(s.facts.InTransaction)
 		s.busy.Store(false)
 		s.lastCmd = time.Now()
@@ -786,7 +796,11 @@ func (s *session) relayInfile(r *relay) error {
 	if err := r.cw.Flush(); err != nil {
 		return err
 	}
+	// The file's packets must keep coming (see NetReadTimeout); each
+	// packet pushes the deadline on.
+	defer s.client.SetReadDeadline(time.Time{})
 	for {
+		_ = s.client.SetReadDeadline(time.Now().Add(s.p.cfg.NetReadTimeout))
 		_, _, length, _, err := relayPacket(r.bw, s.cr, &s.hdr)
 		if err != nil {
 			return err

@@ -867,3 +867,35 @@ func TestOversizedPrepareGetsAnError(t *testing.T) {
 		t.Fatalf("a new session after the refused one: %v", err)
 	}
 }
+
+func TestClientStallingMidCommandIsCut(t *testing.T) {
+	p := startProxy(t, func(c *Config, _ []*Node) { c.NetReadTimeout = 300 * time.Millisecond })
+	other := openDB(t, driverConfig(p.addr))
+	if err := other.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	rc := dialRaw(t, p.addr, 0)
+	// A COM_QUERY header announcing 100 bytes, then only 10 of them.
+	if _, err := rc.conn.Write(append([]byte{100, 0, 0, 0, 0x03}, "SELECT 1 +"...)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = rc.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := rc.conn.Read(make([]byte, 64)); err == nil {
+		t.Fatal("stalled session got an answer")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("stalled client cut after %v, want about 300ms", d)
+	}
+	var one int
+	if err := other.QueryRow("SELECT 1").Scan(&one); err != nil {
+		t.Fatalf("other session: %v", err)
+	}
+	// An idle client, between commands, is not cut.
+	idle := dialRaw(t, p.addr, 0)
+	time.Sleep(600 * time.Millisecond)
+	idle.send([]byte{0x0e})
+	if r := idle.read(1)[0]; r[0] != 0 {
+		t.Fatalf("ping after idling: %x", r)
+	}
+}

@@ -63,6 +63,12 @@ type Config struct {
 	// default detection settings, short enough for an app's own timeouts.
 	HoldTimeout time.Duration
 
+	// NetReadTimeout bounds how long tandem waits for the rest of a
+	// command (or of a LOCAL INFILE file) a client has started to send;
+	// past it the session is closed. Default 30s, MySQL's own
+	// net_read_timeout. An idle client, between commands, is not bounded.
+	NetReadTimeout time.Duration
+
 	// IdleCheck: before running a command on a node connection that has
 	// been idle this long, tandem peeks (one non-blocking recv) whether
 	// the node closed it meanwhile, and if so moves the session instead of
@@ -87,6 +93,7 @@ func DefaultConfig() Config {
 		LoginTimeout:      5 * time.Second,
 		MaxPacket:         64 << 20,
 		HoldTimeout:       10 * time.Second,
+		NetReadTimeout:    30 * time.Second,
 		IdleCheck:         250 * time.Millisecond,
 		Logger:            hclog.NewNullLogger(),
 	}
@@ -116,6 +123,9 @@ func (c *Config) withDefaults() Config {
 	if out.HoldTimeout == 0 {
 		out.HoldTimeout = d.HoldTimeout
 	}
+	if out.NetReadTimeout == 0 {
+		out.NetReadTimeout = d.NetReadTimeout
+	}
 	if out.IdleCheck == 0 {
 		out.IdleCheck = d.IdleCheck
 	}
@@ -137,7 +147,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("MaxConnections: %d is negative", c.MaxConnections)
 	}
 	for name, d := range map[string]time.Duration{"HandshakeTimeout": c.HandshakeTimeout, "ConnectTimeout": c.ConnectTimeout,
-		"LoginTimeout": c.LoginTimeout, "HoldTimeout": c.HoldTimeout, "IdleCheck": c.IdleCheck} {
+		"LoginTimeout": c.LoginTimeout, "HoldTimeout": c.HoldTimeout, "IdleCheck": c.IdleCheck, "NetReadTimeout": c.NetReadTimeout} {
 		if d < 0 {
 			return fmt.Errorf("%s: %v is negative", name, d)
 		}

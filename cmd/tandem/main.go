@@ -135,6 +135,7 @@ func serve(args []string, stderr io.Writer) int {
 	pcfg.ConnectTimeout = cfg.Proxy.ConnectTimeout.Duration
 	pcfg.LoginTimeout = cfg.Proxy.LoginTimeout.Duration
 	pcfg.HoldTimeout = cfg.Proxy.HoldTimeout.Duration
+	pcfg.NetReadTimeout = cfg.Proxy.NetReadTimeout.Duration
 	pcfg.DefaultAuthPlugin = cfg.Proxy.DefaultAuthPlugin
 	pcfg.MaxPacket = cfg.Proxy.MaxPacket
 	pcfg.RequireTLS = cfg.Proxy.RequireTLS

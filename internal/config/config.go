@@ -107,6 +107,9 @@ type Proxy struct {
 	ConnectTimeout Duration `toml:"connect_timeout"`
 	// LoginTimeout bounds a login to a node. Default 5s.
 	LoginTimeout Duration `toml:"login_timeout"`
+	// NetReadTimeout cuts a client that stops in the middle of sending a
+	// command. Default 30s.
+	NetReadTimeout Duration `toml:"net_read_timeout"`
 	// HoldTimeout is how long a command or a new session waits while
 	// traffic is held (failover, switchover). Default 10s.
 	HoldTimeout Duration `toml:"hold_timeout"`
@@ -214,6 +217,7 @@ func Default() File {
 			LoginTimeout:      Duration{5 * time.Second},
 			ShutdownTimeout:   Duration{30 * time.Second},
 			HoldTimeout:       Duration{10 * time.Second},
+			NetReadTimeout:    Duration{30 * time.Second},
 			DefaultAuthPlugin: "mysql_native_password",
 			MaxPacket:         64 << 20,
 		},
@@ -282,7 +286,7 @@ func (f *File) Validate() error {
 	for key, d := range map[string]Duration{
 		"proxy.handshake_timeout": p.HandshakeTimeout, "proxy.connect_timeout": p.ConnectTimeout,
 		"proxy.login_timeout": p.LoginTimeout, "proxy.shutdown_timeout": p.ShutdownTimeout,
-		"proxy.hold_timeout": p.HoldTimeout,
+		"proxy.hold_timeout": p.HoldTimeout, "proxy.net_read_timeout": p.NetReadTimeout,
 	} {
 		if d.Duration <= 0 {
 			return fmt.Errorf("%s: %v must be positive", key, d.Duration)
