@@ -9,7 +9,8 @@
 # background (log in .demo/tandem.log, pid in .demo/tandem.pid), waits until
 # it answers, then prints how to connect. Idempotent: a running demo is left
 # as it is.
-# stop: stops tandem (SIGTERM, then SIGKILL after a bound) and the pair.
+# stop: stops tandem (SIGTERM, then SIGKILL after a bound) and the pair, and
+# forgets the demo's decision (the pair restarts with node a as the writer).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -80,17 +81,21 @@ CONF
 	fi
 	mariadb -h"${LISTEN%:*}" -P"${LISTEN##*:}" --protocol=tcp -uapp -papppass -e 'SELECT 1' >/dev/null ||
 		die "tandem does not answer on $LISTEN; see $DEMO_DIR/tandem.log"
+	sleep 0.6 # two checks of each node, so that the status below says "up"
+	echo
+	echo "tandem is running on $LISTEN in front of the local pair (node a 127.0.0.1:$PORT_A, node b 127.0.0.1:$PORT_B):"
+	echo
+	bin/tandem status -config "$DEMO_DIR/tandem.toml" || true
 	cat <<MSG
-
-tandem is running on $LISTEN in front of the local pair:
-  node a 127.0.0.1:$PORT_A (active)   node b 127.0.0.1:$PORT_B (passive, read_only)
 
 Connect as the app would:
   mariadb -h ${LISTEN%:*} -P ${LISTEN##*:} --protocol=tcp -u app -papppass app
   DSN for go-sql-driver:  app:apppass@tcp($LISTEN)/app
 
+Status:           bin/tandem status -config $DEMO_DIR/tandem.toml
 Try a failover:   scripts/pair.sh kill a      (tandem promotes b; watch $DEMO_DIR/tandem.log)
 Bring a back:     scripts/pair.sh start a     (tandem fences it: it stays passive)
+Switch back:      bin/tandem switchover -config $DEMO_DIR/tandem.toml
 Stop everything:  make stop
 MSG
 }
@@ -104,6 +109,9 @@ stop() {
 		say "tandem stopped"
 	fi
 	rm -f "$PIDFILE"
+	# The pair restarts with node a writable and b read-only (their
+	# my.cnf), so a demo's saved decision would disagree with it next time.
+	rm -f "$DEMO_DIR/state.json"
 	scripts/pair.sh down
 }
 
