@@ -13,8 +13,10 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 demo:
 	scripts/demo.sh start
 
-# Run every test: unit, fuzz seeds and integration tests on the real local pair.
+# Run every test: unit, fuzz seeds and integration tests on the real local pair
+# (reset first to its normal state: a writable, b read-only, in sync).
 test: pair-up
+	$(PAIR) reset
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
