@@ -42,6 +42,7 @@ func (n *Node) String() string { return n.Name + " (" + n.Address + ")" }
 type backend struct {
 	node     *Node
 	conn     net.Conn
+	rw       io.ReadWriter // the relay's reads and writes (rawio.go)
 	threadID uint32
 	caps     uint32 // capabilities in effect on this connection
 	status   uint16 // status flags of the login OK
@@ -171,7 +172,7 @@ func login(conn net.Conn, n *Node, lp *loginParams) (*backend, error) {
 		case len(p) == 0:
 			return nil, fmt.Errorf("%w: empty packet during login", ErrHandshake)
 		case p[0] == 0x00: // OK
-			b := &backend{node: n, conn: conn, threadID: g.ConnID, caps: resp.Caps}
+			b := &backend{node: n, conn: conn, rw: newConnIO(conn), threadID: g.ConnID, caps: resp.Caps}
 			b.status = okStatus(p, resp.Caps)
 			if br.Buffered() > 0 {
 				return nil, fmt.Errorf("%w: node sent data after its login OK", ErrHandshake)

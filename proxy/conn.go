@@ -35,6 +35,7 @@ type session struct {
 	p      *Proxy
 	id     uint32
 	client net.Conn
+	cio    io.ReadWriter // client's reads and writes after the handshake (rawio.go)
 	cr     *bufio.Reader
 	caps   uint32 // negotiated with the client
 	user   string
@@ -46,8 +47,9 @@ type session struct {
 	be     *backend
 	closed atomic.Bool
 
-	facts Facts
-	attrs []byte // the client's connection attributes, for new logins
+	facts    Facts
+	snapshot Facts  // a copy of facts for tests, under mu (Proxy.snapshotFacts)
+	attrs    []byte // the client's connection attributes, for new logins
 
 	// route is the route the session's node connection follows; broken
 	// is set when that connection failed and must be replaced.
@@ -93,9 +95,9 @@ var relayPool = sync.Pool{New: func() any {
 
 func (s *session) getRelay() *relay {
 	r := relayPool.Get().(*relay)
-	r.br.Reset(s.be.conn)
-	r.bw.Reset(s.be.conn)
-	r.cw.Reset(s.client)
+	r.br.Reset(s.be.rw)
+	r.bw.Reset(s.be.rw)
+	r.cw.Reset(s.cio)
 	r.wrote = false
 	r.out, r.failed, r.commit = 0, false, false
 	return r
@@ -298,7 +300,8 @@ func (s *session) handshake() error {
 	if err := writeRaw(s.client, seq, ok); err != nil {
 		return err
 	}
-	s.cr = bufio.NewReaderSize(s.client, clientBufSize)
+	s.cio = newConnIO(s.client)
+	s.cr = bufio.NewReaderSize(s.cio, clientBufSize)
 	return nil
 }
 
@@ -440,6 +443,11 @@ func (s *session) commandLoop() error {
 			_ = s.client.SetReadDeadline(time.Time{})
 		}
 		s.inTx.Store(s.facts.InTransaction)
+		if s.p.snapshotFacts {
+			s.mu.Lock()
+			s.snapshot = s.facts.clone()
+			s.mu.Unlock()
+		}
 		s.busy.Store(false)
 		s.lastCmd = time.Now()
 		s.p.cfg.Observer.Command(cmd, headerLen+length, out, s.lastCmd.Sub(start), failed)
@@ -625,7 +633,7 @@ func (s *session) nodeFailed(r *relay, err error) error {
 		e = newError(erInterrupted, "tandem: node %s failed while this statement ran (%v); it may or may not have taken effect", node.Name, err)
 	}
 	s.facts.InTransaction = false
-	r.cw.Reset(s.client)
+	r.cw.Reset(s.cio)
 	return writeErr(r.cw, 1, e)
 }
 
@@ -987,8 +995,8 @@ func (s *session) changeUser(r *relay, length int) error {
 	s.be = be
 	s.mu.Unlock()
 	old.close()
-	r.br.Reset(be.conn)
-	r.bw.Reset(be.conn)
+	r.br.Reset(be.rw)
+	r.bw.Reset(be.rw)
 	s.user, s.pass, s.attrs = cu.User, password, cu.Attrs
 	s.stmts, s.nextStmt = nil, 0
 	s.facts.reset(cu.DB, collation)

@@ -145,6 +145,7 @@ func TestQueriesAndTransactions(t *testing.T) {
 
 func TestSessionFactsTracked(t *testing.T) {
 	p := startProxy(t, nil)
+	p.snapshotFacts = true // before any session starts
 	db := openDB(t, driverConfig(p.addr))
 	db.SetMaxOpenConns(1)
 	ctx := context.Background()
@@ -158,7 +159,9 @@ func TestSessionFactsTracked(t *testing.T) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		for _, s := range p.sessions {
-			return s.facts
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.snapshot
 		}
 		t.Fatal("no session")
 		return Facts{}
@@ -424,7 +427,10 @@ func tandemSession(t *testing.T, p *testProxy, threadID uint32) *session {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, s := range p.sessions {
-		if s.be != nil && s.be.threadID == threadID {
+		s.mu.Lock()
+		found := s.be != nil && s.be.threadID == threadID
+		s.mu.Unlock()
+		if found {
 			return s
 		}
 	}

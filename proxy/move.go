@@ -100,8 +100,8 @@ func (s *session) checkRoute(r *relay, cmd byte, length int) (handled bool, err 
 		return true, s.refuse(r, cmd, length, e)
 	}
 	s.route = rt
-	r.br.Reset(s.be.conn)
-	r.bw.Reset(s.be.conn)
+	r.br.Reset(s.be.rw)
+	r.bw.Reset(s.be.rw)
 	s.p.log.Debug("session moved", "session", s.id, "from", from.Name, "to", rt.node.Name, "in_transaction", inTx)
 	s.p.cfg.Observer.SessionMoved(true)
 	if inTx {

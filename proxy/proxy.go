@@ -176,6 +176,10 @@ type Proxy struct {
 	listeners map[net.Listener]struct{}
 	closing   bool
 	wg        sync.WaitGroup
+
+	// snapshotFacts makes sessions copy their facts under their lock
+	// after every command, so that tests can read them race-free.
+	snapshotFacts bool
 }
 
 // ErrClosed is returned by Serve after Shutdown.

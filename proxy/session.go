@@ -4,6 +4,8 @@ package proxy
 // rebuild the session on another node, or to know that it cannot.
 
 import (
+	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -28,6 +30,14 @@ type Facts struct {
 	// can): temporary tables, named locks, LOCK TABLES, user variables,
 	// SQL-level PREPARE.
 	Pinned string
+}
+
+// clone returns a deep copy.
+func (f *Facts) clone() Facts {
+	c := *f
+	c.Settings = slices.Clone(f.Settings)
+	c.Prepared = maps.Clone(f.Prepared)
+	return c
 }
 
 func (f *Facts) reset(schema string, collation byte) {

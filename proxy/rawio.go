@@ -1,0 +1,122 @@
+package proxy
+
+// Reads and writes on the relay path without the Go runtime's syscall
+// bookkeeping. net.Conn's Read and Write enter the scheduler's syscall
+// state for every call; a write that wakes the peer can take long enough
+// on a busy machine that the runtime's monitor thread hands the
+// processor to another thread meanwhile, and the two threads then wake
+// each other for every packet. The sockets are non-blocking, so a plain
+// read(2) or write(2) never blocks: rawIO makes them with RawSyscall
+// inside syscall.RawConn's Read and Write, which still wait on the
+// runtime's poller (and honour deadlines) when the socket is not ready.
+
+import (
+	"io"
+	"net"
+	"syscall"
+	"unsafe"
+)
+
+// rawIO is an io.ReadWriter over a TCP or unix socket. Not safe for
+// concurrent use: one session goroutine reads and writes it.
+type rawIO struct {
+	rc syscall.RawConn
+
+	// The in-flight call's arguments and results, and the callbacks bound
+	// once, so that a call allocates nothing.
+	buf    []byte
+	n      int
+	errno  syscall.Errno
+	readF  func(uintptr) bool
+	writeF func(uintptr) bool
+}
+
+// newConnIO returns the fastest reader/writer for c: a rawIO for plain TCP
+// and unix sockets, c itself otherwise (TLS).
+func newConnIO(c net.Conn) io.ReadWriter {
+	sc, ok := c.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	})
+	if !ok {
+		return c
+	}
+	switch c.(type) {
+	case *net.TCPConn, *net.UnixConn:
+	default:
+		return c
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	r := &rawIO{rc: rc}
+	r.readF = r.readOnce
+	r.writeF = r.writeOnce
+	return r
+}
+
+func (r *rawIO) readOnce(fd uintptr) bool {
+	n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&r.buf[0])), uintptr(len(r.buf)))
+	if e == syscall.EAGAIN {
+		return false // wait until readable
+	}
+	if e == syscall.EINTR {
+		return r.readOnce(fd)
+	}
+	r.n, r.errno = int(n), e
+	return true
+}
+
+// Read reads what is there, waiting until something is.
+func (r *rawIO) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	r.buf, r.n, r.errno = p, 0, 0
+	err := r.rc.Read(r.readF)
+	r.buf = nil
+	switch {
+	case err != nil:
+		return 0, err
+	case r.errno != 0:
+		return 0, r.errno
+	case r.n == 0:
+		return 0, io.EOF
+	}
+	return r.n, nil
+}
+
+func (r *rawIO) writeOnce(fd uintptr) bool {
+	for len(r.buf) > 0 {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&r.buf[0])), uintptr(len(r.buf)))
+		switch e {
+		case 0:
+			r.n += int(n)
+			r.buf = r.buf[n:]
+		case syscall.EAGAIN:
+			return false // wait until writable
+		case syscall.EINTR:
+		default:
+			r.errno = e
+			return true
+		}
+	}
+	return true
+}
+
+// Write writes all of p, waiting for room as needed.
+func (r *rawIO) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	r.buf, r.n, r.errno = p, 0, 0
+	err := r.rc.Write(r.writeF)
+	r.buf = nil
+	switch {
+	case err != nil:
+		return r.n, err
+	case r.errno != 0:
+		return r.n, r.errno
+	}
+	return r.n, nil
+}
