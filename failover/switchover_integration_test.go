@@ -6,8 +6,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,84 +13,18 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/tandemdb/tandem/failover"
 	"github.com/tandemdb/tandem/internal/testpair"
-	"github.com/tandemdb/tandem/proxy"
 )
 
-// swTandem is an in-process tandem (proxy and failover manager) for the
-// switchover tests.
-type swTandem struct {
-	p    *proxy.Proxy
-	m    *failover.Manager
-	addr string
-}
-
-func swStart(t *testing.T) *swTandem {
+// swStart starts tandem (failover_integration_test.go's harness) on a pair
+// reset to its normal state first.
+func swStart(t *testing.T) *tandem {
 	t.Helper()
 	testpair.Require(t)
 	testpair.Reset(t)
-	t.Cleanup(func() { testpair.Reset(t) })
-	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: swLogWriter{t}})
-	pcfg := proxy.DefaultConfig()
-	pcfg.Users = map[string]string{testpair.AppUser: testpair.AppPassword}
-	pcfg.Logger = log.Named("proxy")
-	nodes := []*proxy.Node{{Name: "a", Address: testpair.Addr(testpair.A)}, {Name: "b", Address: testpair.Addr(testpair.B)}}
-	p, err := proxy.New(pcfg, nodes, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fcfg := failover.DefaultConfig()
-	fcfg.AdminUser, fcfg.AdminPassword = testpair.AdminUser, testpair.AdminPassword
-	m, err := failover.New(fcfg, []failover.NodeConfig{{Name: "a", Address: testpair.Addr(testpair.A)}, {Name: "b", Address: testpair.Addr(testpair.B)}},
-		"a", p, &failover.FileStore{Path: filepath.Join(t.TempDir(), "state.json")}, log.Named("failover"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = p.Serve(l) }()
-	go func() { defer wg.Done(); _ = m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-		defer c()
-		_ = p.Shutdown(sctx)
-		wg.Wait()
-	})
-	// Wait until the monitor has seen both nodes healthy.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st := m.Status()
-		healthy := 0
-		for _, n := range st.Nodes {
-			if n.Healthy {
-				healthy++
-			}
-		}
-		if healthy == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nodes never became healthy: %+v", st.Nodes)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return &swTandem{p: p, m: m, addr: l.Addr().String()}
-}
-
-type swLogWriter struct{ t *testing.T }
-
-func (w swLogWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(b), "\n"))
-	return len(b), nil
+	return setup(t)
 }
 
 // swWorkload runs workers doing transactions and autocommit inserts
