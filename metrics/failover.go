@@ -44,28 +44,16 @@ type failoverMetrics struct {
 
 func newFailoverMetrics() *failoverMetrics {
 	m := &failoverMetrics{
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "events_total",
-			Help: "Events raised by the failover manager, by type.",
-		}, []string{"type"}),
-		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "failovers_total",
-			Help: "Failovers that promoted the other node (finished) or found it unsafe to promote (refused).",
-		}, []string{"result"}),
-		switchovers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "switchovers_total",
-			Help: "Planned switchovers that moved traffic (finished) or gave up and restored the old active (rolled_back).",
-		}, []string{"result"}),
-		failoverDur: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "failover_duration_seconds",
-			Help:    "Time from the start of a failover to traffic flowing to the promoted node.",
-			Buckets: failoverBuckets,
-		}),
-		writePause: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "switchover_write_pause_seconds",
-			Help:    "Time writes were held during a switchover, finished or rolled back.",
-			Buckets: writePauseBuckets,
-		}),
+		events: counterVec("events_total",
+			"Events raised by the failover manager, by type.", "type"),
+		failovers: counterVec("failovers_total",
+			"Failovers that promoted the other node (finished) or found it unsafe to promote (refused).", "result"),
+		switchovers: counterVec("switchovers_total",
+			"Planned switchovers that moved traffic (finished) or gave up and restored the old active (rolled_back).", "result"),
+		failoverDur: newHistogram("failover_duration_seconds",
+			"Time from the start of a failover to traffic flowing to the promoted node.", failoverBuckets),
+		writePause: newHistogram("switchover_write_pause_seconds",
+			"Time writes were held during a switchover, finished or rolled back.", writePauseBuckets),
 	}
 	for _, t := range eventTypes {
 		m.events.WithLabelValues(string(t))

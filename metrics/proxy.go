@@ -118,31 +118,18 @@ func newProxyMetrics() *proxyMetrics {
 			Namespace: namespace, Name: "client_connections_total",
 			Help: "Client sessions opened since start.",
 		}),
-		handshake: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "handshake_failures_total",
-			Help: "Failed client logins by reason: auth, backend, protocol, limit, timeout, other.",
-		}, []string{"reason"}),
-		commandVec: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "commands_total",
-			Help: "Client commands answered, by command.",
-		}, []string{"command"}),
-		errorVec: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "command_errors_total",
-			Help: "Client commands answered with an error, from the node or from tandem, by command.",
-		}, []string{"command"}),
-		bytesVec: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "bytes_total",
-			Help: "Bytes of client commands (in) and of their responses (out), packet headers included.",
-		}, []string{"direction"}),
-		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "command_duration_seconds",
-			Help:    "Time from a client command to the end of its response, holds included.",
-			Buckets: durationBuckets,
-		}),
-		movedVec: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "sessions_moved_total",
-			Help: "Sessions moved to another node (ok), or that could not be and got an error (error).",
-		}, []string{"result"}),
+		handshake: counterVec("handshake_failures_total",
+			"Failed client logins by reason: auth, backend, protocol, limit, timeout, other.", "reason"),
+		commandVec: counterVec("commands_total",
+			"Client commands answered, by command.", "command"),
+		errorVec: counterVec("command_errors_total",
+			"Client commands answered with an error, from the node or from tandem, by command.", "command"),
+		bytesVec: counterVec("bytes_total",
+			"Bytes of client commands (in) and of their responses (out), packet headers included.", "direction"),
+		duration: newHistogram("command_duration_seconds",
+			"Time from a client command to the end of its response, holds included.", durationBuckets),
+		movedVec: counterVec("sessions_moved_total",
+			"Sessions moved to another node (ok), or that could not be and got an error (error).", "result"),
 	}
 	m.handshakes = make(map[string]prometheus.Counter, len(handshakeReasons))
 	for _, r := range handshakeReasons {

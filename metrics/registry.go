@@ -18,6 +18,16 @@ import (
 // namespace prefixes every tandem metric name.
 const namespace = "tandem"
 
+// counterVec is a tandem counter with one label.
+func counterVec(name, help, label string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, []string{label})
+}
+
+// newHistogram is a tandem histogram of seconds.
+func newHistogram(name, help string, buckets []float64) prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, Buckets: buckets})
+}
+
 // Registry holds tandem's metrics. Make one with New; its methods are safe
 // for concurrent use.
 type Registry struct {
