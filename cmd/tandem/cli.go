@@ -137,13 +137,20 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		return cliError(stderr, err)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(st)
-		return exitOK
+		return printJSON(stdout, st)
 	}
 	printStatus(stdout, st)
 	if st.State != "active" {
+		return exitFail
+	}
+	return exitOK
+}
+
+// printJSON prints v indented, for -json.
+func printJSON(w io.Writer, v any) int {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
 		return exitFail
 	}
 	return exitOK
@@ -317,10 +324,7 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 		return cliError(stderr, err)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(evs)
-		return exitOK
+		return printJSON(stdout, evs)
 	}
 	for _, e := range evs {
 		line := fmt.Sprintf("%s  %-22s epoch %d", e.Time.Format("2006-01-02T15:04:05.000Z07:00"), e.Type, e.Epoch)
