@@ -102,33 +102,15 @@ func DefaultConfig() Config {
 func (c *Config) withDefaults() Config {
 	d := DefaultConfig()
 	out := *c
-	if out.DefaultAuthPlugin == "" {
-		out.DefaultAuthPlugin = d.DefaultAuthPlugin
-	}
-	if out.MaxConnections == 0 {
-		out.MaxConnections = d.MaxConnections
-	}
-	if out.HandshakeTimeout == 0 {
-		out.HandshakeTimeout = d.HandshakeTimeout
-	}
-	if out.ConnectTimeout == 0 {
-		out.ConnectTimeout = d.ConnectTimeout
-	}
-	if out.LoginTimeout == 0 {
-		out.LoginTimeout = d.LoginTimeout
-	}
-	if out.MaxPacket == 0 {
-		out.MaxPacket = d.MaxPacket
-	}
-	if out.HoldTimeout == 0 {
-		out.HoldTimeout = d.HoldTimeout
-	}
-	if out.NetReadTimeout == 0 {
-		out.NetReadTimeout = d.NetReadTimeout
-	}
-	if out.IdleCheck == 0 {
-		out.IdleCheck = d.IdleCheck
-	}
+	orDefault(&out.DefaultAuthPlugin, d.DefaultAuthPlugin)
+	orDefault(&out.MaxConnections, d.MaxConnections)
+	orDefault(&out.HandshakeTimeout, d.HandshakeTimeout)
+	orDefault(&out.ConnectTimeout, d.ConnectTimeout)
+	orDefault(&out.LoginTimeout, d.LoginTimeout)
+	orDefault(&out.MaxPacket, d.MaxPacket)
+	orDefault(&out.HoldTimeout, d.HoldTimeout)
+	orDefault(&out.NetReadTimeout, d.NetReadTimeout)
+	orDefault(&out.IdleCheck, d.IdleCheck)
 	if out.Logger == nil {
 		out.Logger = d.Logger
 	}
@@ -136,6 +118,14 @@ func (c *Config) withDefaults() Config {
 		out.Observer = nopObserver{}
 	}
 	return out
+}
+
+// orDefault sets *v to def when it holds its zero value.
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
 }
 
 // Validate reports the first bad field by name.
