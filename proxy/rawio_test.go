@@ -1,0 +1,102 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (a, b net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := l.Accept()
+		accepted <- c
+	}()
+	a, err = net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = <-accepted
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+func TestRawIOLargeWriteWaitsForRoom(t *testing.T) {
+	a, b := tcpPair(t)
+	w := newConnIO(a)
+	if _, ok := w.(*rawIO); !ok {
+		t.Fatalf("newConnIO(TCP) = %T, want *rawIO", w)
+	}
+	// 32 MiB is far more than the socket buffers: the write must wait
+	// (EAGAIN, poller) while a slow reader drains, and lose nothing.
+	want := bytes.Repeat([]byte("0123456789abcdef"), 2<<20)
+	got := make(chan []byte, 1)
+	go func() {
+		r := newConnIO(b)
+		var buf bytes.Buffer
+		chunk := make([]byte, 7000)
+		for buf.Len() < len(want) {
+			n, err := r.Read(chunk)
+			if err != nil {
+				break
+			}
+			buf.Write(chunk[:n])
+			if buf.Len()%(1<<20) < 7000 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		got <- buf.Bytes()
+	}()
+	if n, err := w.Write(want); err != nil || n != len(want) {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if g := <-got; !bytes.Equal(g, want) {
+		t.Fatalf("read %d bytes, not the %d written", len(g), len(want))
+	}
+}
+
+func TestRawIOEOFAndDeadline(t *testing.T) {
+	a, b := tcpPair(t)
+	r := newConnIO(a)
+	_ = a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := r.Read(make([]byte, 10)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read past the deadline: %v", err)
+	}
+	_ = a.SetReadDeadline(time.Time{})
+	b.Close()
+	if _, err := r.Read(make([]byte, 10)); err != io.EOF {
+		t.Fatalf("read after the peer closed: %v, want io.EOF", err)
+	}
+	a.Close()
+	if _, err := newConnIO(b).Write([]byte("x")); err == nil {
+		t.Fatal("write on a closed connection succeeded")
+	}
+}
+
+func TestRawIOAllocatesNothing(t *testing.T) {
+	a, b := tcpPair(t)
+	w, r := newConnIO(a), newConnIO(b)
+	msg, buf := []byte("ping"), make([]byte, 16)
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := w.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(r, buf[:len(msg)]); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per write and read, want 0", allocs)
+	}
+}
