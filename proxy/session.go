@@ -4,6 +4,7 @@ package proxy
 // rebuild the session on another node, or to know that it cannot.
 
 import (
+	"bytes"
 	"maps"
 	"slices"
 	"strconv"
@@ -73,6 +74,17 @@ const maxSettings = 64
 // is deliberately conservative: anything it is unsure of pins the session,
 // which costs only that the session is closed, not moved, on a failover.
 func (f *Facts) noteQuery(text []byte, whole bool) {
+	if !whole {
+		// tandem sees only the beginning of a long statement: what it
+		// does further on (user variables, GET_LOCK, a second
+		// statement) is unknown, so the session cannot be moved safely.
+		if kw, _ := firstWord(text); kw == "SET" {
+			f.pin("too many or too long SET statements")
+		} else {
+			f.pin("a statement longer than tandem inspects (8 KiB)")
+		}
+		return
+	}
 	if hasExecutableComment(text) {
 		// /*! ... */ and /*M! ... */ run on the server; tandem does not
 		// look inside them.
@@ -104,7 +116,7 @@ func (f *Facts) noteQuery(text []byte, whole bool) {
 		if hasUserVar(text) {
 			f.pin("user variables")
 		}
-		if containsFold(string(text), "GET_LOCK") {
+		if indexFold(text, "GET_LOCK") >= 0 {
 			f.pin("named locks (GET_LOCK)")
 		}
 	case "USE":
@@ -175,8 +187,28 @@ func firstWord(s []byte) (string, []byte) {
 		}
 		up[j] = c
 	}
-	return string(up[:i]), s[i:]
+	// The words tandem acts on come back as constants (a map lookup with
+	// a converted key does not allocate); any other word is "?", which no
+	// caller matches.
+	if kw, ok := keywords[string(up[:i])]; ok {
+		return kw, s[i:]
+	}
+	if i == 0 {
+		return "", s[i:]
+	}
+	return "?", s[i:]
 }
+
+// keywords are the first words noteQuery, parseKill and query look at.
+var keywords = func() map[string]string {
+	m := map[string]string{}
+	for _, w := range []string{"SELECT", "DO", "CALL", "WITH", "VALUES", "USE", "SET", "CREATE", "LOCK",
+		"PREPARE", "KILL", "HARD", "SOFT", "CONNECTION", "QUERY", "ID", "USER", "TRANSACTION", "GLOBAL",
+		"PASSWORD", "DEFAULT", "ROLE", "STATEMENT", "OR", "TEMPORARY", "COMMIT", "NAMES"} {
+		m[w] = w
+	}
+	return m
+}()
 
 // firstIdent returns the identifier at the start of s, unquoting backticks
 // (a doubled backtick inside stands for one).
@@ -233,18 +265,11 @@ func skipSpace(s []byte) []byte {
 	return s
 }
 
-func indexOf(s []byte, sep string) int {
-	for i := 0; i+len(sep) <= len(s); i++ {
-		if string(s[i:i+len(sep)]) == sep {
-			return i
-		}
-	}
-	return -1
-}
+func indexOf(s []byte, sep string) int { return bytes.Index(s, []byte(sep)) }
 
 // hasExecutableComment reports whether s holds a /*! or /*M! comment.
 func hasExecutableComment(s []byte) bool {
-	return indexOf(s, "/*!") >= 0 || indexOf(s, "/*M!") >= 0
+	return bytes.Contains(s, []byte("/*!")) || bytes.Contains(s, []byte("/*M!"))
 }
 
 // afterFirstStatement returns what follows the first statement of s (after
@@ -295,10 +320,20 @@ func statementEnd(s []byte) int {
 	return len(s)
 }
 
-// indexFold is indexOf ignoring ASCII case; sep is upper case.
+// indexFold is the index of sep (upper case) in s in any ASCII case, or -1.
 func indexFold(s []byte, sep string) int {
 	for i := 0; i+len(sep) <= len(s); i++ {
-		if containsFold(string(s[i:i+len(sep)]), sep) {
+		j := 0
+		for ; j < len(sep); j++ {
+			c := s[i+j]
+			if c >= 'a' && c <= 'z' {
+				c -= 'a' - 'A'
+			}
+			if c != sep[j] {
+				break
+			}
+		}
+		if j == len(sep) {
 			return i
 		}
 	}

@@ -344,3 +344,27 @@ func TestTerminator(t *testing.T) {
 		t.Errorf("terminatorStatus(OK as EOF) = %#x; want 0x08", got)
 	}
 }
+
+func TestNoteQueryPinsUninspectedTail(t *testing.T) {
+	var f Facts
+	f.reset("app", 45)
+	f.noteQuery([]byte("SELECT 'a long statement whose tail tandem did not see'"), false)
+	if f.Pinned == "" {
+		t.Fatal("a statement seen only in part did not pin the session")
+	}
+}
+
+func TestNoteQueryAllocatesNothing(t *testing.T) {
+	q := []byte("SELECT c FROM sbtest1 WHERE id = 42 AND k BETWEEN 1 AND 100")
+	var f Facts
+	f.reset("app", 45)
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, ok := parseKill(q); ok {
+			t.Fatal("a SELECT parsed as KILL")
+		}
+		f.noteQuery(q, true)
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per query, want 0", allocs)
+	}
+}
