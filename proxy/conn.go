@@ -36,6 +36,7 @@ type session struct {
 	id     uint32
 	client net.Conn
 	cio    io.ReadWriter // client's reads and writes after the handshake (rawio.go)
+	crd    *clientReader // under cr: bounds reads inside a command
 	cr     *bufio.Reader
 	caps   uint32 // negotiated with the client
 	user   string
@@ -63,6 +64,30 @@ type session struct {
 
 	busy atomic.Bool // running a command (read by Sessions)
 	inTx atomic.Bool // facts.InTransaction, for other goroutines
+}
+
+// clientReader is what the session's buffered reader reads the client
+// through. While armed (the rest of a command, or a LOCAL INFILE file, is
+// on its way), every read must complete within timeout, as MySQL's
+// net_read_timeout: a client that stops mid-command is cut, one that keeps
+// sending slowly is not. Unarmed, it costs one branch per read.
+type clientReader struct {
+	conn    net.Conn
+	r       io.Reader
+	timeout time.Duration
+	armed   bool
+}
+
+func (c *clientReader) Read(p []byte) (int, error) {
+	if c.armed {
+		_ = c.conn.SetReadDeadline(time.Now().Add(c.timeout))
+	}
+	return c.r.Read(p)
+}
+
+func (c *clientReader) disarm() {
+	c.armed = false
+	_ = c.conn.SetReadDeadline(time.Time{})
 }
 
 // relay holds the buffers a session borrows for one command.
@@ -301,7 +326,8 @@ func (s *session) handshake() error {
 		return err
 	}
 	s.cio = newConnIO(s.client)
-	s.cr = bufio.NewReaderSize(s.cio, clientBufSize)
+	s.crd = &clientReader{conn: s.client, r: s.cio, timeout: p.cfg.NetReadTimeout}
+	s.cr = bufio.NewReaderSize(s.crd, clientBufSize)
 	return nil
 }
 
@@ -422,9 +448,7 @@ func (s *session) commandLoop() error {
 		// NetReadTimeout: a client that stops mid-packet is cut, as
 		// MySQL's net_read_timeout does. Small commands never pay for it.
 		partial := length > s.cr.Buffered()
-		if partial {
-			_ = s.client.SetReadDeadline(start.Add(s.p.cfg.NetReadTimeout))
-		}
+		s.crd.armed = partial
 		s.busy.Store(true)
 		r := s.getRelay()
 		handled, err := s.checkRoute(r, cmd, length)
@@ -440,7 +464,7 @@ func (s *session) commandLoop() error {
 		out, failed := r.out, r.failed || handled
 		s.putRelay(r)
 		if partial {
-			_ = s.client.SetReadDeadline(time.Time{})
+			s.crd.disarm()
 		}
 		s.inTx.Store(s.facts.InTransaction)
 		if s.p.snapshotFacts {
@@ -804,11 +828,10 @@ func (s *session) relayInfile(r *relay) error {
 	if err := r.cw.Flush(); err != nil {
 		return err
 	}
-	// The file's packets must keep coming (see NetReadTimeout); each
-	// packet pushes the deadline on.
-	defer s.client.SetReadDeadline(time.Time{})
+	// The file must keep coming: each read within NetReadTimeout.
+	s.crd.armed = true
+	defer s.crd.disarm()
 	for {
-		_ = s.client.SetReadDeadline(time.Now().Add(s.p.cfg.NetReadTimeout))
 		_, _, length, _, err := relayPacket(r.bw, s.cr, &s.hdr)
 		if err != nil {
 			return err
