@@ -451,7 +451,7 @@ func (s *session) commandLoop() error {
 		s.crd.armed = partial
 		s.busy.Store(true)
 		r := s.getRelay()
-		handled, err := s.checkRoute(r, cmd, length)
+		handled, err := s.checkRoute(r, cmd, length, start)
 		if !handled && err == nil {
 			err = s.command(r, cmd, length)
 			if errors.Is(err, ErrPacketTooLarge) && !r.wrote {
@@ -587,6 +587,12 @@ func (s *session) forward(r *relay, length int, resp responseFunc, binary bool) 
 	return s.finish(r, resp(r, binary))
 }
 
+// unknownStmt is a statement id no node hands out (they count up from 1),
+// which the node answers with "unknown prepared statement handler"
+// (1243). Not 0xffffffff: MariaDB reads that as "the statement prepared
+// last".
+const unknownStmt = 0xfffffffe
+
 // mapStmt rewrites, in the client reader's buffer, the statement id of the
 // COM_STMT_* packet about to be relayed from the client's id to the node's,
 // and returns the client's id. The bytes are still unread (Peek), so the
@@ -601,9 +607,13 @@ func (s *session) mapStmt(length int) (clientID uint32, ok bool) {
 	}
 	clientID = binary.LittleEndian.Uint32(b[1:])
 	if s.stmts != nil {
-		if id, ok := s.stmts[clientID]; ok {
-			binary.LittleEndian.PutUint32(b[1:], id)
+		id, ok := s.stmts[clientID]
+		if !ok {
+			// Not a statement of this session's: it must not reach
+			// whatever the node has under that number.
+			id = unknownStmt
 		}
+		binary.LittleEndian.PutUint32(b[1:], id)
 	}
 	return clientID, true
 }

@@ -8,9 +8,7 @@ package proxy
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"syscall"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -34,10 +32,10 @@ const (
 // changed or its node connection broke, and reports handled=true if it
 // answered (and consumed) the command itself. A non-nil error ends the
 // session.
-func (s *session) checkRoute(r *relay, cmd byte, length int) (handled bool, err error) {
+func (s *session) checkRoute(r *relay, cmd byte, length int, now time.Time) (handled bool, err error) {
 	rt := s.p.route.Load()
 	if rt == s.route && !s.broken {
-		if s.p.cfg.IdleCheck <= 0 || time.Since(s.lastCmd) < s.p.cfg.IdleCheck || s.backendAlive() {
+		if s.p.cfg.IdleCheck <= 0 || now.Sub(s.lastCmd) < s.p.cfg.IdleCheck || s.backendAlive() {
 			return false, nil
 		}
 		s.p.log.Info("node closed an idle session's connection", "session", s.id, "node", s.be.node.Name)
@@ -128,22 +126,10 @@ func (s *session) refuse(r *relay, cmd byte, length int, e *sqlError) error {
 // error). Any doubt counts as alive: the command then runs and fails as
 // usual.
 func (s *session) backendAlive() bool {
-	sc, ok := s.be.conn.(syscall.Conn)
-	if !ok {
-		return true
+	if r, ok := s.be.rw.(*rawIO); ok {
+		return r.idleAndOpen()
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return true
-	}
-	alive := true
-	var buf [1]byte
-	_ = rc.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		alive = n < 0 && errors.Is(err, syscall.EAGAIN)
-		return true
-	})
-	return alive
+	return true
 }
 
 // reattach logs in to the routed node (waiting, until deadline, for a new

@@ -5,6 +5,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/binary"
 	"database/sql"
 	"errors"
 	"net"
@@ -157,8 +158,10 @@ func TestCutInterruptsRunningCommand(t *testing.T) {
 	p.Cut("a")
 	select {
 	case err := <-errc:
-		if code, _ := mysqlErr(err); code != 1317 {
-			t.Fatalf("interrupted statement: %v; want error 1317", err)
+		// MariaDB's own "query interrupted" is 1317 too: the message
+		// tells tandem's apart.
+		if code, msg := mysqlErr(err); code != 1317 || !strings.Contains(msg, "tandem: node a failed") {
+			t.Fatalf("interrupted statement: %v; want tandem's error 1317", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Cut did not interrupt the running statement")
@@ -264,5 +267,33 @@ func TestInterruptedCommitHasUnknownOutcome(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the interrupted COMMIT never returned")
+	}
+}
+
+func TestUnknownStatementIDAfterMove(t *testing.T) {
+	p := startProxy(t, nil)
+	defer p.Route("a")
+	c := dialRaw(t, p.addr, 0)
+	c.send(append([]byte{0x16}, "SELECT 1"...))
+	prep := c.read(1 + 1 + 1) // OK, one column, EOF
+	id := binary.LittleEndian.Uint32(prep[0][1:])
+	if err := p.Route("b"); err != nil {
+		t.Fatal(err)
+	}
+	// The client's own statement still runs on b, under its old id.
+	exec := func(id uint32) []byte {
+		b := []byte{0x17, 0, 0, 0, 0, 0, 1, 0, 0, 0}
+		binary.LittleEndian.PutUint32(b[1:], id)
+		c.send(b)
+		return c.read(1)[0]
+	}
+	if r := exec(id); r[0] != 1 { // column count
+		t.Fatalf("the moved statement %d: %x", id, r)
+	}
+	c.read(4) // column, EOF, row, EOF
+	// An id the session never prepared must not reach a statement of the
+	// node's that happens to have that number.
+	if e, ok := parseErr(exec(id + 1)); !ok || e.Code != 1243 {
+		t.Fatalf("unknown statement id after a move: %+v, want error 1243", e)
 	}
 }

@@ -24,11 +24,14 @@ type rawIO struct {
 
 	// The in-flight call's arguments and results, and the callbacks bound
 	// once, so that a call allocates nothing.
-	buf    []byte
-	n      int
-	errno  syscall.Errno
-	readF  func(uintptr) bool
-	writeF func(uintptr) bool
+	buf     []byte
+	n       int
+	errno   syscall.Errno
+	readF   func(uintptr) bool
+	writeF  func(uintptr) bool
+	peekF   func(uintptr) bool
+	open    bool
+	peekBuf [1]byte
 }
 
 // newConnIO returns the fastest reader/writer for c: a rawIO for plain TCP
@@ -52,6 +55,7 @@ func newConnIO(c net.Conn) io.ReadWriter {
 	r := &rawIO{rc: rc}
 	r.readF = r.readOnce
 	r.writeF = r.writeOnce
+	r.peekF = r.peekOnce
 	return r
 }
 
@@ -119,4 +123,22 @@ func (r *rawIO) Write(p []byte) (int, error) {
 		return r.n, r.errno
 	}
 	return r.n, nil
+}
+
+// idleAndOpen peeks, without blocking or consuming anything, whether the
+// peer closed the connection or sent something unasked (a node's "connection
+// killed" error) while it was idle.
+func (r *rawIO) idleAndOpen() bool {
+	r.open = true
+	_ = r.rc.Read(r.peekF)
+	return r.open
+}
+
+func (r *rawIO) peekOnce(fd uintptr) bool {
+	_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&r.peekBuf[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	// Nothing to read and no error: idle and open. Data, EOF (0 bytes)
+	// or an error: the node closed it or is out of step.
+	r.open = e == syscall.EAGAIN
+	return true
 }

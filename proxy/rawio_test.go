@@ -100,3 +100,47 @@ func TestRawIOAllocatesNothing(t *testing.T) {
 		t.Fatalf("%.1f allocations per write and read, want 0", allocs)
 	}
 }
+
+func TestRawIOIdleAndOpen(t *testing.T) {
+	a, b := tcpPair(t)
+	r := newConnIO(a).(*rawIO)
+	if !r.idleAndOpen() {
+		t.Fatal("an idle, open connection reads as closed")
+	}
+	if _, err := b.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if r.idleAndOpen() {
+		t.Fatal("a connection with unasked data reads as idle")
+	}
+	buf := make([]byte, 1)
+	if n, err := r.Read(buf); n != 1 || err != nil {
+		t.Fatalf("peek consumed the byte: %d, %v", n, err)
+	}
+	b.Close()
+	time.Sleep(20 * time.Millisecond)
+	if r.idleAndOpen() {
+		t.Fatal("a connection the peer closed reads as open")
+	}
+}
+
+func TestRawIOPeerReset(t *testing.T) {
+	a, b := tcpPair(t)
+	_ = b.(*net.TCPConn).SetLinger(0) // close with RST
+	b.Close()
+	time.Sleep(20 * time.Millisecond)
+	rw := newConnIO(a)
+	if _, err := rw.Read(make([]byte, 4)); err == nil {
+		t.Fatal("read from a reset connection succeeded")
+	}
+	var err error
+	for range 3 { // the first write may still be accepted by the kernel
+		if _, err = rw.Write([]byte("ping")); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		t.Fatal("writes to a reset connection kept succeeding")
+	}
+}
