@@ -5,8 +5,8 @@ package proxy
 
 import (
 	"context"
-	"encoding/binary"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"net"
 	"strings"
