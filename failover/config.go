@@ -43,6 +43,19 @@ type Config struct {
 	// RetryInterval spaces automatic promotion attempts while no node
 	// takes traffic. Default 2s.
 	RetryInterval time.Duration
+	// AckTimeout is how long the active's commits may wait for the
+	// passive's semi-sync acknowledgement before tandem lets writes go on
+	// without it, having first recorded the passive as unsynced (never
+	// promoted automatically until it has caught up). Default 1s: writes
+	// stall at most about this long (plus a check) when the passive dies.
+	AckTimeout time.Duration
+	// SemiSyncTimeout is what tandem sets as the active's
+	// rpl_semi_sync_master_timeout, after which the node itself would fall
+	// back to asynchronous replication. It must be far above AckTimeout
+	// plus detection, so that tandem, not the node, decides. Default 30s.
+	SemiSyncTimeout time.Duration
+	// MaxSwitchoverTimeout caps a switchover's write pause. Default 60s.
+	MaxSwitchoverTimeout time.Duration
 	// HeartbeatSchema holds tandem's heartbeat and decision tables on
 	// the nodes. Default "tandem".
 	HeartbeatSchema string
@@ -66,7 +79,11 @@ func DefaultConfig() Config {
 		LagWarning:      time.Second,
 		FenceTimeout:    2 * time.Second,
 		RetryInterval:   2 * time.Second,
+		AckTimeout:      time.Second,
+		SemiSyncTimeout: 30 * time.Second,
 		HeartbeatSchema: "tandem",
+
+		MaxSwitchoverTimeout: time.Minute,
 	}
 }
 
@@ -75,6 +92,7 @@ func (c *Config) Validate() error {
 	for name, d := range map[string]time.Duration{
 		"Interval": c.Interval, "CheckTimeout": c.CheckTimeout, "CatchupTimeout": c.CatchupTimeout,
 		"MaxPromoteLag": c.MaxPromoteLag, "LagWarning": c.LagWarning, "FenceTimeout": c.FenceTimeout, "RetryInterval": c.RetryInterval,
+		"AckTimeout": c.AckTimeout, "SemiSyncTimeout": c.SemiSyncTimeout, "MaxSwitchoverTimeout": c.MaxSwitchoverTimeout,
 	} {
 		if d <= 0 {
 			return fmt.Errorf("%s: %v must be positive", name, d)
@@ -86,6 +104,10 @@ func (c *Config) Validate() error {
 	if c.RecoverAfter < 1 {
 		return fmt.Errorf("RecoverAfter: %d must be at least 1", c.RecoverAfter)
 	}
+	if c.SemiSyncTimeout < 5*(c.AckTimeout+c.Interval+c.CheckTimeout) {
+		return fmt.Errorf("SemiSyncTimeout: %v must be at least 5 × (AckTimeout + Interval + CheckTimeout) = %v, so that tandem, not the node, decides when writes go on without the passive",
+			c.SemiSyncTimeout, 5*(c.AckTimeout+c.Interval+c.CheckTimeout))
+	}
 	if c.AdminUser == "" {
 		return errors.New("AdminUser: missing; tandem needs its own account on the nodes")
 	}
@@ -96,4 +118,7 @@ func (c *Config) Validate() error {
 type NodeConfig struct {
 	Name    string
 	Address string // host:port or /path/to/socket
+	// Ops runs the statements on the node; nil means tandem's own SQL
+	// connection to Address with the admin account.
+	Ops NodeOps
 }

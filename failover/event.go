@@ -22,6 +22,8 @@ const (
 	EventSplitBrain         EventType = "split_brain"
 	EventNoWriter           EventType = "no_writable_node"
 	EventRecovered          EventType = "traffic_restored"
+	EventUnsynced           EventType = "passive_unsynced"
+	EventSynced             EventType = "passive_synced"
 )
 
 // Event is one thing that happened, for logs, alerts and the admin API.

@@ -124,8 +124,10 @@ func startTandem(t testing.TB, store *failover.FileStore) *tandem {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Route(m.Decision().Active); err != nil {
-		t.Fatal(err)
+	if d := m.Decision(); d.Active != "" {
+		if err := p.Route(d.Active); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan struct{})
@@ -213,8 +215,8 @@ func nodeStatus(s failover.Status, name string) failover.NodeStatus {
 
 func describe(s failover.Status) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "state=%s active=%s epoch=%d pending_rejoin=%v semi_sync_off=%v excluded=%v",
-		s.State, s.Decision.Active, s.Decision.Epoch, s.Decision.PendingRejoin, s.Decision.SemiSyncOff, s.Decision.Excluded)
+	fmt.Fprintf(&b, "state=%s active=%s epoch=%d pending_rejoin=%v unsynced=%v excluded=%v promoting=%q",
+		s.State, s.Decision.Active, s.Decision.Epoch, s.Decision.PendingRejoin, s.Decision.Unsynced, s.Decision.Excluded, s.Decision.Promoting)
 	for _, n := range s.Nodes {
 		fmt.Fprintf(&b, "\n  node %s: role=%s healthy=%v read_only=%v io=%s sql=%v fails=%d err=%q replica_err=%q gtid=%s",
 			n.Name, n.Role, n.Healthy, n.ReadOnly, n.IORunning, n.SQLRunning, n.FailedChecks, n.LastError, n.ReplicaError, n.Executed)
@@ -223,6 +225,32 @@ func describe(s failover.Status) string {
 		fmt.Fprintf(&b, "\n  event %s %s node=%s from=%s to=%s epoch=%d: %s", e.Time.Format("15:04:05.000"), e.Type, e.Node, e.From, e.To, e.Epoch, e.Reason)
 	}
 	return b.String()
+}
+
+// forgetRecordedDecision deletes the decision an earlier test recorded on
+// the pair, so that a tandem without a saved decision adopts the only
+// writable node (a, after a reset) instead of reading it back.
+func forgetRecordedDecision(t testing.TB) {
+	t.Helper()
+	db := nodeDB(t, testpair.A)
+	if _, err := db.Exec("DELETE FROM tandem.decision"); err != nil && errCode(err) != 1146 && errCode(err) != 1049 {
+		t.Fatalf("forgetting the recorded decision: %v", err)
+	}
+	// The delete replicates: wait until b has it too, or a tandem could
+	// read the old decision there.
+	deadline := time.Now().Add(10 * time.Second)
+	bdb := nodeDB(t, testpair.B)
+	for {
+		var n int
+		err := bdb.QueryRow("SELECT COUNT(*) FROM tandem.decision").Scan(&n)
+		if err != nil && (errCode(err) == 1146 || errCode(err) == 1049) || err == nil && n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node b still holds a recorded decision (%d rows, %v)", n, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // nodeDB opens an admin pool on node n directly, with every I/O bounded
@@ -290,6 +318,7 @@ func setup(t *testing.T) *tandem {
 	t.Helper()
 	testpair.Require(t)
 	t.Cleanup(func() { testpair.Reset(t) })
+	forgetRecordedDecision(t)
 	tn := startTandem(t, newStore(t))
 	tn.waitStatus(t, 10*time.Second, "both nodes healthy", func(s failover.Status) bool {
 		return s.State == "active" && nodeStatus(s, "a").Healthy && nodeStatus(s, "b").Healthy
@@ -778,7 +807,7 @@ func TestKilledActiveRejoins(t *testing.T) {
 	fenced := waitReadOnly(t, testpair.A, 5*time.Second)
 	t.Logf("node a fenced %v after it accepted connections", fenced.Round(time.Millisecond))
 	s = tn.waitStatus(t, 20*time.Second, "rejoined", func(s failover.Status) bool { return !s.Decision.PendingRejoin })
-	if s.Decision.Active != "b" || s.Decision.Epoch != 2 || s.Decision.SemiSyncOff {
+	if s.Decision.Active != "b" || s.Decision.Epoch != 2 {
 		t.Fatalf("after the rejoin: %s", describe(s))
 	}
 	if why := nodeStatus(s, "a").ExcludedWhy; why != "" {

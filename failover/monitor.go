@@ -6,7 +6,6 @@ package failover
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"sync/atomic"
 	"time"
@@ -37,7 +36,9 @@ type Observation struct {
 // node is the monitor's and the state machine's view of one node.
 type node struct {
 	NodeConfig
-	db *sql.DB
+	ops NodeOps
+	// kick asks the monitor for a check now (CheckNow).
+	kick chan struct{}
 
 	// Owned by the state machine goroutine.
 	last    Observation // last observation, good or bad
@@ -45,41 +46,30 @@ type node struct {
 	fails   int         // consecutive failed checks
 	oks     int         // consecutive good checks
 	healthy bool
+	reach   Reach // what the last check proved
 	// roSetAt is when tandem last set the node's read_only, to roSet: an
 	// observation begun before then is stale about read_only.
 	roSetAt time.Time
 	roSet   bool
+	// ackWaitSince begins the current run of checks that saw commits
+	// waiting for a semi-sync acknowledgement (zero: none waiting).
+	ackWaitSince time.Time
+	// noTx is Rpl_semi_sync_master_no_tx at the last check that saw
+	// semi-sync on (noTxKnown): a rise means commits went unacknowledged.
+	noTx      uint64
+	noTxKnown bool
+	// ioRestartAt is when tandem last restarted the node's I/O thread
+	// to make it a semi-sync replica again.
+	ioRestartAt time.Time
+	// The decision recorded on the node, read once while undecided.
+	decisionRead, hasRecorded bool
+	recorded                  Decision
 
 	refusedLogged time.Time
 	replTrouble   string // last replication trouble raised, "" for none
 	lagHigh       bool   // lag over LagWarning at the last check
 
 	heartbeatBusy atomic.Bool
-}
-
-// openNode opens the monitor's connection pool to n: one connection, kept
-// open, every operation bounded.
-func openNode(cfg Config, n NodeConfig) (*sql.DB, error) {
-	c := mysql.NewConfig()
-	c.User, c.Passwd = cfg.AdminUser, cfg.AdminPassword
-	c.Net, c.Addr = "tcp", n.Address
-	if len(n.Address) > 0 && n.Address[0] == '/' {
-		c.Net = "unix"
-	}
-	c.Timeout = cfg.CheckTimeout
-	// Statements are bounded by their contexts; these only stop a
-	// connection from hanging forever if a context is missing.
-	c.ReadTimeout, c.WriteTimeout = 10*time.Second, 10*time.Second
-	c.Params = map[string]string{"sql_log_bin": "1"}
-	conn, err := mysql.NewConnector(c)
-	if err != nil {
-		return nil, err
-	}
-	db := sql.OpenDB(conn)
-	db.SetMaxOpenConns(2) // one check, one heartbeat or action
-	db.SetMaxIdleConns(2)
-	db.SetConnMaxIdleTime(0)
-	return db, nil
 }
 
 // watch checks n every Interval until ctx ends, sending observations to out.
@@ -95,6 +85,7 @@ func (m *Manager) watch(ctx context.Context, n *node, out chan<- Observation) {
 		}
 		select {
 		case <-t.C:
+		case <-n.kick:
 		case <-ctx.Done():
 			return
 		}
@@ -109,39 +100,31 @@ func (m *Manager) check(ctx context.Context, n *node) Observation {
 	cctx, cancel := context.WithTimeout(ctx, m.cfg.CheckTimeout)
 	defer cancel()
 	o := Observation{Node: n.Name, Time: time.Now()}
-	o.Facts, o.Err = replication.Read(cctx, n.db)
+	o.Facts, o.Err = n.ops.Read(cctx)
 	if o.Err != nil {
 		var me *mysql.MySQLError
 		o.Refused = errors.As(o.Err, &me) && (me.Number == 1045 || me.Number == 1044 || me.Number == 1227 || me.Number == 1142)
 		return o
 	}
 	active, epoch := m.activeName(), m.epoch.Load()
-	hb := replication.Heartbeat{Schema: m.cfg.HeartbeatSchema}
 	if n.Name == active {
 		if o.Facts.Writable() && !m.heartbeatsOff.Load() && n.heartbeatBusy.CompareAndSwap(false, true) {
 			go func() {
 				defer n.heartbeatBusy.Store(false)
 				hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				defer cancel()
-				if err := hb.Write(hctx, n.db, n.Name, epoch, time.Now()); err != nil && ctx.Err() == nil {
-					if errors.Is(err, replication.ErrNoHeartbeat) || isMissingTable(err) {
-						_ = hb.EnsureTable(hctx, n.db)
-					}
-				}
+				_ = n.ops.WriteHeartbeat(hctx, m.cfg.HeartbeatSchema, n.Name, epoch, time.Now())
 			}()
 		}
 		return o
 	}
-	written, _, err := hb.Read(cctx, n.db, active)
+	if active == "" {
+		return o
+	}
+	written, err := n.ops.ReadHeartbeat(cctx, m.cfg.HeartbeatSchema, active)
 	// A row older than this process says nothing about the lag now.
 	if err == nil && written.After(m.started) {
 		o.Lag, o.LagKnown = max(0, time.Since(written)), true
 	}
 	return o
-}
-
-// isMissingTable reports MySQL errors 1146 (no table) and 1049 (no database).
-func isMissingTable(err error) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && (me.Number == 1146 || me.Number == 1049)
 }

@@ -7,21 +7,37 @@ package failover
 // Rules, in the order they are applied:
 //  1. Only the decided active node may be writable. Any other node seen
 //     writable is fenced at once (read_only=ON, its clients killed).
-//  2. The active node is failed after FailAfter consecutive failed checks.
-//     The other node is promoted only if it is healthy, not excluded, its
-//     replication SQL thread is running without error, its last measured
-//     lag is under MaxPromoteLag, and it applies everything it received
-//     within CatchupTimeout. Otherwise nothing is promoted, clients get a
-//     clear error at once, and tandem retries as observations come in.
-//  3. A promotion is saved to the Store before the candidate is made
-//     writable, and traffic moves only after that.
-//  4. A node that comes back holding transactions of its own beyond the
+//  2. tandem owns durability: the active node is a lossless semi-sync
+//     source (AFTER_SYNC) whose own fallback timeout is far above tandem's
+//     reaction time. When its commits wait longer than AckTimeout for the
+//     passive, tandem first records the passive as unsynced (saved), then
+//     lets writes continue without it. An unsynced node is never promoted
+//     automatically; it is synced again once it has caught up with
+//     semi-sync back on.
+//  3. The active node is failed after FailAfter consecutive failed checks,
+//     or at once when its host refuses the connection (no process
+//     listens). The other node is promoted only if it is healthy, not
+//     excluded, in maintenance or unsynced, its SQL thread runs without
+//     error, its lag is under MaxPromoteLag, tandem saw the old active
+//     acknowledge every commit semi-synchronously until it was cut off
+//     (durable), the old active is fenced or proven unable to acknowledge
+//     more (its process gone, or its only acknowledger stopped), and the
+//     candidate applies everything it received within CatchupTimeout.
+//     Otherwise nothing is promoted, clients get the reason at once, and
+//     tandem serves again as soon as the old active is back.
+//  4. A promotion is journaled before its first step and every step before
+//     the decision is saved is undone on refusal; a restart undoes a
+//     journaled promotion that did not reach its save. The decision is
+//     saved before the candidate is made writable, and traffic moves only
+//     after that.
+//  5. A node that comes back holding transactions of its own beyond the
 //     promotion point is excluded from promotion and stays fenced.
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +78,9 @@ const (
 	StateFailingOver
 	// StateSwitchingOver: a planned switchover is in progress.
 	StateSwitchingOver
+	// StateUndecided: no decision was saved and none was found on the
+	// nodes yet; traffic is held and nothing is changed on the nodes.
+	StateUndecided
 )
 
 func (s State) String() string {
@@ -74,6 +93,8 @@ func (s State) String() string {
 		return "failing_over"
 	case StateSwitchingOver:
 		return "switching_over"
+	case StateUndecided:
+		return "undecided"
 	}
 	return fmt.Sprintf("State(%d)", int(s))
 }
@@ -103,18 +124,30 @@ type Manager struct {
 	paused bool
 	// requests carries operator requests into the Run goroutine.
 	requests chan request
+	// obs carries the monitor's observations to the Run goroutine.
+	obs chan Observation
+	// abort asks a running switchover to roll back.
+	abort chan struct{}
 	// heartbeatsOff stops heartbeat writes while a switchover fences the
 	// active node: a heartbeat committed there after its final position
 	// was read would look like an errant transaction.
 	heartbeatsOff atomic.Bool
+	// undecidedLogged: the operator was told that no rule decides.
+	undecidedLogged bool
+	// step, when set (tests only), is called between the steps of a
+	// failover and a switchover; see export_test.go.
+	step func(name string)
 
 	mu     sync.Mutex // guards status
 	status Status
 }
 
 // New returns a Manager for two nodes (or one), driving ctl, keeping its
-// decision in store. initial is the node to make active when store has no
-// decision yet.
+// decision in store. When store holds no decision, the Manager starts
+// undecided: it reads the decision the nodes recorded (the highest epoch
+// wins) or, when there is none anywhere, adopts the only writable node once
+// it has seen both; initial only names the node an operator is advised to
+// choose when neither rule decides.
 func New(cfg Config, nodes []NodeConfig, initial string, ctl Controller, store Store, log hclog.Logger, hooks ...Hook) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -123,37 +156,52 @@ func New(cfg Config, nodes []NodeConfig, initial string, ctl Controller, store S
 		log = hclog.NewNullLogger()
 	}
 	m := &Manager{cfg: cfg, log: log, ctl: ctl, store: store, hooks: hooks, events: make(chan Event, 256), started: time.Now(),
-		requests: make(chan request)}
+		requests: make(chan request), obs: make(chan Observation, 2*len(nodes)), abort: make(chan struct{}, 1)}
 	for _, nc := range nodes {
-		db, err := openNode(cfg, nc)
-		if err != nil {
-			return nil, fmt.Errorf("node %s: %w", nc.Name, err)
+		ops := nc.Ops
+		if ops == nil {
+			sn, err := openNode(cfg, nc)
+			if err != nil {
+				return nil, fmt.Errorf("node %s: %w", nc.Name, err)
+			}
+			ops = sn
 		}
-		m.nodes = append(m.nodes, &node{NodeConfig: nc, db: db})
+		m.nodes = append(m.nodes, &node{NodeConfig: nc, ops: ops, kick: make(chan struct{}, 1)})
 	}
 	dec, ok, err := store.Load()
 	if err != nil {
 		return nil, fmt.Errorf("loading the decision: %w", err)
 	}
-	if !ok {
-		dec = Decision{Active: initial, Epoch: 1, Time: time.Now().UTC(), Reason: "initial configuration"}
-		if err := store.Save(dec); err != nil {
-			return nil, fmt.Errorf("saving the initial decision: %w", err)
+	if ok {
+		if m.node(dec.Active) == nil {
+			return nil, fmt.Errorf("the saved decision names node %q, which is not configured", dec.Active)
 		}
+		m.setDecision(dec)
+	} else {
+		m.state = StateUndecided
+		m.setDecision(Decision{Reason: fmt.Sprintf("no saved decision: reading the nodes (suggested active: %s)", initial)})
 	}
-	if m.node(dec.Active) == nil {
-		return nil, fmt.Errorf("the saved decision names node %q, which is not configured", dec.Active)
-	}
-	m.setDecision(dec)
 	m.publish()
 	return m, nil
 }
 
-// Decision returns the decision in force (the active node tandem routes to).
+// Decision returns the decision in force (the active node tandem routes
+// to); Active is "" while undecided.
 func (m *Manager) Decision() Decision {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.status.Decision
+}
+
+// CheckNow asks for an immediate check of node (the data path saw its
+// connection fail). It never blocks; unknown names are ignored.
+func (m *Manager) CheckNow(name string) {
+	if n := m.node(name); n != nil {
+		select {
+		case n.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (m *Manager) node(name string) *node {
@@ -183,40 +231,93 @@ func (m *Manager) setDecision(d Decision) {
 	m.epoch.Store(d.Epoch)
 }
 
+// save makes d the decision: durable in the store first, then in force,
+// then, outside a failover or switchover (whose end records it), recorded
+// on the active node.
+func (m *Manager) save(d Decision) error {
+	if err := m.store.Save(d); err != nil {
+		return err
+	}
+	m.setDecision(d)
+	if m.state != StateFailingOver && m.state != StateSwitchingOver {
+		m.record(d)
+	}
+	return nil
+}
+
+// record writes d to the active node's decision table, best effort and in
+// the background: the store is the authority; the table, replicated to the
+// peer, is how a tandem that lost its store finds the decision again.
+func (m *Manager) record(d Decision) {
+	if n := m.node(d.Active); n != nil {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := n.ops.WriteDecision(ctx, m.cfg.HeartbeatSchema, d); err != nil {
+				m.log.Warn("cannot record the decision on the node", "node", n.Name, "error", err)
+			}
+		}()
+	}
+}
+
+// checkpoint calls the test hook between two steps of an operation.
+func (m *Manager) checkpoint(name string) {
+	if m.step != nil {
+		m.step(name)
+	}
+}
+
 // Run monitors the nodes and acts until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
-	obs := make(chan Observation, 2*len(m.nodes))
 	var wg sync.WaitGroup
 	for _, n := range m.nodes {
 		wg.Add(1)
-		go func() { defer wg.Done(); m.watch(ctx, n, obs) }()
+		go func() { defer wg.Done(); m.watch(ctx, n, m.obs) }()
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); m.deliverEvents(ctx) }()
 	defer func() {
 		wg.Wait()
 		for _, n := range m.nodes {
-			n.db.Close()
+			n.ops.Close()
 		}
 	}()
-	m.log.Info("monitoring", "active", m.dec.Active, "epoch", m.dec.Epoch)
+	if m.state == StateUndecided {
+		m.ctl.Hold()
+		m.log.Warn("no saved decision: traffic held until the nodes' recorded decision is read or exactly one node is found writable")
+	} else {
+		m.log.Info("monitoring", "active", m.dec.Active, "epoch", m.dec.Epoch)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case o := <-obs:
+		case o := <-m.obs:
 			m.observe(ctx, o)
 			m.publish()
 		case r := <-m.requests:
-			v, err := r.do(ctx)
+			rctx, cancel := mergeContexts(ctx, r.ctx)
+			v, err := r.do(rctx)
+			cancel()
 			r.reply <- response{v, err}
 			m.publish()
 		}
 	}
 }
 
-// observe updates a node's health and applies the rules.
-func (m *Manager) observe(ctx context.Context, o Observation) {
+// mergeContexts returns a context done when either a or b is.
+func mergeContexts(a, b context.Context) (context.Context, context.CancelFunc) {
+	if b == nil {
+		return context.WithCancel(a)
+	}
+	ctx, cancel := context.WithCancel(a)
+	stop := context.AfterFunc(b, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// count updates n's health from o; it reports whether o was a good check.
+// It applies no rule, so a running switchover can keep counting.
+func (m *Manager) count(o Observation) (*node, bool) {
 	n := m.node(o.Node)
 	n.last = o
 	if o.Refused {
@@ -225,37 +326,73 @@ func (m *Manager) observe(ctx context.Context, o Observation) {
 			m.log.Error("node refuses tandem's admin account: check failover.admin_user and its password and privileges; the node is not judged until it lets tandem in",
 				"node", n.Name, "error", o.Err)
 		}
-		return
+		return n, false
 	}
 	if o.Err != nil {
 		n.fails++
 		n.oks = 0
+		n.reach = Classify(o.Err)
+		if n.reach == ReachGone && n.fails < m.cfg.FailAfter {
+			// Nothing listens on the node's port: its process is gone,
+			// which one check proves as well as FailAfter.
+			n.fails = m.cfg.FailAfter
+		}
 		if n.healthy && n.fails >= m.cfg.FailAfter || n.fails == m.cfg.FailAfter && !n.healthy && n.good.Time.IsZero() {
 			n.healthy = false
-			m.emit(Event{Type: EventNodeDown, Node: n.Name, Reason: o.Err.Error()})
+			m.emit(Event{Type: EventNodeDown, Node: n.Name, Reason: fmt.Sprintf("%v (%s)", o.Err, n.reach)})
 		}
-	} else {
-		if !n.roSetAt.IsZero() && !o.Time.After(n.roSetAt) {
-			// Begun before tandem set read_only here (and queued
-			// while it did): what it says of read_only is stale.
-			o.Facts.ReadOnly = n.roSet
-			if !n.roSet {
-				o.Facts.SuperReadOnly = false
-			}
+		return n, false
+	}
+	if !n.roSetAt.IsZero() && !o.Time.After(n.roSetAt) {
+		// Begun before tandem set read_only here (and queued while it
+		// did): what it says of read_only is stale.
+		o.Facts.ReadOnly = n.roSet
+		if !n.roSet {
+			o.Facts.SuperReadOnly = false
 		}
-		n.good = o
-		n.oks++
-		n.fails = 0
-		if !n.healthy && n.oks >= m.cfg.RecoverAfter {
-			n.healthy = true
-			m.emit(Event{Type: EventNodeUp, Node: n.Name, Reason: "answering checks"})
+	}
+	n.trackAckWaits(o)
+	n.good = o
+	n.oks++
+	n.fails = 0
+	n.reach = ReachAlive
+	if !n.healthy && n.oks >= m.cfg.RecoverAfter {
+		n.healthy = true
+		m.emit(Event{Type: EventNodeUp, Node: n.Name, Reason: "answering checks"})
+	}
+	return n, true
+}
+
+// trackAckWaits keeps when the current run of checks that saw commits
+// waiting for a semi-sync acknowledgement began; conservatively at the
+// previous good check, as they may have begun waiting right after it.
+func (n *node) trackAckWaits(o Observation) {
+	if o.Facts.SemiSync.WaitSessions == 0 {
+		n.ackWaitSince = time.Time{}
+		return
+	}
+	if n.ackWaitSince.IsZero() {
+		n.ackWaitSince = o.Time
+		if !n.good.Time.IsZero() {
+			n.ackWaitSince = n.good.Time
 		}
+	}
+}
+
+// observe updates a node's health and applies the rules.
+func (m *Manager) observe(ctx context.Context, o Observation) {
+	n, ok := m.count(o)
+	if m.state == StateUndecided {
+		m.bootstrap(ctx)
+		return
+	}
+	if ok {
 		m.enforce(ctx, n)
 	}
 	m.decide(ctx)
 }
 
-// enforce applies rules 1 and 4 to a node that just answered.
+// enforce applies rules 1, 2 and 5 to a node that just answered.
 func (m *Manager) enforce(ctx context.Context, n *node) {
 	f := n.good.Facts
 	if n.Name != m.dec.Active {
@@ -266,8 +403,12 @@ func (m *Manager) enforce(ctx context.Context, n *node) {
 			}
 			m.fence(ctx, n, "it is not the active node")
 		}
+		if n.Name == m.dec.Promoting {
+			m.undoJournaledPromotion(ctx, n)
+		}
 		m.checkErrant(ctx, n)
 		m.checkRejoin(ctx, n)
+		m.checkSynced(ctx)
 		// Raise replication trouble on the passive when it starts, not
 		// on every check.
 		if why := replicationTrouble(f.Replica); why != n.replTrouble {
@@ -285,14 +426,150 @@ func (m *Manager) enforce(ctx context.Context, n *node) {
 		n.lagHigh = lagHigh
 		return
 	}
+	if m.state != StateActive {
+		return
+	}
 	// The active node: make sure it takes writes, once its peer is known
 	// not to (fenced or failed).
-	if !f.Writable() && m.state == StateActive {
+	if !f.Writable() {
 		peer := m.other(n.Name)
 		if peer == nil || !peer.healthy || (peer.good.Facts.ReadOnly && peer.oks > 0) {
 			m.unfence(ctx, n)
 		}
 	}
+	m.keepDurable(ctx, n)
+	m.checkSynced(ctx)
+}
+
+// keepDurable applies rule 2 to the active node a, just checked.
+func (m *Manager) keepDurable(ctx context.Context, a *node) {
+	ss := a.good.Facts.SemiSync
+	peer := m.other(a.Name)
+	if !ss.Known || peer == nil {
+		return
+	}
+	if ss.SourceEnabled && !a.ackWaitSince.IsZero() && time.Since(a.ackWaitSince) >= m.cfg.AckTimeout {
+		// Commits wait too long for the peer. Record first, then let
+		// them go on: a promotion after this point knows the peer may
+		// lack them.
+		if !m.markUnsynced(peer, fmt.Sprintf("commits on %s waited over %v for its acknowledgement; writes continue without it", a.Name, m.cfg.AckTimeout)) {
+			return
+		}
+		rctx, cancel := context.WithTimeout(ctx, m.cfg.FenceTimeout)
+		defer cancel()
+		if _, err := a.ops.SetSemiSyncSource(rctx, false); err != nil {
+			m.log.Error("cannot release commits waiting for the passive", "node", a.Name, "error", err)
+			return
+		}
+		a.good.Facts.SemiSync.SourceEnabled = false
+		a.noTxKnown = false
+		return
+	}
+	if _, unsynced := m.dec.Unsynced[peer.Name]; !unsynced {
+		switch {
+		case !ss.SourceEnabled || !ss.SourceOn:
+			m.markUnsynced(peer, fmt.Sprintf("node %s acknowledged commits without waiting for it (semi-sync enabled=%v, status=%v)", a.Name, ss.SourceEnabled, ss.SourceOn))
+		case a.noTxKnown && ss.NoTx > a.noTx:
+			m.markUnsynced(peer, fmt.Sprintf("node %s acknowledged %d commits without it since the last check", a.Name, ss.NoTx-a.noTx))
+		case ss.SourceTimeout < m.cfg.SemiSyncTimeout || ss.WaitPoint != "AFTER_SYNC" || !ss.WaitNoReplica:
+			rctx, cancel := context.WithTimeout(ctx, m.cfg.FenceTimeout)
+			defer cancel()
+			if err := a.ops.ConfigureSemiSyncSource(rctx, m.cfg.SemiSyncTimeout); err != nil {
+				m.log.Warn("cannot configure semi-synchronous replication", "node", a.Name, "error", err)
+			} else {
+				m.log.Info("semi-synchronous replication made lossless", "node", a.Name, "timeout", m.cfg.SemiSyncTimeout)
+			}
+		}
+		a.noTx, a.noTxKnown = ss.NoTx, ss.SourceEnabled && ss.SourceOn
+		return
+	}
+	// Unsynced: writes go on without the peer. Once it replicates soundly
+	// again, semi-sync goes back on; checkSynced clears the mark when it
+	// has caught up.
+	a.noTxKnown = false
+	r := peer.good.Facts.Replica
+	if ss.SourceEnabled || !peer.healthy || peer.fails > 0 || !r.Configured || !r.SQLRunning || r.IORunning != replication.IOYes || r.LastSQLErrno != 0 {
+		return
+	}
+	if _, excluded := m.dec.Excluded[peer.Name]; excluded {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, m.cfg.FenceTimeout)
+	defer cancel()
+	if ps := peer.good.Facts.SemiSync; ps.Known && !ps.ReplicaOn {
+		// Its I/O thread does not acknowledge (a promotion turned
+		// that off): on again, with a restart of the thread, at most
+		// once per RetryInterval.
+		if time.Since(peer.ioRestartAt) < m.cfg.RetryInterval {
+			return
+		}
+		peer.ioRestartAt = time.Now()
+		if err := peer.ops.StartReplica(rctx, peer.good.Facts.Flavor, true); err != nil {
+			m.log.Warn("cannot make the passive acknowledge again", "node", peer.Name, "error", err)
+		}
+		return
+	}
+	if err := a.ops.ConfigureSemiSyncSource(rctx, m.cfg.SemiSyncTimeout); err != nil {
+		m.log.Warn("cannot turn semi-synchronous replication back on", "node", a.Name, "error", err)
+		return
+	}
+	a.good.Facts.SemiSync.SourceEnabled = true
+	m.log.Info("semi-synchronous replication back on; waiting for the passive to catch up", "node", a.Name, "passive", peer.Name)
+}
+
+// markUnsynced records that n may lack writes the active acknowledged; it
+// reports whether the record is saved.
+func (m *Manager) markUnsynced(n *node, why string) bool {
+	if _, ok := m.dec.Unsynced[n.Name]; ok {
+		return true
+	}
+	d := m.dec
+	d.Unsynced = maps.Clone(m.dec.Unsynced)
+	if d.Unsynced == nil {
+		d.Unsynced = map[string]string{}
+	}
+	d.Unsynced[n.Name] = time.Now().UTC().Format(time.RFC3339) + ": " + why
+	if err := m.save(d); err != nil {
+		m.log.Error("cannot save that the passive is unsynced; commits keep waiting for it", "node", n.Name, "error", err)
+		return false
+	}
+	m.emit(Event{Type: EventUnsynced, Node: n.Name, Reason: why})
+	return true
+}
+
+// checkSynced clears the unsynced mark of the passive once it holds every
+// write the active acknowledged: a check of the active found semi-sync on
+// and waiting (so every later commit waits for the passive, for longer than
+// tandem takes to notice), and a check of the passive that began after it
+// found the passive had applied everything the active had then.
+func (m *Manager) checkSynced(ctx context.Context) {
+	a := m.node(m.dec.Active)
+	if a == nil {
+		return
+	}
+	p := m.other(a.Name)
+	if p == nil {
+		return
+	}
+	if _, ok := m.dec.Unsynced[p.Name]; !ok {
+		return
+	}
+	ss := a.good.Facts.SemiSync
+	if !ss.SourceEnabled || !ss.SourceOn || ss.SourceTimeout < m.cfg.SemiSyncTimeout ||
+		!p.healthy || p.fails > 0 || !p.good.Time.After(a.good.Time) {
+		return
+	}
+	if !replication.Contains(p.good.Facts.Executed(), a.good.Facts.Executed()) {
+		return
+	}
+	d := m.dec
+	d.Unsynced = maps.Clone(m.dec.Unsynced)
+	delete(d.Unsynced, p.Name)
+	if err := m.save(d); err != nil {
+		m.log.Error("cannot save the decision", "error", err)
+		return
+	}
+	m.emit(Event{Type: EventSynced, Node: p.Name, Reason: fmt.Sprintf("caught up with %s at %s; semi-synchronous replication on", a.Name, a.good.Facts.Executed())})
 }
 
 // replicationTrouble says what is wrong with a passive node's replication,
@@ -311,21 +588,26 @@ func replicationTrouble(r replication.Replica) string {
 	return ""
 }
 
-// fence sets n read-only and kills its clients.
+// fence kills n's clients, sets it read-only and kills the clients that
+// came meanwhile. Clients go first: read_only=ON waits for commits in
+// progress, and a commit waiting for a semi-sync acknowledgement that will
+// never come (its replica stopped receiving) waits until it is killed,
+// which ends it without an answer to its client.
 func (m *Manager) fence(ctx context.Context, n *node, why string) error {
 	fctx, cancel := context.WithTimeout(ctx, m.cfg.FenceTimeout)
 	defer cancel()
-	flavor := n.good.Facts.Flavor
-	if flavor == replication.UnknownFlavor {
-		flavor = replication.MariaDB
-	}
-	if err := replication.SetReadOnly(fctx, n.db, flavor, true); err != nil {
+	killed, kerr := n.ops.KillClients(fctx, m.cfg.AdminUser)
+	if err := n.ops.SetReadOnly(fctx, n.good.Facts.Flavor, true); err != nil {
+		if kerr != nil && Classify(kerr) != ReachAlive {
+			err = kerr // the connection failed before read_only was tried
+		}
 		m.log.Error("cannot fence node", "node", n.Name, "error", err)
 		return err
 	}
-	killed, err := replication.KillClients(fctx, n.db, m.cfg.AdminUser)
-	if err != nil {
-		m.log.Warn("fenced, but could not kill every client", "node", n.Name, "error", err)
+	more, err := n.ops.KillClients(fctx, m.cfg.AdminUser)
+	killed += more
+	if err != nil || kerr != nil {
+		m.log.Warn("fenced, but could not kill every client", "node", n.Name, "error", errors.Join(kerr, err))
 	}
 	n.tookReadOnly(true)
 	m.emit(Event{Type: EventFenced, Node: n.Name, Reason: fmt.Sprintf("%s; read_only=ON, %d client connections killed", why, killed)})
@@ -344,7 +626,7 @@ func (n *node) tookReadOnly(on bool) {
 func (m *Manager) unfence(ctx context.Context, n *node) {
 	fctx, cancel := context.WithTimeout(ctx, m.cfg.FenceTimeout)
 	defer cancel()
-	if err := replication.SetReadOnly(fctx, n.db, n.good.Facts.Flavor, false); err != nil {
+	if err := n.ops.SetReadOnly(fctx, n.good.Facts.Flavor, false); err != nil {
 		m.log.Error("cannot make the active node writable", "node", n.Name, "error", err)
 		return
 	}
@@ -374,15 +656,15 @@ func (m *Manager) checkErrant(ctx context.Context, n *node) {
 		return
 	}
 	d := m.dec
-	d.Excluded = map[string]string{}
-	for k, v := range m.dec.Excluded {
-		d.Excluded[k] = v
+	d.Excluded = maps.Clone(m.dec.Excluded)
+	if d.Excluded == nil {
+		d.Excluded = map[string]string{}
 	}
 	d.Excluded[n.Name] = fmt.Sprintf("errant transactions %s beyond the promotion point %s", errant, m.dec.PromotedAt)
-	if err := m.store.Save(d); err != nil {
+	if err := m.save(d); err != nil {
 		m.log.Error("cannot save the exclusion", "node", n.Name, "error", err)
+		m.setDecision(d)
 	}
-	m.setDecision(d)
 	m.log.Error("node holds transactions the active never received; it stays fenced and is never promoted until an operator rejoins it (see README)",
 		"node", n.Name, "errant", errant, "promoted_at", m.dec.PromotedAt)
 	m.emit(Event{Type: EventErrant, Node: n.Name, Reason: d.Excluded[n.Name]})
@@ -420,7 +702,8 @@ func ownBeyond(set, point mysql.GTIDSet, serverID uint32) string {
 }
 
 // checkRejoin restarts the active's replication from n once n is a clean,
-// fenced, replicating passive again, restoring master-master.
+// fenced, replicating passive again, restoring master-master; keepDurable
+// then turns semi-sync back on.
 func (m *Manager) checkRejoin(ctx context.Context, n *node) {
 	active := m.node(m.dec.Active)
 	if active == nil || !m.dec.PendingRejoin || active.oks == 0 {
@@ -432,32 +715,25 @@ func (m *Manager) checkRejoin(ctx context.Context, n *node) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, m.cfg.FenceTimeout)
 	defer cancel()
-	if err := replication.StartReplica(rctx, active.db, active.good.Facts.Flavor); err != nil {
+	if err := active.ops.StartReplica(rctx, active.good.Facts.Flavor, false); err != nil {
 		m.log.Warn("cannot restart replication on the active node", "node", active.Name, "error", err)
 		return
 	}
-	if m.dec.SemiSyncOff {
-		if _, err := replication.SetSemiSyncSource(rctx, active.db, true); err != nil {
-			m.log.Warn("cannot turn semi-synchronous replication back on", "node", active.Name, "error", err)
-			return
-		}
-	}
 	d := m.dec
-	d.PendingRejoin, d.SemiSyncOff = false, false
-	if err := m.store.Save(d); err != nil {
+	d.PendingRejoin = false
+	if err := m.save(d); err != nil {
 		m.log.Error("cannot save the decision", "error", err)
 	}
-	m.setDecision(d)
 	m.log.Info("node rejoined as passive; replication restored both ways", "node", n.Name)
 }
 
-// decide applies rules 2 and 3.
+// decide applies rule 3.
 func (m *Manager) decide(ctx context.Context) {
 	a := m.node(m.dec.Active)
 	switch m.state {
 	case StateActive:
 		if !a.healthy && a.fails >= m.cfg.FailAfter {
-			m.failover(ctx, fmt.Sprintf("node %s failed %d checks in a row: %v", a.Name, a.fails, a.last.Err), false)
+			m.failover(ctx, fmt.Sprintf("node %s failed: %v (%s)", a.Name, a.last.Err, a.reach), false)
 		}
 	case StateDown:
 		if a.healthy {
@@ -466,11 +742,12 @@ func (m *Manager) decide(ctx context.Context) {
 			m.ctl.Route(a.Name)
 			m.setState(StateActive)
 			m.emit(Event{Type: EventRecovered, Node: a.Name, To: a.Name, Reason: "the active node answers again"})
+			m.enforce(ctx, a)
 			return
 		}
 		if c := m.other(a.Name); c != nil && c.healthy && c.fails == 0 && time.Now().After(m.nextAttempt) {
 			m.nextAttempt = time.Now().Add(m.cfg.RetryInterval)
-			m.failover(ctx, fmt.Sprintf("node %s is down", a.Name), false)
+			m.failover(ctx, fmt.Sprintf("node %s is down (%s)", a.Name, a.reach), false)
 		}
 	}
 }
@@ -480,10 +757,17 @@ func (m *Manager) setState(s State) {
 		m.log.Debug("state", "from", m.state, "to", s)
 	}
 	m.state = s
+	m.publish()
 }
 
 // unsafeToPromote says why c must not be promoted, or "".
 func (m *Manager) unsafeToPromote(c *node, force bool) string {
+	return m.promotable(c, force, false)
+}
+
+// promotable is unsafeToPromote; ignoreSync skips the unsynced mark, for a
+// switchover, which waits for the target to catch up itself.
+func (m *Manager) promotable(c *node, force, ignoreSync bool) string {
 	if c == nil {
 		return "there is no other node"
 	}
@@ -499,6 +783,9 @@ func (m *Manager) unsafeToPromote(c *node, force bool) string {
 	if force {
 		return ""
 	}
+	if why, ok := m.dec.Unsynced[c.Name]; ok && !ignoreSync {
+		return fmt.Sprintf("node %s may lack writes the active acknowledged (unsynced since %s)", c.Name, why)
+	}
 	r := c.good.Facts.Replica
 	if r.Configured && r.LastSQLErrno != 0 {
 		return fmt.Sprintf("node %s's replication SQL thread stopped with error %d (%s)", c.Name, r.LastSQLErrno, r.LastSQLError)
@@ -512,7 +799,41 @@ func (m *Manager) unsafeToPromote(c *node, force bool) string {
 	return ""
 }
 
-// failover promotes the other node, or goes down saying why not.
+// durable says why tandem cannot show that c holds every write old
+// acknowledged up to cutAt (when its sessions were cut), or "". The proof:
+// this tandem saw old as a semi-sync source waiting for acknowledgements
+// (which with AFTER_SYNC means c received each commit before its client
+// heard of it), and old cannot have fallen back to asynchronous
+// replication since: that needs a commit to wait rpl_semi_sync_master_timeout,
+// which had not begun before the check that saw it on (or the first check
+// of the current run that saw commits waiting).
+func (m *Manager) durable(old, c *node, cutAt time.Time) string {
+	if why, ok := m.dec.Unsynced[c.Name]; ok {
+		return fmt.Sprintf("node %s may lack writes %s acknowledged (unsynced since %s)", c.Name, old.Name, why)
+	}
+	o := old.good
+	if o.Time.IsZero() {
+		return fmt.Sprintf("this tandem never saw node %s answer, so it cannot show node %s received every write %s acknowledged", old.Name, c.Name, old.Name)
+	}
+	ss := o.Facts.SemiSync
+	switch {
+	case !ss.Known:
+		return fmt.Sprintf("node %s has no semi-synchronous replication: it may have acknowledged writes node %s never received", old.Name, c.Name)
+	case !ss.SourceEnabled || !ss.SourceOn:
+		return fmt.Sprintf("node %s acknowledged commits without waiting for node %s at its last check (semi-sync enabled=%v, status=%v)", old.Name, c.Name, ss.SourceEnabled, ss.SourceOn)
+	}
+	since := o.Time
+	if !old.ackWaitSince.IsZero() {
+		since = old.ackWaitSince
+	}
+	if fallback := since.Add(ss.SourceTimeout); !cutAt.Before(fallback) {
+		return fmt.Sprintf("node %s may have fallen back to asynchronous replication since %s (rpl_semi_sync_master_timeout %v)", old.Name, since.Format(time.RFC3339Nano), ss.SourceTimeout)
+	}
+	return ""
+}
+
+// failover promotes the other node, or goes down saying why not. Every
+// step before the decision is saved is undone when it refuses.
 func (m *Manager) failover(ctx context.Context, reason string, force bool) error {
 	start := time.Now()
 	old := m.node(m.dec.Active)
@@ -520,7 +841,15 @@ func (m *Manager) failover(ctx context.Context, reason string, force bool) error
 	if m.state != StateDown {
 		m.emit(Event{Type: EventFailoverStarted, From: old.Name, Reason: reason})
 	}
+	var undo []func(context.Context)
 	refuse := func(why string) error {
+		if len(undo) > 0 {
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.FenceTimeout)
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i](uctx)
+			}
+			cancel()
+		}
 		msg := fmt.Sprintf("no node can take writes: %s; not promoting: %s", reason, why)
 		m.ctl.Down(msg)
 		if m.state != StateDown {
@@ -536,38 +865,82 @@ func (m *Manager) failover(ctx context.Context, reason string, force bool) error
 	m.setState(StateFailingOver)
 	m.ctl.Hold()
 	m.ctl.Cut(old.Name)
-	// Rule 1: fence the failed node if it answers at all; if not, it
-	// failed FailAfter checks and is known unreachable. "At all" is
-	// CheckTimeout, as for a check: a hung node (SIGSTOP) would hold
-	// the failover for the whole FenceTimeout otherwise.
+	cutAt := time.Now()
+	if !force {
+		if why := m.durable(old, c, cutAt); why != "" {
+			return refuse(why)
+		}
+	}
+	// Journal the promotion before its first change on a node, so that a
+	// restart of tandem in the middle undoes it (rule 4).
+	flavor := c.good.Facts.Flavor
+	cctx, cancel := context.WithTimeout(ctx, m.cfg.CatchupTimeout+2*m.cfg.FenceTimeout)
+	defer cancel()
+	cur, err := c.ops.Read(cctx)
+	if err != nil {
+		return refuse(fmt.Sprintf("cannot read node %s: %v", c.Name, err))
+	}
+	j := m.dec
+	j.Promoting, j.PromotingSemiSync = c.Name, cur.SemiSync.SourceEnabled
+	if err := m.store.Save(j); err != nil {
+		return refuse(fmt.Sprintf("cannot save the decision: %v", err))
+	}
+	m.setDecision(j)
+	undo = append(undo, func(context.Context) { m.clearJournal() })
+	m.checkpoint("journaled")
+
+	// Rule 1: fence the failed node. What its error proves decides
+	// whether to go on: a live server that cannot be fenced may still
+	// take writes from others. A hung node (SIGSTOP) gets CheckTimeout,
+	// as for a check, not the whole FenceTimeout.
 	fenceCtx := ctx
 	if !old.healthy {
-		var cancel context.CancelFunc
-		fenceCtx, cancel = context.WithTimeout(ctx, m.cfg.CheckTimeout)
-		defer cancel()
+		var fcancel context.CancelFunc
+		fenceCtx, fcancel = context.WithTimeout(ctx, m.cfg.CheckTimeout)
+		defer fcancel()
 	}
 	if err := m.fence(fenceCtx, old, "it failed and is being replaced"); err != nil {
-		m.log.Info("failed node not reachable for fencing; proceeding as it is known unreachable", "node", old.Name)
-	}
-	// The candidate applies everything it received before it writes.
-	flavor := c.good.Facts.Flavor
-	cctx, cancel := context.WithTimeout(ctx, m.cfg.CatchupTimeout+time.Second)
-	defer cancel()
-	semiSyncOff := false
-	if !old.healthy {
-		// Nothing can acknowledge a semi-synchronous commit now: not
-		// the candidate's first writes, nor, before that, its commits
-		// of what it applies from the failed node, which would each
-		// wait rpl_semi_sync_master_timeout and stall the catch-up.
-		had, err := replication.SetSemiSyncSource(cctx, c.db, false)
-		if err != nil {
-			m.log.Warn("cannot turn semi-synchronous replication off on the new active", "node", c.Name, "error", err)
+		switch reach := Classify(err); {
+		case reach == ReachAlive && !force:
+			return refuse(fmt.Sprintf("node %s answers but could not be fenced (%v): it may still take writes", old.Name, err))
+		case reach == ReachGone:
+			m.log.Info("failed node refuses connections: its process is gone", "node", old.Name)
+		default:
+			// No answer: it may be hung or cut off, and writable. It
+			// can acknowledge nothing more once the candidate stops
+			// receiving from it (semi-sync, shown durable above), and
+			// tandem's own sessions there are cut.
+			m.log.Warn("failed node did not answer the fence; proceeding: it cannot acknowledge writes once the candidate stops receiving from it",
+				"node", old.Name, "error", err)
 		}
-		semiSyncOff = had && err == nil
 	}
-	// What it received, read now (after the fence): its last check may
-	// predate transactions the old node sent, and had acknowledged, since.
-	cur, err := replication.Read(cctx, c.db)
+	m.checkpoint("fenced")
+	// Nothing can acknowledge a semi-synchronous commit on the candidate
+	// now, not even its commits of what it applies from the failed node.
+	if !old.healthy && cur.SemiSync.SourceEnabled {
+		if _, err := c.ops.SetSemiSyncSource(cctx, false); err != nil {
+			return refuse(fmt.Sprintf("cannot turn semi-synchronous replication off on node %s: %v", c.Name, err))
+		}
+		undo = append(undo, func(uctx context.Context) {
+			if _, err := c.ops.SetSemiSyncSource(uctx, true); err != nil {
+				m.log.Error("undo: cannot turn semi-synchronous replication back on", "node", c.Name, "error", err)
+			}
+		})
+	}
+	// The candidate stops receiving from the old node before anything
+	// else: whatever the old node commits from now on is never
+	// acknowledged by the candidate, so never acknowledged to a client.
+	if err := c.ops.StopReplica(cctx, flavor); err != nil {
+		return refuse(fmt.Sprintf("cannot stop node %s's replication from %s: %v", c.Name, old.Name, err))
+	}
+	undo = append(undo, func(uctx context.Context) {
+		if err := c.ops.StartReplica(uctx, flavor, false); err != nil {
+			m.log.Error("undo: cannot restart replication", "node", c.Name, "error", err)
+		}
+	})
+	m.checkpoint("replica_stopped")
+	// It applies everything it received before it writes.
+	cur, err = c.ops.Read(cctx)
 	if err != nil {
 		return refuse(fmt.Sprintf("cannot read node %s: %v", c.Name, err))
 	}
@@ -576,59 +949,159 @@ func (m *Manager) failover(ctx context.Context, reason string, force bool) error
 		received = cur.Replica.RetrievedGTIDSet.Set
 	}
 	if received != nil && !force {
-		if err := replication.WaitExecuted(cctx, c.db, flavor, received, m.cfg.CatchupTimeout); err != nil {
+		if err := c.ops.WaitExecuted(cctx, flavor, received, m.cfg.CatchupTimeout); err != nil {
 			return refuse(fmt.Sprintf("node %s did not apply what it received from %s: %v", c.Name, old.Name, err))
 		}
 	}
-	// Stop applying what comes from the old node; the I/O thread is
-	// stopped in the background, as that can wait seconds on a hung node.
-	// Whatever it still receives is never applied: the rejoin restarts
-	// replication only if the old node has nothing of its own beyond the
-	// promotion point.
-	if err := replication.StopReplicaApplier(cctx, c.db, flavor); err != nil {
-		return refuse(fmt.Sprintf("cannot stop node %s's replication from %s: %v", c.Name, old.Name, err))
-	}
-	go func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := replication.StopReplica(sctx, c.db, flavor); err != nil {
-			m.log.Warn("could not stop the replication I/O thread on the new active", "node", c.Name, "error", err)
-		}
-	}()
-	facts, err := replication.Read(cctx, c.db)
+	facts, err := c.ops.Read(cctx)
 	if err != nil {
 		return refuse(fmt.Sprintf("cannot read node %s: %v", c.Name, err))
 	}
+	m.checkpoint("caught_up")
 	d := Decision{Active: c.Name, Epoch: m.dec.Epoch + 1, Time: time.Now().UTC(), Reason: reason,
 		PromotedAt: facts.Executed().String(), Excluded: m.dec.Excluded, Maintenance: m.dec.Maintenance,
-		PendingRejoin: true, SemiSyncOff: semiSyncOff}
+		Unsynced: maps.Clone(m.dec.Unsynced), PendingRejoin: true}
+	delete(d.Unsynced, c.Name) // forced: the operator accepted what it lacks
+	if d.Unsynced == nil {
+		d.Unsynced = map[string]string{}
+	}
+	d.Unsynced[old.Name] = time.Now().UTC().Format(time.RFC3339) + ": promoted " + c.Name + " without it"
 	if force {
 		d.Reason = "forced by operator: " + reason
 	}
-	if err := m.store.Save(d); err != nil {
+	if err := m.save(d); err != nil {
 		return refuse(fmt.Sprintf("cannot save the decision: %v", err))
 	}
-	m.setDecision(d)
-	if err := replication.SetReadOnly(cctx, c.db, flavor, false); err != nil {
-		return refuse(fmt.Sprintf("cannot make node %s writable: %v", c.Name, err))
+	undo = nil
+	m.checkpoint("saved")
+	if err := c.ops.SetReadOnly(cctx, flavor, false); err != nil {
+		// Saved: c is the active node. Traffic waits for it to answer
+		// (StateDown routes to it when it does; enforce unfences it).
+		m.ctl.Down(fmt.Sprintf("node %s is the new active node but could not be made writable yet: %v", c.Name, err))
+		m.setState(StateDown)
+		return fmt.Errorf("cannot make node %s writable: %v", c.Name, err)
 	}
 	c.tookReadOnly(false)
 	if err := m.ctl.Route(c.Name); err != nil {
-		return refuse(err.Error())
+		m.ctl.Down(err.Error())
+		m.setState(StateDown)
+		return err
 	}
-	// Best effort, after traffic flows: recorded on the new active for
-	// operators (the file store is the authority).
-	go func() {
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		m.writeDecisionTable(wctx, c, d)
-	}()
 	m.setState(StateActive)
+	m.record(d)
 	if m.paused {
 		m.ctl.Hold()
 	}
 	m.emit(Event{Type: EventFailoverFinished, From: old.Name, To: c.Name, Reason: d.Reason, Duration: time.Since(start)})
 	return nil
+}
+
+// clearJournal forgets a promotion that was undone.
+func (m *Manager) clearJournal() {
+	if m.dec.Promoting == "" {
+		return
+	}
+	d := m.dec
+	d.Promoting, d.PromotingSemiSync = "", false
+	if err := m.store.Save(d); err != nil {
+		m.log.Error("cannot save the decision", "error", err)
+	}
+	m.setDecision(d)
+}
+
+// undoJournaledPromotion undoes, on the passive n, a promotion that a
+// previous run of tandem began and never saved: n replicates again, with
+// the semi-sync source setting it had.
+func (m *Manager) undoJournaledPromotion(ctx context.Context, n *node) {
+	uctx, cancel := context.WithTimeout(ctx, m.cfg.FenceTimeout)
+	defer cancel()
+	if err := n.ops.StartReplica(uctx, n.good.Facts.Flavor, false); err != nil {
+		m.log.Error("cannot undo an unfinished promotion: replication does not start", "node", n.Name, "error", err)
+		return
+	}
+	if m.dec.PromotingSemiSync {
+		if _, err := n.ops.SetSemiSyncSource(uctx, true); err != nil {
+			m.log.Error("cannot undo an unfinished promotion: semi-sync does not come back on", "node", n.Name, "error", err)
+			return
+		}
+	}
+	m.log.Warn("undid a promotion that a previous run of tandem began and did not finish", "node", n.Name)
+	m.clearJournal()
+}
+
+// bootstrap decides, while undecided, from what the nodes say: the
+// decision recorded on them (highest epoch wins) once every node answered
+// or is known down, else the only writable node once both answered.
+func (m *Manager) bootstrap(ctx context.Context) {
+	var best Decision
+	found := false
+	for _, n := range m.nodes {
+		if n.oks == 0 {
+			if n.fails >= m.cfg.FailAfter {
+				continue
+			}
+			return // not judged yet
+		}
+		if !n.decisionRead {
+			rctx, cancel := context.WithTimeout(ctx, m.cfg.CheckTimeout)
+			d, ok, err := n.ops.ReadDecision(rctx, m.cfg.HeartbeatSchema)
+			cancel()
+			if err != nil {
+				m.log.Warn("cannot read the decision recorded on the node", "node", n.Name, "error", err)
+				return
+			}
+			n.decisionRead, n.recorded, n.hasRecorded = true, d, ok
+		}
+		if n.hasRecorded && m.node(n.recorded.Active) != nil && (!found || n.recorded.Epoch > best.Epoch) {
+			best, found = n.recorded, true
+		}
+	}
+	if found {
+		best.Promoting, best.PromotingSemiSync = "", false
+		best.Reason = fmt.Sprintf("read from the nodes' decision table (epoch %d): %s", best.Epoch, best.Reason)
+		m.adopt(ctx, best)
+		return
+	}
+	var writable []*node
+	for _, n := range m.nodes {
+		if n.oks == 0 {
+			return // a node never answered: its state is unknown
+		}
+		if n.good.Facts.Writable() {
+			writable = append(writable, n)
+		}
+	}
+	if len(writable) == 1 {
+		m.adopt(ctx, Decision{Active: writable[0].Name, Epoch: 1, Time: time.Now().UTC(),
+			Reason: "no decision saved or recorded; adopted the only writable node"})
+		return
+	}
+	if !m.undecidedLogged {
+		m.undecidedLogged = true
+		msg := fmt.Sprintf("no decision saved or recorded, and %d nodes are writable: an operator must choose the active node (tandem switchover -to NODE)", len(writable))
+		m.log.Error(msg)
+		m.emit(Event{Type: EventNoWriter, Reason: msg})
+		m.ctl.Down(msg)
+	}
+}
+
+// adopt makes d the decision of an undecided tandem.
+func (m *Manager) adopt(ctx context.Context, d Decision) {
+	if err := m.save(d); err != nil {
+		m.log.Error("cannot save the decision", "error", err)
+		return
+	}
+	m.log.Info("decision adopted", "active", d.Active, "epoch", d.Epoch, "reason", d.Reason)
+	if err := m.ctl.Route(d.Active); err != nil {
+		m.log.Error("cannot route", "error", err)
+	}
+	m.setState(StateActive)
+	for _, n := range m.nodes {
+		if n.oks > 0 {
+			m.enforce(ctx, n)
+		}
+	}
+	m.decide(ctx)
 }
 
 // emit stamps e and queues it for the hooks without blocking; when the
@@ -638,7 +1111,7 @@ func (m *Manager) emit(e Event) {
 	e.Epoch = m.dec.Epoch
 	lvl := hclog.Info
 	switch e.Type {
-	case EventNodeDown, EventFailoverRefused, EventNoWriter, EventSplitBrain, EventErrant, EventReplicationStopped, EventSwitchoverRollback:
+	case EventNodeDown, EventFailoverRefused, EventNoWriter, EventSplitBrain, EventErrant, EventReplicationStopped, EventSwitchoverRollback, EventUnsynced:
 		lvl = hclog.Warn
 	}
 	m.log.Log(lvl, "event: "+string(e.Type), "node", e.Node, "from", e.From, "to", e.To, "epoch", e.Epoch, "reason", e.Reason, "duration", e.Duration)

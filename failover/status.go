@@ -1,7 +1,6 @@
 package failover
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -26,7 +25,12 @@ type NodeStatus struct {
 	Lag           time.Duration `json:"lag_ns"`
 	LagKnown      bool          `json:"lag_known"`
 	ExcludedWhy   string        `json:"excluded,omitempty"`
+	UnsyncedWhy   string        `json:"unsynced,omitempty"`
 	LastGoodCheck time.Time     `json:"last_good_check"`
+	// FactsCurrent is false when the last check failed (or none
+	// answered yet): read_only, the replica threads, lag and GTIDs are
+	// then not shown, as they would be stale.
+	FactsCurrent bool `json:"facts_current"`
 }
 
 // Status is a snapshot for the admin API and tests.
@@ -55,10 +59,8 @@ func (m *Manager) publish() {
 		f := n.good.Facts
 		ns := NodeStatus{
 			Name: n.Name, Address: n.Address, Role: "passive", Healthy: n.healthy,
-			LastCheck: n.last.Time, FailedChecks: n.fails, ReadOnly: f.ReadOnly || f.SuperReadOnly,
-			Version: f.Version, IORunning: f.Replica.IORunning.String(), SQLRunning: f.Replica.SQLRunning,
-			Lag: n.good.Lag, LagKnown: n.good.LagKnown, LastGoodCheck: n.good.Time,
-			ExcludedWhy: m.dec.Excluded[n.Name],
+			LastCheck: n.last.Time, FailedChecks: n.fails, Version: f.Version, LastGoodCheck: n.good.Time,
+			ExcludedWhy: m.dec.Excluded[n.Name], UnsyncedWhy: m.dec.Unsynced[n.Name],
 		}
 		if n.Name == m.dec.Active {
 			ns.Role = "active"
@@ -66,6 +68,13 @@ func (m *Manager) publish() {
 		if n.last.Err != nil {
 			ns.LastError = n.last.Err.Error()
 		}
+		if ns.FactsCurrent = n.last.Err == nil && !n.good.Time.IsZero(); !ns.FactsCurrent {
+			nodes = append(nodes, ns)
+			continue
+		}
+		ns.ReadOnly = f.ReadOnly || f.SuperReadOnly
+		ns.IORunning, ns.SQLRunning = f.Replica.IORunning.String(), f.Replica.SQLRunning
+		ns.Lag, ns.LagKnown = n.good.Lag, n.good.LagKnown
 		if f.Replica.LastSQLErrno != 0 {
 			ns.ReplicaError = fmt.Sprintf("SQL %d: %s", f.Replica.LastSQLErrno, f.Replica.LastSQLError)
 		} else if f.Replica.LastIOErrno != 0 && f.Replica.IORunning != replication.IOYes {
@@ -82,33 +91,4 @@ func (m *Manager) publish() {
 	m.status.Decision = m.dec
 	m.status.Nodes = nodes
 	m.mu.Unlock()
-}
-
-// writeDecisionTable records d on node n (the active), so that operators and
-// other tandem instances can read it there: `tandem`.`decision`, one row.
-// Best effort: the file store is the authority.
-func (m *Manager) writeDecisionTable(ctx context.Context, n *node, d Decision) {
-	schema := m.cfg.HeartbeatSchema
-	stmts := []string{
-		"CREATE TABLE IF NOT EXISTS `" + schema + "`.`decision` (id TINYINT PRIMARY KEY, active VARCHAR(64) NOT NULL, " +
-			"epoch BIGINT UNSIGNED NOT NULL, decided_at DATETIME(6) NOT NULL, reason VARCHAR(1024) NOT NULL) ENGINE=InnoDB",
-	}
-	for _, s := range stmts {
-		if _, err := n.db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS `"+schema+"`"); err != nil {
-			m.log.Warn("cannot record the decision on the node", "node", n.Name, "error", err)
-			return
-		}
-		if _, err := n.db.ExecContext(ctx, s); err != nil {
-			m.log.Warn("cannot record the decision on the node", "node", n.Name, "error", err)
-			return
-		}
-	}
-	reason := d.Reason
-	if len(reason) > 1024 {
-		reason = reason[:1024]
-	}
-	if _, err := n.db.ExecContext(ctx, "REPLACE INTO `"+schema+"`.`decision` VALUES (1, ?, ?, ?, ?)",
-		d.Active, d.Epoch, d.Time, reason); err != nil {
-		m.log.Warn("cannot record the decision on the node", "node", n.Name, "error", err)
-	}
 }

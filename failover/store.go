@@ -28,10 +28,19 @@ type Decision struct {
 	// it has errant transactions.
 	PromotedAt string `json:"promoted_at,omitempty"`
 	// PendingRejoin: at the promotion, the active's replication from its
-	// peer was stopped (and SemiSyncOff: its semi-sync source side turned
-	// off); both are restored when the peer is back as a clean passive.
+	// peer was stopped; it is restarted when the peer is back as a clean
+	// passive.
 	PendingRejoin bool `json:"pending_rejoin,omitempty"`
-	SemiSyncOff   bool `json:"semi_sync_off,omitempty"`
+	// Unsynced maps a node name to since when and why it may lack writes
+	// the active acknowledged: never promoted automatically until it has
+	// caught up with semi-sync on.
+	Unsynced map[string]string `json:"unsynced,omitempty"`
+	// Promoting journals a promotion of that node in progress, saved
+	// before its first step: a restart finding it undoes the steps
+	// (replication restarted, semi-sync source restored to
+	// PromotingSemiSync).
+	Promoting         string `json:"promoting,omitempty"`
+	PromotingSemiSync bool   `json:"promoting_semi_sync,omitempty"`
 	// Maintenance lists nodes an operator put in maintenance: never
 	// promoted.
 	Maintenance map[string]bool `json:"maintenance,omitempty"`

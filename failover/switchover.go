@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/tandemdb/tandem/replication"
@@ -39,6 +40,9 @@ type SwitchoverReport struct {
 }
 
 type request struct {
+	// ctx is the caller's: the operation sees it done when the caller
+	// goes away.
+	ctx   context.Context
 	do    func(ctx context.Context) (any, error)
 	reply chan response
 }
@@ -50,7 +54,7 @@ type response struct {
 
 // call runs do in the Run goroutine and waits for its answer.
 func (m *Manager) call(ctx context.Context, do func(ctx context.Context) (any, error)) (any, error) {
-	r := request{do: do, reply: make(chan response, 1)}
+	r := request{ctx: ctx, do: do, reply: make(chan response, 1)}
 	select {
 	case m.requests <- r:
 	case <-ctx.Done():
@@ -147,21 +151,41 @@ func (m *Manager) Resume(ctx context.Context) error {
 	return err
 }
 
-// switchover runs in the Run goroutine.
+// AbortSwitchover asks the switchover in progress to roll back: the old
+// active takes writes again, held statements run there, no client error.
+func (m *Manager) AbortSwitchover() error {
+	if m.Status().State != StateSwitchingOver.String() {
+		return fmt.Errorf("%w: no switchover is in progress", ErrRefused)
+	}
+	select {
+	case m.abort <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// switchover runs in the Run goroutine. ctx ends when the caller goes away.
 func (m *Manager) switchover(ctx context.Context, o SwitchoverOptions) (SwitchoverReport, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
 	}
+	rep := SwitchoverReport{DryRun: o.DryRun}
+	refuse := func(format string, args ...any) (SwitchoverReport, error) {
+		return rep, fmt.Errorf("%w: %s", ErrRefused, fmt.Sprintf(format, args...))
+	}
+	if o.Timeout > m.cfg.MaxSwitchoverTimeout {
+		return refuse("timeout %v is over the maximum %v", o.Timeout, m.cfg.MaxSwitchoverTimeout)
+	}
+	if m.state == StateUndecided {
+		return m.choose(ctx, o)
+	}
 	old := m.node(m.dec.Active)
+	rep.From = old.Name
 	var target *node
 	if o.To == "" {
 		target = m.other(old.Name)
 	} else {
 		target = m.node(o.To)
-	}
-	rep := SwitchoverReport{From: old.Name, DryRun: o.DryRun}
-	refuse := func(format string, args ...any) (SwitchoverReport, error) {
-		return rep, fmt.Errorf("%w: %s", ErrRefused, fmt.Sprintf(format, args...))
 	}
 	switch {
 	case target == nil && o.To != "":
@@ -183,18 +207,20 @@ func (m *Manager) switchover(ctx context.Context, o SwitchoverOptions) (Switchov
 	// The target first: the active moves on meanwhile, so reading it
 	// second gives a set that covers what the target got from it.
 	pctx, cancel := context.WithTimeout(ctx, m.cfg.FenceTimeout)
-	ft, err := replication.Read(pctx, target.db)
+	ft, err := target.ops.Read(pctx)
 	if err != nil {
 		cancel()
 		return refuse("cannot read node %s: %v", target.Name, err)
 	}
-	fo, err := replication.Read(pctx, old.db)
+	fo, err := old.ops.Read(pctx)
 	cancel()
 	if err != nil {
 		return refuse("cannot read the active node %s: %v", old.Name, err)
 	}
 	target.good.Facts = ft
-	if why := m.unsafeToPromote(target, false); why != "" {
+	// An unsynced target is fine here: the switchover waits until it
+	// has applied everything the fenced active wrote.
+	if why := m.promotable(target, false, true); why != "" {
 		return refuse("%s", why)
 	}
 	if r := ft.Replica; !r.Configured || r.IORunning != replication.IOYes {
@@ -211,7 +237,7 @@ func (m *Manager) switchover(ctx context.Context, o SwitchoverOptions) (Switchov
 	rep.Epoch = m.dec.Epoch + 1
 	rep.Plan = []string{
 		"hold new statements at the proxy (clients wait, no error)",
-		fmt.Sprintf("wait up to %v for running statements and transactions to finish", o.Timeout),
+		fmt.Sprintf("wait up to %v for running statements and transactions to finish (failure detection goes on; abort with `tandem switchover -abort`)", o.Timeout),
 		fmt.Sprintf("fence node %s (read_only=ON)", old.Name),
 		fmt.Sprintf("wait until node %s has applied everything node %s wrote", target.Name, old.Name),
 		fmt.Sprintf("save the decision: node %s active, epoch %d", target.Name, rep.Epoch),
@@ -219,6 +245,34 @@ func (m *Manager) switchover(ctx context.Context, o SwitchoverOptions) (Switchov
 	}
 	if o.DryRun {
 		return rep, nil
+	}
+
+	// A stale abort (sent as the previous switchover ended) is dropped.
+	select {
+	case <-m.abort:
+	default:
+	}
+	actx, acancel := context.WithCancel(ctx)
+	defer acancel()
+	aborted := make(chan struct{})
+	go func() {
+		select {
+		case <-m.abort:
+			close(aborted)
+			acancel()
+		case <-actx.Done():
+		}
+	}()
+	stopped := func() string {
+		select {
+		case <-aborted:
+			return "aborted by operator"
+		default:
+		}
+		if ctx.Err() != nil {
+			return "the operator's request went away: " + context.Cause(ctx).Error()
+		}
+		return ""
 	}
 
 	start := time.Now()
@@ -229,7 +283,7 @@ func (m *Manager) switchover(ctx context.Context, o SwitchoverOptions) (Switchov
 	rollback := func(why string, unfence bool) (SwitchoverReport, error) {
 		if unfence {
 			uctx, cancel := context.WithTimeout(context.Background(), m.cfg.FenceTimeout)
-			if err := replication.SetReadOnly(uctx, old.db, fo.Flavor, false); err != nil {
+			if err := old.ops.SetReadOnly(uctx, fo.Flavor, false); err != nil {
 				m.log.Error("rollback: cannot make the old active writable again", "node", old.Name, "error", err)
 			}
 			cancel()
@@ -241,7 +295,11 @@ func (m *Manager) switchover(ctx context.Context, o SwitchoverOptions) (Switchov
 		m.emit(Event{Type: EventSwitchoverRollback, From: old.Name, To: target.Name, Reason: why, Duration: rep.WritePause})
 		return rep, fmt.Errorf("switchover rolled back: %s", why)
 	}
-	// Let running statements and transactions end.
+	// Let running statements and transactions end. Checks of the nodes
+	// go on meanwhile: a failing active ends the switchover, and the
+	// state machine fails over as usual once it is back in charge.
+	poll := time.NewTicker(2 * time.Millisecond)
+	defer poll.Stop()
 	for {
 		busy, inTx := m.ctl.Activity()
 		if busy == 0 && inTx == 0 {
@@ -250,41 +308,61 @@ func (m *Manager) switchover(ctx context.Context, o SwitchoverOptions) (Switchov
 		if time.Now().After(deadline) {
 			return rollback(fmt.Sprintf("%d statements and %d transactions still running after %v", busy, inTx, o.Timeout), false)
 		}
-		time.Sleep(2 * time.Millisecond)
+		select {
+		case <-actx.Done():
+			return rollback(stopped(), false)
+		case ob := <-m.obs:
+			if n, _ := m.count(ob); n == old && !old.healthy {
+				return rollback(fmt.Sprintf("node %s failed during the switchover: %v", old.Name, ob.Err), false)
+			}
+		case <-poll.C:
+		}
 	}
-	sctx, cancel := context.WithDeadline(ctx, deadline.Add(m.cfg.FenceTimeout))
+	m.checkpoint("switchover_drained")
+	sctx, cancel := context.WithDeadline(actx, deadline.Add(m.cfg.FenceTimeout))
 	defer cancel()
 	m.heartbeatsOff.Store(true)
 	defer m.heartbeatsOff.Store(false)
 	for old.heartbeatBusy.Load() && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	if err := replication.SetReadOnly(sctx, old.db, fo.Flavor, true); err != nil {
+	if err := old.ops.SetReadOnly(sctx, fo.Flavor, true); err != nil {
 		return rollback(fmt.Sprintf("cannot fence node %s: %v", old.Name, err), true)
 	}
-	final, err := replication.Read(sctx, old.db)
+	m.checkpoint("switchover_fenced")
+	final, err := old.ops.Read(sctx)
 	if err != nil {
 		return rollback(fmt.Sprintf("cannot read node %s's final position: %v", old.Name, err), true)
 	}
-	if err := replication.WaitExecuted(sctx, target.db, ft.Flavor, final.Executed(), time.Until(deadline)); err != nil {
+	if err := target.ops.WaitExecuted(sctx, ft.Flavor, final.Executed(), time.Until(deadline)); err != nil {
+		if why := stopped(); why != "" {
+			return rollback(why, true)
+		}
 		return rollback(fmt.Sprintf("node %s did not catch up with %s in time: %v", target.Name, old.Name, err), true)
 	}
+	if why := stopped(); why != "" {
+		return rollback(why, true)
+	}
+	// The target holds everything the old active wrote: it is synced,
+	// whatever it was before.
+	unsynced := maps.Clone(m.dec.Unsynced)
+	delete(unsynced, target.Name)
 	d := Decision{Active: target.Name, Epoch: m.dec.Epoch + 1, Time: time.Now().UTC(),
 		Reason: "switchover requested by operator", PromotedAt: final.Executed().String(),
-		Excluded: m.dec.Excluded, Maintenance: m.dec.Maintenance}
-	if err := m.store.Save(d); err != nil {
+		Excluded: m.dec.Excluded, Maintenance: m.dec.Maintenance, Unsynced: unsynced}
+	if err := m.save(d); err != nil {
 		return rollback(fmt.Sprintf("cannot save the decision: %v", err), true)
 	}
+	m.checkpoint("switchover_saved")
 	prev := m.dec
-	m.setDecision(d)
-	if err := replication.SetReadOnly(sctx, target.db, ft.Flavor, false); err != nil {
+	if err := target.ops.SetReadOnly(sctx, ft.Flavor, false); err != nil {
 		// Undo the decision: the old node takes writes again.
 		prev.Epoch = d.Epoch + 1
 		prev.Time, prev.Reason = time.Now().UTC(), "switchover rolled back"
-		if serr := m.store.Save(prev); serr != nil {
+		prev.Active = old.Name
+		if serr := m.save(prev); serr != nil {
 			m.log.Error("rollback: cannot save the decision", "error", serr)
 		}
-		m.setDecision(prev)
 		return rollback(fmt.Sprintf("cannot make node %s writable: %v", target.Name, err), true)
 	}
 	target.tookReadOnly(false)
@@ -294,13 +372,58 @@ func (m *Manager) switchover(ctx context.Context, o SwitchoverOptions) (Switchov
 	}
 	rep.WritePause = time.Since(start)
 	m.setState(StateActive)
+	m.record(d)
 	// Sessions left on the old node move at their next command; anyone
 	// else connected there directly is cut off (read_only already stops
 	// their writes).
-	if _, err := replication.KillClients(sctx, old.db, m.cfg.AdminUser); err != nil {
+	kctx, kcancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.FenceTimeout)
+	defer kcancel()
+	if _, err := old.ops.KillClients(kctx, m.cfg.AdminUser); err != nil {
 		m.log.Warn("could not kill the old active's remaining clients", "node", old.Name, "error", err)
 	}
-	go m.writeDecisionTable(context.Background(), target, d)
 	m.emit(Event{Type: EventSwitchoverFinished, From: old.Name, To: target.Name, Reason: d.Reason, Duration: rep.WritePause})
+	return rep, nil
+}
+
+// choose is an operator's choice of the active node while tandem is
+// undecided (no decision saved or recorded, and not exactly one writable
+// node): the other node is fenced first, unless it is proven gone.
+func (m *Manager) choose(ctx context.Context, o SwitchoverOptions) (SwitchoverReport, error) {
+	rep := SwitchoverReport{To: o.To, DryRun: o.DryRun}
+	target := m.node(o.To)
+	if target == nil {
+		return rep, fmt.Errorf("%w: tandem is undecided: name the node to make active (-to NODE)", ErrRefused)
+	}
+	if why, ok := m.dec.Excluded[target.Name]; ok {
+		return rep, fmt.Errorf("%w: node %s is excluded: %s", ErrRefused, target.Name, why)
+	}
+	if target.oks == 0 {
+		return rep, fmt.Errorf("%w: node %s has not answered a check yet", ErrRefused, target.Name)
+	}
+	var best uint64
+	for _, n := range m.nodes {
+		if n.hasRecorded && n.recorded.Epoch > best {
+			best = n.recorded.Epoch
+		}
+	}
+	rep.Epoch = best + 1
+	other := m.other(target.Name)
+	rep.Plan = []string{fmt.Sprintf("make node %s active at epoch %d", target.Name, rep.Epoch)}
+	if other != nil {
+		rep.Plan = append([]string{fmt.Sprintf("fence node %s (read_only=ON) unless it refuses connections", other.Name)}, rep.Plan...)
+	}
+	if o.DryRun {
+		return rep, nil
+	}
+	if other != nil {
+		if err := m.fence(ctx, other, "an operator chose "+target.Name); err != nil && Classify(err) != ReachGone {
+			return rep, fmt.Errorf("%w: cannot fence node %s (%v), which may be writable", ErrRefused, other.Name, err)
+		}
+	}
+	m.undecidedLogged = false
+	m.adopt(ctx, Decision{Active: target.Name, Epoch: rep.Epoch, Time: time.Now().UTC(), Reason: "chosen by operator"})
+	if m.state != StateActive {
+		return rep, fmt.Errorf("%w: the decision could not be saved", ErrRefused)
+	}
 	return rep, nil
 }

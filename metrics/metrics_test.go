@@ -270,9 +270,9 @@ func TestStatusCollector(t *testing.T) {
 		State:    "failing_over",
 		Decision: failover.Decision{Active: "db2", Epoch: 7},
 		Nodes: []failover.NodeStatus{
-			{Name: "db1", Role: "passive", Healthy: false, ReadOnly: true},
-			{Name: "db2", Role: "active", Healthy: true, SQLRunning: false},
-			{Name: "db3", Role: "passive", Healthy: true, ReadOnly: true, SQLRunning: true, Lag: 1500 * time.Millisecond, LagKnown: true},
+			{Name: "db1", Role: "passive", Healthy: false, ReadOnly: true, FactsCurrent: true},
+			{Name: "db2", Role: "active", Healthy: true, SQLRunning: false, FactsCurrent: true},
+			{Name: "db3", Role: "passive", Healthy: true, ReadOnly: true, SQLRunning: true, Lag: 1500 * time.Millisecond, LagKnown: true, FactsCurrent: true},
 		},
 	}
 	calls := 0

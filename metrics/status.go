@@ -67,8 +67,11 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, n := range s.Nodes {
 		gauge(c.up, bit(n.Healthy), n.Name)
-		gauge(c.readOnly, bit(n.ReadOnly), n.Name)
 		gauge(c.active, bit(n.Role == "active"), n.Name)
+		if !n.FactsCurrent {
+			continue // stale facts are not exported
+		}
+		gauge(c.readOnly, bit(n.ReadOnly), n.Name)
 		if n.LagKnown {
 			gauge(c.lag, n.Lag.Seconds(), n.Name)
 		}

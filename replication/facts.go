@@ -134,6 +134,9 @@ type Facts struct {
 	// node committed.
 	GTIDExecuted GTIDValue
 
+	// SemiSync is the node's semi-synchronous replication.
+	SemiSync SemiSync
+
 	// Replica is the node's replica (slave) status.
 	Replica Replica
 }
@@ -165,10 +168,16 @@ func (f Facts) Writable() bool {
 const variablesQuery = "SHOW GLOBAL VARIABLES WHERE Variable_name IN (" +
 	"'version', 'server_id', 'server_uuid', 'read_only', 'super_read_only', " +
 	"'gtid_domain_id', 'gtid_strict_mode', 'gtid_current_pos', 'gtid_binlog_pos', 'gtid_slave_pos', " +
-	"'gtid_mode', 'gtid_executed')"
+	"'gtid_mode', 'gtid_executed', " +
+	"'rpl_semi_sync_master_enabled', 'rpl_semi_sync_source_enabled', " +
+	"'rpl_semi_sync_master_timeout', 'rpl_semi_sync_source_timeout', " +
+	"'rpl_semi_sync_master_wait_point', 'rpl_semi_sync_source_wait_point', " +
+	"'rpl_semi_sync_master_wait_no_slave', 'rpl_semi_sync_source_wait_no_replica', " +
+	"'rpl_semi_sync_slave_enabled', 'rpl_semi_sync_replica_enabled')"
 
-// Read states the facts of the node behind q in two round trips: one
-// SHOW GLOBAL VARIABLES and one SHOW SLAVE STATUS (MariaDB, MySQL before
+// Read states the facts of the node behind q in three round trips: one
+// SHOW GLOBAL VARIABLES, one SHOW GLOBAL STATUS for semi-sync (skipped when
+// the node has none) and one SHOW SLAVE STATUS (MariaDB, MySQL before
 // 8.0.22) or SHOW REPLICA STATUS (MySQL 8.0.22 and later). The user needs
 // the REPLICATION CLIENT privilege (MariaDB 10.5.9+: SLAVE MONITOR or
 // REPLICA MONITOR).
@@ -186,6 +195,15 @@ func Read(ctx context.Context, q Querier) (Facts, error) {
 	f, err := parseVariables(vars)
 	if err != nil {
 		return Facts{}, err
+	}
+	if f.SemiSync.Known {
+		status, err := readSemiSyncStatus(ctx, q)
+		if err != nil {
+			return Facts{}, err
+		}
+		if err := parseSemiSyncStatus(&f.SemiSync, status); err != nil {
+			return Facts{}, err
+		}
 	}
 	f.Replica, err = readReplica(ctx, q, f.Flavor, f.Version)
 	if err != nil {
@@ -289,6 +307,9 @@ func parseVariables(vars map[string]string) (Facts, error) {
 		if f.GTIDExecuted, err = parseGTIDValue(MySQL, "gtid_executed", raw); err != nil {
 			return Facts{}, err
 		}
+	}
+	if f.SemiSync, err = parseSemiSyncVariables(vars); err != nil {
+		return Facts{}, err
 	}
 	return f, nil
 }

@@ -142,11 +142,27 @@ func replicaStmt(ctx context.Context, q Querier, flavor Flavor, verb string) err
 // rpl_semi_sync_master_timeout waiting for an acknowledgement that cannot
 // come; it is turned on again when the peer rejoins.
 func SetSemiSyncSource(ctx context.Context, q Querier, on bool) (bool, error) {
+	return setFirstKnown(ctx, q, on, "rpl_semi_sync_master_enabled", "rpl_semi_sync_source_enabled")
+}
+
+// SetSemiSyncReplica turns the node's semi-synchronous replica side on or
+// off (rpl_semi_sync_slave_enabled; rpl_semi_sync_replica_enabled on MySQL
+// 8.0.26+), reporting whether the node has it. It takes effect when the
+// I/O thread starts; turned off first, STOP SLAVE returns at once even when
+// the source hangs, where a semi-sync replica first tries to kill its
+// connection on the source (rpl_semi_sync_slave_kill_conn_timeout, 2 s and
+// more against a SIGSTOPped source).
+func SetSemiSyncReplica(ctx context.Context, q Querier, on bool) (bool, error) {
+	return setFirstKnown(ctx, q, on, "rpl_semi_sync_slave_enabled", "rpl_semi_sync_replica_enabled")
+}
+
+// setFirstKnown sets the first of names the node knows to on or off.
+func setFirstKnown(ctx context.Context, q Querier, on bool, names ...string) (bool, error) {
 	val := "OFF"
 	if on {
 		val = "ON"
 	}
-	for _, name := range []string{"rpl_semi_sync_master_enabled", "rpl_semi_sync_source_enabled"} {
+	for _, name := range names {
 		var v string
 		err := q.QueryRowContext(ctx, "SELECT @@GLOBAL."+name).Scan(&v)
 		if err != nil {
@@ -162,4 +178,36 @@ func SetSemiSyncSource(ctx context.Context, q Querier, on bool) (bool, error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// StopReceiving stops the node's replica threads and returns once they are
+// stopped: from then on it neither receives nor acknowledges anything from
+// its source. The semi-sync replica side goes off first (see
+// SetSemiSyncReplica); StartReplicaSemiSync turns it back on.
+func StopReceiving(ctx context.Context, q Querier, flavor Flavor) error {
+	if _, err := SetSemiSyncReplica(ctx, q, false); err != nil {
+		return err
+	}
+	return StopReplica(ctx, q, flavor)
+}
+
+// StartReplicaSemiSync turns the node's semi-sync replica side on, if it
+// has one, and starts its replica threads, restarting the I/O thread when
+// it runs without acknowledging (semi-sync replica was off when it began).
+func StartReplicaSemiSync(ctx context.Context, q Querier, flavor Flavor, restartIO bool) error {
+	if _, err := SetSemiSyncReplica(ctx, q, true); err != nil {
+		return err
+	}
+	if restartIO {
+		stop, start := "STOP SLAVE IO_THREAD", "START SLAVE IO_THREAD"
+		if flavor == MySQL {
+			stop, start = "STOP REPLICA IO_THREAD", "START REPLICA IO_THREAD"
+		}
+		for _, stmt := range []string{stop, start} {
+			if _, err := q.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("replication: %s: %w", stmt, err)
+			}
+		}
+	}
+	return StartReplica(ctx, q, flavor)
 }

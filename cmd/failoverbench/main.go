@@ -357,8 +357,10 @@ func startTandem(o options) (*tandem, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := p.Route(m.Decision().Active); err != nil {
-		return nil, err
+	if d := m.Decision(); d.Active != "" {
+		if err := p.Route(d.Active); err != nil {
+			return nil, err
+		}
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

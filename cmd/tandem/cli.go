@@ -179,6 +179,9 @@ func printStatus(w io.Writer, st admin.Status) {
 		if n.ReadOnly {
 			ro = "ON"
 		}
+		if !n.FactsCurrent {
+			ro = "?" // the last check failed: nothing current is known
+		}
 		lag := "-"
 		if n.LagKnown {
 			lag = n.Lag.Round(time.Millisecond).String()
@@ -186,6 +189,9 @@ func printStatus(w io.Writer, st admin.Status) {
 		sql := "No"
 		if n.SQLRunning {
 			sql = "Yes"
+		}
+		if !n.FactsCurrent {
+			sql, n.IORunning = "?", "?"
 		}
 		var notes []string
 		if n.LastError != "" {
@@ -196,6 +202,9 @@ func printStatus(w io.Writer, st admin.Status) {
 		}
 		if n.ExcludedWhy != "" {
 			notes = append(notes, "EXCLUDED: "+n.ExcludedWhy)
+		}
+		if n.UnsyncedWhy != "" {
+			notes = append(notes, "UNSYNCED (not promotable): "+n.UnsyncedWhy)
 		}
 		if d.Maintenance[n.Name] {
 			notes = append(notes, "maintenance")

@@ -196,12 +196,15 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "tandem:", err)
 		return exitFail
 	}
-	dec := mgr.Decision()
-	if err := p.Route(dec.Active); err != nil {
-		fmt.Fprintln(stderr, "tandem:", err)
-		return exitConfig
+	// Without a saved decision the manager holds traffic until it has
+	// read the nodes (failover.New).
+	if dec := mgr.Decision(); dec.Active != "" {
+		if err := p.Route(dec.Active); err != nil {
+			fmt.Fprintln(stderr, "tandem:", err)
+			return exitConfig
+		}
+		log.Info("active node", "node", dec.Active, "epoch", dec.Epoch, "since", dec.Time, "reason", dec.Reason)
 	}
-	log.Info("active node", "node", dec.Active, "epoch", dec.Epoch, "since", dec.Time, "reason", dec.Reason)
 	mctx, stopMonitor := context.WithCancel(context.Background())
 	monitorDone := make(chan struct{})
 	go func() { _ = mgr.Run(mctx); close(monitorDone) }()
