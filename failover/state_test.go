@@ -86,7 +86,11 @@ type memStore struct {
 	log   *opLog
 }
 
-func (s *memStore) Load() (Decision, bool, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.d, s.ok, nil }
+func (s *memStore) Load() (Decision, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.d, s.ok, nil
+}
 func (s *memStore) Save(d Decision) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -148,7 +152,9 @@ func (f *fakeNode) SetReadOnly(_ context.Context, _ replication.Flavor, on bool)
 
 func (f *fakeNode) KillClients(context.Context, string) (int, error) { return 0, f.do("kill_clients") }
 
-func (f *fakeNode) StopReplica(context.Context, replication.Flavor) error { return f.do("stop_replica") }
+func (f *fakeNode) StopReplica(context.Context, replication.Flavor) error {
+	return f.do("stop_replica")
+}
 
 func (f *fakeNode) StartReplica(_ context.Context, _ replication.Flavor, restartIO bool) error {
 	if restartIO {

@@ -1,0 +1,464 @@
+package failover
+
+// The state machine's sequences against fake nodes: every statement on a
+// node, every save and every data path call lands in one ordered log.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// healthy feeds RecoverAfter good checks of both nodes: a the writable
+// semi-sync source, b its read-only replica, in sync at pos.
+func (r *testRig) healthy(t *testing.T) {
+	t.Helper()
+	r.a.facts, r.b.facts = writer(t, 1, "0-1-10"), passive(t, 2, "0-1-10")
+	r.b.facts.SemiSync.ReplicaOn = true
+	for range r.m.cfg.RecoverAfter {
+		r.observe("a")
+		r.observe("b")
+	}
+	if r.m.state != StateActive || !r.m.node("a").healthy || !r.m.node("b").healthy {
+		t.Fatalf("pair not healthy: state %v", r.m.state)
+	}
+	r.log.reset()
+}
+
+// observe feeds a good check of node with its fake's facts.
+func (r *testRig) observe(node string) {
+	f := r.a
+	if node == "b" {
+		f = r.b
+	}
+	facts, _ := f.Read(bg)
+	r.m.observe(bg, Observation{Node: node, Time: time.Now(), Facts: facts})
+}
+
+func refusedErr() error {
+	return fmt.Errorf("dial tcp 127.0.0.1:1: connect: %w", errors.Join(errors.New("connection refused"), errRefused))
+}
+
+// wantInOrder fails unless want appear in log in this order (others may
+// come between).
+func wantInOrder(t *testing.T, log []string, want ...string) {
+	t.Helper()
+	i := 0
+	for _, l := range log {
+		if i < len(want) && strings.HasPrefix(l, want[i]) {
+			i++
+		}
+	}
+	if i < len(want) {
+		t.Fatalf("missing %q (in order %q) in:\n  %s", want[i], want, strings.Join(log, "\n  "))
+	}
+}
+
+func wantAbsent(t *testing.T, log []string, prefixes ...string) {
+	t.Helper()
+	for _, l := range log {
+		for _, p := range prefixes {
+			if strings.HasPrefix(l, p) {
+				t.Fatalf("unexpected %q in:\n  %s", l, strings.Join(log, "\n  "))
+			}
+		}
+	}
+}
+
+// A refused connection proves the process gone: one check starts the
+// failover, and the promotion runs its steps in order.
+func TestRefusedConnectionPromotesAtOnce(t *testing.T) {
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	r.a.fail("kill_clients", refusedErr())
+	r.a.fail("read_only", refusedErr())
+	refused(r.m, "a")
+	log := r.log.list()
+	wantInOrder(t, log,
+		"ctl hold", "ctl cut a",
+		`save active=a epoch=1 promoting="b"`,
+		"a kill_clients", "a read_only true",
+		"b semi_sync false", "b stop_replica", "b wait_executed",
+		`save active=b epoch=2 promoting="" unsynced=[a]`,
+		"b read_only false", "ctl route b")
+	if d := r.store.get(); d.Active != "b" || d.Epoch != 2 || d.Promoting != "" || d.Unsynced["a"] == "" || !d.PendingRejoin {
+		t.Fatalf("saved decision %+v", d)
+	}
+	if r.m.state != StateActive || len(events(r.m, EventFailoverFinished)) != 1 {
+		t.Fatalf("state %v events %+v", r.m.state, r.m.Status().Events)
+	}
+}
+
+// A timeout proves nothing: FailAfter checks are needed.
+func TestTimeoutsNeedFailAfterChecks(t *testing.T) {
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	for range r.m.cfg.FailAfter - 1 {
+		bad(r.m, "a")
+	}
+	if log := r.log.list(); len(log) != 0 {
+		t.Fatalf("acted on %d timeouts: %q", r.m.cfg.FailAfter-1, log)
+	}
+	bad(r.m, "a")
+	wantInOrder(t, r.log.list(), "ctl hold", "b stop_replica", "ctl route b")
+}
+
+// A live server that refuses the fence (a privilege error, too many
+// connections) may still take writes: no promotion, and the journal and
+// every step taken are undone.
+func TestLiveOldActiveBlocksPromotion(t *testing.T) {
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	r.a.fail("read_only", &mysql.MySQLError{Number: 1227, Message: "Access denied; you need (at least one of) the SUPER privilege(s)"})
+	for range r.m.cfg.FailAfter {
+		bad(r.m, "a")
+	}
+	log := r.log.list()
+	wantInOrder(t, log, `save active=a epoch=1 promoting="b"`, "a read_only true", `save active=a epoch=1 promoting=""`, "ctl down")
+	wantAbsent(t, log, "b stop_replica", "b read_only false", "ctl route b")
+	if last := log[len(log)-1]; !strings.Contains(last, "answers but could not be fenced") {
+		t.Fatalf("clients are told %q", last)
+	}
+	if d := r.store.get(); d.Active != "a" || d.Promoting != "" {
+		t.Fatalf("decision %+v", d)
+	}
+}
+
+// A catch-up that fails undoes the candidate's changes in reverse order.
+func TestRefusalUndoesSteps(t *testing.T) {
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	r.a.fail("kill_clients", refusedErr())
+	r.a.fail("read_only", refusedErr())
+	r.b.fail("wait_executed", errors.New("timed out waiting for GTIDs"))
+	refused(r.m, "a")
+	log := r.log.list()
+	wantInOrder(t, log, "b semi_sync false", "b stop_replica", "b wait_executed",
+		"b start_replica", "b semi_sync true", `save active=a epoch=1 promoting=""`, "ctl down")
+	wantAbsent(t, log, "b read_only false", "ctl route")
+	if r.m.state != StateDown {
+		t.Fatalf("state %v", r.m.state)
+	}
+}
+
+// The proof that the candidate has every acknowledged write.
+func TestDurableProof(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(r *testRig)
+		want string
+	}{
+		{"sound", func(*testRig) {}, ""},
+		{"unsynced", func(r *testRig) { r.m.dec.Unsynced = map[string]string{"b": "x"} }, "unsynced"},
+		{"never seen", func(r *testRig) { r.m.node("a").good.Time = time.Time{} }, "never saw"},
+		{"no semi-sync", func(r *testRig) { r.m.node("a").good.Facts.SemiSync.Known = false }, "no semi-synchronous"},
+		{"fallen back", func(r *testRig) { r.m.node("a").good.Facts.SemiSync.SourceOn = false }, "without waiting"},
+		{"disabled", func(r *testRig) { r.m.node("a").good.Facts.SemiSync.SourceEnabled = false }, "without waiting"},
+		{"timeout may have passed", func(r *testRig) { r.m.node("a").ackWaitSince = time.Now().Add(-31 * time.Second) }, "fallen back"},
+		{"old check, short timeout", func(r *testRig) {
+			a := r.m.node("a")
+			a.good.Facts.SemiSync.SourceTimeout = time.Second
+			a.good.Time = time.Now().Add(-2 * time.Second)
+		}, "fallen back"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, Decision{Active: "a", Epoch: 1})
+			r.healthy(t)
+			tc.edit(r)
+			got := r.m.durable(r.m.node("a"), r.m.node("b"), time.Now())
+			if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
+				t.Fatalf("durable = %q; want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// An unsynced passive is never promoted automatically: clients get the
+// reason, and a forced failover still may.
+func TestUnsyncedPassiveNotPromoted(t *testing.T) {
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	r.m.dec.Unsynced = map[string]string{"b": "2026-11-30T10:00:00Z: commits waited"}
+	for range r.m.cfg.FailAfter {
+		bad(r.m, "a")
+	}
+	log := r.log.list()
+	wantAbsent(t, log, "b stop_replica", "ctl route b", "save")
+	if last := log[len(log)-1]; !strings.HasPrefix(last, "ctl down") || !strings.Contains(last, "may lack writes") {
+		t.Fatalf("clients are told %q", last)
+	}
+	if len(events(r.m, EventFailoverRefused)) != 1 {
+		t.Fatal("no failover_refused event")
+	}
+	r.a.fail("kill_clients", refusedErr())
+	r.a.fail("read_only", refusedErr())
+	if err := r.m.failover(bg, "operator", true); err != nil {
+		t.Fatalf("forced failover: %v", err)
+	}
+	if d := r.store.get(); d.Active != "b" || d.Unsynced["b"] != "" {
+		t.Fatalf("after a forced failover: %+v", d)
+	}
+}
+
+// Commits waiting over AckTimeout: the passive is recorded unsynced
+// (saved) before semi-sync goes off and writes continue; once it
+// replicates again semi-sync comes back, and the mark goes once it caught
+// up.
+func TestDegradeThenResync(t *testing.T) {
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	r.a.facts.SemiSync.WaitSessions = 1
+	r.observe("a")
+	a := r.m.node("a")
+	if a.ackWaitSince.IsZero() {
+		t.Fatal("waiting commits not noticed")
+	}
+	if log := r.log.list(); len(log) != 0 {
+		t.Fatalf("acted at once: %q", log)
+	}
+	a.ackWaitSince = time.Now().Add(-r.m.cfg.AckTimeout) // as if checks went on that long
+	r.observe("a")
+	wantInOrder(t, r.log.list(), `save active=a epoch=1 promoting="" unsynced=[b]`, "a semi_sync false")
+	if len(events(r.m, EventUnsynced)) != 1 {
+		t.Fatal("no passive_unsynced event")
+	}
+	// b is back, acknowledging, replicating: semi-sync back on.
+	r.log.reset()
+	r.a.facts.SemiSync.WaitSessions, r.a.facts.SemiSync.SourceEnabled, r.a.facts.SemiSync.SourceOn = 0, false, false
+	r.observe("b")
+	r.observe("a")
+	wantInOrder(t, r.log.list(), "a configure_semi_sync")
+	if _, ok := r.m.dec.Unsynced["b"]; !ok {
+		t.Fatal("cleared before b caught up")
+	}
+	// a's check shows semi-sync on; b's later check has a's position.
+	r.a.facts.SemiSync.SourceEnabled, r.a.facts.SemiSync.SourceOn = true, true
+	r.a.facts.CurrentPos = gtids(t, "0-1-20")
+	r.observe("a")
+	r.observe("b") // still at 0-1-10
+	if _, ok := r.m.dec.Unsynced["b"]; !ok {
+		t.Fatal("cleared while b lacked 0-1-20")
+	}
+	r.b.facts.CurrentPos = gtids(t, "0-1-20")
+	r.observe("b")
+	if _, ok := r.m.dec.Unsynced["b"]; ok || len(events(r.m, EventSynced)) != 1 {
+		t.Fatalf("not cleared after b caught up: %+v", r.m.dec.Unsynced)
+	}
+	if d := r.store.get(); len(d.Unsynced) != 0 {
+		t.Fatalf("clearing not saved: %+v", d)
+	}
+}
+
+// A source that fell back by itself, or acknowledged commits without the
+// replica between two checks, makes the passive unsynced.
+func TestFallbackMarksUnsynced(t *testing.T) {
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	r.a.facts.SemiSync.NoTx = 3
+	r.observe("a")
+	if why := r.m.dec.Unsynced["b"]; !strings.Contains(why, "acknowledged 3 commits") {
+		t.Fatalf("unsynced = %q", why)
+	}
+	r = newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	r.a.facts.SemiSync.SourceOn = false
+	r.observe("a")
+	if why := r.m.dec.Unsynced["b"]; !strings.Contains(why, "status=false") {
+		t.Fatalf("unsynced = %q", why)
+	}
+}
+
+// A crash (the step hook ends the goroutine) between two steps of a
+// promotion leaves a journal; the next run undoes it on the candidate.
+func TestRestartUndoesJournaledPromotion(t *testing.T) {
+	for _, step := range []string{"journaled", "fenced", "replica_stopped", "caught_up"} {
+		t.Run(step, func(t *testing.T) {
+			r := newRig(t, Decision{Active: "a", Epoch: 1})
+			r.healthy(t)
+			r.a.fail("kill_clients", refusedErr())
+			r.a.fail("read_only", refusedErr())
+			r.m.step = func(name string) {
+				if name == step {
+					runtime.Goexit()
+				}
+			}
+			done := make(chan struct{})
+			go func() { defer close(done); refused(r.m, "a") }()
+			<-done
+			d := r.store.get()
+			if d.Promoting != "b" || d.Active != "a" {
+				t.Fatalf("after a crash at %s: %+v", step, d)
+			}
+			// The next run, with the same store and nodes.
+			r.log.reset()
+			cfg := DefaultConfig()
+			cfg.AdminUser = "tandem"
+			m, err := New(cfg, []NodeConfig{{Name: "a", Ops: r.a}, {Name: "b", Ops: r.b}}, "a", r.ctl, r.store, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.m = m
+			r.observe("b")
+			wantInOrder(t, r.log.list(), "b start_replica", "b semi_sync true", `save active=a epoch=1 promoting=""`)
+		})
+	}
+	// After the save, the decision stands: the next run completes it.
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	r.a.fail("kill_clients", refusedErr())
+	r.a.fail("read_only", refusedErr())
+	r.m.step = func(name string) {
+		if name == "saved" {
+			runtime.Goexit()
+		}
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); refused(r.m, "a") }()
+	<-done
+	if d := r.store.get(); d.Active != "b" || d.Promoting != "" {
+		t.Fatalf("after a crash after the save: %+v", r.store.get())
+	}
+	r.log.reset()
+	cfg := DefaultConfig()
+	cfg.AdminUser = "tandem"
+	m, err := New(cfg, []NodeConfig{{Name: "a", Ops: r.a}, {Name: "b", Ops: r.b}}, "a", r.ctl, r.store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.m = m
+	refused(r.m, "a")
+	refused(r.m, "a")
+	for range cfg.RecoverAfter {
+		r.observe("b") // b: read-only, a gone: b is unfenced
+	}
+	wantInOrder(t, r.log.list(), "b read_only false")
+}
+
+// Without a saved decision: the highest recorded epoch wins; with none,
+// the only writable node; with two writable (or none), nothing changes
+// until an operator chooses.
+func TestBootstrap(t *testing.T) {
+	r := newRig(t, Decision{})
+	if r.m.state != StateUndecided || r.m.Decision().Active != "" {
+		t.Fatalf("state %v decision %+v", r.m.state, r.m.Decision())
+	}
+	r.a.facts, r.b.facts = writer(t, 1, "0-1-10"), passive(t, 2, "0-1-10")
+	r.a.recorded = &Decision{Active: "a", Epoch: 3}
+	r.b.recorded = &Decision{Active: "b", Epoch: 4, Excluded: map[string]string{"a": "errant"}}
+	r.observe("a")
+	if r.m.state != StateUndecided {
+		t.Fatal("decided before hearing from b")
+	}
+	r.observe("b")
+	if d := r.store.get(); d.Active != "b" || d.Epoch != 4 || d.Excluded["a"] != "errant" {
+		t.Fatalf("adopted %+v; want b at epoch 4 with a excluded", d)
+	}
+
+	r = newRig(t, Decision{})
+	r.a.facts, r.b.facts = writer(t, 1, "0-1-10"), passive(t, 2, "0-1-10")
+	r.observe("a")
+	r.observe("b")
+	if d := r.store.get(); d.Active != "a" || d.Epoch != 1 || r.m.state != StateActive {
+		t.Fatalf("adopted %+v state %v; want the only writable node a", d, r.m.state)
+	}
+	wantInOrder(t, r.log.list(), "save active=a epoch=1", "ctl route a")
+
+	r = newRig(t, Decision{})
+	r.a.facts, r.b.facts = passive(t, 1, "0-1-10"), passive(t, 2, "0-1-10")
+	r.observe("a")
+	r.observe("b")
+	log := r.log.list()
+	wantAbsent(t, log, "save", "a read_only", "b read_only", "ctl route")
+	if last := log[len(log)-1]; !strings.HasPrefix(last, "ctl down") || !strings.Contains(last, "operator must choose") {
+		t.Fatalf("clients are told %q", last)
+	}
+	rep, err := r.m.switchover(bg, SwitchoverOptions{To: "b"})
+	if err != nil {
+		t.Fatalf("operator's choice: %v", err)
+	}
+	wantInOrder(t, r.log.list(), "a kill_clients", "a read_only true", "save active=b epoch=1", "ctl route b")
+	if rep.To != "b" || r.m.state != StateActive {
+		t.Fatalf("report %+v state %v", rep, r.m.state)
+	}
+}
+
+// A switchover waiting for a stuck transaction shows in the status, can
+// be aborted, and rolls back with no change on the nodes.
+func TestSwitchoverAbort(t *testing.T) {
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	r.ctl.busy.Store(1)
+	type result struct {
+		rep SwitchoverReport
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		rep, err := r.m.switchover(bg, SwitchoverOptions{Timeout: 30 * time.Second})
+		res <- result{rep, err}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.m.Status().State != "switching_over" {
+		if time.Now().After(deadline) {
+			t.Fatal("status never showed switching_over")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := r.m.AbortSwitchover(); err != nil {
+		t.Fatal(err)
+	}
+	got := <-res
+	if got.err == nil || !strings.Contains(got.err.Error(), "aborted by operator") || !got.rep.RolledBack {
+		t.Fatalf("switchover: %+v, %v", got.rep, got.err)
+	}
+	wantAbsent(t, r.log.list(), "a read_only", "b read_only", "save", "ctl route")
+	if r.m.state != StateActive || r.m.Status().State != "active" {
+		t.Fatalf("state after abort: %v", r.m.state)
+	}
+	if err := r.m.AbortSwitchover(); err == nil {
+		t.Fatal("abort with no switchover running accepted")
+	}
+}
+
+// Checks go on while a switchover waits: the active failing ends it, and
+// the caller going away does too; the timeout is capped.
+func TestSwitchoverEndsWhenActiveFailsOrCallerLeaves(t *testing.T) {
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	r.ctl.busy.Store(1)
+	go func() {
+		for range r.m.cfg.FailAfter {
+			r.m.obs <- Observation{Node: "a", Time: time.Now(), Err: errors.New("i/o timeout")}
+		}
+	}()
+	_, err := r.m.switchover(bg, SwitchoverOptions{Timeout: 30 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "failed during the switchover") {
+		t.Fatalf("switchover: %v", err)
+	}
+	if a := r.m.node("a"); a.healthy {
+		t.Fatal("the failures seen during the switchover were not counted")
+	}
+
+	r = newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	r.ctl.busy.Store(1)
+	ctx, cancel := context.WithTimeout(bg, 100*time.Millisecond)
+	defer cancel()
+	_, err = r.m.switchover(ctx, SwitchoverOptions{Timeout: 30 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "went away") {
+		t.Fatalf("switchover: %v", err)
+	}
+	if _, err := r.m.switchover(bg, SwitchoverOptions{Timeout: 2 * r.m.cfg.MaxSwitchoverTimeout}); err == nil || !errors.Is(err, ErrRefused) {
+		t.Fatalf("a timeout over the maximum: %v", err)
+	}
+	if slices.Contains(r.log.list(), "ctl route b") {
+		t.Fatal("routed")
+	}
+}
