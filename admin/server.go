@@ -48,6 +48,13 @@ type Config struct {
 	// every request. Without a token tandem refuses to listen anywhere
 	// but on a loopback address.
 	Token string
+	// AllowedHosts are extra names (or IP addresses) that requests may
+	// carry in their Host header, without port: the names operators use
+	// to reach the API from elsewhere. Always allowed: localhost, any
+	// loopback IP, Listen's own host and, when Listen is an unspecified
+	// address (0.0.0.0, [::]), any IP address. Any other Host is refused
+	// (403), which defeats DNS rebinding.
+	AllowedHosts []string
 }
 
 // Status is the body of GET /status.
@@ -88,6 +95,7 @@ type Server struct {
 	sessions Sessions
 	metrics  http.Handler
 	log      hclog.Logger
+	hosts    hostRule
 	srv      *http.Server
 }
 
@@ -100,10 +108,13 @@ func NewServer(cfg Config, mgr Manager, sessions Sessions, metrics http.Handler,
 	if err := CheckListen(cfg.Listen, cfg.Token); err != nil {
 		return nil, err
 	}
+	if err := CheckAllowedHosts(cfg.AllowedHosts); err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	s := &Server{cfg: cfg, mgr: mgr, sessions: sessions, metrics: metrics, log: log}
+	s := &Server{cfg: cfg, mgr: mgr, sessions: sessions, metrics: metrics, log: log, hosts: newHostRule(cfg.Listen, cfg.AllowedHosts)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", s.status)
 	mux.HandleFunc("GET /events", s.events)
@@ -115,7 +126,7 @@ func NewServer(cfg Config, mgr Manager, sessions Sessions, metrics http.Handler,
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
 	}
-	s.srv = &http.Server{Handler: s.auth(mux), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: s.guard(s.auth(mux)), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
 	return s, nil
 }
 
