@@ -121,6 +121,7 @@ func serve(args []string, stderr io.Writer) int {
 		JSONFormat: cfg.Log.Format == "json",
 		Output:     stderr,
 	})
+	useMySQLLogger(log.Named("mysql"))
 
 	if cfg.Proxy.MaxProcs > 0 {
 		runtime.GOMAXPROCS(cfg.Proxy.MaxProcs)
