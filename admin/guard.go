@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // CheckAllowedHosts refuses admin.allowed_hosts entries that are not a bare
@@ -103,8 +104,17 @@ func (s *Server) guard(next http.Handler) http.Handler {
 	})
 }
 
+// refuse answers code with why. It logs at most one refusal a second (a
+// page in a loop must not flood the log), counting the ones it left out.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code int, why string) {
-	s.log.Warn("admin request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", why)
+	now := time.Now().UnixNano()
+	last := s.refusedAt.Load()
+	if now-last >= int64(time.Second) && s.refusedAt.CompareAndSwap(last, now) {
+		s.log.Warn("admin request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", why,
+			"not_logged_before", s.refusedQuiet.Swap(0))
+	} else {
+		s.refusedQuiet.Add(1)
+	}
 	writeJSON(w, code, ErrorBody{why})
 }
 

@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // TestGuard checks each rule that keeps web pages away from the API: the
@@ -158,5 +160,30 @@ func TestClientHeaders(t *testing.T) {
 	}
 	if got, want := m.mutations(), []string{"pause", "resume", "switchover", "failover", "maintenance"}; strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("manager calls %v, want %v", got, want)
+	}
+}
+
+// TestRefusalLogBounded: a page sending refused requests in a loop gets
+// one log line a second, which counts the others.
+func TestRefusalLogBounded(t *testing.T) {
+	var out strings.Builder
+	log := hclog.New(&hclog.LoggerOptions{Output: &out, JSONFormat: true})
+	s, err := NewServer(Config{Listen: "127.0.0.1:9306"}, &fakeManager{}, nil, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		req := httptest.NewRequest("GET", "http://attacker.example/status", nil)
+		rec := httptest.NewRecorder()
+		s.srv.Handler.ServeHTTP(rec, req)
+		if rec.Code != http.StatusForbidden {
+			t.Fatalf("answer %d", rec.Code)
+		}
+	}
+	if n := strings.Count(out.String(), "admin request refused"); n < 1 || n > 3 {
+		t.Fatalf("%d refusal lines for 100 requests within a moment:\n%s", n, out.String())
+	}
+	if !strings.Contains(out.String(), `"reason":"Host \"attacker.example\" is not a name of this API`) {
+		t.Fatalf("the refusal line lacks its reason:\n%s", out.String())
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -97,6 +98,9 @@ type Server struct {
 	log      hclog.Logger
 	hosts    hostRule
 	srv      *http.Server
+
+	refusedAt    atomic.Int64 // unix ns of the last refusal logged
+	refusedQuiet atomic.Int64 // refusals not logged since
 }
 
 // NewServer checks cfg and returns a server. metrics (may be nil) is served
