@@ -229,6 +229,19 @@ args = [%q]
 		out.add(fmt.Sprintf("refused admin request %v: %d", h, resp.StatusCode), string(b))
 	}
 
+	// The CLI's usage, printed on a bad flag, with the token in the
+	// environment.
+	t.Setenv("TANDEM_ADMIN_TOKEN", secretToken)
+	for _, args := range [][]string{{"status", "-bogus"}, {"switchover", "-h"}, {"maintenance", "b"}} {
+		var o bytes.Buffer
+		code := run(args, &o, &o)
+		out.add(fmt.Sprintf("tandem %s (exit %d)", strings.Join(args, " "), code), o.String())
+	}
+	var o bytes.Buffer
+	if code := run([]string{"status", "-admin=http://" + adminAddr}, &o, &o); code != exitOK {
+		t.Fatalf("status with TANDEM_ADMIN_TOKEN: exit %d: %s", code, o.String())
+	}
+
 	// Operator commands, refusals included.
 	cli("status")
 	cli("status", "-json")
@@ -299,7 +312,8 @@ args = [%q]
 	// The collection holds what the failures produced: the test looked
 	// where a secret would be.
 	for _, want := range []string{"Access denied", "bearer token", "webhook failed; giving up", "[redacted]", "node_down", "node_up",
-		"TANDEM_EVENT_TYPE=node_down", "tandem_epoch", "is not a name of this API", "cross-site request refused", `"@module":"tandem.proxy`} {
+		"TANDEM_EVENT_TYPE=node_down", "tandem_epoch", "is not a name of this API", "cross-site request refused", `"@module":"tandem.proxy`,
+		"bearer token (env TANDEM_ADMIN_TOKEN)"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("the collected output lacks %q: the test did not provoke what it meant to", want)
 		}
