@@ -77,6 +77,9 @@ func TestNoSecretInOutput(t *testing.T) {
 			t.Fatalf("%s: %v", q[:strings.Index(q, " IDENTIFIED")+1], err)
 		}
 	}
+	t.Cleanup(func() { // replicated to b
+		_, _ = adb.Exec("DROP USER IF EXISTS 'sx_admin'@'127.0.0.1', 'sx_app'@'127.0.0.1'")
+	})
 	testpair.WaitInSync(t, 30*time.Second)
 
 	var out outputs
