@@ -5,7 +5,7 @@ PAIR := scripts/pair.sh
 # Go from PATH, or where the official tarball installs it.
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 
-.PHONY: pair-install pair-up pair-down pair-status build test demo stop fuzz
+.PHONY: pair-install pair-up pair-down pair-status chromium-install build test demo stop fuzz
 
 # --- the two set-up commands (README) ----------------------------------------
 
@@ -14,8 +14,9 @@ demo:
 	scripts/demo.sh start
 
 # Run every test: unit, fuzz seeds and integration tests on the real local pair
-# (reset first to its normal state: a writable, b read-only, in sync).
-test: pair-up
+# (reset first to its normal state: a writable, b read-only, in sync), and the
+# admin API's browser test in headless Chromium.
+test: pair-up chromium-install
 	$(PAIR) reset
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
@@ -59,6 +60,12 @@ pair-down:
 # Show each node's state, role, replication threads and GTID position; fails if unhealthy.
 pair-status:
 	$(PAIR) status
+
+# --- headless Chromium for the admin API's browser test ----------------------
+
+# Install Debian's chromium if missing (scripts/chromium.sh; needs root).
+chromium-install:
+	scripts/chromium.sh install
 
 # --- benchmarks (scripts/bench.sh) ------------------------------------------
 

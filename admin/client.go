@@ -37,6 +37,9 @@ func (e *APIError) Error() string { return e.Message }
 
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
+	if body == nil && method == http.MethodPost {
+		body = struct{}{} // the API takes only JSON on a POST
+	}
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {

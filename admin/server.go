@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -48,6 +49,13 @@ type Config struct {
 	// every request. Without a token tandem refuses to listen anywhere
 	// but on a loopback address.
 	Token string
+	// AllowedHosts are extra names (or IP addresses) that requests may
+	// carry in their Host header, without port: the names operators use
+	// to reach the API from elsewhere. Always allowed: localhost, any
+	// loopback IP, Listen's own host and, when Listen is an unspecified
+	// address (0.0.0.0, [::]), any IP address. Any other Host is refused
+	// (403), which defeats DNS rebinding.
+	AllowedHosts []string
 }
 
 // Status is the body of GET /status.
@@ -88,7 +96,11 @@ type Server struct {
 	sessions Sessions
 	metrics  http.Handler
 	log      hclog.Logger
+	hosts    hostRule
 	srv      *http.Server
+
+	refusedAt    atomic.Int64 // unix ns of the last refusal logged
+	refusedQuiet atomic.Int64 // refusals not logged since
 }
 
 // NewServer checks cfg and returns a server. metrics (may be nil) is served
@@ -100,10 +112,13 @@ func NewServer(cfg Config, mgr Manager, sessions Sessions, metrics http.Handler,
 	if err := CheckListen(cfg.Listen, cfg.Token); err != nil {
 		return nil, err
 	}
+	if err := CheckAllowedHosts(cfg.AllowedHosts); err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	s := &Server{cfg: cfg, mgr: mgr, sessions: sessions, metrics: metrics, log: log}
+	s := &Server{cfg: cfg, mgr: mgr, sessions: sessions, metrics: metrics, log: log, hosts: newHostRule(cfg.Listen, cfg.AllowedHosts)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", s.status)
 	mux.HandleFunc("GET /events", s.events)
@@ -115,7 +130,7 @@ func NewServer(cfg Config, mgr Manager, sessions Sessions, metrics http.Handler,
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
 	}
-	s.srv = &http.Server{Handler: s.auth(mux), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: s.guard(s.auth(mux)), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
 	return s, nil
 }
 

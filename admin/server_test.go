@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,31 +17,70 @@ import (
 // fakeManager records calls; the real manager is exercised by the
 // integration tests in cmd/tandem and failover.
 type fakeManager struct {
+	mu          sync.Mutex
+	calls       []string // every mutating call, in order
 	switchovers []failover.SwitchoverOptions
 	forced      int
 	refuse      error
 	paused      bool
 }
 
+func (f *fakeManager) record(call string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
+}
+
+// mutations returns the mutating calls made so far.
+func (f *fakeManager) mutations() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
 func (f *fakeManager) Status() failover.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	return failover.Status{State: "active", Paused: f.paused, Decision: failover.Decision{Active: "a", Epoch: 7}}
 }
 func (f *fakeManager) Switchover(_ context.Context, o failover.SwitchoverOptions) (failover.SwitchoverReport, error) {
+	f.record("switchover")
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.switchovers = append(f.switchovers, o)
 	if f.refuse != nil {
 		return failover.SwitchoverReport{From: "a", To: "b", RolledBack: true}, f.refuse
 	}
 	return failover.SwitchoverReport{From: "a", To: "b", Epoch: 8, DryRun: o.DryRun, WritePause: 5 * time.Millisecond}, nil
 }
-func (f *fakeManager) Failover(context.Context, bool) error { f.forced++; return f.refuse }
+func (f *fakeManager) Failover(context.Context, bool) error {
+	f.record("failover")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.forced++
+	return f.refuse
+}
 func (f *fakeManager) SetMaintenance(_ context.Context, node string, on bool) error {
+	f.record("maintenance")
 	if node == "a" && on {
 		return fmt.Errorf("%w: node a is active", failover.ErrRefused)
 	}
 	return nil
 }
-func (f *fakeManager) Pause(context.Context) error  { f.paused = true; return nil }
-func (f *fakeManager) Resume(context.Context) error { f.paused = false; return nil }
+func (f *fakeManager) Pause(context.Context) error {
+	f.record("pause")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.paused = true
+	return nil
+}
+func (f *fakeManager) Resume(context.Context) error {
+	f.record("resume")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.paused = false
+	return nil
+}
 
 func serve(t *testing.T, token string, m Manager) *Client {
 	t.Helper()
@@ -115,7 +155,9 @@ func TestAPI(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Code != 400 {
 		t.Fatalf("unknown field: %v", err)
 	}
+	m.mu.Lock()
 	m.refuse = fmt.Errorf("%w: node b lags", failover.ErrRefused)
+	m.mu.Unlock()
 	rep, err = c.Switchover(ctx, SwitchoverRequest{})
 	if !errors.As(err, &ae) || ae.Code != http.StatusConflict || !rep.RolledBack {
 		t.Fatalf("refused switchover: %+v %v", rep, err)

@@ -26,13 +26,28 @@ type command struct {
 
 func (c *command) close() {}
 
+// defaultPath is the hook's PATH when tandem has none.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// hookEnv is the whole environment a hook gets: PATH and HOME from tandem's
+// (PATH defaulting to defaultPath), and the event. Nothing else of tandem's
+// environment, which may hold passwords (password_env, token_env).
+func hookEnv(p Payload) []string {
+	env := []string{"PATH=" + first(os.Getenv("PATH"), defaultPath)}
+	if home, ok := os.LookupEnv("HOME"); ok {
+		env = append(env, "HOME="+home)
+	}
+	return append(env, p.Env()...)
+}
+
 // deliver runs the program with the event in TANDEM_EVENT_* and as JSON on
-// stdin. Past cfg.Timeout, or once ctx ends, its process group is killed.
+// stdin, in the environment hookEnv gives. Past cfg.Timeout, or once ctx
+// ends, its process group is killed.
 func (c *command) deliver(ctx context.Context, p Payload) error {
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(rctx, c.cfg.Path, c.cfg.Args...)
-	cmd.Env = append(os.Environ(), p.Env()...)
+	cmd.Env = hookEnv(p)
 	cmd.Stdin = bytes.NewReader(p.JSON())
 	stderr := &tailBuffer{max: stderrTail}
 	cmd.Stderr = stderr // stdout goes to /dev/null

@@ -154,3 +154,45 @@ func TestCloseKillsRunningCommand(t *testing.T) {
 		t.Errorf("stats %+v, want 1 killed, 1 dropped", st)
 	}
 }
+
+// TestCommandEnvHoldsNoSecret: the hook sees PATH, HOME and the event,
+// never the rest of tandem's environment (where password_env and
+// token_env variables live).
+func TestCommandEnvHoldsNoSecret(t *testing.T) {
+	const secret = "hook-must-not-see-7f3a9c"
+	t.Setenv("TANDEM_ADMIN_PASSWORD", secret)
+	t.Setenv("SOME_TOKEN", secret)
+	t.Setenv("HOME", "/home/tandem-test")
+	path, dir := script(t, `env > "$1/env"
+`)
+	a := start(t, Config{Commands: []CommandConfig{{Path: path, Args: []string{dir}, Timeout: 5 * time.Second}}}, nil)
+	a.Send(testEvent(1))
+	waitFor(t, 2*time.Second, "the command ran", func() bool { return a.Stats().Sinks[0].Sent == 1 })
+	b, err := os.ReadFile(filepath.Join(dir, "env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := string(b)
+	if strings.Contains(env, secret) {
+		t.Fatalf("the hook saw a secret of tandem's environment:\n%s", env)
+	}
+	var names []string
+	for _, line := range strings.Split(strings.TrimSpace(env), "\n") {
+		name, _, _ := strings.Cut(line, "=")
+		switch {
+		case strings.HasPrefix(name, "TANDEM_EVENT_"):
+		case name == "PATH" && line == "PATH="+os.Getenv("PATH"):
+		case name == "HOME" && line == "HOME=/home/tandem-test":
+		case name == "PWD" || name == "SHLVL" || name == "_" || name == "OLDPWD":
+			// set by /bin/sh itself
+		default:
+			names = append(names, line)
+		}
+	}
+	if len(names) > 0 {
+		t.Fatalf("the hook got more than PATH, HOME and TANDEM_EVENT_*: %q", names)
+	}
+	if !strings.Contains(env, "TANDEM_EVENT_TYPE=failover_finished") {
+		t.Fatalf("the hook lacks its event:\n%s", env)
+	}
+}

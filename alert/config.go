@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 )
@@ -226,8 +227,9 @@ func validHeaderName(s string) bool {
 	return true
 }
 
-// redact returns raw without what may hold credentials: user info, query
-// and fragment. A URL that does not parse is hidden entirely.
+// redact returns only raw's scheme and host: user info, query and path may
+// all hold credentials (a Slack webhook's secret is its path). A URL that
+// does not parse is hidden entirely.
 func redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -237,11 +239,26 @@ func redact(raw string) string {
 }
 
 func redactURL(u *url.URL) string {
-	c := *u
-	c.User = nil
-	c.RawQuery = ""
-	c.ForceQuery = false
-	c.Fragment = ""
-	c.RawFragment = ""
-	return c.String()
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String()
+}
+
+// urlSecrets lists the parts of raw that redact hides, longest first, so
+// that they can be cut out of text a receiver sends back (a 404 page that
+// echoes the path).
+func urlSecrets(raw string) []string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return []string{raw}
+	}
+	var out []string
+	for _, s := range []string{u.RequestURI(), u.EscapedPath(), u.Path, u.RawQuery, u.Query().Encode(), u.User.String(), u.Fragment} {
+		if len(s) > 1 {
+			out = append(out, s)
+		}
+	}
+	if pw, ok := u.User.Password(); ok && pw != "" {
+		out = append(out, pw)
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
 }

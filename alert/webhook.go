@@ -17,7 +17,8 @@ import (
 // webhook posts each event to one URL, retrying what may succeed later.
 type webhook struct {
 	cfg       WebhookConfig // defaults applied
-	url       string        // cfg.URL without user info nor query: safe to log
+	url       string        // cfg.URL's scheme and host only: safe to log
+	secrets   []string      // the rest of cfg.URL, never to be logged
 	userAgent string
 	client    *http.Client
 	log       hclog.Logger
@@ -33,6 +34,7 @@ func newWebhook(cfg WebhookConfig, version string, log hclog.Logger) *webhook {
 	w := &webhook{
 		cfg:       cfg,
 		url:       redact(cfg.URL),
+		secrets:   urlSecrets(cfg.URL),
 		userAgent: ua,
 		client: &http.Client{
 			Transport: tr,
@@ -109,10 +111,18 @@ func (w *webhook) post(ctx context.Context, body []byte) (retry bool, err error)
 		return false, nil
 	}
 	err = fmt.Errorf("HTTP %s", resp.Status)
-	if s := strings.Join(strings.Fields(string(head)), " "); s != "" {
+	if s := w.hide(strings.Join(strings.Fields(string(head)), " ")); s != "" {
 		err = fmt.Errorf("HTTP %s: %s", resp.Status, s)
 	}
 	return resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests, err
+}
+
+// hide cuts the URL's secret parts out of s (text from the receiver).
+func (w *webhook) hide(s string) string {
+	for _, sec := range w.secrets {
+		s = strings.ReplaceAll(s, sec, "[redacted]")
+	}
+	return s
 }
 
 // cleanError strips the URL that net/http puts in its errors (its query

@@ -3,7 +3,9 @@ package alert
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -54,7 +56,7 @@ func TestWebhookDelivers(t *testing.T) {
 		st := a.Stats().Sinks
 		return st[0].Sent == 1 && st[1].Sent == 1
 	})
-	if st := a.Stats().Sinks[0]; st.Kind != "webhook" || st.Name != rc.URL+"/hook" || st.Failed != 0 || st.Dropped != 0 {
+	if st := a.Stats().Sinks[0]; st.Kind != "webhook" || st.Name != rc.URL || st.Failed != 0 || st.Dropped != 0 {
 		t.Errorf("stats %+v", st)
 	}
 }
@@ -89,8 +91,8 @@ func TestWebhookRetriesWithBackoff(t *testing.T) {
 	if n := strings.Count(logs, "webhook failed; will retry"); n != 2 {
 		t.Errorf("%d retry lines logged, want 2:\n%s", n, logs)
 	}
-	if !strings.Contains(logs, "503 Service Unavailable") || !strings.Contains(logs, "url="+rc.URL+"/hook") {
-		t.Errorf("log lacks the status or the URL:\n%s", logs)
+	if !strings.Contains(logs, "503 Service Unavailable") || !strings.Contains(logs, "url="+rc.URL) || strings.Contains(logs, "/hook") {
+		t.Errorf("log lacks the status or the URL's scheme and host, or shows its path:\n%s", logs)
 	}
 	if strings.Contains(logs, "s3cret") {
 		t.Errorf("log shows the query string:\n%s", logs)
@@ -125,8 +127,8 @@ func TestWebhookGivesUp(t *testing.T) {
 				t.Errorf("%d attempts, want %d", n, tc.attempts)
 			}
 			logs := out.String()
-			if !strings.Contains(logs, "webhook failed; giving up") || !strings.Contains(logs, "url="+rc.URL+"/hook") {
-				t.Errorf("no give-up line with the URL:\n%s", logs)
+			if !strings.Contains(logs, "webhook failed; giving up") || !strings.Contains(logs, "url="+rc.URL) || strings.Contains(logs, "/hook") {
+				t.Errorf("no give-up line with the URL's scheme and host, or the path shown:\n%s", logs)
 			}
 			if strings.Contains(logs, "s3cret") || strings.Contains(logs, "pa55") {
 				t.Errorf("log shows a credential:\n%s", logs)
@@ -300,5 +302,35 @@ func TestCloseGivesUp(t *testing.T) {
 	}
 	if st := a.Stats().Sinks[0]; st.Failed != 1 || st.Dropped != 2 || st.Sent != 0 {
 		t.Errorf("stats %+v, want the one in flight failed, 2 dropped", st)
+	}
+}
+
+// TestWebhookHidesSecretPath: a Slack-style URL carries its secret in the
+// path. Neither the log, the stats nor the error show it, even when the
+// receiver echoes the path back in its answer.
+func TestWebhookHidesSecretPath(t *testing.T) {
+	const secret = "B0SECRET/xoxSecretPathToken"
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintf(w, "no route for %s (raw %s)", r.URL.Path, r.URL.RequestURI())
+	}))
+	t.Cleanup(echo.Close)
+	log, out := testLogger()
+	w := fastWebhook(echo.URL + "/services/T0/" + secret + "?sig=" + "querySecret9")
+	w.Format = FormatSlack
+	a := start(t, Config{Webhooks: []WebhookConfig{w}}, log)
+	a.Send(testEvent(1))
+	waitFor(t, 2*time.Second, "the event counted as failed", func() bool { return a.Stats().Sinks[0].Failed == 1 })
+	logs := out.String()
+	if !strings.Contains(logs, "404 Not Found") || !strings.Contains(logs, "[redacted]") {
+		t.Errorf("log lacks the answer:\n%s", logs)
+	}
+	for _, s := range []string{"xoxSecretPathToken", "B0SECRET", "querySecret9", "/services/T0"} {
+		if strings.Contains(logs, s) {
+			t.Errorf("log shows %q:\n%s", s, logs)
+		}
+		if st := a.Stats().Sinks[0]; strings.Contains(st.Name, s) {
+			t.Errorf("stats name shows %q: %s", s, st.Name)
+		}
 	}
 }

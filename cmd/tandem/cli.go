@@ -34,9 +34,10 @@ func newCLIFlags(name string, stderr io.Writer) *cliFlags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	return &cliFlags{
-		fs:     fs,
-		url:    fs.String("admin", envOr("TANDEM_ADMIN_URL", ""), "admin API URL (default: from -config, else http://127.0.0.1:9306; env TANDEM_ADMIN_URL)"),
-		token:  fs.String("token", os.Getenv("TANDEM_ADMIN_TOKEN"), "bearer token (env TANDEM_ADMIN_TOKEN)"),
+		fs:  fs,
+		url: fs.String("admin", envOr("TANDEM_ADMIN_URL", ""), "admin API URL (default: from -config, else http://127.0.0.1:9306; env TANDEM_ADMIN_URL)"),
+		// No default from the environment: flag usage would print it.
+		token:  fs.String("token", "", "bearer token (env TANDEM_ADMIN_TOKEN)"),
 		config: fs.String("config", "", "read the admin API address and token from this tandem config file"),
 	}
 }
@@ -59,6 +60,16 @@ func (f *cliFlags) parse(args []string) ([]string, error) {
 	}
 }
 
+// first returns the first non-empty string.
+func first(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
 		return v
@@ -68,7 +79,7 @@ func envOr(k, def string) string {
 
 // client builds the API client from the flags.
 func (f *cliFlags) client() (*admin.Client, error) {
-	c := &admin.Client{Base: *f.url, Token: *f.token}
+	c := &admin.Client{Base: *f.url, Token: first(*f.token, os.Getenv("TANDEM_ADMIN_TOKEN"))}
 	if *f.config != "" {
 		cfg, err := config.Load(*f.config)
 		if err != nil {

@@ -121,6 +121,7 @@ func serve(args []string, stderr io.Writer) int {
 		JSONFormat: cfg.Log.Format == "json",
 		Output:     stderr,
 	})
+	useMySQLLogger(log.Named("mysql"))
 
 	if cfg.Proxy.MaxProcs > 0 {
 		runtime.GOMAXPROCS(cfg.Proxy.MaxProcs)
@@ -210,7 +211,7 @@ func serve(args []string, stderr io.Writer) int {
 	go func() { _ = mgr.Run(mctx); close(monitorDone) }()
 	defer func() { stopMonitor(); <-monitorDone }()
 
-	api, err := admin.NewServer(admin.Config{Listen: cfg.Admin.Listen, Token: cfg.Admin.Token()}, mgr, func() admin.SessionCounts {
+	api, err := admin.NewServer(admin.Config{Listen: cfg.Admin.Listen, Token: cfg.Admin.Token(), AllowedHosts: cfg.Admin.AllowedHosts}, mgr, func() admin.SessionCounts {
 		s := p.Sessions()
 		return admin.SessionCounts{Total: s.Total, Busy: s.Busy, InTransaction: s.InTransaction, ByNode: s.ByNode}
 	}, reg.Handler(), log.Named("admin"))

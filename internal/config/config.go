@@ -78,6 +78,13 @@ type Admin struct {
 	TokenValue string `toml:"token"`
 	TokenEnv   string `toml:"token_env"`
 	TokenFile  string `toml:"token_file"`
+	// AllowedHosts lists extra names (or IPs) that requests may carry in
+	// their Host header, without port, e.g. ["tandem1.example"]: the
+	// names operators use to reach the API from elsewhere. Always
+	// allowed: localhost, loopback IPs, the listen address's host, and
+	// any IP when listening on 0.0.0.0 or [::]. Other names are refused,
+	// which defeats DNS rebinding. Default none.
+	AllowedHosts []string `toml:"allowed_hosts"`
 
 	token string
 }
@@ -379,6 +386,9 @@ func (f *File) Validate() error {
 	}
 	f.Admin.token = tok.secret
 	if err := admin.CheckListen(f.Admin.Listen, f.Admin.token); err != nil {
+		return err
+	}
+	if err := admin.CheckAllowedHosts(f.Admin.AllowedHosts); err != nil {
 		return err
 	}
 	ac := f.Alert.AlertConfig()

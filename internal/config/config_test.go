@@ -97,6 +97,9 @@ password_env = "Y"`, "user[0] (app): password, password_env and password_file: s
 		{"\n[alert]\n[[alert.webhook]]\nurl = \"http://127.0.0.1:9/hook\"\nformat = \"xml\"", "alert.webhook[0].Format"},
 		{"\n[[admin.bogus]]", "unknown key admin.bogus"},
 		{"\n[admin]\nlisten = \"0.0.0.0:9306\"", "admin.listen"},
+		{"\n[admin]\nallowed_hosts = [\"tandem1.example:9306\"]", "admin.allowed_hosts[0]"},
+		{"\n[admin]\nallowed_hosts = [\"ok.example\", \"http://x\"]", "admin.allowed_hosts[1]"},
+		{"\n[admin]\nallowed_hosts = [\"tandem1.example\", \"10.0.0.5\"]", ""},
 	} {
 		text := good
 		if strings.HasPrefix(c.edit, "|") {
@@ -106,7 +109,7 @@ password_env = "Y"`, "user[0] (app): password, password_env and password_file: s
 			text += c.edit
 		}
 		_, err := load(t, text)
-		if c.want == "" { // one node is allowed
+		if c.want == "" { // one node is allowed; good allowed_hosts
 			if err != nil {
 				t.Errorf("edit %q: %v", c.edit, err)
 			}
