@@ -123,6 +123,11 @@ func (c *Client) Maintenance(ctx context.Context, node string, on bool) error {
 	return c.do(ctx, http.MethodPost, "/maintenance", MaintenanceRequest{Node: node, On: on}, nil)
 }
 
+// AbortSwitchover is POST /switchover/abort.
+func (c *Client) AbortSwitchover(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/switchover/abort", struct{}{}, nil)
+}
+
 // Pause is POST /pause.
 func (c *Client) Pause(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/pause", nil, nil)

@@ -24,6 +24,7 @@ import (
 type Manager interface {
 	Status() failover.Status
 	Switchover(ctx context.Context, o failover.SwitchoverOptions) (failover.SwitchoverReport, error)
+	AbortSwitchover() error
 	Failover(ctx context.Context, force bool) error
 	SetMaintenance(ctx context.Context, node string, on bool) error
 	Pause(ctx context.Context) error
@@ -123,6 +124,7 @@ func NewServer(cfg Config, mgr Manager, sessions Sessions, metrics http.Handler,
 	mux.HandleFunc("GET /status", s.status)
 	mux.HandleFunc("GET /events", s.events)
 	mux.HandleFunc("POST /switchover", s.switchover)
+	mux.HandleFunc("POST /switchover/abort", s.abortSwitchover)
 	mux.HandleFunc("POST /failover", s.failover)
 	mux.HandleFunc("POST /maintenance", s.maintenance)
 	mux.HandleFunc("POST /pause", s.pause)
@@ -270,6 +272,22 @@ func (s *Server) switchover(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rep)
+}
+
+func (s *Server) abortSwitchover(w http.ResponseWriter, r *http.Request) {
+	var req struct{}
+	if err := decode(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	s.log.Warn("switchover abort requested", "remote", r.RemoteAddr)
+	if err := s.mgr.AbortSwitchover(); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Aborting bool `json:"aborting"`
+	}{true})
 }
 
 func (s *Server) failover(w http.ResponseWriter, r *http.Request) {

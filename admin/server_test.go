@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -66,6 +67,10 @@ func (f *fakeManager) SetMaintenance(_ context.Context, node string, on bool) er
 		return fmt.Errorf("%w: node a is active", failover.ErrRefused)
 	}
 	return nil
+}
+func (f *fakeManager) AbortSwitchover() error {
+	f.record("abort")
+	return f.refuse
 }
 func (f *fakeManager) Pause(context.Context) error {
 	f.record("pause")
@@ -142,6 +147,9 @@ func TestAPI(t *testing.T) {
 	}
 	if err := c.Resume(ctx); err != nil || m.paused {
 		t.Fatalf("resume: %v", err)
+	}
+	if err := c.AbortSwitchover(ctx); err != nil || !slices.Contains(m.mutations(), "abort") {
+		t.Fatalf("abort: %v", err)
 	}
 	if _, err := c.Failover(ctx); err != nil || m.forced != 1 {
 		t.Fatalf("forced failover: %v", err)

@@ -34,9 +34,12 @@ type NodeOps interface {
 	// KillClients ends every client connection but replication's and
 	// tandem's own (keep), returning how many it ended.
 	KillClients(ctx context.Context, keep string) (int, error)
-	// StopReplica stops both replica threads and returns once they are
-	// stopped: nothing more is received, acknowledged or applied.
-	StopReplica(ctx context.Context, flavor replication.Flavor) error
+	// StopReceiving stops the replica I/O thread and returns once it is
+	// stopped: nothing more is received or acknowledged; the SQL thread
+	// goes on applying what was.
+	StopReceiving(ctx context.Context, flavor replication.Flavor) error
+	// StopApplier stops the replica SQL thread.
+	StopApplier(ctx context.Context, flavor replication.Flavor) error
 	// StartReplica starts both replica threads as a semi-sync replica;
 	// restartIO restarts a running I/O thread so that it acknowledges.
 	StartReplica(ctx context.Context, flavor replication.Flavor, restartIO bool) error
@@ -148,11 +151,18 @@ func (s *sqlNode) KillClients(ctx context.Context, keep string) (int, error) {
 	return replication.KillClients(ctx, s.db, keep)
 }
 
-func (s *sqlNode) StopReplica(ctx context.Context, flavor replication.Flavor) error {
+func (s *sqlNode) StopReceiving(ctx context.Context, flavor replication.Flavor) error {
 	if flavor == replication.UnknownFlavor {
 		flavor = replication.MariaDB
 	}
 	return replication.StopReceiving(ctx, s.db, flavor)
+}
+
+func (s *sqlNode) StopApplier(ctx context.Context, flavor replication.Flavor) error {
+	if flavor == replication.UnknownFlavor {
+		flavor = replication.MariaDB
+	}
+	return replication.StopReplicaApplier(ctx, s.db, flavor)
 }
 
 func (s *sqlNode) StartReplica(ctx context.Context, flavor replication.Flavor, restartIO bool) error {

@@ -85,7 +85,7 @@ func TestRefusedConnectionPromotesAtOnce(t *testing.T) {
 		"ctl hold", "ctl cut a",
 		`save active=a epoch=1 promoting="b"`,
 		"a kill_clients", "a read_only true",
-		"b semi_sync false", "b stop_replica", "b wait_executed",
+		"b semi_sync false", "b stop_receiving", "b wait_executed", "b stop_applier",
 		`save active=b epoch=2 promoting="" unsynced=[a]`,
 		"b read_only false", "ctl route b")
 	if d := r.store.get(); d.Active != "b" || d.Epoch != 2 || d.Promoting != "" || d.Unsynced["a"] == "" || !d.PendingRejoin {
@@ -107,7 +107,7 @@ func TestTimeoutsNeedFailAfterChecks(t *testing.T) {
 		t.Fatalf("acted on %d timeouts: %q", r.m.cfg.FailAfter-1, log)
 	}
 	bad(r.m, "a")
-	wantInOrder(t, r.log.list(), "ctl hold", "b stop_replica", "ctl route b")
+	wantInOrder(t, r.log.list(), "ctl hold", "b stop_receiving", "ctl route b")
 }
 
 // A live server that refuses the fence (a privilege error, too many
@@ -122,7 +122,7 @@ func TestLiveOldActiveBlocksPromotion(t *testing.T) {
 	}
 	log := r.log.list()
 	wantInOrder(t, log, `save active=a epoch=1 promoting="b"`, "a read_only true", `save active=a epoch=1 promoting=""`, "ctl down")
-	wantAbsent(t, log, "b stop_replica", "b read_only false", "ctl route b")
+	wantAbsent(t, log, "b stop_receiving", "b read_only false", "ctl route b")
 	if last := log[len(log)-1]; !strings.Contains(last, "answers but could not be fenced") {
 		t.Fatalf("clients are told %q", last)
 	}
@@ -140,7 +140,7 @@ func TestRefusalUndoesSteps(t *testing.T) {
 	r.b.fail("wait_executed", errors.New("timed out waiting for GTIDs"))
 	refused(r.m, "a")
 	log := r.log.list()
-	wantInOrder(t, log, "b semi_sync false", "b stop_replica", "b wait_executed",
+	wantInOrder(t, log, "b semi_sync false", "b stop_receiving", "b wait_executed",
 		"b start_replica", "b semi_sync true", `save active=a epoch=1 promoting=""`, "ctl down")
 	wantAbsent(t, log, "b read_only false", "ctl route")
 	if r.m.state != StateDown {
@@ -190,7 +190,7 @@ func TestUnsyncedPassiveNotPromoted(t *testing.T) {
 		bad(r.m, "a")
 	}
 	log := r.log.list()
-	wantAbsent(t, log, "b stop_replica", "ctl route b", "save")
+	wantAbsent(t, log, "b stop_receiving", "ctl route b", "save")
 	if last := log[len(log)-1]; !strings.HasPrefix(last, "ctl down") || !strings.Contains(last, "may lack writes") {
 		t.Fatalf("clients are told %q", last)
 	}

@@ -866,10 +866,13 @@ func (m *Manager) failover(ctx context.Context, reason string, force bool) error
 	m.ctl.Hold()
 	m.ctl.Cut(old.Name)
 	cutAt := time.Now()
-	if !force {
-		if why := m.durable(old, c, cutAt); why != "" {
+	lossWarning := ""
+	if why := m.durable(old, c, cutAt); why != "" {
+		if !force {
 			return refuse(why)
 		}
+		lossWarning = why
+		m.log.Warn("forced failover: acknowledged writes may be lost", "why", why)
 	}
 	// Journal the promotion before its first change on a node, so that a
 	// restart of tandem in the middle undoes it (rule 4).
@@ -930,9 +933,11 @@ func (m *Manager) failover(ctx context.Context, reason string, force bool) error
 	// The candidate stops receiving from the old node before anything
 	// else: whatever the old node commits from now on is never
 	// acknowledged by the candidate, so never acknowledged to a client.
-	if err := c.ops.StopReplica(cctx, flavor); err != nil {
+	if err := c.ops.StopReceiving(cctx, flavor); err != nil {
 		return refuse(fmt.Sprintf("cannot stop node %s's replication from %s: %v", c.Name, old.Name, err))
 	}
+	// Undone by START SLAVE: with the SQL thread still running, the I/O
+	// thread goes on from what it received.
 	undo = append(undo, func(uctx context.Context) {
 		if err := c.ops.StartReplica(uctx, flavor, false); err != nil {
 			m.log.Error("undo: cannot restart replication", "node", c.Name, "error", err)
@@ -953,6 +958,9 @@ func (m *Manager) failover(ctx context.Context, reason string, force bool) error
 			return refuse(fmt.Sprintf("node %s did not apply what it received from %s: %v", c.Name, old.Name, err))
 		}
 	}
+	if err := c.ops.StopApplier(cctx, flavor); err != nil {
+		return refuse(fmt.Sprintf("cannot stop node %s's replication applier: %v", c.Name, err))
+	}
 	facts, err := c.ops.Read(cctx)
 	if err != nil {
 		return refuse(fmt.Sprintf("cannot read node %s: %v", c.Name, err))
@@ -968,6 +976,9 @@ func (m *Manager) failover(ctx context.Context, reason string, force bool) error
 	d.Unsynced[old.Name] = time.Now().UTC().Format(time.RFC3339) + ": promoted " + c.Name + " without it"
 	if force {
 		d.Reason = "forced by operator: " + reason
+		if lossWarning != "" {
+			d.Reason = "forced by operator, WARNING: writes may be lost: " + lossWarning + "; " + reason
+		}
 	}
 	if err := m.save(d); err != nil {
 		return refuse(fmt.Sprintf("cannot save the decision: %v", err))

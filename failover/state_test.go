@@ -152,9 +152,11 @@ func (f *fakeNode) SetReadOnly(_ context.Context, _ replication.Flavor, on bool)
 
 func (f *fakeNode) KillClients(context.Context, string) (int, error) { return 0, f.do("kill_clients") }
 
-func (f *fakeNode) StopReplica(context.Context, replication.Flavor) error {
-	return f.do("stop_replica")
+func (f *fakeNode) StopReceiving(context.Context, replication.Flavor) error {
+	return f.do("stop_receiving")
 }
+
+func (f *fakeNode) StopApplier(context.Context, replication.Flavor) error { return f.do("stop_applier") }
 
 func (f *fakeNode) StartReplica(_ context.Context, _ replication.Flavor, restartIO bool) error {
 	if restartIO {

@@ -180,15 +180,26 @@ func setFirstKnown(ctx context.Context, q Querier, on bool, names ...string) (bo
 	return false, nil
 }
 
-// StopReceiving stops the node's replica threads and returns once they are
-// stopped: from then on it neither receives nor acknowledges anything from
-// its source. The semi-sync replica side goes off first (see
-// SetSemiSyncReplica); StartReplicaSemiSync turns it back on.
+// StopReceiving stops the node's replica I/O thread and returns once it is
+// stopped: from then on the node neither receives nor acknowledges anything
+// from its source. The semi-sync replica side goes off first (see
+// SetSemiSyncReplica); StartReplicaSemiSync turns it back on. The SQL
+// thread goes on applying what was received: never stop both threads
+// before it has, as MariaDB discards the relay log when both are stopped
+// and START SLAVE fetches again from gtid_slave_pos, from a source that may
+// be gone.
 func StopReceiving(ctx context.Context, q Querier, flavor Flavor) error {
 	if _, err := SetSemiSyncReplica(ctx, q, false); err != nil {
 		return err
 	}
-	return StopReplica(ctx, q, flavor)
+	stmt := "STOP SLAVE IO_THREAD"
+	if flavor == MySQL {
+		stmt = "STOP REPLICA IO_THREAD"
+	}
+	if _, err := q.ExecContext(ctx, stmt); err != nil {
+		return fmt.Errorf("replication: %s: %w", stmt, err)
+	}
+	return nil
 }
 
 // StartReplicaSemiSync turns the node's semi-sync replica side on, if it

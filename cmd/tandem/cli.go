@@ -237,12 +237,20 @@ func cmdSwitchover(args []string, stdout, stderr io.Writer) int {
 	to := f.fs.String("to", "", "node to make active (default: the other node)")
 	timeout := f.fs.Duration("timeout", 5*time.Second, "bound on the write pause; past it the switchover rolls back")
 	dry := f.fs.Bool("dry-run", false, "run every pre-flight check and say what would happen")
-	c, _, code := f.start(args, 0, "tandem switchover [-to NODE] [-timeout D] [-dry-run] [-admin URL | -config FILE]")
+	abort := f.fs.Bool("abort", false, "roll back the switchover in progress (the old active keeps the writes)")
+	c, _, code := f.start(args, 0, "tandem switchover [-to NODE] [-timeout D] [-dry-run] | -abort [-admin URL | -config FILE]")
 	if code != exitOK {
 		return code
 	}
 	ctx, cancel := cliContext()
 	defer cancel()
+	if *abort {
+		if err := c.AbortSwitchover(ctx); err != nil {
+			return cliError(stderr, err)
+		}
+		fmt.Fprintln(stdout, "abort requested: the switchover in progress rolls back")
+		return exitOK
+	}
 	rep, err := c.Switchover(ctx, admin.SwitchoverRequest{To: *to, Timeout: timeout.String(), DryRun: *dry})
 	if err != nil {
 		if rep.RolledBack {
@@ -281,6 +289,9 @@ func cmdFailover(args []string, stdout, stderr io.Writer) int {
 		return cliError(stderr, err)
 	}
 	fmt.Fprintf(stdout, "node %s is active (epoch %d)\n", d.Active, d.Epoch)
+	if strings.Contains(d.Reason, "WARNING") {
+		fmt.Fprintf(stderr, "tandem: %s\n", d.Reason)
+	}
 	return exitOK
 }
 
