@@ -156,7 +156,9 @@ func (f *fakeNode) StopReceiving(context.Context, replication.Flavor) error {
 	return f.do("stop_receiving")
 }
 
-func (f *fakeNode) StopApplier(context.Context, replication.Flavor) error { return f.do("stop_applier") }
+func (f *fakeNode) StopApplier(context.Context, replication.Flavor) error {
+	return f.do("stop_applier")
+}
 
 func (f *fakeNode) StartReplica(_ context.Context, _ replication.Flavor, restartIO bool) error {
 	if restartIO {

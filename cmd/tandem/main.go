@@ -169,6 +169,8 @@ func serve(args []string, stderr io.Writer) int {
 	fcfg.CatchupTimeout, fcfg.MaxPromoteLag = fo.CatchupTimeout.Duration, fo.MaxPromoteLag.Duration
 	fcfg.LagWarning, fcfg.FenceTimeout = fo.LagWarning.Duration, fo.FenceTimeout.Duration
 	fcfg.RetryInterval, fcfg.HeartbeatSchema = fo.RetryInterval.Duration, fo.Schema
+	fcfg.AckTimeout, fcfg.SemiSyncTimeout = fo.AckTimeout.Duration, fo.SemiSyncTimeout.Duration
+	fcfg.MaxSwitchoverTimeout = fo.MaxSwitchoverTimeout.Duration
 	fcfg.AdminUser, fcfg.AdminPassword = fo.AdminUser, fo.AdminSecret()
 	fnodes := make([]failover.NodeConfig, len(cfg.Nodes))
 	for i, n := range cfg.Nodes {

@@ -165,8 +165,9 @@ type Node struct {
 // Failover configures the monitor and the choice of active node. See
 // failover.Config for why each default is what it is.
 type Failover struct {
-	// InitialActive names the node that takes traffic on first start,
-	// before any decision was saved. Default: the first node.
+	// InitialActive is only suggested to the operator when no decision is
+	// saved or recorded on the nodes and not exactly one node is writable
+	// (see failover.New). Default: the first node.
 	InitialActive string `toml:"initial_active"`
 	// StateFile keeps the decision (active node, epoch) across restarts.
 	// Default /var/lib/tandem/state.json.
@@ -189,6 +190,11 @@ type Failover struct {
 	LagWarning     Duration `toml:"lag_warning"`     // default 1s
 	FenceTimeout   Duration `toml:"fence_timeout"`   // default 2s
 	RetryInterval  Duration `toml:"retry_interval"`  // default 2s
+	// AckTimeout, SemiSyncTimeout, MaxSwitchoverTimeout: see
+	// failover.Config.
+	AckTimeout           Duration `toml:"ack_timeout"`            // default 1s
+	SemiSyncTimeout      Duration `toml:"semi_sync_timeout"`      // default 30s
+	MaxSwitchoverTimeout Duration `toml:"max_switchover_timeout"` // default 60s
 
 	adminSecret string
 }
@@ -242,6 +248,10 @@ func Default() File {
 			LagWarning:     Duration{time.Second},
 			FenceTimeout:   Duration{2 * time.Second},
 			RetryInterval:  Duration{2 * time.Second},
+
+			AckTimeout:           Duration{time.Second},
+			SemiSyncTimeout:      Duration{30 * time.Second},
+			MaxSwitchoverTimeout: Duration{time.Minute},
 		},
 	}
 }
@@ -354,7 +364,8 @@ func (f *File) Validate() error {
 		"failover.interval": fo.Interval, "failover.check_timeout": fo.CheckTimeout,
 		"failover.catchup_timeout": fo.CatchupTimeout, "failover.max_promote_lag": fo.MaxPromoteLag,
 		"failover.lag_warning": fo.LagWarning, "failover.fence_timeout": fo.FenceTimeout,
-		"failover.retry_interval": fo.RetryInterval,
+		"failover.retry_interval": fo.RetryInterval, "failover.ack_timeout": fo.AckTimeout,
+		"failover.semi_sync_timeout": fo.SemiSyncTimeout, "failover.max_switchover_timeout": fo.MaxSwitchoverTimeout,
 	} {
 		if d.Duration <= 0 {
 			return fmt.Errorf("%s: %v must be positive", key, d.Duration)
