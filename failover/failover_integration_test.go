@@ -104,6 +104,13 @@ func newStore(t testing.TB) *failover.FileStore {
 // It is stopped when the test ends (or earlier by stop).
 func startTandem(t testing.TB, store *failover.FileStore) *tandem {
 	t.Helper()
+	return startTandemAt(t, store, testpair.Addr(testpair.A), testpair.Addr(testpair.B), nil)
+}
+
+// startTandemAt is startTandem with the nodes at addrA and addrB (a fault
+// relay, say), calling before(m) before the manager runs.
+func startTandemAt(t testing.TB, store *failover.FileStore, addrA, addrB string, before func(*failover.Manager)) *tandem {
+	t.Helper()
 	w := newLogWriter(t)
 	log := hclog.New(&hclog.LoggerOptions{Name: "tandem", Level: hclog.Info, Output: w, TimeFormat: "15:04:05.000", IndependentLevels: true})
 
@@ -111,14 +118,14 @@ func startTandem(t testing.TB, store *failover.FileStore) *tandem {
 	pcfg.Users = map[string]string{testpair.AppUser: testpair.AppPassword, testpair.AdminUser: testpair.AdminPassword}
 	pcfg.Logger = log.Named("proxy")
 	pcfg.Logger.SetLevel(hclog.Warn) // one line per moved session otherwise
-	nodes := []*proxy.Node{{Name: "a", Address: testpair.Addr(testpair.A)}, {Name: "b", Address: testpair.Addr(testpair.B)}}
+	nodes := []*proxy.Node{{Name: "a", Address: addrA}, {Name: "b", Address: addrB}}
 	p, err := proxy.New(pcfg, nodes, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	fcfg := failover.DefaultConfig()
 	fcfg.AdminUser, fcfg.AdminPassword = testpair.AdminUser, testpair.AdminPassword
-	fnodes := []failover.NodeConfig{{Name: "a", Address: testpair.Addr(testpair.A)}, {Name: "b", Address: testpair.Addr(testpair.B)}}
+	fnodes := []failover.NodeConfig{{Name: "a", Address: addrA}, {Name: "b", Address: addrB}}
 	events := &eventLog{}
 	m, err := failover.New(fcfg, fnodes, "a", p, store, log.Named("failover"), events.hook)
 	if err != nil {
@@ -129,9 +136,12 @@ func startTandem(t testing.TB, store *failover.FileStore) *tandem {
 			t.Fatal(err)
 		}
 	}
+	if before != nil {
+		before(m)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan struct{})
-	go func() { _ = m.Run(ctx); close(runDone) }()
+	go func() { defer close(runDone); _ = m.Run(ctx) }()
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

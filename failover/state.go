@@ -488,7 +488,8 @@ func (m *Manager) keepDurable(ctx context.Context, a *node) {
 	// has caught up.
 	a.noTxKnown = false
 	r := peer.good.Facts.Replica
-	if ss.SourceEnabled || !peer.healthy || peer.fails > 0 || !r.Configured || !r.SQLRunning || r.IORunning != replication.IOYes || r.LastSQLErrno != 0 {
+	lossless := ss.SourceTimeout >= m.cfg.SemiSyncTimeout && ss.WaitPoint == "AFTER_SYNC" && ss.WaitNoReplica
+	if ss.SourceEnabled && lossless || !peer.healthy || peer.fails > 0 || !r.Configured || !r.SQLRunning || r.IORunning != replication.IOYes || r.LastSQLErrno != 0 {
 		return
 	}
 	if _, excluded := m.dec.Excluded[peer.Name]; excluded {
