@@ -36,6 +36,7 @@ func startScripted(t *testing.T, caps uint32) *scriptedSession {
 	s.be = &backend{node: p.nodes[0], conn: nProxy, rw: newConnIO(nProxy), caps: caps}
 	s.cio = newConnIO(cProxy)
 	s.crd = &clientReader{conn: cProxy, r: s.cio, timeout: time.Second}
+	s.cwr = &clientWriter{conn: cProxy, w: s.cio, timeout: p.cfg.NetWriteTimeout}
 	s.cr = bufio.NewReaderSize(s.crd, clientBufSize)
 	s.facts.reset("", 45)
 	s.lastCmd = time.Now()
