@@ -189,9 +189,9 @@ type Proxy struct {
 	sessions   map[uint32]*session
 	loggedIn   int
 	handshakes map[*session]struct{}
-	listeners map[net.Listener]struct{}
-	closing   bool
-	wg        sync.WaitGroup
+	listeners  map[net.Listener]struct{}
+	closing    bool
+	wg         sync.WaitGroup
 
 	// snapshotFacts makes sessions copy their facts under their lock
 	// after every command, so that tests can read them race-free.
@@ -208,11 +208,11 @@ func New(cfg Config, nodes []*Node, active string) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{
-		cfg:       cfg.withDefaults(),
-		nodes:     nodes,
+		cfg:        cfg.withDefaults(),
+		nodes:      nodes,
 		sessions:   make(map[uint32]*session),
 		handshakes: make(map[*session]struct{}),
-		listeners: make(map[net.Listener]struct{}),
+		listeners:  make(map[net.Listener]struct{}),
 	}
 	p.log = p.cfg.Logger
 	if active == "" {
