@@ -468,7 +468,7 @@ func TestKillUsesTandemIDs(t *testing.T) {
 		var r int
 		errc <- victim.QueryRowContext(ctx, "SELECT SLEEP(20)").Scan(&r)
 	}()
-	time.Sleep(300 * time.Millisecond)
+	waitRunning(t, testpair.A, "SELECT SLEEP(20)")
 	start := time.Now()
 	mustExec(t, killer, fmt.Sprintf("KILL QUERY %d", id))
 	select {
@@ -844,7 +844,7 @@ func TestShutdownWaitsForSessions(t *testing.T) {
 		var r int
 		qerr = db.QueryRow("SELECT SLEEP(1)").Scan(&r)
 	}()
-	time.Sleep(200 * time.Millisecond)
+	waitRunning(t, testpair.A, "SELECT SLEEP(1)")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// Shutdown waits while the query runs; the idle pool connection is
@@ -909,15 +909,18 @@ func TestClientStallingMidCommandIsCut(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// A client that keeps sending, slowly, is not cut: each piece comes
-	// within the timeout though the whole command takes longer.
-	slow := dialRaw(t, p.addr, 0)
+	// within the timeout though the whole command takes longer. (A
+	// proxy with a longer timeout, so that a loaded machine's scheduling
+	// delays stay well inside it.)
+	lenient := startProxy(t, func(c *Config, _ []*Node) { c.NetReadTimeout = 2 * time.Second })
+	slow := dialRaw(t, lenient.addr, 0)
 	q := append([]byte{0x03}, "SELECT 'slow but steady'"...)
 	pkt := append([]byte{byte(len(q)), 0, 0, 0}, q...)
 	for i := 0; i < len(pkt); i += 8 {
 		if _, err := slow.conn.Write(pkt[i:min(i+8, len(pkt))]); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(150 * time.Millisecond)
+		time.Sleep(700 * time.Millisecond) // the gap under test, not a wait for anything
 	}
 	if res := slow.read(5); !bytes.Contains(res[3], []byte("slow but steady")) {
 		t.Fatalf("slow command's row: %q", res[3])
