@@ -119,3 +119,33 @@ func TestOversizedMultiChunkPrepareHasNextSequenceID(t *testing.T) {
 		t.Fatal("session still open after a packet over max_packet")
 	}
 }
+
+func TestKillOfSessionOnOtherNodeNeverReachesANode(t *testing.T) {
+	ss := startScripted(t, mysql.CLIENT_PROTOCOL_41)
+	p := ss.s.p
+	// A target whose node connection is on another node, with a thread
+	// id that this node may well use for someone else.
+	target := &session{p: p, be: &backend{node: &Node{Name: "other"}, threadID: 77}}
+	p.mu.Lock()
+	target.id = 4242
+	p.sessions[target.id] = target
+	p.mu.Unlock()
+	for _, q := range []string{"KILL 4242", "KILL QUERY 4242"} {
+		if _, err := ss.client.Write(packet(0, append([]byte{mysql.COM_QUERY}, q...))); err != nil {
+			t.Fatal(err)
+		}
+		readErrPacket(t, ss, erNoSuchThread, 1)
+	}
+	// The node got nothing: the first bytes it reads are the next command.
+	ping := packet(0, []byte{mysql.COM_PING})
+	if _, err := ss.client.Write(ping); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(ping))
+	if _, err := io.ReadFull(ss.node, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, ping) {
+		t.Fatalf("node received %q, want only the ping", got)
+	}
+}
