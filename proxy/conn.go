@@ -164,10 +164,11 @@ func (s *session) getRelay() *relay {
 	return r
 }
 
-// putRelay returns r to the pool. A node that sent bytes beyond the end of
-// a response is out of step with us: its connection is closed.
-func (s *session) putRelay(r *relay) {
-	if r.br.Buffered() > 0 {
+// putRelay returns r to the pool. After a complete response (ended), a
+// node that sent bytes beyond its end is out of step with us: its connection
+// is closed.
+func (s *session) putRelay(r *relay, ended bool) {
+	if ended && r.br.Buffered() > 0 {
 		s.p.log.Error("node sent data after the end of a response; closing session", "session", s.id, "node", s.be.node.Name)
 		s.closeConns()
 	}
@@ -533,7 +534,7 @@ func (s *session) commandLoop() error {
 			err = ferr
 		}
 		out, failed := r.out, r.failed || handled
-		s.putRelay(r)
+		s.putRelay(r, err == nil)
 		if partial {
 			s.crd.disarm()
 		}
