@@ -73,6 +73,7 @@ type session struct {
 	accepted time.Time
 	admitted bool
 	evicted  atomic.Bool
+	answered atomic.Bool // the client answered the greeting
 }
 
 // clientReader is what the session's buffered reader reads the client
@@ -284,6 +285,7 @@ func (s *session) handshake() error {
 	if err != nil {
 		return fmt.Errorf("reading handshake response: %w", err)
 	}
+	s.answered.Store(true)
 	if isSSLRequest(pkt) {
 		if p.cfg.TLS == nil {
 			return fmt.Errorf("%w: SSLRequest but TLS is not configured", ErrHandshake)

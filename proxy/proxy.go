@@ -44,8 +44,9 @@ type Config struct {
 	// MaxHandshakes caps connections that have not yet proved their
 	// password (greeting, TLS, login). When all are taken, a new
 	// connection makes room by closing the one that has been logging in
-	// longest: a flood of silent sockets cannot keep a real client out,
-	// whose handshake takes milliseconds. Default 64.
+	// longest, preferring one that has not answered the greeting: a flood
+	// of silent sockets cannot keep a real client out, whose handshake
+	// takes milliseconds. Default 64.
 	MaxHandshakes int
 
 	// HandshakeTimeout bounds the client handshake, TLS included, from
@@ -311,9 +312,12 @@ func (p *Proxy) register(s *session) bool {
 		return false
 	}
 	if len(p.handshakes) >= p.cfg.MaxHandshakes {
+		// The oldest that has not answered the greeting, else the
+		// oldest: a client that answered is about to leave the slot.
 		var oldest *session
 		for h := range p.handshakes {
-			if oldest == nil || h.accepted.Before(oldest.accepted) {
+			if oldest == nil || h.answered.Load() != oldest.answered.Load() && !h.answered.Load() ||
+				h.answered.Load() == oldest.answered.Load() && h.accepted.Before(oldest.accepted) {
 				oldest = h
 			}
 		}
