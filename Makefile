@@ -14,11 +14,13 @@ demo:
 	scripts/demo.sh start
 
 # Run every test: unit, fuzz seeds and integration tests on the real local pair
-# (reset first to its normal state: a writable, b read-only, in sync).
+# (reset first to its normal state: a writable, b read-only, in sync), then
+# each fuzz target briefly (2s each).
 test: pair-up
 	$(PAIR) reset
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=2s
 
 # Stop what `make demo` started (tandem and the pair; data is kept).
 stop:
