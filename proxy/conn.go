@@ -185,12 +185,13 @@ func (s *session) closeConns() {
 	if s.closed.Swap(true) {
 		return
 	}
-	_ = s.client.Close()
 	s.mu.Lock()
-	if s.be != nil {
-		_ = s.be.conn.Close()
-	}
+	client, be := s.client, s.be // the handshake may switch client to TLS
 	s.mu.Unlock()
+	_ = client.Close()
+	if be != nil {
+		_ = be.conn.Close()
+	}
 }
 
 // serveConn runs one client connection from accept to close.
