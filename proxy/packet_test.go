@@ -652,7 +652,7 @@ func TestLyingHeaderCostsWhatArrived(t *testing.T) {
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("err = %v, want io.ErrUnexpectedEOF", err)
 	}
-	if d := after.TotalAlloc - before.TotalAlloc; d > 2*growChunk {
+	if d := after.TotalAlloc - before.TotalAlloc; d > 4*growChunk { // slack for -race
 		t.Errorf("allocated %d bytes for 10 that arrived", d)
 	}
 	// appendFull grows in steps, and reads exactly n bytes.
