@@ -14,12 +14,14 @@ demo:
 	scripts/demo.sh start
 
 # Run every test: unit, fuzz seeds and integration tests on the real local pair
-# (reset first to its normal state: a writable, b read-only, in sync), and the
-# admin API's browser test in headless Chromium.
+# (reset first to its normal state: a writable, b read-only, in sync), the
+# admin API's browser test in headless Chromium, then each fuzz target
+# briefly (2s each).
 test: pair-up chromium-install
 	$(PAIR) reset
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=2s
 
 # Stop what `make demo` started (tandem and the pair; data is kept).
 stop:

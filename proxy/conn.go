@@ -34,9 +34,11 @@ const (
 type session struct {
 	p      *Proxy
 	id     uint32
+	raw    net.Conn // the accepted connection (under TLS, if any)
 	client net.Conn
 	cio    io.ReadWriter // client's reads and writes after the handshake (rawio.go)
 	crd    *clientReader // under cr: bounds reads inside a command
+	cwr    *clientWriter // every write to the client after the handshake
 	cr     *bufio.Reader
 	caps   uint32 // negotiated with the client
 	user   string
@@ -64,6 +66,14 @@ type session struct {
 
 	busy atomic.Bool // running a command (read by Sessions)
 	inTx atomic.Bool // facts.InTransaction, for other goroutines
+
+	// Under Proxy.mu: when the connection was accepted, whether it passed
+	// the password check (counts against MaxConnections), and whether it
+	// was closed to make room for a newer handshake.
+	accepted time.Time
+	admitted bool
+	evicted  atomic.Bool
+	answered atomic.Bool // the client answered the greeting
 }
 
 // clientReader is what the session's buffered reader reads the client
@@ -88,6 +98,33 @@ func (c *clientReader) Read(p []byte) (int, error) {
 func (c *clientReader) disarm() {
 	c.armed = false
 	_ = c.conn.SetReadDeadline(time.Time{})
+}
+
+// clientWriter is what the session writes the client through. Every write
+// must complete within timeout, as MariaDB's net_write_timeout: a client
+// that stops reading is cut. since tells other goroutines (Activity) how
+// long the write in progress has been waiting for the client.
+type clientWriter struct {
+	conn    net.Conn
+	w       io.Writer
+	timeout time.Duration
+	since   atomic.Int64 // UnixNano when the write in progress began; 0 when none
+}
+
+func (c *clientWriter) Write(p []byte) (int, error) {
+	now := time.Now()
+	_ = c.conn.SetWriteDeadline(now.Add(c.timeout))
+	c.since.Store(now.UnixNano())
+	n, err := c.w.Write(p)
+	c.since.Store(0)
+	return n, err
+}
+
+// stuck reports whether a write to the client has been waiting for longer
+// than d at time now.
+func (c *clientWriter) stuck(now time.Time, d time.Duration) bool {
+	since := c.since.Load()
+	return since != 0 && now.UnixNano()-since > int64(d)
 }
 
 // relay holds the buffers a session borrows for one command.
@@ -122,16 +159,17 @@ func (s *session) getRelay() *relay {
 	r := relayPool.Get().(*relay)
 	r.br.Reset(s.be.rw)
 	r.bw.Reset(s.be.rw)
-	r.cw.Reset(s.cio)
+	r.cw.Reset(s.cwr)
 	r.wrote = false
 	r.out, r.failed, r.commit = 0, false, false
 	return r
 }
 
-// putRelay returns r to the pool. A node that sent bytes beyond the end of
-// a response is out of step with us: its connection is closed.
-func (s *session) putRelay(r *relay) {
-	if r.br.Buffered() > 0 {
+// putRelay returns r to the pool. After a complete response (ended), a
+// node that sent bytes beyond its end is out of step with us: its connection
+// is closed.
+func (s *session) putRelay(r *relay, ended bool) {
+	if ended && r.br.Buffered() > 0 {
 		s.p.log.Error("node sent data after the end of a response; closing session", "session", s.id, "node", s.be.node.Name)
 		s.closeConns()
 	}
@@ -147,12 +185,13 @@ func (s *session) closeConns() {
 	if s.closed.Swap(true) {
 		return
 	}
-	_ = s.client.Close()
 	s.mu.Lock()
-	if s.be != nil {
-		_ = s.be.conn.Close()
-	}
+	client, be := s.client, s.be // the handshake may switch client to TLS
 	s.mu.Unlock()
+	_ = client.Close()
+	if be != nil {
+		_ = be.conn.Close()
+	}
 }
 
 // serveConn runs one client connection from accept to close.
@@ -161,7 +200,9 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	s := &session{p: p, client: conn}
+	s := &session{p: p, raw: conn, client: conn, accepted: time.Now()}
+	// Every byte of the handshake, TLS included, within HandshakeTimeout.
+	_ = conn.SetDeadline(s.accepted.Add(p.cfg.HandshakeTimeout))
 	if !p.register(s) {
 		_ = writeRaw(conn, 0, appendErr(nil, newError(erConCount, "Too many connections")))
 		p.cfg.Observer.HandshakeFailed("limit")
@@ -169,8 +210,13 @@ func (p *Proxy) serveConn(conn net.Conn) {
 		return
 	}
 	defer p.unregister(s)
-	_ = conn.SetDeadline(time.Now().Add(p.cfg.HandshakeTimeout))
 	if err := s.handshake(); err != nil {
+		if s.evicted.Load() {
+			p.log.Info("connection still logging in closed to make room for a new one", "session", s.id,
+				"remote", conn.RemoteAddr(), "max_handshakes", p.cfg.MaxHandshakes)
+			p.cfg.Observer.HandshakeFailed("limit")
+			return
+		}
 		p.log.Info("handshake failed", "session", s.id, "remote", conn.RemoteAddr(), "error", err)
 		p.cfg.Observer.HandshakeFailed(handshakeFailure(err))
 		return
@@ -240,6 +286,7 @@ func (s *session) handshake() error {
 	if err != nil {
 		return fmt.Errorf("reading handshake response: %w", err)
 	}
+	s.answered.Store(true)
 	if isSSLRequest(pkt) {
 		if p.cfg.TLS == nil {
 			return fmt.Errorf("%w: SSLRequest but TLS is not configured", ErrHandshake)
@@ -292,6 +339,14 @@ func (s *session) handshake() error {
 		_ = writeRaw(s.client, seq, appendErr(nil, e))
 		return e
 	}
+	if !p.admit(s) {
+		if s.evicted.Load() {
+			return ErrClosed
+		}
+		e := newError(erConCount, "Too many connections")
+		_ = writeRaw(s.client, seq, appendErr(nil, e))
+		return e
+	}
 	if plugin == mysql.AUTH_CACHING_SHA2_PASSWORD && password != "" {
 		// Fast authentication succeeded: tandem knows the password, so
 		// it never needs the full (RSA or TLS) exchange.
@@ -327,6 +382,7 @@ func (s *session) handshake() error {
 	}
 	s.cio = newConnIO(s.client)
 	s.crd = &clientReader{conn: s.client, r: s.cio, timeout: p.cfg.NetReadTimeout}
+	s.cwr = &clientWriter{conn: s.client, w: s.cio, timeout: p.cfg.NetWriteTimeout}
 	s.cr = bufio.NewReaderSize(s.crd, clientBufSize)
 	return nil
 }
@@ -340,6 +396,8 @@ func handshakeFailure(err error) string {
 		return "timeout"
 	case errors.As(err, &e) && e.Code == erAccessDenied:
 		return "auth"
+	case errors.As(err, &e) && e.Code == erConCount:
+		return "limit"
 	case errors.Is(err, ErrHandshake), errors.Is(err, ErrPacketTooLarge):
 		return "protocol"
 	case errors.As(err, &e) && e.Code == erUnknown, errors.Is(err, errNoRoute):
@@ -455,17 +513,16 @@ func (s *session) commandLoop() error {
 		if !handled && err == nil {
 			err = s.command(r, cmd, length)
 			if errors.Is(err, ErrPacketTooLarge) && !r.wrote {
-				// Say why before closing: the rest of the packet is
-				// unread, so the session cannot go on.
-				_ = writeErr(r.cw, 1, newError(erNetPacketTooLarge,
+				// Say why before closing (clientPayload skipped the
+				// packet, so the client now reads).
+				_ = queueErr(r.cw, s.replySeq(), newError(erNetPacketTooLarge,
 					"Got a packet bigger than tandem's max_packet (%d bytes)", s.p.cfg.MaxPacket))
 			}
 		}
-		out, failed := r.out, r.failed || handled
-		s.putRelay(r)
-		if partial {
-			s.crd.disarm()
-		}
+		// The command is over on the node: publish what it changed
+		// before the client can see the end of the response, so that
+		// whoever acts on the client's next step (a switchover, a test)
+		// finds the facts up to date.
 		s.inTx.Store(s.facts.InTransaction)
 		if s.p.snapshotFacts {
 			s.mu.Lock()
@@ -473,6 +530,17 @@ func (s *session) commandLoop() error {
 			s.mu.Unlock()
 		}
 		s.busy.Store(false)
+		// The end of the response (the command functions leave it in
+		// cw), even after an error: it may be the ERR saying why the
+		// session ends.
+		if ferr := r.cw.Flush(); err == nil {
+			err = ferr
+		}
+		out, failed := r.out, r.failed || handled
+		s.putRelay(r, err == nil)
+		if partial {
+			s.crd.disarm()
+		}
 		s.lastCmd = time.Now()
 		s.p.cfg.Observer.Command(cmd, headerLen+length, out, s.lastCmd.Sub(start), failed)
 		if err != nil {
@@ -633,12 +701,12 @@ func (s *session) sendToNode(r *relay, body []byte, resp responseFunc) error {
 	return s.finish(r, resp(r, false))
 }
 
-// finish flushes the response to the client, or handles a failure.
+// finish ends a response (commandLoop flushes it), or handles a failure.
 func (s *session) finish(r *relay, err error) error {
 	if err != nil {
 		return s.nodeFailed(r, err)
 	}
-	return r.cw.Flush()
+	return nil
 }
 
 // nodeFailed handles a failed exchange with the node. If nothing of the
@@ -667,31 +735,46 @@ func (s *session) nodeFailed(r *relay, err error) error {
 		e = newError(erInterrupted, "tandem: node %s failed while this statement ran (%v); it may or may not have taken effect", node.Name, err)
 	}
 	s.facts.InTransaction = false
-	r.cw.Reset(s.cio)
-	return writeErr(r.cw, 1, e)
+	r.cw.Reset(s.cwr)
+	return queueErr(r.cw, s.replySeq(), e)
 }
 
 // replyErr answers the current command with an ERR packet of tandem's own.
 func (s *session) replyErr(r *relay, e *sqlError) error {
-	return writeErr(r.cw, 1, e)
+	return queueErr(r.cw, s.replySeq(), e)
 }
 
+// replySeq is the sequence id of a packet tandem sends the client in answer
+// to what it has read of the current command: one more than the last
+// client packet's (a command of several chunks, a LOCAL INFILE upload).
+// s.hdr holds the header of every client packet read in a command.
+func (s *session) replySeq() byte { return s.hdr[headerLen-1] + 1 }
+
 // clientPayload reads the rest of the current client packet into memory,
-// bounded by MaxPacket.
+// bounded by MaxPacket. Memory grows with the bytes that arrive, not with
+// the announced length. A packet over the bound is skipped (so that the
+// client reads the error) and ErrPacketTooLarge returned.
 func (s *session) clientPayload(length int) ([]byte, error) {
 	if length > s.p.cfg.MaxPacket || length >= maxPayload {
+		if err := s.discardClient(length); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w: %d-byte command", ErrPacketTooLarge, length)
 	}
-	body := make([]byte, length)
-	if _, err := io.ReadFull(s.cr, body); err != nil {
-		return nil, err
-	}
-	return body, nil
+	return appendFull(s.cr, nil, length)
 }
+
+// maxDiscard bounds how much of one client packet tandem skips: MariaDB's
+// largest max_allowed_packet. Past it the session is closed.
+const maxDiscard = 1 << 30
 
 // discardClient skips the rest of the current client packet.
 func (s *session) discardClient(length int) error {
+	total := 0
 	for {
+		if total += length; total > maxDiscard {
+			return fmt.Errorf("%w: a packet of over %d bytes", errClientProtocol, maxDiscard)
+		}
 		if _, err := s.cr.Discard(length); err != nil {
 			return err
 		}
@@ -847,6 +930,10 @@ func (s *session) relayInfile(r *relay) error {
 			return err
 		}
 		if length == 0 {
+			// The client now waits for the node's OK or ERR: if the
+			// node fails before it, tandem's own ERR (sequence id
+			// replySeq) is a clean answer.
+			r.wrote = false
 			return r.bw.Flush()
 		}
 	}
@@ -862,13 +949,13 @@ func (s *session) prepare(r *relay, length int) error {
 	return s.sendToNode(r, body, func(r *relay, _ bool) error {
 		// Read the first packet by hand: after a move, the node's
 		// statement id is replaced by one of the session's own.
-		length, _, err := readHeader(r.br, &s.hdr)
+		length, _, err := readHeader(r.br, &r.hdr)
 		if err != nil {
 			return err
 		}
 		if length < 12 || length >= r.br.Size() {
 			r.wrote = true
-			_, first, err := relayBody(r.cw, r.br, &s.hdr, length)
+			_, first, err := relayBody(r.cw, r.br, &r.hdr, length)
 			r.failed = first == 0xff
 			return err // not a prepare OK
 		}
@@ -879,7 +966,7 @@ func (s *session) prepare(r *relay, length int) error {
 		if head[0] != 0x00 { // ERR: relay it as it is
 			r.wrote = true
 			r.failed = head[0] == 0xff
-			_, _, err := relayBody(r.cw, r.br, &s.hdr, length)
+			_, _, err := relayBody(r.cw, r.br, &r.hdr, length)
 			return err
 		}
 		id := binary.LittleEndian.Uint32(head[1:])
@@ -894,7 +981,7 @@ func (s *session) prepare(r *relay, length int) error {
 			id = s.nextStmt
 			binary.LittleEndian.PutUint32(head[1:], id)
 		}
-		if _, _, err := relayBody(r.cw, r.br, &s.hdr, length); err != nil {
+		if _, _, err := relayBody(r.cw, r.br, &r.hdr, length); err != nil {
 			return err
 		}
 		r.wrote = true
@@ -936,30 +1023,55 @@ func (s *session) query(r *relay, length int) error {
 	return s.forward(r, length, s.readResults, false)
 }
 
-// kill maps a client's KILL of a tandem connection id to the node thread
-// that serves that session, and has the node do it (it checks privileges).
+// errKilledSelf ends a session that killed its own connection.
+var errKilledSelf = errors.New("the session killed its own connection")
+
+// kill handles KILL [QUERY] <id> and COM_PROCESS_KILL, where id is a tandem
+// connection id. The node decides, with its own privilege rules: tandem runs
+// KILL of the target's node thread over the killer's own node connection,
+// so only a target on the killer's node can be reached. A target on another
+// node (after a move, before its own next command) is refused as an unknown
+// thread: its thread id means nothing, or someone else, on the killer's node.
 func (s *session) kill(r *relay, modifier string, id uint32) error {
 	target := s.p.lookup(id)
 	var thread uint32
+	var node *Node
 	if target != nil {
 		target.mu.Lock()
 		if target.be != nil {
-			thread = target.be.threadID
+			thread, node = target.be.threadID, target.be.node
 		}
 		target.mu.Unlock()
 	}
-	if thread == 0 {
+	if thread == 0 || node != s.be.node {
 		return s.replyErr(r, newError(erNoSuchThread, "Unknown thread id: %d", id))
 	}
+	query := containsFold(modifier, "QUERY")
 	stmt := "KILL " + modifier + strconv.FormatUint(uint64(thread), 10)
 	body := append([]byte{mysql.COM_QUERY}, stmt...)
-	return s.sendToNode(r, body, func(r *relay, _ bool) error {
+	err := s.sendToNode(r, body, func(r *relay, _ bool) error {
 		ok, err := s.readOneOK(r)
-		if ok && target != s && !containsFold(modifier, "QUERY") {
+		if !ok || query || target == s {
+			return err
+		}
+		// The node killed the target's thread: close its client too,
+		// as a killed MariaDB connection is closed; unless it moved
+		// meanwhile (then the node killed a thread it no longer uses).
+		target.mu.Lock()
+		same := target.be != nil && target.be.threadID == thread && target.be.node == node
+		target.mu.Unlock()
+		if same {
 			target.closeConns()
 		}
 		return err
 	})
+	if err == nil && target == s && !query {
+		// The node closed this session's connection after its answer
+		// (an ERR: "connection was killed"); the client's session ends
+		// with it instead of moving to a new node connection.
+		return errKilledSelf
+	}
+	return err
 }
 
 // changeUser handles COM_CHANGE_USER: tandem checks the new user's password
@@ -993,6 +1105,9 @@ func (s *session) changeUser(r *relay, length int) error {
 		}
 		var rseq byte
 		if auth, rseq, err = readPacket(s.cr, nil, 1<<12); err != nil {
+			if errors.Is(err, ErrPacketTooLarge) {
+				return fmt.Errorf("%w: auth switch response: %v", errClientProtocol, err)
+			}
 			return err
 		}
 		seq = rseq + 1
@@ -1000,7 +1115,7 @@ func (s *session) changeUser(r *relay, length int) error {
 	password, known := s.p.cfg.Users[cu.User]
 	if !known || !checkScramble(plugin, s.salt, auth, password) {
 		e := newError(erAccessDenied, "Access denied for user '%s'@'%s' (using password: YES)", cu.User, remoteHost(s.client))
-		_ = writeErr(r.cw, seq, e)
+		_ = queueErr(r.cw, seq, e)
 		return e // MySQL closes the connection after a failed change of user
 	}
 	if plugin == mysql.AUTH_CACHING_SHA2_PASSWORD && password != "" {
@@ -1020,7 +1135,7 @@ func (s *session) changeUser(r *relay, length int) error {
 		if !refused {
 			e = backendError("tandem: cannot reach node %s: %v", s.be.node, err)
 		}
-		_ = writeErr(r.cw, seq, e)
+		_ = queueErr(r.cw, seq, e)
 		return err
 	}
 	s.mu.Lock()
@@ -1034,10 +1149,8 @@ func (s *session) changeUser(r *relay, length int) error {
 	s.stmts, s.nextStmt = nil, 0
 	s.facts.reset(cu.DB, collation)
 	s.facts.noteStatus(be.status)
-	if _, err := writePacket(r.cw, seq, appendOK(nil, be.status&^mysql.SERVER_SESSION_STATE_CHANGED, s.caps)); err != nil {
-		return err
-	}
-	return r.cw.Flush()
+	_, err = writePacket(r.cw, seq, appendOK(nil, be.status&^mysql.SERVER_SESSION_STATE_CHANGED, s.caps))
+	return err
 }
 
 // changeUserRequest is a decoded COM_CHANGE_USER.

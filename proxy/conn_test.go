@@ -24,7 +24,7 @@ type scriptedSession struct {
 	done   chan error
 }
 
-func startScripted(t *testing.T, caps uint32) *scriptedSession {
+func startScripted(t testing.TB, caps uint32) *scriptedSession {
 	t.Helper()
 	p, err := New(Config{}, []*Node{{Name: "fake", Address: "127.0.0.1:1"}}, "fake")
 	if err != nil {
@@ -36,6 +36,7 @@ func startScripted(t *testing.T, caps uint32) *scriptedSession {
 	s.be = &backend{node: p.nodes[0], conn: nProxy, rw: newConnIO(nProxy), caps: caps}
 	s.cio = newConnIO(cProxy)
 	s.crd = &clientReader{conn: cProxy, r: s.cio, timeout: time.Second}
+	s.cwr = &clientWriter{conn: cProxy, w: s.cio, timeout: p.cfg.NetWriteTimeout}
 	s.cr = bufio.NewReaderSize(s.crd, clientBufSize)
 	s.facts.reset("", 45)
 	s.lastCmd = time.Now()
@@ -137,5 +138,29 @@ func TestNodeFailureMidResultClosesClient(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("session still open after its node died mid-result")
+	}
+}
+
+// BenchmarkCommandRoundTrip is one small command and its OK through a
+// session, client and node ends included.
+func BenchmarkCommandRoundTrip(b *testing.B) {
+	ss := startScripted(b, mysql.CLIENT_PROTOCOL_41)
+	query := packet(0, append([]byte{mysql.COM_QUERY}, "UPDATE t SET v = v + 1 WHERE id = 7"...))
+	ok := packet(1, appendOK(nil, mysql.SERVER_STATUS_AUTOCOMMIT, 0))
+	qbuf, obuf := make([]byte, len(query)), make([]byte, len(ok))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ss.client.Write(query); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(ss.node, qbuf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := ss.node.Write(ok); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(ss.client, obuf); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

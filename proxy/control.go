@@ -121,6 +121,9 @@ func (p *Proxy) Sessions() SessionStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, s := range p.sessions {
+		if !s.admitted {
+			continue // still logging in
+		}
 		st.Total++
 		if s.busy.Load() {
 			st.Busy++
@@ -137,13 +140,23 @@ func (p *Proxy) Sessions() SessionStats {
 	return st
 }
 
+// stuckClient is how long a write to a client may wait before Activity
+// stops counting that session as running a command.
+const stuckClient = time.Second
+
 // Activity counts sessions running a command and sessions inside a
-// transaction.
+// transaction. A session whose client has not taken a block of the response
+// for over a second (stuckClient) is not counted as running: the node can
+// do nothing for it until the client reads, and such a session must not
+// hold up a switchover. It is cut after NetWriteTimeout; if its client
+// resumes reading, the rest of the response comes from the node the command
+// ran on, and its next command moves.
 func (p *Proxy) Activity() (busy, inTransaction int) {
+	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, s := range p.sessions {
-		if s.busy.Load() {
+		if s.busy.Load() && !s.cwr.stuck(now, stuckClient) {
 			busy++
 		}
 		if s.inTx.Load() {

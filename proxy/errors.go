@@ -70,11 +70,17 @@ func appendErr(b []byte, e *sqlError) []byte {
 
 // writeErr buffers an ERR packet with sequence id seq into w and flushes.
 func writeErr(w *bufio.Writer, seq byte, e *sqlError) error {
-	var buf [256]byte
-	if _, err := writePacket(w, seq, appendErr(buf[:0], e)); err != nil {
+	if err := queueErr(w, seq, e); err != nil {
 		return err
 	}
 	return w.Flush()
+}
+
+// queueErr buffers an ERR packet with sequence id seq into w.
+func queueErr(w *bufio.Writer, seq byte, e *sqlError) error {
+	var buf [256]byte
+	_, err := writePacket(w, seq, appendErr(buf[:0], e))
+	return err
 }
 
 // parseErr decodes an ERR packet payload; ok is false when it is malformed.

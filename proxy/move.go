@@ -118,7 +118,7 @@ func (s *session) refuse(r *relay, cmd byte, length int, e *sqlError) error {
 	if cmd == mysql.COM_STMT_CLOSE || cmd == mysql.COM_STMT_SEND_LONG_DATA {
 		return nil
 	}
-	return writeErr(r.cw, 1, e)
+	return queueErr(r.cw, s.replySeq(), e)
 }
 
 // backendAlive peeks, without blocking, whether the node closed the idle

@@ -153,7 +153,7 @@ func TestCutInterruptsRunningCommand(t *testing.T) {
 		var r int
 		errc <- db.QueryRow("SELECT SLEEP(10)").Scan(&r)
 	}()
-	time.Sleep(300 * time.Millisecond)
+	waitRunning(t, testpair.A, "SELECT SLEEP(10)")
 	_ = p.Route("b")
 	p.Cut("a")
 	select {
@@ -229,11 +229,17 @@ func TestIdleSessionSurvivesNodeClosingIt(t *testing.T) {
 	if err := db.QueryRow("SELECT CONNECTION_ID()").Scan(&thread); err != nil {
 		t.Fatal(err)
 	}
+	idleSince := time.Now()
 	admin := testpair.AdminDB(t, testpair.A)
 	if _, err := admin.Exec("KILL ?", thread); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// The node closes the connection before it drops the thread; the
+	// idle check runs once the session has been idle for IdleCheck.
+	waitThreadGone(t, testpair.A, thread)
+	waitFor(t, time.Second, "the session to be idle for twice IdleCheck", func() bool {
+		return time.Since(idleSince) > 100*time.Millisecond
+	})
 	var thread2 int64
 	if err := db.QueryRow("SELECT CONNECTION_ID()").Scan(&thread2); err != nil {
 		t.Fatalf("idle session whose node connection was killed: %v", err)
@@ -257,9 +263,21 @@ func TestInterruptedCommitHasUnknownOutcome(t *testing.T) {
 	defer testpair.Cont(t, testpair.A)
 	errc := make(chan error, 1)
 	go func() { errc <- tx.Commit() }()
-	time.Sleep(300 * time.Millisecond)
-	_ = p.Route("b")
+	// Once the COMMIT is under way, cut the frozen node. Whether the cut
+	// comes before or after tandem sent the COMMIT to it, the outcome
+	// is unknown to tandem.
+	waitFor(t, 10*time.Second, "the COMMIT to reach tandem", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, s := range p.sessions {
+			if s.busy.Load() {
+				return true
+			}
+		}
+		return false
+	})
 	p.Cut("a")
+	_ = p.Route("b")
 	select {
 	case err := <-errc:
 		if code, msg := mysqlErr(err); code != 1317 || !strings.Contains(msg, "COMMIT") {

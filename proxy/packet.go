@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 const (
@@ -67,14 +68,7 @@ func readPacket(r io.Reader, buf []byte, limit int) ([]byte, byte, error) {
 		if limit > 0 && len(buf)+n > limit {
 			return nil, seq, fmt.Errorf("%w: more than %d bytes", ErrPacketTooLarge, limit)
 		}
-		start := len(buf)
-		if cap(buf)-start < n {
-			nb := make([]byte, start, start+n)
-			copy(nb, buf)
-			buf = nb
-		}
-		buf = buf[:start+n]
-		if _, err := io.ReadFull(r, buf[start:]); err != nil {
+		if buf, err = appendFull(r, buf, n); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF // the header promised a payload
 			}
@@ -84,6 +78,30 @@ func readPacket(r io.Reader, buf []byte, limit int) ([]byte, byte, error) {
 			return buf, seq, nil
 		}
 	}
+}
+
+// growChunk is the most a buffer grows by ahead of the bytes that fill it.
+const growChunk = 16 << 10
+
+// appendFull appends exactly n bytes read from r to buf. It grows buf as
+// the bytes arrive, by at most growChunk or by what it already holds
+// (doubling), never by an announced length at once: a peer that announces
+// 16 MiB and sends 10 bytes costs about growChunk, not 16 MiB. On error
+// buf holds what was read.
+func appendFull(r io.Reader, buf []byte, n int) ([]byte, error) {
+	for n > 0 {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n, max(len(buf), growChunk)))
+		}
+		m := min(n, cap(buf)-len(buf))
+		k, err := io.ReadFull(r, buf[len(buf):len(buf)+m])
+		buf = buf[:len(buf)+k]
+		n -= k
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // writePacket frames payload into w, splitting it as the protocol requires,

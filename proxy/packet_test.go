@@ -640,3 +640,30 @@ func TestNulString(t *testing.T) {
 		}
 	}
 }
+
+func TestLyingHeaderCostsWhatArrived(t *testing.T) {
+	// A header announcing 16 MiB - 1, then 10 bytes and EOF: the buffer
+	// grows with what arrives, not with the announced length.
+	in := append([]byte{0xfe, 0xff, 0xff, 0}, "0123456789"...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err := readPacket(bytes.NewReader(in), nil, 0)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("err = %v, want io.ErrUnexpectedEOF", err)
+	}
+	if d := after.TotalAlloc - before.TotalAlloc; d > 4*growChunk { // slack for -race
+		t.Errorf("allocated %d bytes for 10 that arrived", d)
+	}
+	// appendFull grows in steps, and reads exactly n bytes.
+	for _, n := range []int{0, 1, growChunk - 1, growChunk, 3*growChunk + 7, 1 << 20} {
+		src := pattern(n+5, 1)
+		got, err := appendFull(iotest.HalfReader(bytes.NewReader(src)), []byte("ab"), n)
+		if err != nil || len(got) != n+2 || !bytes.Equal(got[2:], src[:n]) {
+			t.Fatalf("appendFull(%d): %d bytes, %v", n, len(got), err)
+		}
+		if cap(got) > 2*(n+2)+growChunk {
+			t.Errorf("appendFull(%d): capacity %d", n, cap(got))
+		}
+	}
+}

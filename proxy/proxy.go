@@ -36,12 +36,22 @@ type Config struct {
 	// that answers with the other one is accepted too.
 	DefaultAuthPlugin string
 
-	// MaxConnections caps concurrent client sessions; one more gets error
-	// 1040. Default 4096.
+	// MaxConnections caps concurrent logged-in client sessions; one more
+	// gets error 1040. Connections still logging in do not count (see
+	// MaxHandshakes). Default 4096.
 	MaxConnections int
 
-	// HandshakeTimeout bounds the client handshake, from accept to the
-	// final OK: a silent client is cut after it. Default 10s.
+	// MaxHandshakes caps connections that have not yet proved their
+	// password (greeting, TLS, login). When all are taken, a new
+	// connection makes room by closing the one that has been logging in
+	// longest, preferring one that has not answered the greeting: a flood
+	// of silent sockets cannot keep a real client out, whose handshake
+	// takes milliseconds. Default 64.
+	MaxHandshakes int
+
+	// HandshakeTimeout bounds the client handshake, TLS included, from
+	// accept to the password check: a silent client is cut after it.
+	// Default 10s.
 	HandshakeTimeout time.Duration
 
 	// ConnectTimeout bounds the TCP connect to a node. Default 2s: on a
@@ -69,6 +79,11 @@ type Config struct {
 	// net_read_timeout. An idle client, between commands, is not bounded.
 	NetReadTimeout time.Duration
 
+	// NetWriteTimeout bounds each write to a client, as MariaDB's
+	// net_write_timeout: a client that stops reading a result is cut
+	// after it. Default 60s, MariaDB's default.
+	NetWriteTimeout time.Duration
+
 	// IdleCheck: before running a command on a node connection that has
 	// been idle this long, tandem peeks (one non-blocking recv) whether
 	// the node closed it meanwhile, and if so moves the session instead of
@@ -88,12 +103,14 @@ func DefaultConfig() Config {
 	return Config{
 		DefaultAuthPlugin: mysql.AUTH_NATIVE_PASSWORD,
 		MaxConnections:    4096,
+		MaxHandshakes:     64,
 		HandshakeTimeout:  10 * time.Second,
 		ConnectTimeout:    2 * time.Second,
 		LoginTimeout:      5 * time.Second,
 		MaxPacket:         64 << 20,
 		HoldTimeout:       10 * time.Second,
 		NetReadTimeout:    30 * time.Second,
+		NetWriteTimeout:   60 * time.Second,
 		IdleCheck:         250 * time.Millisecond,
 		Logger:            hclog.NewNullLogger(),
 	}
@@ -104,12 +121,14 @@ func (c *Config) withDefaults() Config {
 	out := *c
 	orDefault(&out.DefaultAuthPlugin, d.DefaultAuthPlugin)
 	orDefault(&out.MaxConnections, d.MaxConnections)
+	orDefault(&out.MaxHandshakes, d.MaxHandshakes)
 	orDefault(&out.HandshakeTimeout, d.HandshakeTimeout)
 	orDefault(&out.ConnectTimeout, d.ConnectTimeout)
 	orDefault(&out.LoginTimeout, d.LoginTimeout)
 	orDefault(&out.MaxPacket, d.MaxPacket)
 	orDefault(&out.HoldTimeout, d.HoldTimeout)
 	orDefault(&out.NetReadTimeout, d.NetReadTimeout)
+	orDefault(&out.NetWriteTimeout, d.NetWriteTimeout)
 	orDefault(&out.IdleCheck, d.IdleCheck)
 	if out.Logger == nil {
 		out.Logger = d.Logger
@@ -136,8 +155,12 @@ func (c *Config) Validate() error {
 	if c.MaxConnections < 0 {
 		return fmt.Errorf("MaxConnections: %d is negative", c.MaxConnections)
 	}
+	if c.MaxHandshakes < 0 {
+		return fmt.Errorf("MaxHandshakes: %d is negative", c.MaxHandshakes)
+	}
 	for name, d := range map[string]time.Duration{"HandshakeTimeout": c.HandshakeTimeout, "ConnectTimeout": c.ConnectTimeout,
-		"LoginTimeout": c.LoginTimeout, "HoldTimeout": c.HoldTimeout, "IdleCheck": c.IdleCheck, "NetReadTimeout": c.NetReadTimeout} {
+		"LoginTimeout": c.LoginTimeout, "HoldTimeout": c.HoldTimeout, "IdleCheck": c.IdleCheck, "NetReadTimeout": c.NetReadTimeout,
+		"NetWriteTimeout": c.NetWriteTimeout} {
 		if d < 0 {
 			return fmt.Errorf("%s: %v is negative", name, d)
 		}
@@ -161,11 +184,15 @@ type Proxy struct {
 	routeMu sync.Mutex // orders route changes
 	nextID  atomic.Uint32
 
-	mu        sync.Mutex
-	sessions  map[uint32]*session
-	listeners map[net.Listener]struct{}
-	closing   bool
-	wg        sync.WaitGroup
+	mu sync.Mutex
+	// sessions holds every connection by id, logged in or not; loggedIn
+	// counts those past the password check, handshakes the others.
+	sessions   map[uint32]*session
+	loggedIn   int
+	handshakes map[*session]struct{}
+	listeners  map[net.Listener]struct{}
+	closing    bool
+	wg         sync.WaitGroup
 
 	// snapshotFacts makes sessions copy their facts under their lock
 	// after every command, so that tests can read them race-free.
@@ -182,10 +209,11 @@ func New(cfg Config, nodes []*Node, active string) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{
-		cfg:       cfg.withDefaults(),
-		nodes:     nodes,
-		sessions:  make(map[uint32]*session),
-		listeners: make(map[net.Listener]struct{}),
+		cfg:        cfg.withDefaults(),
+		nodes:      nodes,
+		sessions:   make(map[uint32]*session),
+		handshakes: make(map[*session]struct{}),
+		listeners:  make(map[net.Listener]struct{}),
 	}
 	p.log = p.cfg.Logger
 	if active == "" {
@@ -259,21 +287,45 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// SessionCount is the number of client sessions open now.
+// SessionCount is the number of logged-in client sessions open now.
 func (p *Proxy) SessionCount() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.sessions)
+	return p.loggedIn
 }
 
-// register adds s under a fresh connection id, or reports that the
-// connection limit is reached.
+// HandshakeCount is the number of connections still logging in.
+func (p *Proxy) HandshakeCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.handshakes)
+}
+
+// register adds a new connection under a fresh connection id, as logging
+// in. It reports false when the logged-in sessions are at their limit.
+// When the handshakes are at theirs, the connection that has been logging
+// in longest is closed to make room.
 func (p *Proxy) register(s *session) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.sessions) >= p.cfg.MaxConnections {
+	if p.loggedIn >= p.cfg.MaxConnections {
 		return false
 	}
+	if len(p.handshakes) >= p.cfg.MaxHandshakes {
+		// The oldest that has not answered the greeting, else the
+		// oldest: a client that answered is about to leave the slot.
+		var oldest *session
+		for h := range p.handshakes {
+			if oldest == nil || h.answered.Load() != oldest.answered.Load() && !h.answered.Load() ||
+				h.answered.Load() == oldest.answered.Load() && h.accepted.Before(oldest.accepted) {
+				oldest = h
+			}
+		}
+		delete(p.handshakes, oldest)
+		oldest.evicted.Store(true)
+		_ = oldest.raw.Close() // its goroutine fails its next read or write
+	}
+	p.handshakes[s] = struct{}{}
 	for {
 		id := p.nextID.Add(1)
 		if _, taken := p.sessions[id]; id != 0 && !taken {
@@ -284,9 +336,27 @@ func (p *Proxy) register(s *session) bool {
 	}
 }
 
+// admit moves s from logging in to logged in, or reports false when the
+// logged-in sessions are at their limit or s was closed meanwhile.
+func (p *Proxy) admit(s *session) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.handshakes[s]; !ok || p.loggedIn >= p.cfg.MaxConnections {
+		return false
+	}
+	delete(p.handshakes, s)
+	s.admitted = true
+	p.loggedIn++
+	return true
+}
+
 func (p *Proxy) unregister(s *session) {
 	p.mu.Lock()
 	delete(p.sessions, s.id)
+	delete(p.handshakes, s)
+	if s.admitted {
+		p.loggedIn--
+	}
 	p.mu.Unlock()
 }
 

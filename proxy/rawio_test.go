@@ -11,7 +11,7 @@ import (
 )
 
 // tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (a, b net.Conn) {
+func tcpPair(t testing.TB) (a, b net.Conn) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -110,26 +110,20 @@ func TestRawIOIdleAndOpen(t *testing.T) {
 	if _, err := b.Write([]byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
-	if r.idleAndOpen() {
-		t.Fatal("a connection with unasked data reads as idle")
-	}
+	waitFor(t, 5*time.Second, "unasked data to read as not idle", func() bool { return !r.idleAndOpen() })
 	buf := make([]byte, 1)
 	if n, err := r.Read(buf); n != 1 || err != nil {
 		t.Fatalf("peek consumed the byte: %d, %v", n, err)
 	}
 	b.Close()
-	time.Sleep(20 * time.Millisecond)
-	if r.idleAndOpen() {
-		t.Fatal("a connection the peer closed reads as open")
-	}
+	waitFor(t, 5*time.Second, "a connection the peer closed to read as closed", func() bool { return !r.idleAndOpen() })
 }
 
 func TestRawIOPeerReset(t *testing.T) {
 	a, b := tcpPair(t)
 	_ = b.(*net.TCPConn).SetLinger(0) // close with RST
 	b.Close()
-	time.Sleep(20 * time.Millisecond)
+	_ = a.SetReadDeadline(time.Now().Add(5 * time.Second)) // the read waits for the RST
 	rw := newConnIO(a)
 	if _, err := rw.Read(make([]byte, 4)); err == nil {
 		t.Fatal("read from a reset connection succeeded")

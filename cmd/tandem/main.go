@@ -137,6 +137,8 @@ func serve(args []string, stderr io.Writer) int {
 	pcfg.LoginTimeout = cfg.Proxy.LoginTimeout.Duration
 	pcfg.HoldTimeout = cfg.Proxy.HoldTimeout.Duration
 	pcfg.NetReadTimeout = cfg.Proxy.NetReadTimeout.Duration
+	pcfg.NetWriteTimeout = cfg.Proxy.NetWriteTimeout.Duration
+	pcfg.MaxHandshakes = cfg.Proxy.MaxHandshakes
 	pcfg.DefaultAuthPlugin = cfg.Proxy.DefaultAuthPlugin
 	pcfg.MaxPacket = cfg.Proxy.MaxPacket
 	pcfg.RequireTLS = cfg.Proxy.RequireTLS

@@ -105,10 +105,15 @@ type Proxy struct {
 	// Listen lists addresses to accept clients on: host:port, or
 	// unix:/path for a unix socket. Default ["127.0.0.1:3306"].
 	Listen []string `toml:"listen"`
-	// MaxConnections caps concurrent client sessions. Default 4096.
+	// MaxConnections caps concurrent logged-in client sessions. Default
+	// 4096.
 	MaxConnections int `toml:"max_connections"`
-	// HandshakeTimeout cuts a client that has not finished logging in.
-	// Default 10s.
+	// MaxHandshakes caps connections still logging in; when full, a new
+	// one closes the oldest. They never count against MaxConnections.
+	// Default 64.
+	MaxHandshakes int `toml:"max_handshakes"`
+	// HandshakeTimeout cuts a client that has not finished logging in
+	// (TLS included). Default 10s.
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
 	// ConnectTimeout bounds a TCP connect to a node. Default 2s.
 	ConnectTimeout Duration `toml:"connect_timeout"`
@@ -117,6 +122,9 @@ type Proxy struct {
 	// NetReadTimeout cuts a client that stops in the middle of sending a
 	// command. Default 30s.
 	NetReadTimeout Duration `toml:"net_read_timeout"`
+	// NetWriteTimeout cuts a client that does not take a block of a
+	// response for this long (MariaDB's net_write_timeout). Default 60s.
+	NetWriteTimeout Duration `toml:"net_write_timeout"`
 	// HoldTimeout is how long a command or a new session waits while
 	// traffic is held (failover, switchover). Default 10s.
 	HoldTimeout Duration `toml:"hold_timeout"`
@@ -225,12 +233,14 @@ func Default() File {
 		Proxy: Proxy{
 			Listen:            []string{"127.0.0.1:3306"},
 			MaxConnections:    4096,
+			MaxHandshakes:     64,
 			HandshakeTimeout:  Duration{10 * time.Second},
 			ConnectTimeout:    Duration{2 * time.Second},
 			LoginTimeout:      Duration{5 * time.Second},
 			ShutdownTimeout:   Duration{30 * time.Second},
 			HoldTimeout:       Duration{10 * time.Second},
 			NetReadTimeout:    Duration{30 * time.Second},
+			NetWriteTimeout:   Duration{60 * time.Second},
 			DefaultAuthPlugin: "mysql_native_password",
 			MaxPacket:         64 << 20,
 		},
@@ -300,10 +310,14 @@ func (f *File) Validate() error {
 	if p.MaxConnections <= 0 {
 		return fmt.Errorf("proxy.max_connections: %d must be positive", p.MaxConnections)
 	}
+	if p.MaxHandshakes <= 0 {
+		return fmt.Errorf("proxy.max_handshakes: %d must be positive", p.MaxHandshakes)
+	}
 	for key, d := range map[string]Duration{
 		"proxy.handshake_timeout": p.HandshakeTimeout, "proxy.connect_timeout": p.ConnectTimeout,
 		"proxy.login_timeout": p.LoginTimeout, "proxy.shutdown_timeout": p.ShutdownTimeout,
 		"proxy.hold_timeout": p.HoldTimeout, "proxy.net_read_timeout": p.NetReadTimeout,
+		"proxy.net_write_timeout": p.NetWriteTimeout,
 	} {
 		if d.Duration <= 0 {
 			return fmt.Errorf("%s: %v must be positive", key, d.Duration)

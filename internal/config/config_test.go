@@ -39,7 +39,8 @@ func TestGoodConfigGetsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if f.Failover.InitialActive != "a" || f.Proxy.MaxConnections != 4096 || f.Failover.Interval.Duration != 250*time.Millisecond ||
-		f.Users[0].Secret() != "apppass" || f.Failover.AdminSecret() != "tandem" || f.Log.Level != "info" {
+		f.Users[0].Secret() != "apppass" || f.Failover.AdminSecret() != "tandem" || f.Log.Level != "info" ||
+		f.Proxy.MaxHandshakes != 64 || f.Proxy.NetWriteTimeout.Duration != 60*time.Second {
 		t.Fatalf("defaults not applied: %+v", f)
 	}
 }
@@ -93,6 +94,8 @@ password_env = "Y"`, "user[0] (app): password, password_env and password_file: s
 		{"|[proxy]|[proxy]\ntls_cert = \"/x.pem\"", "proxy.tls_cert, proxy.tls_key"},
 		{"|[proxy]|[proxy]\nmax_connections = -1", "proxy.max_connections"},
 		{"|[proxy]|[proxy]\nmax_connections = \"many\"", "max_connections"},
+		{"|[proxy]|[proxy]\nmax_handshakes = 0", "proxy.max_handshakes"},
+		{"|[proxy]|[proxy]\nnet_write_timeout = \"0s\"", "proxy.net_write_timeout"},
 		{"\n[alert]\n[[alert.webhook]]\nurl = \"ftp://x\"", "alert.webhook[0].URL"},
 		{"\n[alert]\n[[alert.webhook]]\nurl = \"http://127.0.0.1:9/hook\"\nformat = \"xml\"", "alert.webhook[0].Format"},
 		{"\n[[admin.bogus]]", "unknown key admin.bogus"},
