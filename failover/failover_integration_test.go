@@ -119,6 +119,8 @@ func startTandemAt(t testing.TB, store *failover.FileStore, addrA, addrB string,
 	pcfg.Logger = log.Named("proxy")
 	pcfg.Logger.SetLevel(hclog.Warn) // one line per moved session otherwise
 	nodes := []*proxy.Node{{Name: "a", Address: addrA}, {Name: "b", Address: addrB}}
+	var m *failover.Manager
+	pcfg.NodeFailed = func(node string) { m.CheckNow(node) }
 	p, err := proxy.New(pcfg, nodes, "")
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +129,7 @@ func startTandemAt(t testing.TB, store *failover.FileStore, addrA, addrB string,
 	fcfg.AdminUser, fcfg.AdminPassword = testpair.AdminUser, testpair.AdminPassword
 	fnodes := []failover.NodeConfig{{Name: "a", Address: addrA}, {Name: "b", Address: addrB}}
 	events := &eventLog{}
-	m, err := failover.New(fcfg, fnodes, "a", p, store, log.Named("failover"), events.hook)
+	m, err = failover.New(fcfg, fnodes, "a", p, store, log.Named("failover"), events.hook)
 	if err != nil {
 		t.Fatal(err)
 	}

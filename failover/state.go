@@ -194,8 +194,12 @@ func (m *Manager) Decision() Decision {
 }
 
 // CheckNow asks for an immediate check of node (the data path saw its
-// connection fail). It never blocks; unknown names are ignored.
+// connection fail). It never blocks; unknown names, and a nil Manager,
+// are ignored.
 func (m *Manager) CheckNow(name string) {
+	if m == nil {
+		return
+	}
 	if n := m.node(name); n != nil {
 		select {
 		case n.kick <- struct{}{}:

@@ -262,6 +262,9 @@ func (s *session) handshake() error {
 		g, err = probeNode(ctx, node, p.timeouts())
 		cancel()
 		if err != nil {
+			if f := p.cfg.NodeFailed; f != nil {
+				f(node.Name)
+			}
 			e := backendError("tandem: cannot reach node %s: %v", node, err)
 			_ = writeRaw(s.client, 0, appendErr(nil, e))
 			return e
@@ -718,6 +721,9 @@ func (s *session) nodeFailed(r *relay, err error) error {
 		return err
 	}
 	node := s.be.node
+	if f := s.p.cfg.NodeFailed; f != nil && !s.closed.Load() {
+		f(node.Name)
+	}
 	if r.wrote || s.closed.Load() {
 		return fmt.Errorf("node %s failed in the middle of a response: %w", node.Name, err)
 	}

@@ -94,6 +94,13 @@ type Config struct {
 	// Default: none.
 	Observer Observer
 
+	// NodeFailed, when set, is called with a node's name when a session's
+	// exchange with that node fails (the connection dropped mid-command,
+	// or a dial or login failed), from the session's goroutine: it must
+	// return at once. tandem's monitor uses it to check the node now
+	// rather than at its next interval. Default: none.
+	NodeFailed func(node string)
+
 	// Logger receives session-level events. Default: hclog.NewNullLogger().
 	Logger hclog.Logger
 }

@@ -346,6 +346,8 @@ func startTandem(o options) (*tandem, error) {
 	pcfg.Logger = logger.Named("proxy")
 	pcfg.Logger.SetLevel(hclog.Warn)
 	nodes := []*proxy.Node{{Name: "a", Address: o.addrA}, {Name: "b", Address: o.addrB}}
+	var m *failover.Manager
+	pcfg.NodeFailed = func(node string) { m.CheckNow(node) }
 	p, err := proxy.New(pcfg, nodes, "")
 	if err != nil {
 		return nil, err
@@ -353,7 +355,7 @@ func startTandem(o options) (*tandem, error) {
 	fcfg := failover.DefaultConfig()
 	fcfg.AdminUser, fcfg.AdminPassword = adminUser, adminPassword
 	fnodes := []failover.NodeConfig{{Name: "a", Address: o.addrA}, {Name: "b", Address: o.addrB}}
-	m, err := failover.New(fcfg, fnodes, "a", p, &failover.FileStore{Path: filepath.Join(dir, "state.json")}, logger.Named("failover"))
+	m, err = failover.New(fcfg, fnodes, "a", p, &failover.FileStore{Path: filepath.Join(dir, "state.json")}, logger.Named("failover"))
 	if err != nil {
 		return nil, err
 	}

@@ -159,6 +159,10 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	// The proxy starts with no route; the failover manager's saved
 	// decision (or failover.initial_active) gives it one below.
+	// A session that sees a node fail asks the monitor to check it now
+	// (the manager is made below, before any session starts).
+	var mgr *failover.Manager
+	pcfg.NodeFailed = func(node string) { mgr.CheckNow(node) }
 	p, err := proxy.New(pcfg, nodes, "")
 	if err != nil {
 		fmt.Fprintln(stderr, "tandem: config:", err)
@@ -191,7 +195,7 @@ func serve(args []string, stderr io.Writer) int {
 		defer cancel()
 		_ = alerter.Close(ctx)
 	}()
-	mgr, err := failover.New(fcfg, fnodes, fo.InitialActive, p, &failover.FileStore{Path: fo.StateFile}, log.Named("failover"),
+	mgr, err = failover.New(fcfg, fnodes, fo.InitialActive, p, &failover.FileStore{Path: fo.StateFile}, log.Named("failover"),
 		reg.FailoverHook(), alerter.Hook())
 	if err != nil {
 		fmt.Fprintln(stderr, "tandem: failover:", err)
