@@ -14,8 +14,9 @@ demo:
 	scripts/demo.sh start
 
 # Run every test: unit, fuzz seeds and integration tests on the real local pair
-# (reset first to its normal state: a writable, b read-only, in sync).
-test: pair-up
+# (reset first to its normal state: a writable, b read-only, in sync); package
+# coord starts its own etcd cluster from bin/etcd.
+test: pair-up etcd-build
 	$(PAIR) reset
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
@@ -59,6 +60,26 @@ pair-down:
 # Show each node's state, role, replication threads and GTID position; fails if unhealthy.
 pair-status:
 	$(PAIR) status
+
+# --- local etcd cluster (scripts/etcd.sh) -------------------------------------
+# Three members on 127.0.0.1 (clients $${TANDEM_ETCD_CLIENT_PORTS:-23791 23792
+# 23793}) under $${TANDEM_ETCD_DIR:-/tmp/tandem-etcd}, built from tools/etcd (its
+# own module; the main module never depends on the server). `scripts/etcd.sh
+# --help` lists the fault-injection commands.
+
+.PHONY: etcd-build etcd-up etcd-down
+
+# Build bin/etcd from tools/etcd (pinned etcd server release) if missing or outdated.
+etcd-build:
+	GO=$(GO) scripts/etcd.sh build
+
+# Start the three-member etcd cluster and wait until it is healthy.
+etcd-up: etcd-build
+	scripts/etcd.sh up
+
+# Stop the etcd cluster, keeping its data (scripts/etcd.sh down --purge also deletes it).
+etcd-down:
+	scripts/etcd.sh down
 
 # --- benchmarks (scripts/bench.sh) ------------------------------------------
 
