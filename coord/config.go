@@ -62,7 +62,9 @@ type Config struct {
 	// etcd's leader over one TTL and the time between checking Valid and
 	// an action taking effect. etcd itself counts the TTL from when its
 	// leader received the renewal, which is after the send, so the send
-	// time is already on the safe side. Default 100ms.
+	// time is already on the safe side. Times are read from Go's monotonic
+	// clock, so a step of the wall clock does not matter; only a
+	// difference in rate does. Default 100ms.
 	Margin time.Duration
 	// RequestTimeout bounds each other etcd request (grant, register,
 	// ack, campaign step, load, save). Default 1s.

@@ -466,6 +466,32 @@ func TestWatch(t *testing.T) {
 	}
 }
 
+// TestOpenUnreachable: no etcd answering is a clear error within the dial
+// timeout, not a hang.
+func TestOpenUnreachable(t *testing.T) {
+	ports, err := freePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, prefixFor(t), "a")
+	cfg.Endpoints = []string{fmt.Sprintf("127.0.0.1:%d", ports[0])}
+	cfg.DialTimeout = 500 * time.Millisecond
+	start := time.Now()
+	s, err := Open(context.Background(), cfg, nil)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open succeeded without etcd")
+	}
+	if !strings.Contains(err.Error(), "grant lease from etcd") || time.Since(start) > 10*time.Second {
+		t.Fatalf("Open without etcd: %v after %v", err, time.Since(start))
+	}
+	bad := cfg
+	bad.ID = ""
+	if _, err := Open(context.Background(), bad, nil); err == nil || !strings.Contains(err.Error(), "coord: ID:") {
+		t.Fatalf("Open with a bad config: %v", err)
+	}
+}
+
 // ---- child process: a coordinator that can be SIGKILLed -------------------
 
 const childEnv = "COORD_TEST_CHILD"
