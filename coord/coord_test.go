@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -466,6 +467,88 @@ func TestWatch(t *testing.T) {
 	}
 }
 
+// TestHungMemberKeepsLease: with every endpoint configured, one hung member
+// (SIGSTOP) costs single renewals, never the lease: the renewal loop's
+// next request goes to another member. TTL 2 s leaves room for a loaded
+// machine; the point is the mechanism, not the speed.
+func TestHungMemberKeepsLease(t *testing.T) {
+	defer tc.heal(t)
+	ev := &events{}
+	cfg := testConfig(t, prefixFor(t), "a")
+	cfg.LeaseTTL = 2 * time.Second
+	cfg.Events = ev.hook
+	s := open(t, cfg)
+	lease := s.Status().Lease
+	tc.mustScript(t, "stop", "1")
+	end := time.Now().Add(3 * cfg.LeaseTTL)
+	var worst time.Duration
+	for time.Now().Before(end) {
+		until, ok := s.Valid()
+		if !ok {
+			t.Fatalf("lease validity lost with one of three members hung (until %v, events %v)", until, ev.snapshot())
+		}
+		if left := time.Until(until); worst == 0 || left < worst {
+			worst = left
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	tc.mustScript(t, "cont", "1")
+	if st := s.Status(); st.Lease != lease || len(ev.snapshot()) != 0 {
+		t.Fatalf("lease changed (%x → %x) or events %v", lease, st.Lease, ev.snapshot())
+	}
+	t.Logf("member 1 hung for %v: validity never below %v of %v", 3*cfg.LeaseTTL, worst.Round(time.Millisecond), cfg.LeaseTTL-cfg.Margin)
+}
+
+// TestShortStallKeepsCoordinator: a coordinator process stopped for less
+// than its lease (SIGSTOP, then SIGCONT) is still coordinator in the same
+// term; the waiting candidate never won.
+func TestShortStallKeepsCoordinator(t *testing.T) {
+	prefix := prefixFor(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	child := startChild(t, ctx, prefix, "child", "COORD_CHILD_TTL=2")
+	p := open(t, testConfig(t, prefix, "parent"))
+	before, ok, err := p.Coordinator(ctx)
+	if err != nil || !ok || before.ID != "child" {
+		t.Fatalf("Coordinator: %+v %v %v", before, ok, err)
+	}
+	campaign, stopCampaign := context.WithCancel(ctx)
+	won := make(chan error, 1)
+	go func() { won <- p.Campaign(campaign) }()
+	if err := child.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the stall under test, well under the 2 s lease
+	if err := child.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	// Let the child renew again, then check nobody took over.
+	waitFor(t, 10*time.Second, "the child's member key renewed after the stall", func() bool {
+		ms, err := p.Members(ctx)
+		if err != nil {
+			return false
+		}
+		for _, m := range ms {
+			if m.ID == "child" && m.Present {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(2 * time.Second) // longer than the lease: an expiry would show now
+	after, ok, err := p.Coordinator(ctx)
+	if err != nil || !ok || after.ID != "child" || after.CreateRevision != before.CreateRevision || after.Lease != before.Lease {
+		t.Fatalf("after a 500ms stall: coordinator %+v (before %+v), ok %v err %v", after, before, ok, err)
+	}
+	if p.IsCoordinator() {
+		t.Fatal("the waiting candidate became coordinator")
+	}
+	stopCampaign()
+	if err := <-won; !errors.Is(err, context.Canceled) {
+		t.Fatalf("candidate's campaign: %v, want it still waiting", err)
+	}
+}
+
 // TestOpenUnreachable: no etcd answering is a clear error within the dial
 // timeout, not a hang.
 func TestOpenUnreachable(t *testing.T) {
@@ -498,12 +581,13 @@ const childEnv = "COORD_TEST_CHILD"
 
 // startChild re-executes the test binary as a coordinator process and
 // waits until it reports that it won the election.
-func startChild(t *testing.T, ctx context.Context, prefix, id string) *exec.Cmd {
+func startChild(t *testing.T, ctx context.Context, prefix, id string, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"=1",
 		"COORD_CHILD_ENDPOINTS="+strings.Join(tc.clients, ","),
 		"COORD_CHILD_PREFIX="+prefix, "COORD_CHILD_ID="+id)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -543,6 +627,9 @@ func childMain() int {
 	cfg.Endpoints = strings.Split(os.Getenv("COORD_CHILD_ENDPOINTS"), ",")
 	cfg.Prefix = os.Getenv("COORD_CHILD_PREFIX")
 	cfg.ID = os.Getenv("COORD_CHILD_ID")
+	if ttl, err := strconv.Atoi(os.Getenv("COORD_CHILD_TTL")); err == nil {
+		cfg.LeaseTTL = time.Duration(ttl) * time.Second
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := Open(ctx, cfg, nil)
