@@ -15,6 +15,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
 )
 
 // TestValidEndsBeforeEtcdExpires: a session whose only etcd member hangs
@@ -42,7 +43,7 @@ func TestValidEndsBeforeEtcdExpires(t *testing.T) {
 	}
 
 	// The client library's session on the same single member, for comparison.
-	lib, err := clientv3.New(clientv3.Config{Endpoints: cfg.Endpoints, DialTimeout: 5 * time.Second})
+	lib, err := clientv3.New(clientv3.Config{Endpoints: cfg.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -546,6 +547,44 @@ func TestShortStallKeepsCoordinator(t *testing.T) {
 	stopCampaign()
 	if err := <-won; !errors.Is(err, context.Canceled) {
 		t.Fatalf("candidate's campaign: %v, want it still waiting", err)
+	}
+}
+
+// TestCoordinatorSelfByLease: Coordinator judges "is it me" by the key's
+// lease, never by the stored value, even when that value names this
+// tandem (as after a restart while the old lease lives).
+func TestCoordinatorSelfByLease(t *testing.T) {
+	prefix := prefixFor(t)
+	b := open(t, testConfig(t, prefix, "b"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	obs := observer(t)
+	other, err := obs.Grant(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obs.Revoke(context.Background(), other.ID)
+	if _, err := obs.Put(ctx, b.cfg.coordinatorKey(), `{"id":"b","host":"host-b"}`, clientv3.WithLease(other.ID)); err != nil {
+		t.Fatal(err)
+	}
+	m, ok, err := b.Coordinator(ctx)
+	if err != nil || !ok || m.ID != "b" || m.Self || m.Lease != int64(other.ID) {
+		t.Fatalf("Coordinator: %+v ok %v err %v; want the value's id b but Self false", m, ok, err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
+	err = b.Campaign(short)
+	cancelShort()
+	if !errors.Is(err, context.DeadlineExceeded) || b.IsCoordinator() {
+		t.Fatalf("Campaign against a key of another lease with our id: %v", err)
+	}
+	if _, err := obs.Revoke(ctx, other.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Campaign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok, err := b.Coordinator(ctx); err != nil || !ok || !m.Self {
+		t.Fatalf("Coordinator after winning: %+v %v %v", m, ok, err)
 	}
 }
 
