@@ -1,12 +1,3 @@
-// Package coord lets several tandems agree through etcd: each tandem holds
-// an etcd lease that it renews itself and from which it computes how long it
-// may still act (self-fencing), registers itself as a member, campaigns to be
-// the one coordinator, stores the failover decision with compare-and-set
-// transactions, and waits for every member to acknowledge a new epoch before
-// the coordinator makes a new node writable (a barrier).
-//
-// All agreement comes from etcd; coord never decides anything by itself.
-// It knows nothing of failover's types: the decision is opaque JSON.
 package coord
 
 import (
