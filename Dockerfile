@@ -9,7 +9,7 @@
 # (password_env / admin_password_env) or mounted files (password_file).
 
 # build compiles a static binary (no cgo), stamped with VERSION.
-FROM golang:1.25-bookworm AS build
+FROM golang:1.26-bookworm AS build
 WORKDIR /src
 ENV CGO_ENABLED=0
 COPY go.mod go.sum ./

@@ -15,9 +15,10 @@ demo:
 
 # Run every test: unit, fuzz seeds and integration tests on the real local pair
 # (reset first to its normal state: a writable, b read-only, in sync), the
-# admin API's browser test in headless Chromium, then each fuzz target
-# briefly (2s each).
-test: pair-up chromium-install
+# admin API's browser test in headless Chromium (installed if missing),
+# package coord's own etcd cluster (from bin/etcd, built if missing), then
+# each fuzz target briefly (2s each).
+test: pair-up chromium-install etcd-build
 	$(PAIR) reset
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
@@ -68,6 +69,25 @@ pair-status:
 # Install Debian's chromium if missing (scripts/chromium.sh; needs root).
 chromium-install:
 	scripts/chromium.sh install
+# --- local etcd cluster (scripts/etcd.sh) -------------------------------------
+# Three members on 127.0.0.1 (clients $${TANDEM_ETCD_CLIENT_PORTS:-23791 23792
+# 23793}) under $${TANDEM_ETCD_DIR:-/tmp/tandem-etcd}, built from tools/etcd (its
+# own module; the main module never depends on the server). `scripts/etcd.sh
+# --help` lists the fault-injection commands.
+
+.PHONY: etcd-build etcd-up etcd-down
+
+# Build bin/etcd from tools/etcd (pinned etcd server release) if missing or outdated.
+etcd-build:
+	GO=$(GO) scripts/etcd.sh build
+
+# Start the three-member etcd cluster and wait until it is healthy.
+etcd-up: etcd-build
+	scripts/etcd.sh up
+
+# Stop the etcd cluster, keeping its data (scripts/etcd.sh down --purge also deletes it).
+etcd-down:
+	scripts/etcd.sh down
 
 # --- benchmarks (scripts/bench.sh) ------------------------------------------
 

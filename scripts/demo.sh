@@ -29,7 +29,7 @@ find_go() {
 		export PATH=/usr/local/go/bin:$PATH
 		return
 	fi
-	die "Go is not installed. tandem needs Go 1.25 or newer: install it from https://go.dev/dl/ into /usr/local/go (Debian 12's golang-go is too old)."
+	die "Go is not installed. tandem needs Go 1.26 or newer: install it from https://go.dev/dl/ into /usr/local/go (Debian 12's golang-go is too old)."
 }
 
 running() { [[ -f $PIDFILE ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }

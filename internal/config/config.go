@@ -14,6 +14,7 @@ import (
 
 	"github.com/tandemdb/tandem/admin"
 	"github.com/tandemdb/tandem/alert"
+	"github.com/tandemdb/tandem/coord"
 )
 
 // File is the whole configuration file.
@@ -25,6 +26,109 @@ type File struct {
 	Failover Failover `toml:"failover"`
 	Admin    Admin    `toml:"admin"`
 	Alert    Alert    `toml:"alert"`
+	// Etcd, when its endpoints are set, makes several tandems agree
+	// through etcd; absent, tandem decides alone as a single instance.
+	Etcd Etcd `toml:"etcd"`
+}
+
+// Etcd is the [etcd] section: several tandems (one per app server) agree
+// through one etcd cluster (see package coord). Without endpoints the
+// section is off and tandem runs as a single instance.
+type Etcd struct {
+	// Endpoints are the etcd members' client addresses (host:port or
+	// http(s)://host:port); list all three.
+	Endpoints []string `toml:"endpoints"`
+	// Prefix is the key prefix of one cluster of tandems. Default /tandem.
+	Prefix string `toml:"prefix"`
+	// ID is this tandem's stable identity, unique within the prefix
+	// (letters, digits, "._-"). Required.
+	ID string `toml:"id"`
+	// Host is free text shown in status. Default: the machine's hostname.
+	Host string `toml:"host"`
+	// AdminAddress is where other tandems reach this tandem's admin API
+	// (host:port). Default: admin.listen.
+	AdminAddress string `toml:"admin_address"`
+	// LeaseTTL, whole seconds: a tandem that cannot renew its lease for
+	// this long stops routing. Default 1s (etcd with
+	// --election-timeout=500ms or less; etcd's default needs 2s).
+	LeaseTTL       Duration `toml:"lease_ttl"`
+	RenewInterval  Duration `toml:"renew_interval"`  // default 250ms
+	RenewTimeout   Duration `toml:"renew_timeout"`   // default 300ms
+	Margin         Duration `toml:"margin"`          // default 100ms
+	RequestTimeout Duration `toml:"request_timeout"` // default 1s
+	DialTimeout    Duration `toml:"dial_timeout"`    // default 2s
+	// CAFile verifies etcd's certificate; CertFile and KeyFile (both or
+	// neither) authenticate this tandem.
+	CAFile   string `toml:"ca_file"`
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+	// Username for etcd's authentication, with exactly one of password,
+	// password_env, password_file.
+	Username     string `toml:"username"`
+	Password     string `toml:"password"`
+	PasswordEnv  string `toml:"password_env"`
+	PasswordFile string `toml:"password_file"`
+
+	secret string
+}
+
+// Enabled reports whether the [etcd] section is in use.
+func (e *Etcd) Enabled() bool { return len(e.Endpoints) > 0 }
+
+// CoordConfig converts the section for package coord (valid after Validate).
+func (e *Etcd) CoordConfig() coord.Config {
+	c := coord.DefaultConfig()
+	c.Endpoints = e.Endpoints
+	c.Prefix, c.ID, c.Host, c.Admin = e.Prefix, e.ID, e.Host, e.AdminAddress
+	c.LeaseTTL, c.RenewInterval, c.RenewTimeout = e.LeaseTTL.Duration, e.RenewInterval.Duration, e.RenewTimeout.Duration
+	c.Margin, c.RequestTimeout, c.DialTimeout = e.Margin.Duration, e.RequestTimeout.Duration, e.DialTimeout.Duration
+	c.CAFile, c.CertFile, c.KeyFile = e.CAFile, e.CertFile, e.KeyFile
+	c.Username, c.Password = e.Username, e.secret
+	return c
+}
+
+// etcdKeys maps coord's field names to this file's keys in errors.
+var etcdKeys = strings.NewReplacer("coord: Endpoints", "etcd.endpoints", "coord: Prefix", "etcd.prefix",
+	"coord: ID", "etcd.id", "coord: Host", "etcd.host", "coord: Admin", "etcd.admin_address",
+	"coord: LeaseTTL", "etcd.lease_ttl", "coord: RenewInterval", "etcd.renew_interval",
+	"coord: RenewTimeout", "etcd.renew_timeout", "coord: Margin", "etcd.margin",
+	"coord: RequestTimeout", "etcd.request_timeout", "coord: DialTimeout", "etcd.dial_timeout",
+	"coord: CertFile/KeyFile", "etcd.cert_file, etcd.key_file", "coord: Username/Password", "etcd.username, etcd.password",
+	"RenewInterval (", "renew_interval (", "2×RenewTimeout (", "2×renew_timeout (", "Margin (", "margin (",
+	"LeaseTTL (", "lease_ttl (")
+
+// validate checks the [etcd] section (only when enabled) and fills defaults.
+func (e *Etcd) validate(adminListen string) error {
+	if !e.Enabled() {
+		return nil
+	}
+	if e.ID == "" {
+		return errors.New("etcd.id: missing (each tandem needs its own stable id)")
+	}
+	if e.Host == "" {
+		e.Host, _ = os.Hostname()
+	}
+	if e.AdminAddress == "" {
+		e.AdminAddress = adminListen
+	}
+	for _, ca := range []struct{ key, path string }{{"etcd.ca_file", e.CAFile}, {"etcd.cert_file", e.CertFile}, {"etcd.key_file", e.KeyFile}} {
+		if ca.path == "" {
+			continue
+		}
+		if _, err := os.Stat(ca.path); err != nil {
+			return fmt.Errorf("%s: %w", ca.key, err)
+		}
+	}
+	pw := User{Name: e.Username, Password: e.Password, PasswordEnv: e.PasswordEnv, PasswordFile: e.PasswordFile}
+	if err := pw.resolve(); err != nil {
+		return fmt.Errorf("etcd.%w", err)
+	}
+	e.secret = pw.secret
+	c := e.CoordConfig()
+	if err := c.Validate(); err != nil {
+		return errors.New(etcdKeys.Replace(err.Error()))
+	}
+	return nil
 }
 
 // Alert configures where failover events are sent (see package alert).
@@ -263,7 +367,15 @@ func Default() File {
 			SemiSyncTimeout:      Duration{30 * time.Second},
 			MaxSwitchoverTimeout: Duration{time.Minute},
 		},
+		Etcd: defaultEtcd(),
 	}
+}
+
+func defaultEtcd() Etcd {
+	c := coord.DefaultConfig()
+	return Etcd{Prefix: c.Prefix, LeaseTTL: Duration{c.LeaseTTL}, RenewInterval: Duration{c.RenewInterval},
+		RenewTimeout: Duration{c.RenewTimeout}, Margin: Duration{c.Margin},
+		RequestTimeout: Duration{c.RequestTimeout}, DialTimeout: Duration{c.DialTimeout}}
 }
 
 // Load reads and validates the file at path. Passwords given by env var or
@@ -280,6 +392,9 @@ func Load(path string) (*File, error) {
 			keys[i] = k.String()
 		}
 		return nil, fmt.Errorf("%s: unknown key %s", path, strings.Join(keys, ", "))
+	}
+	if md.IsDefined("etcd") && !f.Etcd.Enabled() {
+		return nil, fmt.Errorf("%s: etcd.endpoints: missing (remove [etcd] to run a single tandem)", path)
 	}
 	if err := f.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -426,7 +541,7 @@ func (f *File) Validate() error {
 	} else if !names[f.Failover.InitialActive] {
 		return fmt.Errorf("failover.initial_active: no node named %q", f.Failover.InitialActive)
 	}
-	return nil
+	return f.Etcd.validate(f.Admin.Listen)
 }
 
 func (u *User) resolve() error {

@@ -103,6 +103,18 @@ password_env = "Y"`, "user[0] (app): password, password_env and password_file: s
 		{"\n[admin]\nallowed_hosts = [\"tandem1.example:9306\"]", "admin.allowed_hosts[0]"},
 		{"\n[admin]\nallowed_hosts = [\"ok.example\", \"http://x\"]", "admin.allowed_hosts[1]"},
 		{"\n[admin]\nallowed_hosts = [\"tandem1.example\", \"10.0.0.5\"]", ""},
+		{"\n[etcd]\nid = \"t1\"", "etcd.endpoints: missing"},
+		{"\n[etcd]\nendpoints = [\"e1:2379\"]", "etcd.id: missing"},
+		{"\n[etcd]\nendpoints = [\"e1\"]\nid = \"t1\"", "etcd.endpoints"},
+		{"\n[etcd]\nendpoints = [\"e1:2379\"]\nid = \"t/1\"", "etcd.id"},
+		{"\n[etcd]\nendpoints = [\"e1:2379\"]\nid = \"t1\"\nprefix = \"x\"", "etcd.prefix"},
+		{"\n[etcd]\nendpoints = [\"e1:2379\"]\nid = \"t1\"\nlease_ttl = \"1500ms\"", "etcd.lease_ttl"},
+		{"\n[etcd]\nendpoints = [\"e1:2379\"]\nid = \"t1\"\nrenew_interval = \"900ms\"", "etcd.renew_interval: renew_interval (900ms)"},
+		{"\n[etcd]\nendpoints = [\"e1:2379\"]\nid = \"t1\"\nca_file = \"/nonexistent/ca.pem\"", "etcd.ca_file"},
+		{"\n[etcd]\nendpoints = [\"e1:2379\"]\nid = \"t1\"\ncert_file = \"/dev/null\"", "etcd.cert_file, etcd.key_file"},
+		{"\n[etcd]\nendpoints = [\"e1:2379\"]\nid = \"t1\"\nusername = \"u\"", "etcd.username, etcd.password"},
+		{"\n[etcd]\nendpoints = [\"e1:2379\"]\nid = \"t1\"\npassword = \"p\"\npassword_env = \"X\"", "etcd.password, password_env"},
+		{"\n[etcd]\nendpoints = [\"e1:2379\"]\nid = \"t1\"\nbogus = 1", "unknown key etcd.bogus"},
 	} {
 		text := good
 		if strings.HasPrefix(c.edit, "|") {
@@ -121,6 +133,37 @@ password_env = "Y"`, "user[0] (app): password, password_env and password_file: s
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("edit %q: error %v, want it to mention %q", c.edit, err, c.want)
 		}
+	}
+}
+
+func TestEtcdSection(t *testing.T) {
+	f, err := load(t, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Etcd.Enabled() {
+		t.Fatal("etcd enabled without an [etcd] section")
+	}
+	t.Setenv("ETCD_PW", "secret")
+	f, err = load(t, good+`
+[etcd]
+endpoints = ["10.0.0.1:2379", "10.0.0.2:2379", "10.0.0.3:2379"]
+id = "app1"
+username = "tandem"
+password_env = "ETCD_PW"
+lease_ttl = "2s"
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.Etcd.CoordConfig()
+	if !f.Etcd.Enabled() || c.ID != "app1" || c.Prefix != "/tandem" || c.LeaseTTL != 2*time.Second ||
+		c.RenewInterval != 250*time.Millisecond || c.Password != "secret" || c.Username != "tandem" ||
+		c.Admin != "127.0.0.1:9306" || c.Host == "" || len(c.Endpoints) != 3 {
+		t.Fatalf("coord config: %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }
 
