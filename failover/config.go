@@ -56,6 +56,21 @@ type Config struct {
 	SemiSyncTimeout time.Duration
 	// MaxSwitchoverTimeout caps a switchover's write pause. Default 60s.
 	MaxSwitchoverTimeout time.Duration
+
+	// Cluster, when set, makes this tandem one of several that agree
+	// through etcd (cluster.go); nil: it decides alone.
+	Cluster Cluster
+	// GuardInterval is how often a clustered tandem checks its own lease
+	// (and stops traffic when it lapsed). Default 20ms: a small part of
+	// the lease's margin.
+	GuardInterval time.Duration
+	// FollowInterval is how often a follower reads the decision in etcd.
+	// Default 100ms.
+	FollowInterval time.Duration
+	// BarrierTimeout bounds the wait for every tandem to acknowledge a new
+	// epoch (or lose its lease) before a node is made writable. Default
+	// 5s: a cut-off tandem's lease expires within its TTL (1 s).
+	BarrierTimeout time.Duration
 	// HeartbeatSchema holds tandem's heartbeat and decision tables on
 	// the nodes. Default "tandem".
 	HeartbeatSchema string
@@ -84,6 +99,9 @@ func DefaultConfig() Config {
 		HeartbeatSchema: "tandem",
 
 		MaxSwitchoverTimeout: time.Minute,
+		GuardInterval:        20 * time.Millisecond,
+		FollowInterval:       100 * time.Millisecond,
+		BarrierTimeout:       5 * time.Second,
 	}
 }
 
@@ -93,6 +111,7 @@ func (c *Config) Validate() error {
 		"Interval": c.Interval, "CheckTimeout": c.CheckTimeout, "CatchupTimeout": c.CatchupTimeout,
 		"MaxPromoteLag": c.MaxPromoteLag, "LagWarning": c.LagWarning, "FenceTimeout": c.FenceTimeout, "RetryInterval": c.RetryInterval,
 		"AckTimeout": c.AckTimeout, "SemiSyncTimeout": c.SemiSyncTimeout, "MaxSwitchoverTimeout": c.MaxSwitchoverTimeout,
+		"GuardInterval": c.GuardInterval, "FollowInterval": c.FollowInterval, "BarrierTimeout": c.BarrierTimeout,
 	} {
 		if d <= 0 {
 			return fmt.Errorf("%s: %v must be positive", name, d)

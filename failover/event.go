@@ -24,6 +24,9 @@ const (
 	EventRecovered          EventType = "traffic_restored"
 	EventUnsynced           EventType = "passive_unsynced"
 	EventSynced             EventType = "passive_synced"
+	EventCoordinator        EventType = "coordinator_changed"
+	EventSelfFenced         EventType = "self_fenced"
+	EventLeaseRestored      EventType = "lease_restored"
 )
 
 // Event is one thing that happened, for logs, alerts and the admin API.

@@ -108,7 +108,9 @@ func (m *Manager) check(ctx context.Context, n *node) Observation {
 	}
 	active, epoch := m.activeName(), m.epoch.Load()
 	if n.Name == active {
-		if o.Facts.Writable() && !m.heartbeatsOff.Load() && n.heartbeatBusy.CompareAndSwap(false, true) {
+		// One heartbeat writer: the coordinator, when there are several.
+		leads := m.cluster == nil || m.leadingFlag.Load()
+		if o.Facts.Writable() && leads && !m.heartbeatsOff.Load() && n.heartbeatBusy.CompareAndSwap(false, true) {
 			go func() {
 				defer n.heartbeatBusy.Store(false)
 				hctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -81,6 +81,9 @@ const (
 	// StateUndecided: no decision was saved and none was found on the
 	// nodes yet; traffic is held and nothing is changed on the nodes.
 	StateUndecided
+	// StateFollowing: another tandem coordinates (Config.Cluster); this
+	// one routes by the decision it saved.
+	StateFollowing
 )
 
 func (s State) String() string {
@@ -95,6 +98,8 @@ func (s State) String() string {
 		return "switching_over"
 	case StateUndecided:
 		return "undecided"
+	case StateFollowing:
+		return "following"
 	}
 	return fmt.Sprintf("State(%d)", int(s))
 }
@@ -134,6 +139,20 @@ type Manager struct {
 	heartbeatsOff atomic.Bool
 	// undecidedLogged: the operator was told that no rule decides.
 	undecidedLogged bool
+
+	// With several tandems (cluster.go): cluster is nil for a single one.
+	cluster Cluster
+	gate    *gate
+	// leading: this tandem is the coordinator (Run goroutine's view;
+	// leadingFlag is the monitor's).
+	leading     bool
+	leadingFlag atomic.Bool
+	// loadedLease is the lease under which the decision was last loaded.
+	loadedLease      int64
+	elected, deposed chan struct{}
+	relatch          chan struct{}
+	followErrLogged  time.Time
+	membersRead      time.Time
 	// step, when set (tests only), is called between the steps of a
 	// failover and a switchover; see export_test.go.
 	step func(name string)
@@ -156,7 +175,12 @@ func New(cfg Config, nodes []NodeConfig, initial string, ctl Controller, store S
 		log = hclog.NewNullLogger()
 	}
 	m := &Manager{cfg: cfg, log: log, ctl: ctl, store: store, hooks: hooks, events: make(chan Event, 256), started: time.Now(),
-		requests: make(chan request), obs: make(chan Observation, 2*len(nodes)), abort: make(chan struct{}, 1)}
+		requests: make(chan request), obs: make(chan Observation, 2*len(nodes)), abort: make(chan struct{}, 1),
+		cluster: cfg.Cluster, elected: make(chan struct{}), deposed: make(chan struct{}), relatch: make(chan struct{}, 1)}
+	if m.cluster != nil {
+		m.gate = &gate{ctl: ctl}
+		m.ctl = m.gate
+	}
 	for _, nc := range nodes {
 		ops := nc.Ops
 		if ops == nil {
@@ -167,6 +191,14 @@ func New(cfg Config, nodes []NodeConfig, initial string, ctl Controller, store S
 			ops = sn
 		}
 		m.nodes = append(m.nodes, &node{NodeConfig: nc, ops: ops, kick: make(chan struct{}, 1)})
+	}
+	if m.cluster != nil {
+		// The decision is read from etcd when this tandem is allowed to
+		// act on it: elected, or following with a valid lease.
+		m.state = StateFollowing
+		m.setDecision(Decision{Reason: "several tandems: waiting for the decision in etcd"})
+		m.publish()
+		return m, nil
 	}
 	dec, ok, err := store.Load()
 	if err != nil {
@@ -280,13 +312,23 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); m.deliverEvents(ctx) }()
+	var follow <-chan time.Time
+	if m.cluster != nil {
+		m.ctl.Hold()
+		wg.Add(2)
+		go func() { defer wg.Done(); m.guard(ctx) }()
+		go func() { defer wg.Done(); m.campaign(ctx) }()
+		t := time.NewTicker(m.cfg.FollowInterval)
+		defer t.Stop()
+		follow = t.C
+	}
 	defer func() {
 		wg.Wait()
 		for _, n := range m.nodes {
 			n.ops.Close()
 		}
 	}()
-	if m.state == StateUndecided {
+	if m.state == StateUndecided && m.cluster == nil {
 		m.ctl.Hold()
 		m.log.Warn("no saved decision: traffic held until the nodes' recorded decision is read or exactly one node is found writable")
 	} else {
@@ -304,6 +346,32 @@ func (m *Manager) Run(ctx context.Context) error {
 			v, err := r.do(rctx)
 			cancel()
 			r.reply <- response{v, err}
+			m.publish()
+		case <-follow:
+			m.follow(ctx)
+			m.refreshMembers(ctx)
+			m.publish()
+		case <-m.elected:
+			m.lead(ctx)
+			m.publish()
+		case <-m.deposed:
+			m.leading = false
+			m.leadingFlag.Store(false)
+			m.setState(StateFollowing)
+			m.emit(Event{Type: EventCoordinator, Reason: "this tandem is no longer the coordinator"})
+			m.follow(ctx)
+			m.publish()
+		case <-m.relatch:
+			// The lease is valid again: act only on a decision read
+			// under it.
+			if m.leading && m.cluster.IsCoordinator() {
+				m.lead(ctx)
+			} else {
+				m.follow(ctx)
+			}
+			if m.gate.isOpen() {
+				m.emit(Event{Type: EventLeaseRestored, Reason: "lease renewed and decision read again: traffic flows"})
+			}
 			m.publish()
 		}
 	}
@@ -386,6 +454,9 @@ func (n *node) trackAckWaits(o Observation) {
 // observe updates a node's health and applies the rules.
 func (m *Manager) observe(ctx context.Context, o Observation) {
 	n, ok := m.count(o)
+	if m.cluster != nil && !m.leading {
+		return // a follower only watches
+	}
 	if m.state == StateUndecided {
 		m.bootstrap(ctx)
 		return
@@ -439,6 +510,17 @@ func (m *Manager) enforce(ctx context.Context, n *node) {
 		peer := m.other(n.Name)
 		if peer == nil || !peer.healthy || (peer.good.Facts.ReadOnly && peer.oks > 0) {
 			m.unfence(ctx, n)
+		}
+	} else if m.cluster != nil && !m.dec.Opened {
+		// Writable (a previous coordinator got that far, or it was the
+		// only writable node adopted): followers may route once every
+		// tandem is past the older decisions.
+		if err := m.barrier(ctx); err != nil {
+			m.log.Warn("followers not opened yet", "error", err)
+		} else if err := m.opened(); err != nil {
+			m.log.Warn("followers not opened yet", "error", err)
+		} else {
+			m.ctl.Route(n.Name)
 		}
 	}
 	m.keepDurable(ctx, n)
@@ -629,14 +711,29 @@ func (n *node) tookReadOnly(on bool) {
 }
 
 func (m *Manager) unfence(ctx context.Context, n *node) {
-	fctx, cancel := context.WithTimeout(ctx, m.cfg.FenceTimeout)
-	defer cancel()
-	if err := n.ops.SetReadOnly(fctx, n.good.Facts.Flavor, false); err != nil {
+	if err := m.makeWritable(ctx, n); err != nil {
 		m.log.Error("cannot make the active node writable", "node", n.Name, "error", err)
 		return
 	}
-	n.tookReadOnly(false)
 	m.log.Info("active node made writable", "node", n.Name, "epoch", m.dec.Epoch)
+}
+
+// makeWritable makes n writable once no tandem routes by an older
+// decision (the barrier), and records that followers may route to it.
+func (m *Manager) makeWritable(ctx context.Context, n *node) error {
+	if err := m.barrier(ctx); err != nil {
+		return err
+	}
+	fctx, cancel := context.WithTimeout(ctx, m.cfg.FenceTimeout)
+	defer cancel()
+	if err := n.ops.SetReadOnly(fctx, n.good.Facts.Flavor, false); err != nil {
+		return err
+	}
+	n.tookReadOnly(false)
+	if err := m.opened(); err != nil {
+		m.log.Error("node made writable, but followers cannot be told", "node", n.Name, "error", err)
+	}
+	return nil
 }
 
 // checkErrant excludes a passive node that holds transactions the active
@@ -973,7 +1070,7 @@ func (m *Manager) failover(ctx context.Context, reason string, force bool) error
 	m.checkpoint("caught_up")
 	d := Decision{Active: c.Name, Epoch: m.dec.Epoch + 1, Time: time.Now().UTC(), Reason: reason,
 		PromotedAt: facts.Executed().String(), Excluded: m.dec.Excluded, Maintenance: m.dec.Maintenance,
-		Unsynced: maps.Clone(m.dec.Unsynced), PendingRejoin: true}
+		Unsynced: maps.Clone(m.dec.Unsynced), PendingRejoin: true, Opened: m.cluster == nil}
 	delete(d.Unsynced, c.Name) // forced: the operator accepted what it lacks
 	if d.Unsynced == nil {
 		d.Unsynced = map[string]string{}
@@ -990,14 +1087,13 @@ func (m *Manager) failover(ctx context.Context, reason string, force bool) error
 	}
 	undo = nil
 	m.checkpoint("saved")
-	if err := c.ops.SetReadOnly(cctx, flavor, false); err != nil {
+	if err := m.makeWritable(cctx, c); err != nil {
 		// Saved: c is the active node. Traffic waits for it to answer
 		// (StateDown routes to it when it does; enforce unfences it).
 		m.ctl.Down(fmt.Sprintf("node %s is the new active node but could not be made writable yet: %v", c.Name, err))
 		m.setState(StateDown)
 		return fmt.Errorf("cannot make node %s writable: %v", c.Name, err)
 	}
-	c.tookReadOnly(false)
 	if err := m.ctl.Route(c.Name); err != nil {
 		m.ctl.Down(err.Error())
 		m.setState(StateDown)
@@ -1075,6 +1171,7 @@ func (m *Manager) bootstrap(ctx context.Context) {
 	if found {
 		best.Promoting, best.PromotingSemiSync = "", false
 		best.Reason = fmt.Sprintf("read from the nodes' decision table (epoch %d): %s", best.Epoch, best.Reason)
+		best.Opened = m.cluster == nil
 		m.adopt(ctx, best)
 		return
 	}
@@ -1088,7 +1185,7 @@ func (m *Manager) bootstrap(ctx context.Context) {
 		}
 	}
 	if len(writable) == 1 {
-		m.adopt(ctx, Decision{Active: writable[0].Name, Epoch: 1, Time: time.Now().UTC(),
+		m.adopt(ctx, Decision{Active: writable[0].Name, Epoch: 1, Time: time.Now().UTC(), Opened: m.cluster == nil,
 			Reason: "no decision saved or recorded; adopted the only writable node"})
 		return
 	}
@@ -1108,8 +1205,10 @@ func (m *Manager) adopt(ctx context.Context, d Decision) {
 		return
 	}
 	m.log.Info("decision adopted", "active", d.Active, "epoch", d.Epoch, "reason", d.Reason)
-	if err := m.ctl.Route(d.Active); err != nil {
-		m.log.Error("cannot route", "error", err)
+	if d.Opened {
+		if err := m.ctl.Route(d.Active); err != nil {
+			m.log.Error("cannot route", "error", err)
+		}
 	}
 	m.setState(StateActive)
 	for _, n := range m.nodes {
@@ -1124,10 +1223,10 @@ func (m *Manager) adopt(ctx context.Context, d Decision) {
 // queue is full the event is logged only.
 func (m *Manager) emit(e Event) {
 	e.Time = time.Now().UTC()
-	e.Epoch = m.dec.Epoch
+	e.Epoch = m.epoch.Load() // emit may be called from the guard too
 	lvl := hclog.Info
 	switch e.Type {
-	case EventNodeDown, EventFailoverRefused, EventNoWriter, EventSplitBrain, EventErrant, EventReplicationStopped, EventSwitchoverRollback, EventUnsynced:
+	case EventNodeDown, EventFailoverRefused, EventNoWriter, EventSplitBrain, EventErrant, EventReplicationStopped, EventSwitchoverRollback, EventUnsynced, EventSelfFenced:
 		lvl = hclog.Warn
 	}
 	m.log.Log(lvl, "event: "+string(e.Type), "node", e.Node, "from", e.From, "to", e.To, "epoch", e.Epoch, "reason", e.Reason, "duration", e.Duration)

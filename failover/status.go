@@ -40,6 +40,9 @@ type Status struct {
 	Decision Decision     `json:"decision"`
 	Nodes    []NodeStatus `json:"nodes"`
 	Events   []Event      `json:"events"`
+	// Cluster lists the tandems sharing the decision (several tandems
+	// only), as last read from etcd.
+	Cluster []ClusterMember `json:"cluster,omitempty"`
 }
 
 // Status returns a copy of the current status.
@@ -49,6 +52,7 @@ func (m *Manager) Status() Status {
 	s := m.status
 	s.Nodes = append([]NodeStatus(nil), s.Nodes...)
 	s.Events = append([]Event(nil), s.Events...)
+	s.Cluster = append([]ClusterMember(nil), s.Cluster...)
 	return s
 }
 

@@ -41,6 +41,10 @@ type Decision struct {
 	// PromotingSemiSync).
 	Promoting         string `json:"promoting,omitempty"`
 	PromotingSemiSync bool   `json:"promoting_semi_sync,omitempty"`
+	// Opened: Active has been made writable after every tandem
+	// acknowledged this epoch, so followers may route to it (several
+	// tandems only; a single tandem saves it true).
+	Opened bool `json:"opened,omitempty"`
 	// Maintenance lists nodes an operator put in maintenance: never
 	// promoted.
 	Maintenance map[string]bool `json:"maintenance,omitempty"`

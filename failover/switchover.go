@@ -84,6 +84,9 @@ func (m *Manager) Switchover(ctx context.Context, o SwitchoverOptions) (Switchov
 // may ask for that, never the automatic path.
 func (m *Manager) Failover(ctx context.Context, force bool) error {
 	_, err := m.call(ctx, func(ctx context.Context) (any, error) {
+		if err := m.notCoordinator(ctx); err != nil {
+			return nil, err
+		}
 		if m.state == StateSwitchingOver || m.state == StateFailingOver {
 			return nil, fmt.Errorf("%w: another operation is in progress", ErrRefused)
 		}
@@ -100,6 +103,9 @@ func (m *Manager) Failover(ctx context.Context, force bool) error {
 // put in maintenance: switch over first.
 func (m *Manager) SetMaintenance(ctx context.Context, name string, on bool) error {
 	_, err := m.call(ctx, func(ctx context.Context) (any, error) {
+		if err := m.notCoordinator(ctx); err != nil {
+			return nil, err
+		}
 		if m.node(name) == nil {
 			return nil, fmt.Errorf("%w: no node named %q", ErrRefused, name)
 		}
@@ -116,10 +122,9 @@ func (m *Manager) SetMaintenance(ctx context.Context, name string, on bool) erro
 		} else {
 			delete(d.Maintenance, name)
 		}
-		if err := m.store.Save(d); err != nil {
+		if err := m.save(d); err != nil {
 			return nil, fmt.Errorf("saving the decision: %w", err)
 		}
-		m.setDecision(d)
 		m.log.Info("maintenance", "node", name, "on", on)
 		return nil, nil
 	})
@@ -170,6 +175,9 @@ func (m *Manager) switchover(ctx context.Context, o SwitchoverOptions) (Switchov
 		o.Timeout = 5 * time.Second
 	}
 	rep := SwitchoverReport{DryRun: o.DryRun}
+	if err := m.notCoordinator(ctx); err != nil {
+		return rep, err
+	}
 	refuse := func(format string, args ...any) (SwitchoverReport, error) {
 		return rep, fmt.Errorf("%w: %s", ErrRefused, fmt.Sprintf(format, args...))
 	}
@@ -282,8 +290,8 @@ func (m *Manager) switchover(ctx context.Context, o SwitchoverOptions) (Switchov
 	m.ctl.Hold()
 	rollback := func(why string, unfence bool) (SwitchoverReport, error) {
 		if unfence {
-			uctx, cancel := context.WithTimeout(context.Background(), m.cfg.FenceTimeout)
-			if err := old.ops.SetReadOnly(uctx, fo.Flavor, false); err != nil {
+			uctx, cancel := context.WithTimeout(context.Background(), m.cfg.FenceTimeout+m.cfg.BarrierTimeout)
+			if err := m.makeWritable(uctx, old); err != nil {
 				m.log.Error("rollback: cannot make the old active writable again", "node", old.Name, "error", err)
 			}
 			cancel()
@@ -349,23 +357,22 @@ func (m *Manager) switchover(ctx context.Context, o SwitchoverOptions) (Switchov
 	delete(unsynced, target.Name)
 	d := Decision{Active: target.Name, Epoch: m.dec.Epoch + 1, Time: time.Now().UTC(),
 		Reason: "switchover requested by operator", PromotedAt: final.Executed().String(),
-		Excluded: m.dec.Excluded, Maintenance: m.dec.Maintenance, Unsynced: unsynced}
+		Excluded: m.dec.Excluded, Maintenance: m.dec.Maintenance, Unsynced: unsynced, Opened: m.cluster == nil}
 	if err := m.save(d); err != nil {
 		return rollback(fmt.Sprintf("cannot save the decision: %v", err), true)
 	}
 	m.checkpoint("switchover_saved")
 	prev := m.dec
-	if err := target.ops.SetReadOnly(sctx, ft.Flavor, false); err != nil {
+	if err := m.makeWritable(sctx, target); err != nil {
 		// Undo the decision: the old node takes writes again.
 		prev.Epoch = d.Epoch + 1
 		prev.Time, prev.Reason = time.Now().UTC(), "switchover rolled back"
-		prev.Active = old.Name
+		prev.Active, prev.Opened = old.Name, m.cluster == nil
 		if serr := m.save(prev); serr != nil {
 			m.log.Error("rollback: cannot save the decision", "error", serr)
 		}
 		return rollback(fmt.Sprintf("cannot make node %s writable: %v", target.Name, err), true)
 	}
-	target.tookReadOnly(false)
 	old.tookReadOnly(true)
 	if err := m.ctl.Route(target.Name); err != nil {
 		m.log.Error("cannot route to the new active", "error", err)
@@ -421,7 +428,7 @@ func (m *Manager) choose(ctx context.Context, o SwitchoverOptions) (SwitchoverRe
 		}
 	}
 	m.undecidedLogged = false
-	m.adopt(ctx, Decision{Active: target.Name, Epoch: rep.Epoch, Time: time.Now().UTC(), Reason: "chosen by operator"})
+	m.adopt(ctx, Decision{Active: target.Name, Epoch: rep.Epoch, Time: time.Now().UTC(), Reason: "chosen by operator", Opened: m.cluster == nil})
 	if m.state != StateActive {
 		return rep, fmt.Errorf("%w: the decision could not be saved", ErrRefused)
 	}
