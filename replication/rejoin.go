@@ -38,8 +38,11 @@ const rejoinPoll = 50 * time.Millisecond
 // source behind master, reached by the node at src: what a failed active
 // needs when it comes back after a crash and another node has taken over.
 // It returns nil once the node's replica threads run and the node has
-// applied everything the source had executed when Rejoin began; ctx
-// bounds the whole call, catching up included.
+// applied (committed) everything the source had binlogged (MariaDB) or
+// executed (MySQL) when Rejoin began; ctx bounds the whole call, catching
+// up included. On the local pair the first replicated commit waits
+// rpl_semi_sync_master_timeout (2 s): the node is a semi-sync source
+// too, and its peer does not replicate from it yet.
 //
 // Steps: fence the node (SetReadOnly on); read both nodes' facts and
 // refuse, with ErrDiverged and before touching replication, a node whose
@@ -115,12 +118,31 @@ func Rejoin(ctx context.Context, node, master Querier, flavor Flavor, src Source
 	if err := StartReplica(ctx, node, flavor); err != nil {
 		return fmt.Errorf("replication: Rejoin: %w", err)
 	}
-	return waitRejoined(ctx, node, target)
+	if flavor == MariaDB {
+		// What the source will send; on MariaDB the node's
+		// gtid_current_pos shows a transaction of its own server_id as
+		// soon as it is in the binlog, before it is committed (a semi-sync
+		// source commits it only after an acknowledgement or the
+		// timeout), so the wait watches gtid_slave_pos, which moves with
+		// the commit.
+		target = fm.BinlogPos.Set
+	}
+	return waitRejoined(ctx, node, flavor, target)
+}
+
+// applied is what the node has applied as Rejoin judges it: gtid_slave_pos
+// on MariaDB (Rejoin set it to everything the node had), gtid_executed on
+// MySQL.
+func applied(f Facts, flavor Flavor) mysql.GTIDSet {
+	if flavor == MariaDB {
+		return f.SlavePos.Set
+	}
+	return f.Executed()
 }
 
 // waitRejoined polls the node until both replica threads run and it has
-// executed target, or a thread has stopped on an error, or ctx ends.
-func waitRejoined(ctx context.Context, node Querier, target mysql.GTIDSet) error {
+// applied target, or a thread has stopped on an error, or ctx ends.
+func waitRejoined(ctx context.Context, node Querier, flavor Flavor, target mysql.GTIDSet) error {
 	var last Facts
 	var lastErr error
 	for {
@@ -134,7 +156,7 @@ func waitRejoined(ctx context.Context, node Querier, target mysql.GTIDSet) error
 			if !r.SQLRunning && r.LastSQLErrno != 0 {
 				return replicaError("SQL", r.LastSQLErrno, r.LastSQLError)
 			}
-			if r.IORunning == IOYes && r.SQLRunning && Contains(f.Executed(), target) {
+			if r.IORunning == IOYes && r.SQLRunning && Contains(applied(f, flavor), target) {
 				return nil
 			}
 		} else {
@@ -147,8 +169,8 @@ func waitRejoined(ctx context.Context, node Querier, target mysql.GTIDSet) error
 			if lastErr != nil {
 				return fmt.Errorf("replication: Rejoin: waiting for the node to catch up: %w (last read: %v)", ctx.Err(), lastErr)
 			}
-			return fmt.Errorf("replication: Rejoin: waiting for the node to reach %s: %w (io=%v sql=%v executed=%s)",
-				target, ctx.Err(), last.Replica.IORunning, last.Replica.SQLRunning, last.Executed())
+			return fmt.Errorf("replication: Rejoin: waiting for the node to reach %s: %w (io=%v sql=%v applied=%s)",
+				target, ctx.Err(), last.Replica.IORunning, last.Replica.SQLRunning, applied(last, flavor))
 		case <-t.C:
 		}
 	}
