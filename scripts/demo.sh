@@ -66,8 +66,7 @@ pair_up() {
 		cat >&2 <<MSG
 demo: error: the two nodes' histories diverged: a node holds transactions its
 peer never received (errant transactions), so replication cannot resume and
-tandem would keep that node fenced. No client was told those transactions
-succeeded (semi-synchronous AFTER_SYNC). Either
+tandem would keep that node fenced. Either
   - rebuild the demo from scratch (the demo's data is lost):
       scripts/demo.sh rebuild
   - or keep the data: rebuild the diverged node from the other by hand
@@ -151,7 +150,17 @@ CONF
 	echo
 	echo "tandem is running on $LISTEN in front of the local pair (node a 127.0.0.1:$PORT_A, node b 127.0.0.1:$PORT_B):"
 	echo
-	bin/tandem status -config "$DEMO_DIR/tandem.toml" || true
+	st=$(bin/tandem status -config "$DEMO_DIR/tandem.toml" 2>&1) || true
+	printf '%s\n' "$st"
+	if [[ $st == *EXCLUDED* ]]; then
+		cat <<MSG
+
+A node is EXCLUDED: it holds transactions of its own that the active node
+never had (errant transactions), so tandem keeps it fenced and never
+promotes it. Rebuild it from the active (README, "Errant transactions"), or
+start the demo afresh with scripts/demo.sh rebuild (the demo's data is lost).
+MSG
+	fi
 	cat <<MSG
 
 Connect as the app would:
