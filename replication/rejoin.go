@@ -27,8 +27,8 @@ type Source struct {
 // ErrDiverged is returned, wrapped, by Rejoin when the node holds
 // transactions its new source does not have (or the source no longer has
 // the binlogs the node needs): replicating would fork history or fail
-// forever. The node must be rebuilt from the source (README "Rebuilding a
-// node"). Rejoin leaves such a node read-only.
+// forever. The node must be rebuilt from the source (README "Errant
+// transactions"). Rejoin leaves such a node read-only.
 var ErrDiverged = errors.New("replication: node diverged from its source")
 
 // rejoinPoll paces the re-reads of the node's replica status in Rejoin.
