@@ -14,9 +14,17 @@
 # Port 3306 is tandem's and is never used here.  TANDEM_PAIR_TIMEOUT (60)
 # bounds every wait, in seconds.
 #
-# Roles: node a is the writer (read_only=OFF), node b the passive standby
-# (read_only=ON); each replicates from the other (GTID, semi-synchronous both
-# ways), so either can be promoted.
+# Roles: node a is the writer, node b the passive standby; each replicates
+# from the other (GTID, semi-synchronous both ways), so either can be
+# promoted.  Both nodes START read-only (read_only=ON in their my.cnf): only
+# initialising the pair (first 'up') and 'reset' make node a writable, at
+# run time.  A plain restart ('start NODE', 'up' of a stopped pair) never
+# makes a node writable: deciding which node writes is tandem's job.
+#
+# Crash recovery: both nodes start with init_rpl_role=SLAVE, so a node
+# SIGKILLed while commits waited for the peer's semi-sync acknowledgement
+# discards those commits on restart (see write_cnf and README "Crash
+# recovery of the old active").
 #
 # Users (identical on both nodes, created with sql_log_bin=0 before
 # replication starts, so the GTID history starts empty on both):
@@ -50,6 +58,8 @@ node_errlog() { printf '%s/error.log' "$(node_dir "$1")"; }
 node_port() { if [[ $1 == a ]]; then echo "$PORT_A"; else echo "$PORT_B"; fi; }
 node_peer() { if [[ $1 == a ]]; then echo b; else echo a; fi; }
 node_server_id() { if [[ $1 == a ]]; then echo 1; else echo 2; fi; }
+# The role-based read_only that 'up' (first time) and 'reset' set at run
+# time.  my.cnf always says read_only=ON.
 node_read_only() { if [[ $1 == a ]]; then echo OFF; else echo ON; fi; }
 
 # pid of this node's mariadbd, or nothing.  The pid file is trusted only if
@@ -194,7 +204,10 @@ max_connections           = 300
 max_allowed_packet        = 1G
 slave_max_allowed_packet  = 1G
 local_infile              = ON
-read_only                 = $(node_read_only "$n")
+# Every start is read-only, whatever the node's role: a restarted node
+# must not take writes until tandem (or 'up'/'reset' of a fresh pair)
+# decides it is the active one.
+read_only                 = ON
 
 # Binary log and GTIDs.  Both nodes use GTID domain 0 (the default): tandem
 # lets only one node write at a time, so a single domain gives one linear
@@ -222,6 +235,25 @@ rpl_semi_sync_master_enabled    = ON
 rpl_semi_sync_slave_enabled     = ON
 rpl_semi_sync_master_wait_point = AFTER_SYNC
 rpl_semi_sync_master_timeout    = 2000
+
+# Crash recovery of an old active (MariaDB >= 10.6.19 / 10.11.9 / 11.4.3,
+# MDEV-33465; the truncation itself is MDEV-21117, MDEV-28461).  With
+# init_rpl_role=SLAVE, a server whose binary log was not closed cleanly
+# (SIGKILL, crash) truncates the binlog at the first transaction that is
+# in the binlog but only PREPARED in InnoDB, and rolls those transactions
+# back.  Under AFTER_SYNC those are exactly the commits that were still
+# waiting for the peer's acknowledgement: no client was told about them.
+# Conditions: the binlog is on; the transactions are in a transactional
+# engine (InnoDB; mysql.gtid_slave_pos is InnoDB here); a non-transactional
+# event (DDL, MyISAM/Aria write) after the truncation point makes the
+# server refuse to start instead.  Commits that timed out
+# (rpl_semi_sync_master_timeout) were committed in InnoDB and are kept.
+# A clean shutdown truncates nothing.  rpl_semi_sync_slave_enabled no
+# longer triggers it (it did before MDEV-33465).  With gtid_strict_mode,
+# a truncated transaction that the peer did receive comes back from the
+# peer and is applied although it carries this node's server_id
+# (MDEV-27760, MDEV-28609).
+init_rpl_role                   = SLAVE
 
 # Small footprint.  flush_log_at_trx_commit=2 survives SIGKILL of mariadbd
 # (the OS keeps the written log), which is the failure the tests inject.
@@ -505,11 +537,19 @@ cmd_up() {
 		sql b "$(change_master_sql b); START SLAVE;"
 	fi
 	wait_replicating || die "replication is not running on both nodes (see above); 'reset' rebuilds a diverged pair"
-	canary a b || die "replication a -> b does not work"
-	if ! is_initialized; then
-		# Once, on a fresh pair: prove b -> a too (root may write despite read_only).
+	if is_initialized; then
+		# A restart writes nothing: a test write on the node tandem keeps
+		# passive would be a transaction of its own that the active lacks.
+		wait_in_sync || die "nodes did not catch up with each other within ${WAIT_SECS}s"
+	else
+		# Once, on a fresh pair: prove both directions (root may write
+		# despite read_only).
+		canary a b || die "replication a -> b does not work"
 		canary b a || die "replication b -> a does not work"
 		wait_in_sync || die "nodes did not reach the same GTID position"
+		# The one place besides 'reset' that makes a node writable: a fresh
+		# pair, whose nodes hold the same (empty) history.
+		sql a 'SET GLOBAL read_only = OFF'
 		touch "$PAIR_DIR/.initialized"
 	fi
 	say "pair up and replicating both ways (a: 127.0.0.1:$PORT_A read_only=$(sql a 'SELECT @@read_only'), b: 127.0.0.1:$PORT_B read_only=$(sql b 'SELECT @@read_only'))"

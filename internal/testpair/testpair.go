@@ -216,12 +216,15 @@ func Stop(t testing.TB, n Node) { t.Helper(); runScript(t, "stop", string(n)) }
 func Cont(t testing.TB, n Node) { t.Helper(); runScript(t, "cont", string(n)) }
 
 // Start starts node n's server again on its existing data and waits until
-// it accepts connections. It comes up with its configured role (A
-// writable, B read_only) and resumes replicating from its peer by itself.
+// it accepts connections. It always comes up read-only (read_only=ON in
+// its my.cnf, whatever its role: making a node writable is tandem's
+// decision, or Reset's) and resumes replicating from its peer by itself.
+// A node SIGKILLed by Kill first discards, during crash recovery, the
+// commits that were still waiting for its peer's semi-sync
+// acknowledgement (init_rpl_role=SLAVE; see scripts/pair.sh).
 func Start(t testing.TB, n Node) { t.Helper(); runScript(t, "start", string(n)) }
 
-// StartReadOnly is Start with read_only=ON whatever the node's role, as a
-// failed master should rejoin.
+// StartReadOnly is Start; it remains for the tests that say so explicitly.
 func StartReadOnly(t testing.TB, n Node) { t.Helper(); runScript(t, "start", string(n), "--read-only") }
 
 // Reset restores the normal state after a test broke it: both servers
