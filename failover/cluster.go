@@ -66,7 +66,7 @@ type gate struct {
 
 	mu   sync.Mutex
 	open bool
-	node string            // where the state machine routes ("" held or down)
+	node string           // where the state machine routes ("" held or down)
 	last func(Controller) // the state machine's last routing call
 }
 
