@@ -161,6 +161,9 @@ func (m *Manager) guard(ctx context.Context) {
 			continue
 		}
 		if m.gate.shut() {
+			m.mu.Lock()
+			m.status.SelfFenced = true // at once, not at the next publish
+			m.mu.Unlock()
 			m.emit(Event{Type: EventSelfFenced, Reason: "this tandem's etcd lease is not valid: traffic held and running statements cut until it is renewed and the decision read again"})
 		}
 	}

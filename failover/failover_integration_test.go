@@ -59,7 +59,7 @@ type tandem struct {
 	p      *proxy.Proxy
 	m      *failover.Manager
 	addr   string
-	store  *failover.FileStore
+	store  failover.Store
 	events *eventLog
 
 	stopOnce sync.Once
@@ -102,14 +102,21 @@ func newStore(t testing.TB) *failover.FileStore {
 // startTandem starts a proxy on 127.0.0.1:0 and a failover manager with
 // default timings and its decision in store, wired as cmd/tandem wires them.
 // It is stopped when the test ends (or earlier by stop).
-func startTandem(t testing.TB, store *failover.FileStore) *tandem {
+func startTandem(t testing.TB, store failover.Store) *tandem {
 	t.Helper()
 	return startTandemAt(t, store, testpair.Addr(testpair.A), testpair.Addr(testpair.B), nil)
 }
 
 // startTandemAt is startTandem with the nodes at addrA and addrB (a fault
 // relay, say), calling before(m) before the manager runs.
-func startTandemAt(t testing.TB, store *failover.FileStore, addrA, addrB string, before func(*failover.Manager)) *tandem {
+func startTandemAt(t testing.TB, store failover.Store, addrA, addrB string, before func(*failover.Manager)) *tandem {
+	t.Helper()
+	return startTandemWith(t, store, addrA, addrB, nil, before)
+}
+
+// startTandemWith is startTandemAt with edit(&proxy config, &failover
+// config) applied before they are used.
+func startTandemWith(t testing.TB, store failover.Store, addrA, addrB string, edit func(*proxy.Config, *failover.Config), before func(*failover.Manager)) *tandem {
 	t.Helper()
 	w := newLogWriter(t)
 	log := hclog.New(&hclog.LoggerOptions{Name: "tandem", Level: hclog.Info, Output: w, TimeFormat: "15:04:05.000", IndependentLevels: true})
@@ -121,12 +128,15 @@ func startTandemAt(t testing.TB, store *failover.FileStore, addrA, addrB string,
 	nodes := []*proxy.Node{{Name: "a", Address: addrA}, {Name: "b", Address: addrB}}
 	var m *failover.Manager
 	pcfg.NodeFailed = func(node string) { m.CheckNow(node) }
+	fcfg := failover.DefaultConfig()
+	fcfg.AdminUser, fcfg.AdminPassword = testpair.AdminUser, testpair.AdminPassword
+	if edit != nil {
+		edit(&pcfg, &fcfg)
+	}
 	p, err := proxy.New(pcfg, nodes, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fcfg := failover.DefaultConfig()
-	fcfg.AdminUser, fcfg.AdminPassword = testpair.AdminUser, testpair.AdminPassword
 	fnodes := []failover.NodeConfig{{Name: "a", Address: addrA}, {Name: "b", Address: addrB}}
 	events := &eventLog{}
 	m, err = failover.New(fcfg, fnodes, "a", p, store, log.Named("failover"), events.hook)
@@ -799,9 +809,11 @@ func TestRefusePromotionWhenSQLThreadStopped(t *testing.T) {
 	}
 }
 
-// TestKilledActiveRejoins: the old active comes back writable (its
-// configuration says so); it is fenced at once, stays passive, and
-// replication both ways is restored once it has caught up.
+// TestKilledActiveRejoins: the old active comes back (read-only, as a
+// semi-sync replica: its configuration says so, and crash recovery drops
+// any commit no replica acknowledged); it stays passive, replication both
+// ways is restored once it has caught up, and it is synced again (semi-sync
+// back on the active).
 func TestKilledActiveRejoins(t *testing.T) {
 	tn := setup(t)
 	killAndFailOver(t, tn)
@@ -812,13 +824,12 @@ func TestKilledActiveRejoins(t *testing.T) {
 	db := tn.client(t)
 	mustExec(t, db, "REPLACE INTO fo_marker VALUES (2, 'on b while a was down')")
 
-	testpair.Start(t, testpair.A) // read_only=OFF by its my.cnf
-	// read_only=ON waits for commits in progress: a's first commits of
-	// what it replicates from b wait rpl_semi_sync_master_timeout (2 s)
-	// for an acknowledgement, since b does not replicate from a yet.
+	testpair.Start(t, testpair.A)
 	fenced := waitReadOnly(t, testpair.A, 5*time.Second)
-	t.Logf("node a fenced %v after it accepted connections", fenced.Round(time.Millisecond))
-	s = tn.waitStatus(t, 20*time.Second, "rejoined", func(s failover.Status) bool { return !s.Decision.PendingRejoin })
+	t.Logf("node a read-only %v after it accepted connections", fenced.Round(time.Millisecond))
+	s = tn.waitStatus(t, 20*time.Second, "rejoined and synced", func(s failover.Status) bool {
+		return !s.Decision.PendingRejoin && s.Decision.Unsynced["a"] == ""
+	})
 	if s.Decision.Active != "b" || s.Decision.Epoch != 2 {
 		t.Fatalf("after the rejoin: %s", describe(s))
 	}
@@ -913,7 +924,7 @@ func TestRestartKeepsDecision(t *testing.T) {
 		t.Fatalf("restarted tandem serves from port %d; want node b's", got)
 	}
 	mustExec(t, db, "REPLACE INTO fo_marker VALUES (3, 'after restart')")
-	testpair.Start(t, testpair.A) // writable by its configuration
+	testpair.Start(t, testpair.A) // read-only by its configuration; tandem keeps it so
 	waitReadOnly(t, testpair.A, 5*time.Second)
 	end := time.Now().Add(3 * time.Second)
 	for time.Now().Before(end) {

@@ -43,6 +43,11 @@ type Status struct {
 	// Cluster lists the tandems sharing the decision (several tandems
 	// only), as last read from etcd.
 	Cluster []ClusterMember `json:"cluster,omitempty"`
+	// Coordinator: this tandem is the one that acts (always, alone).
+	Coordinator bool `json:"coordinator"`
+	// SelfFenced: several tandems, and this one's lease is not valid (or
+	// the decision not yet read under it): it relays nothing.
+	SelfFenced bool `json:"self_fenced,omitempty"`
 }
 
 // Status returns a copy of the current status.
@@ -89,7 +94,12 @@ func (m *Manager) publish() {
 		}
 		nodes = append(nodes, ns)
 	}
+	coordinator, fenced := true, false
+	if m.cluster != nil {
+		coordinator, fenced = m.leading, !m.gate.isOpen()
+	}
 	m.mu.Lock()
+	m.status.Coordinator, m.status.SelfFenced = coordinator, fenced
 	m.status.State = m.state.String()
 	m.status.Paused = m.paused
 	m.status.Decision = m.dec

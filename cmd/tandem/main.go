@@ -22,6 +22,8 @@ import (
 
 	"github.com/tandemdb/tandem/admin"
 	"github.com/tandemdb/tandem/alert"
+	"github.com/tandemdb/tandem/cluster"
+	"github.com/tandemdb/tandem/coord"
 	"github.com/tandemdb/tandem/failover"
 	"github.com/tandemdb/tandem/internal/config"
 	"github.com/tandemdb/tandem/metrics"
@@ -195,7 +197,32 @@ func serve(args []string, stderr io.Writer) int {
 		defer cancel()
 		_ = alerter.Close(ctx)
 	}()
-	mgr, err = failover.New(fcfg, fnodes, fo.InitialActive, p, &failover.FileStore{Path: fo.StateFile}, log.Named("failover"),
+	var store failover.Store = &failover.FileStore{Path: fo.StateFile}
+	if cfg.Etcd.Enabled() {
+		// Several tandems: the decision lives in etcd and only the
+		// elected coordinator acts (failover/cluster.go).
+		ccfg := cfg.Etcd.CoordConfig()
+		elog := log.Named("etcd")
+		ccfg.Events = func(kind, detail string) { elog.Warn(kind, "detail", detail) }
+		octx, cancel := context.WithTimeout(context.Background(), ccfg.DialTimeout+ccfg.LeaseTTL+5*time.Second)
+		sess, err := coord.Open(octx, ccfg, elog)
+		cancel()
+		if err != nil {
+			fmt.Fprintln(stderr, "tandem: etcd:", err)
+			return exitFail
+		}
+		defer func() {
+			// Resign at once so another tandem takes over without
+			// waiting for the lease to expire.
+			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = sess.Resign(rctx)
+			cancel()
+			_ = sess.Close()
+		}()
+		cl := cluster.New(sess)
+		fcfg.Cluster, store = cl, cl
+	}
+	mgr, err = failover.New(fcfg, fnodes, fo.InitialActive, p, store, log.Named("failover"),
 		reg.FailoverHook(), alerter.Hook())
 	if err != nil {
 		fmt.Fprintln(stderr, "tandem: failover:", err)
