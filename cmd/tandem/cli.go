@@ -223,6 +223,32 @@ func printStatus(w io.Writer, st admin.Status) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\n", n.Name, n.Role, health, ro, n.IORunning, sql, lag, n.Executed, strings.Join(notes, "; "))
 	}
 	tw.Flush()
+	if len(st.Cluster) > 0 {
+		role := "follower"
+		if st.Coordinator {
+			role = "coordinator"
+		}
+		if st.SelfFenced {
+			role += ", SELF-FENCED (no valid etcd lease: relaying nothing)"
+		}
+		fmt.Fprintf(w, "\nthis tandem: %s\n", role)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TANDEM\tHOST\tADMIN\tLEASE\tEPOCH ACKED\tROLE")
+		for _, c := range st.Cluster {
+			lease, role := "valid", "follower"
+			if !c.LeaseValid {
+				lease = "EXPIRED"
+			}
+			if c.Coordinator {
+				role = "coordinator"
+			}
+			if c.Self {
+				role += " (this one)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", c.ID, c.Host, c.Admin, lease, c.AckedEpoch, role)
+		}
+		tw.Flush()
+	}
 	s := st.Sessions
 	var by []string
 	for node, n := range s.ByNode {
