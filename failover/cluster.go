@@ -278,7 +278,26 @@ func (m *Manager) follow(ctx context.Context) {
 		m.ctl.Hold()
 	}
 	m.gate.reopen()
+	if !d.Opened {
+		m.drain()
+	}
 	m.ack(ctx, d.Epoch)
+}
+
+// drain waits, bounded by half the barrier's timeout, until no session of
+// this tandem runs a command or a transaction: a held epoch is
+// acknowledged once the old node may be fenced without cutting anyone
+// (a switchover's promise of no client error holds on every tandem).
+func (m *Manager) drain() {
+	deadline := time.Now().Add(m.cfg.BarrierTimeout / 2)
+	for time.Now().Before(deadline) {
+		if busy, inTx := m.ctl.Activity(); busy == 0 && inTx == 0 {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	busy, inTx := m.ctl.Activity()
+	m.log.Warn("acknowledging a held epoch with sessions still busy", "busy", busy, "in_transaction", inTx)
 }
 
 // ack acknowledges epoch for this tandem.

@@ -180,6 +180,7 @@ func New(cfg Config, nodes []NodeConfig, initial string, ctl Controller, store S
 	if m.cluster != nil {
 		m.gate = &gate{ctl: ctl}
 		m.ctl = m.gate
+		ctl.Hold() // until the decision is read under a valid lease
 	}
 	for _, nc := range nodes {
 		ops := nc.Ops

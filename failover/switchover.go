@@ -289,6 +289,13 @@ func (m *Manager) switchover(ctx context.Context, o SwitchoverOptions) (Switchov
 	m.emit(Event{Type: EventSwitchoverStarted, From: old.Name, To: target.Name, Reason: "requested by operator"})
 	m.ctl.Hold()
 	rollback := func(why string, unfence bool) (SwitchoverReport, error) {
+		if m.cluster != nil && !unfence && !m.dec.Opened && m.dec.Active == old.Name {
+			// Followers hold for the switchover: open the old node to
+			// them again.
+			if err := m.opened(); err != nil {
+				m.log.Error("rollback: cannot release the followers", "error", err)
+			}
+		}
 		if unfence {
 			uctx, cancel := context.WithTimeout(context.Background(), m.cfg.FenceTimeout+m.cfg.BarrierTimeout)
 			if err := m.makeWritable(uctx, old); err != nil {
@@ -302,6 +309,25 @@ func (m *Manager) switchover(ctx context.Context, o SwitchoverOptions) (Switchov
 		rep.WritePause = time.Since(start)
 		m.emit(Event{Type: EventSwitchoverRollback, From: old.Name, To: target.Name, Reason: why, Duration: rep.WritePause})
 		return rep, fmt.Errorf("switchover rolled back: %s", why)
+	}
+	if m.cluster != nil {
+		// Every tandem holds too, and acknowledges once its own
+		// sessions are idle: no follower's transaction is cut by the
+		// fence.
+		hold := m.dec
+		hold.Epoch++
+		hold.Opened, hold.Time = false, time.Now().UTC()
+		hold.Reason = fmt.Sprintf("switchover to %s: traffic held on every tandem", target.Name)
+		if err := m.save(hold); err != nil {
+			return rollback(fmt.Sprintf("cannot save the held decision: %v", err), false)
+		}
+		if err := m.barrier(actx); err != nil {
+			if why := stopped(); why != "" {
+				return rollback(why, false)
+			}
+			return rollback(err.Error(), false)
+		}
+		rep.Epoch = m.dec.Epoch + 1
 	}
 	// Let running statements and transactions end. Checks of the nodes
 	// go on meanwhile: a failing active ends the switchover, and the
