@@ -113,6 +113,7 @@ func (s *writableSampler) close() {
 
 func TestClusterOfTwoTandems(t *testing.T) {
 	testpair.Require(t)
+	testpair.Reset(t) // a writable: whatever an earlier test left
 	t.Cleanup(func() { testpair.Reset(t) })
 	forgetRecordedDecision(t)
 	etcd := testetcd.Start(t)

@@ -706,6 +706,13 @@ SET GLOBAL rpl_semi_sync_master_enabled = ON, rpl_semi_sync_slave_enabled = ON,
 		die "replication threads did not start within ${WAIT_SECS}s"
 	fi
 	wait_in_sync || die "nodes did not catch up with each other within ${WAIT_SECS}s"
+	# tandem records its decision on the nodes (tandem.decision), and a
+	# tandem without a state file reads it back: the pair is reset to a as
+	# the writer, so an older decision is forgotten too.
+	if [[ -n $(sql a "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'tandem' AND TABLE_NAME = 'decision'") ]]; then
+		sql a 'DELETE FROM tandem.decision'
+		wait_in_sync || die "nodes did not catch up with each other within ${WAIT_SECS}s"
+	fi
 	say "pair reset: a writable, b read_only, in sync at $(binlog_pos a)"
 }
 

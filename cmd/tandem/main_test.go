@@ -61,6 +61,8 @@ func freePort(t *testing.T) string {
 // and on SIGTERM stops accepting, lets a running query finish, and exits 0.
 func TestServeAndSIGTERM(t *testing.T) {
 	testpair.Require(t)
+	testpair.Reset(t) // a writable, no recorded decision: whatever an earlier test left
+	t.Cleanup(func() { testpair.Reset(t) })
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "tandem")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {

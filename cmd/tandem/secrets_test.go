@@ -59,6 +59,8 @@ func (o *outputs) String() string {
 // pair's replication password, in any of it.
 func TestNoSecretInOutput(t *testing.T) {
 	testpair.Require(t)
+	testpair.Reset(t) // a writable, no recorded decision: whatever an earlier test left
+	t.Cleanup(func() { testpair.Reset(t) })
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "tandem")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
