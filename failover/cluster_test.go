@@ -52,22 +52,11 @@ func (c *fakeCluster) Coordinator(context.Context) (ClusterMember, bool, error) 
 // decision d in the (shared) store.
 func newClusterRig(t *testing.T, d Decision) (*testRig, *fakeCluster) {
 	t.Helper()
-	log := &opLog{}
-	r := &testRig{log: log, ctl: &fakeCtl{log: log}, store: &memStore{log: log},
-		a: &fakeNode{name: "a", log: log}, b: &fakeNode{name: "b", log: log}}
-	if d.Active != "" {
-		r.store.d, r.store.ok = d, true
-	}
-	fc := &fakeCluster{log: log}
+	fc := &fakeCluster{}
 	fc.valid.Store(true)
 	fc.lease.Store(1)
-	cfg := DefaultConfig()
-	cfg.AdminUser, cfg.Cluster = "tandem", fc
-	m, err := New(cfg, []NodeConfig{{Name: "a", Ops: r.a}, {Name: "b", Ops: r.b}}, "a", r.ctl, r.store, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.m = m
+	r := newRigWith(t, d, fc)
+	fc.log = r.log
 	r.a.facts, r.b.facts = writer(t, 1, "0-1-10"), passive(t, 2, "0-1-10")
 	r.b.facts.SemiSync.ReplicaOn = true
 	return r, fc

@@ -141,10 +141,7 @@ func (s *sqlNode) Read(ctx context.Context) (replication.Facts, error) {
 }
 
 func (s *sqlNode) SetReadOnly(ctx context.Context, flavor replication.Flavor, on bool) error {
-	if flavor == replication.UnknownFlavor {
-		flavor = replication.MariaDB
-	}
-	return replication.SetReadOnly(ctx, s.db, flavor, on)
+	return replication.SetReadOnly(ctx, s.db, orMariaDB(flavor), on)
 }
 
 func (s *sqlNode) KillClients(ctx context.Context, keep string) (int, error) {
@@ -152,24 +149,15 @@ func (s *sqlNode) KillClients(ctx context.Context, keep string) (int, error) {
 }
 
 func (s *sqlNode) StopReceiving(ctx context.Context, flavor replication.Flavor) error {
-	if flavor == replication.UnknownFlavor {
-		flavor = replication.MariaDB
-	}
-	return replication.StopReceiving(ctx, s.db, flavor)
+	return replication.StopReceiving(ctx, s.db, orMariaDB(flavor))
 }
 
 func (s *sqlNode) StopApplier(ctx context.Context, flavor replication.Flavor) error {
-	if flavor == replication.UnknownFlavor {
-		flavor = replication.MariaDB
-	}
-	return replication.StopReplicaApplier(ctx, s.db, flavor)
+	return replication.StopReplicaApplier(ctx, s.db, orMariaDB(flavor))
 }
 
 func (s *sqlNode) StartReplica(ctx context.Context, flavor replication.Flavor, restartIO bool) error {
-	if flavor == replication.UnknownFlavor {
-		flavor = replication.MariaDB
-	}
-	return replication.StartReplicaSemiSync(ctx, s.db, flavor, restartIO)
+	return replication.StartReplicaSemiSync(ctx, s.db, orMariaDB(flavor), restartIO)
 }
 
 func (s *sqlNode) SetSemiSyncSource(ctx context.Context, on bool) (bool, error) {
@@ -265,6 +253,14 @@ func (s *sqlNode) ReadDecision(ctx context.Context, schema string) (Decision, bo
 }
 
 func (s *sqlNode) Close() error { return s.db.Close() }
+
+// orMariaDB is flavor, or MariaDB when no check has told it yet.
+func orMariaDB(flavor replication.Flavor) replication.Flavor {
+	if flavor == replication.UnknownFlavor {
+		return replication.MariaDB
+	}
+	return flavor
+}
 
 // isMissingTable reports MySQL errors 1146 (no table) and 1049 (no database).
 func isMissingTable(err error) bool {

@@ -298,13 +298,7 @@ func TestRestartUndoesJournaledPromotion(t *testing.T) {
 			}
 			// The next run, with the same store and nodes.
 			r.log.reset()
-			cfg := DefaultConfig()
-			cfg.AdminUser = "tandem"
-			m, err := New(cfg, []NodeConfig{{Name: "a", Ops: r.a}, {Name: "b", Ops: r.b}}, "a", r.ctl, r.store, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r.m = m
+			r.start(t, nil)
 			r.observe("b")
 			wantInOrder(t, r.log.list(), "b start_replica", "b semi_sync true", `save active=a epoch=1 promoting=""`)
 		})
@@ -326,16 +320,10 @@ func TestRestartUndoesJournaledPromotion(t *testing.T) {
 		t.Fatalf("after a crash after the save: %+v", r.store.get())
 	}
 	r.log.reset()
-	cfg := DefaultConfig()
-	cfg.AdminUser = "tandem"
-	m, err := New(cfg, []NodeConfig{{Name: "a", Ops: r.a}, {Name: "b", Ops: r.b}}, "a", r.ctl, r.store, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.m = m
+	r.start(t, nil)
 	refused(r.m, "a")
 	refused(r.m, "a")
-	for range cfg.RecoverAfter {
+	for range r.m.cfg.RecoverAfter {
 		r.observe("b") // b: read-only, a gone: b is unfenced
 	}
 	wantInOrder(t, r.log.list(), "b read_only false")

@@ -218,7 +218,10 @@ type testRig struct {
 }
 
 // newRig builds a Manager whose store holds d (none when d.Active is "").
-func newRig(t *testing.T, d Decision) *testRig {
+func newRig(t *testing.T, d Decision) *testRig { return newRigWith(t, d, nil) }
+
+// newRigWith is newRig for one of several tandems when cl is not nil.
+func newRigWith(t *testing.T, d Decision, cl Cluster) *testRig {
 	t.Helper()
 	log := &opLog{}
 	r := &testRig{log: log, ctl: &fakeCtl{log: log}, store: &memStore{log: log},
@@ -226,14 +229,21 @@ func newRig(t *testing.T, d Decision) *testRig {
 	if d.Active != "" {
 		r.store.d, r.store.ok = d, true
 	}
+	r.start(t, cl)
+	return r
+}
+
+// start makes a new Manager on the rig's nodes and store, as a restart of
+// tandem would.
+func (r *testRig) start(t *testing.T, cl Cluster) {
+	t.Helper()
 	cfg := DefaultConfig()
-	cfg.AdminUser = "tandem"
+	cfg.AdminUser, cfg.Cluster = "tandem", cl
 	m, err := New(cfg, []NodeConfig{{Name: "a", Ops: r.a}, {Name: "b", Ops: r.b}}, "a", r.ctl, r.store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.m = m
-	return r
 }
 
 // newTestManager builds a Manager with a active at epoch 1 (unless store

@@ -57,17 +57,24 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// buildTandem builds the tandem binary into a temporary directory.
+func buildTandem(t *testing.T) (dir, bin string) {
+	t.Helper()
+	dir = t.TempDir()
+	bin = filepath.Join(dir, "tandem")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return dir, bin
+}
+
 // TestServeAndSIGTERM runs the real binary in front of the pair: it serves,
 // and on SIGTERM stops accepting, lets a running query finish, and exits 0.
 func TestServeAndSIGTERM(t *testing.T) {
 	testpair.Require(t)
 	testpair.Reset(t) // a writable, no recorded decision: whatever an earlier test left
 	t.Cleanup(func() { testpair.Reset(t) })
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "tandem")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	dir, bin := buildTandem(t)
 	addr, adminAddr := freePort(t), freePort(t)
 	hook, events := webhookReceiver(t)
 	cfg := fmt.Sprintf(`

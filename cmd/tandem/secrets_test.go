@@ -61,11 +61,7 @@ func TestNoSecretInOutput(t *testing.T) {
 	testpair.Require(t)
 	testpair.Reset(t) // a writable, no recorded decision: whatever an earlier test left
 	t.Cleanup(func() { testpair.Reset(t) })
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "tandem")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	dir, bin := buildTandem(t)
 
 	// Accounts with the secrets, created on a and replicated to b.
 	adb := testpair.AdminDB(t, testpair.A)

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tandemdb/tandem/internal/testpair"
 )
 
 // Cluster is a running three-member etcd.
@@ -29,7 +31,7 @@ type Cluster struct {
 // ends.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
-	root, err := moduleRoot()
+	root, err := testpair.ModuleRoot()
 	if err != nil {
 		t.Fatalf("testetcd: %v", err)
 	}
@@ -100,23 +102,4 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
-}
-
-// moduleRoot is the nearest directory above the working directory holding
-// go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }

@@ -256,20 +256,29 @@ func runScript(t testing.TB, args ...string) {
 		time.Since(start).Round(time.Millisecond), strings.TrimSpace(string(out)))
 }
 
-// scriptPath finds scripts/pair.sh in the module root: the nearest
-// directory above the working directory that holds go.mod.
+// scriptPath finds scripts/pair.sh in the module root.
 func scriptPath() (string, error) {
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", fmt.Errorf("%w; cannot find scripts/pair.sh", err)
+	}
+	return filepath.Join(root, "scripts", "pair.sh"), nil
+}
+
+// ModuleRoot is the nearest directory above the working directory that
+// holds go.mod: where the project's scripts are.
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "scripts", "pair.sh"), nil
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("no go.mod above the working directory; cannot find scripts/pair.sh")
+			return "", errors.New("no go.mod above the working directory")
 		}
 		dir = parent
 	}
