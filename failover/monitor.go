@@ -41,12 +41,14 @@ type node struct {
 	kick chan struct{}
 
 	// Owned by the state machine goroutine.
-	last    Observation // last observation, good or bad
-	good    Observation // last good observation
-	fails   int         // consecutive failed checks
-	oks     int         // consecutive good checks
-	healthy bool
-	reach   Reach // what the last check proved
+	last Observation // last observation, good or bad
+	good Observation // last good observation
+	// prevGood is when the good observation before good began.
+	prevGood time.Time
+	fails    int // consecutive failed checks
+	oks      int // consecutive good checks
+	healthy  bool
+	reach    Reach // what the last check proved
 	// roSetAt is when tandem last set the node's read_only, to roSet: an
 	// observation begun before then is stale about read_only.
 	roSetAt time.Time

@@ -166,6 +166,7 @@ func TestDurableProof(t *testing.T) {
 			a := r.m.node("a")
 			a.good.Facts.SemiSync.SourceTimeout = time.Second
 			a.good.Time = time.Now().Add(-2 * time.Second)
+			a.prevGood = a.good.Time.Add(-250 * time.Millisecond)
 		}, "fallen back"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -253,6 +254,31 @@ func TestDegradeThenResync(t *testing.T) {
 	}
 	if d := r.store.get(); len(d.Unsynced) != 0 {
 		t.Fatalf("clearing not saved: %+v", d)
+	}
+}
+
+// Under a steady write load commits are waiting at every check, but
+// acknowledgements keep coming: the passive is in sync, never degraded.
+func TestBusyActiveNotDegraded(t *testing.T) {
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	a := r.m.node("a")
+	for i := range 20 {
+		r.a.facts.SemiSync.WaitSessions = 3
+		r.a.facts.SemiSync.YesTx = uint64(100 * (i + 1))
+		r.observe("a")
+		if !a.ackWaitSince.IsZero() {
+			t.Fatalf("check %d: acknowledgements advance, yet commits taken as stuck", i)
+		}
+		a.good.Time = a.good.Time.Add(-time.Duration(20-i) * 250 * time.Millisecond) // as if spread over 5 s
+	}
+	if len(r.m.dec.Unsynced) != 0 || len(events(r.m, EventUnsynced)) != 0 {
+		t.Fatalf("a busy, acknowledging passive was marked unsynced: %v", r.m.dec.Unsynced)
+	}
+	// Acknowledgements stop: stuck from the check before.
+	r.observe("a")
+	if a.ackWaitSince.IsZero() {
+		t.Fatal("acknowledgements stopped with commits waiting, not noticed")
 	}
 }
 

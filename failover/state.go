@@ -425,6 +425,7 @@ func (m *Manager) count(o Observation) (*node, bool) {
 		}
 	}
 	n.trackAckWaits(o)
+	n.prevGood = n.good.Time
 	n.good = o
 	n.oks++
 	n.fails = 0
@@ -436,19 +437,20 @@ func (m *Manager) count(o Observation) (*node, bool) {
 	return n, true
 }
 
-// trackAckWaits keeps when the current run of checks that saw commits
-// waiting for a semi-sync acknowledgement began; conservatively at the
-// previous good check, as they may have begun waiting right after it.
+// trackAckWaits keeps when the current run of checks that found commits
+// stuck began: commits waiting for a semi-sync acknowledgement and none
+// acknowledged since the previous check (acknowledgements are cumulative,
+// so while they come no commit waits long). It starts, conservatively, at
+// the previous good check, as they may have got stuck right after it.
 func (n *node) trackAckWaits(o Observation) {
-	if o.Facts.SemiSync.WaitSessions == 0 {
+	ss, prev := o.Facts.SemiSync, n.good
+	stuck := ss.WaitSessions > 0 && !prev.Time.IsZero() && prev.Facts.SemiSync.YesTx == ss.YesTx
+	if !stuck {
 		n.ackWaitSince = time.Time{}
 		return
 	}
 	if n.ackWaitSince.IsZero() {
-		n.ackWaitSince = o.Time
-		if !n.good.Time.IsZero() {
-			n.ackWaitSince = n.good.Time
-		}
+		n.ackWaitSince = prev.Time
 	}
 }
 
@@ -925,9 +927,16 @@ func (m *Manager) durable(old, c *node, cutAt time.Time) string {
 	case !ss.SourceEnabled || !ss.SourceOn:
 		return fmt.Sprintf("node %s acknowledged commits without waiting for node %s at its last check (semi-sync enabled=%v, status=%v)", old.Name, c.Name, ss.SourceEnabled, ss.SourceOn)
 	}
-	since := o.Time
-	if !old.ackWaitSince.IsZero() {
+	// A commit waiting at that check may have begun before it, but not
+	// before the check before it unless acknowledgements had stopped
+	// (ackWaitSince); a passive so far behind that commits wait longer is
+	// refused by its lag anyway (MaxPromoteLag).
+	since := old.prevGood
+	if since.IsZero() || !old.ackWaitSince.IsZero() && old.ackWaitSince.Before(since) {
 		since = old.ackWaitSince
+	}
+	if since.IsZero() {
+		since = o.Time
 	}
 	if fallback := since.Add(ss.SourceTimeout); !cutAt.Before(fallback) {
 		return fmt.Sprintf("node %s may have fallen back to asynchronous replication since %s (rpl_semi_sync_master_timeout %v)", old.Name, since.Format(time.RFC3339Nano), ss.SourceTimeout)

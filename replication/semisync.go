@@ -44,6 +44,11 @@ type SemiSync struct {
 	// NoTx is Rpl_semi_sync_master_no_tx: commits acknowledged to their
 	// client without a replica's acknowledgement since the server started.
 	NoTx uint64
+	// YesTx is Rpl_semi_sync_master_yes_tx: commits a replica
+	// acknowledged since the server started. Acknowledgements are
+	// cumulative (by binary log position), so while it grows no commit
+	// waits for long.
+	YesTx uint64
 	// ReplicaEnabled is rpl_semi_sync_slave_enabled: this node acknowledges
 	// what its I/O thread receives (takes effect when the thread starts).
 	ReplicaEnabled bool
@@ -58,6 +63,7 @@ const semiSyncStatusQuery = "SHOW GLOBAL STATUS WHERE Variable_name IN (" +
 	"'Rpl_semi_sync_master_clients', 'Rpl_semi_sync_source_clients', " +
 	"'Rpl_semi_sync_master_wait_sessions', 'Rpl_semi_sync_source_wait_sessions', " +
 	"'Rpl_semi_sync_master_no_tx', 'Rpl_semi_sync_source_no_tx', " +
+	"'Rpl_semi_sync_master_yes_tx', 'Rpl_semi_sync_source_yes_tx', " +
 	"'Rpl_semi_sync_slave_status', 'Rpl_semi_sync_replica_status')"
 
 // either returns vars[a], or vars[b] when a is absent.
@@ -134,9 +140,17 @@ func parseSemiSyncStatus(s *SemiSync, status map[string]string) error {
 			*c.dst = int(n)
 		}
 	}
-	if v, ok := either(status, "rpl_semi_sync_master_no_tx", "rpl_semi_sync_source_no_tx"); ok {
-		if s.NoTx, err = strconv.ParseUint(strings.TrimSpace(v), 10, 64); err != nil {
-			return fmt.Errorf("replication: Rpl_semi_sync_master_no_tx %q: %w", v, err)
+	for _, c := range []struct {
+		a, b string
+		dst  *uint64
+	}{
+		{"rpl_semi_sync_master_no_tx", "rpl_semi_sync_source_no_tx", &s.NoTx},
+		{"rpl_semi_sync_master_yes_tx", "rpl_semi_sync_source_yes_tx", &s.YesTx},
+	} {
+		if v, ok := either(status, c.a, c.b); ok {
+			if *c.dst, err = strconv.ParseUint(strings.TrimSpace(v), 10, 64); err != nil {
+				return fmt.Errorf("replication: %s %q: %w", c.a, v, err)
+			}
 		}
 	}
 	return nil
