@@ -133,7 +133,7 @@ func TestCoordinatorPromotionBarrier(t *testing.T) {
 	r.a.fail("read_only", refusedErr())
 	refused(r.m, "a")
 	log := r.log.list()
-	wantInOrder(t, log, "ctl hold", "a kill_clients", "b stop_receiving", "b wait_executed",
+	wantInOrder(t, log, "ctl hold", "b stop_receiving", "b wait_executed",
 		`save active=b epoch=2 promoting=""`, "ack 2", "barrier 2", "b read_only false", "save active=b epoch=2", "ctl route b")
 	if d := r.store.get(); !d.Opened || d.Active != "b" {
 		t.Fatalf("decision %+v", d)

@@ -81,13 +81,15 @@ func TestRefusedConnectionPromotesAtOnce(t *testing.T) {
 	r.a.fail("read_only", refusedErr())
 	refused(r.m, "a")
 	log := r.log.list()
+	// The old node's fence and the candidate's stop run at once (two
+	// nodes): each is in order, both before the catch-up.
 	wantInOrder(t, log,
 		"ctl hold", "ctl cut a",
 		`save active=a epoch=1 promoting="b"`,
-		"a kill_clients", "a read_only true",
 		"b semi_sync false", "b stop_receiving", "b wait_executed", "b stop_applier",
 		`save active=b epoch=2 promoting="" unsynced=[a]`,
 		"b read_only false", "ctl route b")
+	wantInOrder(t, log, `save active=a epoch=1 promoting="b"`, "a kill_clients", "a read_only true", "b wait_executed")
 	if d := r.store.get(); d.Active != "b" || d.Epoch != 2 || d.Promoting != "" || d.Unsynced["a"] == "" || !d.PendingRejoin {
 		t.Fatalf("saved decision %+v", d)
 	}
@@ -121,8 +123,9 @@ func TestLiveOldActiveBlocksPromotion(t *testing.T) {
 		bad(r.m, "a")
 	}
 	log := r.log.list()
-	wantInOrder(t, log, `save active=a epoch=1 promoting="b"`, "a read_only true", `save active=a epoch=1 promoting=""`, "ctl down")
-	wantAbsent(t, log, "b stop_receiving", "b read_only false", "ctl route b")
+	wantInOrder(t, log, `save active=a epoch=1 promoting="b"`, "a read_only true", "b start_replica", `save active=a epoch=1 promoting=""`, "ctl down")
+	wantInOrder(t, log, "b stop_receiving", "b start_replica") // stopped meanwhile, undone
+	wantAbsent(t, log, "b wait_executed", "b read_only false", "ctl route b")
 	if last := log[len(log)-1]; !strings.Contains(last, "answers but could not be fenced") {
 		t.Fatalf("clients are told %q", last)
 	}
@@ -141,7 +144,7 @@ func TestRefusalUndoesSteps(t *testing.T) {
 	refused(r.m, "a")
 	log := r.log.list()
 	wantInOrder(t, log, "b semi_sync false", "b stop_receiving", "b wait_executed",
-		"b start_replica", "b semi_sync true", `save active=a epoch=1 promoting=""`, "ctl down")
+		"b semi_sync true", "b start_replica", `save active=a epoch=1 promoting=""`, "ctl down")
 	wantAbsent(t, log, "b read_only false", "ctl route")
 	if r.m.state != StateDown {
 		t.Fatalf("state %v", r.m.state)

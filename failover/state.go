@@ -1004,57 +1004,70 @@ func (m *Manager) failover(ctx context.Context, reason string, force bool) error
 	undo = append(undo, func(context.Context) { m.clearJournal() })
 	m.checkpoint("journaled")
 
-	// Rule 1: fence the failed node. What its error proves decides
-	// whether to go on: a live server that cannot be fenced may still
-	// take writes from others. A hung node (SIGSTOP) gets CheckTimeout,
-	// as for a check, not the whole FenceTimeout.
+	// Rule 1: fence the failed node, and, at the same time (another
+	// node), make the candidate stop receiving from it: whatever the old
+	// node commits from then on is never acknowledged by the candidate, so
+	// never acknowledged to a client. What the fence's error proves
+	// decides whether to go on: a live server that cannot be fenced may
+	// still take writes from others. A hung node (SIGSTOP) gets
+	// CheckTimeout, as for a check, not the whole FenceTimeout.
 	fenceCtx := ctx
 	if !old.healthy {
 		var fcancel context.CancelFunc
 		fenceCtx, fcancel = context.WithTimeout(ctx, m.cfg.CheckTimeout)
 		defer fcancel()
 	}
-	if err := m.fence(fenceCtx, old, "it failed and is being replaced"); err != nil {
-		switch reach := Classify(err); {
-		case reach == ReachAlive && !force:
-			return refuse(fmt.Sprintf("node %s answers but could not be fenced (%v): it may still take writes", old.Name, err))
-		case reach == ReachGone:
-			m.log.Info("failed node refuses connections: its process is gone", "node", old.Name)
-		default:
-			// No answer: it may be hung or cut off, and writable. It
-			// can acknowledge nothing more once the candidate stops
-			// receiving from it (semi-sync, shown durable above), and
-			// tandem's own sessions there are cut.
-			m.log.Warn("failed node did not answer the fence; proceeding: it cannot acknowledge writes once the candidate stops receiving from it",
-				"node", old.Name, "error", err)
+	hadSemiSync := cur.SemiSync.SourceEnabled
+	stopped := make(chan error, 1)
+	go func() {
+		// Nothing can acknowledge a semi-synchronous commit on the
+		// candidate now, not even its commits of what it applies from
+		// the failed node: its source side goes off first.
+		if !old.healthy && hadSemiSync {
+			if _, err := c.ops.SetSemiSyncSource(cctx, false); err != nil {
+				stopped <- fmt.Errorf("cannot turn semi-synchronous replication off on node %s: %v", c.Name, err)
+				return
+			}
 		}
-	}
-	m.checkpoint("fenced")
-	// Nothing can acknowledge a semi-synchronous commit on the candidate
-	// now, not even its commits of what it applies from the failed node.
-	if !old.healthy && cur.SemiSync.SourceEnabled {
-		if _, err := c.ops.SetSemiSyncSource(cctx, false); err != nil {
-			return refuse(fmt.Sprintf("cannot turn semi-synchronous replication off on node %s: %v", c.Name, err))
+		if err := c.ops.StopReceiving(cctx, flavor); err != nil {
+			stopped <- fmt.Errorf("cannot stop node %s's replication from %s: %v", c.Name, old.Name, err)
+			return
 		}
-		undo = append(undo, func(uctx context.Context) {
+		stopped <- nil
+	}()
+	fenceErr := m.fence(fenceCtx, old, "it failed and is being replaced")
+	stopErr := <-stopped
+	// Undone by START SLAVE (with the SQL thread still running, the I/O
+	// thread goes on from what it received) and the source setting back.
+	undo = append(undo, func(uctx context.Context) {
+		if !old.healthy && hadSemiSync {
 			if _, err := c.ops.SetSemiSyncSource(uctx, true); err != nil {
 				m.log.Error("undo: cannot turn semi-synchronous replication back on", "node", c.Name, "error", err)
 			}
-		})
-	}
-	// The candidate stops receiving from the old node before anything
-	// else: whatever the old node commits from now on is never
-	// acknowledged by the candidate, so never acknowledged to a client.
-	if err := c.ops.StopReceiving(cctx, flavor); err != nil {
-		return refuse(fmt.Sprintf("cannot stop node %s's replication from %s: %v", c.Name, old.Name, err))
-	}
-	// Undone by START SLAVE: with the SQL thread still running, the I/O
-	// thread goes on from what it received.
-	undo = append(undo, func(uctx context.Context) {
+		}
 		if err := c.ops.StartReplica(uctx, flavor, false); err != nil {
 			m.log.Error("undo: cannot restart replication", "node", c.Name, "error", err)
 		}
 	})
+	if fenceErr != nil {
+		switch reach := Classify(fenceErr); {
+		case reach == ReachAlive && !force:
+			return refuse(fmt.Sprintf("node %s answers but could not be fenced (%v): it may still take writes", old.Name, fenceErr))
+		case reach == ReachGone:
+			m.log.Info("failed node refuses connections: its process is gone", "node", old.Name)
+		default:
+			// No answer: it may be hung or cut off, and writable. It
+			// can acknowledge nothing more once the candidate stopped
+			// receiving from it (semi-sync, shown durable above), and
+			// tandem's own sessions there are cut.
+			m.log.Warn("failed node did not answer the fence; proceeding: it cannot acknowledge writes once the candidate stops receiving from it",
+				"node", old.Name, "error", fenceErr)
+		}
+	}
+	m.checkpoint("fenced")
+	if stopErr != nil {
+		return refuse(stopErr.Error())
+	}
 	m.checkpoint("replica_stopped")
 	// It applies everything it received before it writes.
 	cur, err = c.ops.Read(cctx)
