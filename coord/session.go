@@ -32,9 +32,10 @@ var (
 // loop, its member key, and its coordinator candidacy. Its methods are safe
 // for concurrent use.
 type Session struct {
-	cfg Config
-	log hclog.Logger
-	cli *clientv3.Client
+	cfg  Config
+	log  hclog.Logger
+	cli  *clientv3.Client
+	ccfg clientv3.Config // to reach one member directly (MoveLeaderTo)
 
 	stopCtx context.Context
 	stop    context.CancelFunc
@@ -54,6 +55,7 @@ type Session struct {
 	elected    bool
 	electLease clientv3.LeaseID
 	electRev   int64
+	campaigns  int               // Campaign calls running
 	seen       map[string]Member // every member ever listed, for Members
 	closed     bool
 }
@@ -96,7 +98,7 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("coord: connect to etcd %v: %w", cfg.Endpoints, err)
 	}
-	s := &Session{cfg: cfg, log: log.Named("coord"), cli: cli, seen: map[string]Member{}}
+	s := &Session{cfg: cfg, log: log.Named("coord"), cli: cli, ccfg: ccfg, seen: map[string]Member{}}
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 
 	lease, ttl, sent, err := s.join(ctx)
@@ -111,6 +113,10 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Session, error) {
 	s.log.Info("joined", "prefix", cfg.Prefix, "id", cfg.ID, "lease", fmt.Sprintf("%x", int64(lease)), "ttl", ttl)
 	s.wg.Add(1)
 	go s.renewLoop()
+	if cfg.PreferredLeader != "" {
+		s.wg.Add(1)
+		go s.leaderLoop()
+	}
 	return s, nil
 }
 
@@ -225,7 +231,7 @@ func (s *Session) renewLoop() {
 	timer := time.NewTimer(s.cfg.RenewInterval)
 	defer timer.Stop()
 	failing := false
-	for {
+	for tick := 0; ; tick++ {
 		select {
 		case <-s.stopCtx.Done():
 			return
@@ -255,12 +261,16 @@ func (s *Session) renewLoop() {
 				failing = false
 			}
 			s.checkCoordinator(lease)
+			if tick%4 == 0 {
+				s.checkOrphan(lease)
+			}
 		case errors.Is(err, rpctypes.ErrLeaseNotFound):
 			s.leaseLost(lease, "etcd no longer knows the lease")
 			s.regrant()
 		case s.stopCtx.Err() != nil:
 			return
 		default:
+			s.log.Debug("renewal failed", "error", err, "took", time.Since(sent))
 			if !failing {
 				until, _ := s.Valid()
 				s.log.Warn("lease renewal failed", "error", err, "valid_until", until)
