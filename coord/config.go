@@ -42,7 +42,9 @@ type Config struct {
 	// Default 1s (needs etcd's --election-timeout ≤ 666 ms).
 	LeaseTTL time.Duration
 	// RenewInterval is how often the session renews its lease, counted
-	// from one renewal's send to the next. Default 250ms.
+	// from one renewal's send to the next. Each renewal goes to every
+	// endpoint at once (one connection per member), so a member that is
+	// hung, cut off or catching up never delays it. Default 250ms.
 	RenewInterval time.Duration
 	// RenewTimeout bounds one renewal (and the coordinator key check that
 	// follows it). Default 300ms.
