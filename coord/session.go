@@ -113,6 +113,7 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Session, error) {
 			one.Endpoints = []string{ep}
 			rc, err := clientv3.New(one)
 			if err != nil {
+				s.stop()
 				s.closeClients()
 				return nil, fmt.Errorf("coord: connect to etcd %s: %w", ep, err)
 			}
