@@ -42,7 +42,9 @@ type Config struct {
 	// Default 1s (needs etcd's --election-timeout ≤ 666 ms).
 	LeaseTTL time.Duration
 	// RenewInterval is how often the session renews its lease, counted
-	// from one renewal's send to the next. Default 250ms.
+	// from one renewal's send to the next. Each renewal goes to every
+	// endpoint at once (one connection per member), so a member that is
+	// hung, cut off or catching up never delays it. Default 250ms.
 	RenewInterval time.Duration
 	// RenewTimeout bounds one renewal (and the coordinator key check that
 	// follows it). Default 300ms.
@@ -65,6 +67,16 @@ type Config struct {
 	// PollInterval is how often Campaign and WaitAcked re-read etcd
 	// (linearizable reads; watches only wake them earlier). Default 100ms.
 	PollInterval time.Duration
+
+	// PreferredLeader, if set, is the name (--name) of the etcd member that
+	// should hold etcd's raft leadership: the witness's. The coordinator
+	// moves the leadership there whenever it finds it elsewhere, so that
+	// the death of an app server never also costs an etcd leader election
+	// and a lease extension. Default empty (off).
+	PreferredLeader string
+	// LeaderCheckInterval is how often the coordinator checks where etcd's
+	// leader is, when PreferredLeader is set. Default 5s.
+	LeaderCheckInterval time.Duration
 
 	// CAFile, CertFile, KeyFile: TLS to etcd. CAFile alone verifies the
 	// server; CertFile and KeyFile (both or neither) add a client
@@ -101,6 +113,8 @@ func DefaultConfig() Config {
 		RequestTimeout: 1 * time.Second,
 		DialTimeout:    2 * time.Second,
 		PollInterval:   100 * time.Millisecond,
+
+		LeaderCheckInterval: 5 * time.Second,
 	}
 }
 
@@ -150,6 +164,7 @@ func (c *Config) Validate() error {
 	}{
 		{"RenewInterval", c.RenewInterval}, {"RenewTimeout", c.RenewTimeout}, {"Margin", c.Margin},
 		{"RequestTimeout", c.RequestTimeout}, {"DialTimeout", c.DialTimeout}, {"PollInterval", c.PollInterval},
+		{"LeaderCheckInterval", c.LeaderCheckInterval},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("coord: %s: %v must be positive", d.name, d.v)
@@ -164,6 +179,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PollInterval > c.LeaseTTL {
 		return fmt.Errorf("coord: PollInterval: %v exceeds LeaseTTL (%v)", c.PollInterval, c.LeaseTTL)
+	}
+	if strings.ContainsAny(c.PreferredLeader, " \t\n,=") {
+		return fmt.Errorf("coord: PreferredLeader: %q is not an etcd member name", c.PreferredLeader)
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return errors.New("coord: CertFile/KeyFile: give both or neither")

@@ -46,6 +46,8 @@ func TestConfigValidate(t *testing.T) {
 		{"poll over ttl", "PollInterval", func(c *Config) { c.PollInterval = 2 * time.Second }},
 		{"timing rule", "RenewInterval", func(c *Config) { c.RenewInterval = 500 * time.Millisecond }},
 		{"timing rule timeout", "RenewInterval", func(c *Config) { c.RenewTimeout = 400 * time.Millisecond }},
+		{"leader check zero", "LeaderCheckInterval", func(c *Config) { c.LeaderCheckInterval = 0 }},
+		{"preferred leader list", "PreferredLeader", func(c *Config) { c.PreferredLeader = "a,b" }},
 		{"cert without key", "CertFile/KeyFile", func(c *Config) { c.CertFile = "c.pem" }},
 		{"user without password", "Username/Password", func(c *Config) { c.Username = "u" }},
 		{"tls over http", "Endpoints", func(c *Config) { c.CAFile = "ca.pem" }},

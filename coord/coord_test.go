@@ -588,6 +588,40 @@ func TestCoordinatorSelfByLease(t *testing.T) {
 	}
 }
 
+// TestOrphanCoordinatorKey: a coordinator key under this session's lease
+// that no term owns (a campaign attempt that landed after its caller gave
+// up) is adopted by a running Campaign, and removed when none runs.
+func TestOrphanCoordinatorKey(t *testing.T) {
+	prefix := prefixFor(t)
+	a := open(t, testConfig(t, prefix, "a"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	obs := observer(t)
+	key := a.cfg.coordinatorKey()
+	lease := clientv3.LeaseID(a.Status().Lease)
+	if _, err := obs.Put(ctx, key, `{"id":"a"}`, clientv3.WithLease(lease)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the orphan key removed", func() bool {
+		e, ok := keyExists(obs, key)
+		return ok && !e
+	})
+	if a.IsCoordinator() {
+		t.Fatal("coordinator without a campaign")
+	}
+	// With a campaign running, such a key is this session's term.
+	resp, err := obs.Put(ctx, key, `{"id":"a"}`, clientv3.WithLease(lease))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Campaign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok, err := a.Coordinator(ctx); err != nil || !ok || !m.Self || m.CreateRevision != resp.Header.Revision {
+		t.Fatalf("campaign did not adopt the key: %+v %v %v", m, ok, err)
+	}
+}
+
 // TestOpenUnreachable: no etcd answering is a clear error within the dial
 // timeout, not a hang.
 func TestOpenUnreachable(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -24,14 +25,47 @@ import (
 
 // Campaign blocks until this session is coordinator, or ctx ends. It only
 // tries while Valid(); a lost lease ends a term, and the session must
-// campaign again.
+// campaign again. Attempts start every PollInterval (and when a watch says
+// the key changed), up to three at once, so one stuck on an unreachable
+// member does not delay the next.
 func (s *Session) Campaign(ctx context.Context) error {
 	key := s.cfg.coordinatorKey()
 	wake, stop := s.wakeOn(ctx, key, false)
 	defer stop()
-	for {
-		if s.IsCoordinator() {
-			return nil
+	s.mu.Lock()
+	s.campaigns++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.campaigns--
+		s.mu.Unlock()
+	}()
+	// Attempts may still run when Campaign returns; from then on they
+	// must not make this session coordinator (the caller may have resigned
+	// meanwhile). A key one of them still creates is an orphan, which the
+	// renewal loop removes.
+	var overMu sync.Mutex
+	over := false
+	cctx, cancelAttempts := context.WithCancel(ctx)
+	defer func() {
+		overMu.Lock()
+		over = true
+		overMu.Unlock()
+		cancelAttempts()
+	}()
+	won := func(lease clientv3.LeaseID, rev int64) {
+		overMu.Lock()
+		defer overMu.Unlock()
+		if !over {
+			s.becameCoordinator(lease, rev)
+		}
+	}
+	err := s.poll(cctx, wake, func(ctx context.Context) bool {
+		overMu.Lock()
+		stale := over
+		overMu.Unlock()
+		if stale || s.IsCoordinator() {
+			return true
 		}
 		s.mu.Lock()
 		lease, ok := s.lease, s.lease != 0 && !s.closed && time.Now().Before(s.until)
@@ -39,36 +73,75 @@ func (s *Session) Campaign(ctx context.Context) error {
 		closed := s.closed
 		s.mu.Unlock()
 		if closed {
-			return ErrNoLease
+			return true
 		}
-		if ok {
-			rctx, cancel := s.reqCtx(ctx)
-			resp, err := s.cli.Txn(rctx).
-				If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-				Then(clientv3.OpPut(key, string(val), clientv3.WithLease(lease))).
-				Else(clientv3.OpGet(key)).Commit()
-			cancel()
-			switch {
-			case err != nil:
-				s.log.Debug("campaign", "error", err)
-			case resp.Succeeded:
-				s.becameCoordinator(lease, resp.Header.Revision)
-			default:
-				kvs := resp.Responses[0].GetResponseRange().Kvs
-				if len(kvs) == 1 && kvs[0].Lease == int64(lease) {
-					// An earlier attempt whose answer was lost.
-					s.becameCoordinator(lease, kvs[0].CreateRevision)
-				}
-			}
-			if s.IsCoordinator() {
-				return nil
+		if !ok {
+			return false
+		}
+		rctx, cancel := s.reqCtx(ctx)
+		sent := time.Now()
+		resp, err := s.cli.Txn(rctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, string(val), clientv3.WithLease(lease))).
+			Else(clientv3.OpGet(key)).Commit()
+		cancel()
+		if s.log.IsTrace() {
+			s.log.Trace("campaign attempt", "error", err, "took", time.Since(sent), "won", err == nil && resp.Succeeded)
+		}
+		switch {
+		case err != nil:
+			s.log.Debug("campaign", "error", err)
+		case resp.Succeeded:
+			won(lease, resp.Header.Revision)
+		default:
+			kvs := resp.Responses[0].GetResponseRange().Kvs
+			if len(kvs) == 1 && kvs[0].Lease == int64(lease) {
+				// An earlier attempt whose answer was lost.
+				won(lease, kvs[0].CreateRevision)
 			}
 		}
+		return s.IsCoordinator()
+	})
+	if err != nil {
+		return err
+	}
+	if !s.IsCoordinator() {
+		return ErrNoLease // closed, or the lease lost right after winning
+	}
+	return nil
+}
+
+// poll starts attempt at once, then every PollInterval and on each wake,
+// with up to three running at a time: a request stuck on an unreachable
+// member (until RequestTimeout) does not hold up the next. It returns nil
+// when an attempt reports done, or ctx's error. Attempts still running
+// then end by themselves (their ctx is bounded).
+func (s *Session) poll(ctx context.Context, wake <-chan struct{}, attempt func(context.Context) bool) error {
+	const maxInFlight = 3
+	done := make(chan bool, maxInFlight)
+	inflight := 0
+	start := func() {
+		if inflight < maxInFlight {
+			inflight++
+			go func() { done <- attempt(ctx) }()
+		}
+	}
+	start()
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case ok := <-done:
+			inflight--
+			if ok {
+				return nil
+			}
 		case <-wake:
-		case <-time.After(s.cfg.PollInterval):
+			start()
+		case <-t.C:
+			start()
 		}
 	}
 }
@@ -125,6 +198,31 @@ func (s *Session) checkCoordinator(lease clientv3.LeaseID) {
 	}
 	if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != rev {
 		s.lostCoordinator(rev, "coordinator key deleted or replaced in etcd")
+	}
+}
+
+// checkOrphan removes a coordinator key held by this session's lease that
+// no term of this session owns: a campaign attempt that landed after its
+// caller gave up. Left alone it would block every election for as long as
+// this tandem lives.
+func (s *Session) checkOrphan(lease clientv3.LeaseID) {
+	ctx, cancel := context.WithTimeout(s.stopCtx, s.cfg.RenewTimeout)
+	defer cancel()
+	key := s.cfg.coordinatorKey()
+	resp, err := s.cli.Get(clientv3.WithRequireLeader(ctx), key)
+	if err != nil || len(resp.Kvs) == 0 || resp.Kvs[0].Lease != int64(lease) {
+		return
+	}
+	s.mu.Lock()
+	busy := s.campaigns > 0 || (s.elected && s.electRev == resp.Kvs[0].CreateRevision)
+	s.mu.Unlock()
+	if busy {
+		return
+	}
+	if _, err := s.cli.Txn(clientv3.WithRequireLeader(ctx)).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", resp.Kvs[0].CreateRevision)).
+		Then(clientv3.OpDelete(key)).Commit(); err == nil {
+		s.log.Warn("removed a coordinator key of this lease that no campaign owns", "revision", resp.Kvs[0].CreateRevision)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -161,36 +162,44 @@ func parseMember(b []byte) (Member, error) {
 func (s *Session) WaitAcked(ctx context.Context, epoch uint64) error {
 	wake, stop := s.wakeOn(ctx, s.cfg.membersPrefix(), true)
 	defer stop()
+	var mu sync.Mutex
 	var pending []string
 	var lastErr error
-	for {
+	err := s.poll(ctx, wake, func(ctx context.Context) bool {
 		ms, err := s.Members(ctx)
-		if err == nil {
-			pending = pending[:0]
-			for _, m := range ms {
-				if m.Present && m.AckedEpoch < epoch {
-					pending = append(pending, fmt.Sprintf("%s (host %q, acked %d)", m.ID, m.Host, m.AckedEpoch))
-				}
-			}
-			if len(pending) == 0 {
-				return nil
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			lastErr = err
+			return false
+		}
+		lastErr = nil
+		pending = pending[:0]
+		for _, m := range ms {
+			if m.Present && m.AckedEpoch < epoch {
+				pending = append(pending, fmt.Sprintf("%s (host %q, acked %d)", m.ID, m.Host, m.AckedEpoch))
 			}
 		}
-		lastErr = err
-		select {
-		case <-ctx.Done():
-			if len(pending) == 0 && lastErr != nil {
-				return fmt.Errorf("coord: barrier for epoch %d: %v: %w", epoch, lastErr, ctx.Err())
-			}
-			return fmt.Errorf("coord: barrier for epoch %d: not acknowledged by %s: %w", epoch, strings.Join(pending, ", "), ctx.Err())
-		case <-wake:
-		case <-time.After(s.cfg.PollInterval):
-		}
+		return len(pending) == 0
+	})
+	if err == nil {
+		return nil
 	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(pending) == 0 {
+		if lastErr == nil {
+			lastErr = errors.New("no answer from etcd")
+		}
+		return fmt.Errorf("coord: barrier for epoch %d: members not read (%v): %w", epoch, lastErr, err)
+	}
+	return fmt.Errorf("coord: barrier for epoch %d: not acknowledged by %s: %w", epoch, strings.Join(pending, ", "), err)
 }
 
 // wakeOn watches key (or the prefix) and signals the returned channel on
-// every change: a hint to re-read sooner, never a source of truth.
+// every change: a hint to re-read sooner, never a source of truth. The
+// watch is set up in its own goroutine: clientv3's Watch blocks until its
+// stream is registered, which a hung member delays.
 func (s *Session) wakeOn(ctx context.Context, key string, prefix bool) (<-chan struct{}, func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	wake := make(chan struct{}, 1)
@@ -198,9 +207,8 @@ func (s *Session) wakeOn(ctx context.Context, key string, prefix bool) (<-chan s
 	if prefix {
 		opts = append(opts, clientv3.WithPrefix())
 	}
-	wch := s.cli.Watch(clientv3.WithRequireLeader(ctx), key, opts...)
 	go func() {
-		for range wch {
+		for range s.cli.Watch(clientv3.WithRequireLeader(ctx), key, opts...) {
 			select {
 			case wake <- struct{}{}:
 			default:

@@ -32,9 +32,12 @@ var (
 // loop, its member key, and its coordinator candidacy. Its methods are safe
 // for concurrent use.
 type Session struct {
-	cfg Config
-	log hclog.Logger
-	cli *clientv3.Client
+	cfg  Config
+	log  hclog.Logger
+	cli  *clientv3.Client
+	ccfg clientv3.Config // to reach one member directly (MoveLeaderTo)
+	// renewers: one client per endpoint, for renewals (or just cli).
+	renewers []*clientv3.Client
 
 	stopCtx context.Context
 	stop    context.CancelFunc
@@ -54,6 +57,7 @@ type Session struct {
 	elected    bool
 	electLease clientv3.LeaseID
 	electRev   int64
+	campaigns  int               // Campaign calls running
 	seen       map[string]Member // every member ever listed, for Members
 	closed     bool
 }
@@ -96,13 +100,31 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("coord: connect to etcd %v: %w", cfg.Endpoints, err)
 	}
-	s := &Session{cfg: cfg, log: log.Named("coord"), cli: cli, seen: map[string]Member{}}
+	s := &Session{cfg: cfg, log: log.Named("coord"), cli: cli, ccfg: ccfg, seen: map[string]Member{}}
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
+	// One client per member for renewals, sent to all at once: the shared
+	// client's balancer may queue a renewal behind a member that is cut
+	// off or catching up, while a direct one to each member cannot be.
+	s.renewers = []*clientv3.Client{cli}
+	if len(cfg.Endpoints) > 1 {
+		s.renewers = nil
+		for _, ep := range cfg.Endpoints {
+			one := ccfg
+			one.Endpoints = []string{ep}
+			rc, err := clientv3.New(one)
+			if err != nil {
+				s.stop()
+				s.closeClients()
+				return nil, fmt.Errorf("coord: connect to etcd %s: %w", ep, err)
+			}
+			s.renewers = append(s.renewers, rc)
+		}
+	}
 
 	lease, ttl, sent, err := s.join(ctx)
 	if err != nil {
 		s.stop()
-		cli.Close()
+		s.closeClients()
 		return nil, err
 	}
 	s.mu.Lock()
@@ -111,6 +133,10 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Session, error) {
 	s.log.Info("joined", "prefix", cfg.Prefix, "id", cfg.ID, "lease", fmt.Sprintf("%x", int64(lease)), "ttl", ttl)
 	s.wg.Add(1)
 	go s.renewLoop()
+	if cfg.PreferredLeader != "" {
+		s.wg.Add(1)
+		go s.leaderLoop()
+	}
 	return s, nil
 }
 
@@ -216,16 +242,16 @@ func (s *Session) Status() Status {
 		ValidUntil: until, Valid: ok, Coordinator: ok && s.elected && s.electLease == s.lease, AckedEpoch: s.acked}
 }
 
-// renewLoop renews the lease every RenewInterval, each renewal bounded by
-// RenewTimeout and sent with WithRequireLeader, so a hung or leaderless
-// member costs one renewal, not the lease. It never relies on the client
+// renewLoop renews the lease every RenewInterval through every member at
+// once (renewOnce), each renewal bounded by RenewTimeout and sent with
+// WithRequireLeader, so a hung or leaderless member costs nothing. It never relies on the client
 // library's KeepAlive stream or Session.Done, which notice a loss late.
 func (s *Session) renewLoop() {
 	defer s.wg.Done()
 	timer := time.NewTimer(s.cfg.RenewInterval)
 	defer timer.Stop()
 	failing := false
-	for {
+	for tick := 0; ; tick++ {
 		select {
 		case <-s.stopCtx.Done():
 			return
@@ -240,14 +266,12 @@ func (s *Session) renewLoop() {
 			s.regrant()
 			continue
 		}
-		ctx, cancel := context.WithTimeout(s.stopCtx, s.cfg.RenewTimeout)
-		resp, err := s.cli.KeepAliveOnce(clientv3.WithRequireLeader(ctx), lease)
-		cancel()
+		ttl, err := s.renewOnce(lease)
 		switch {
 		case err == nil:
 			s.mu.Lock()
 			if s.lease == lease {
-				s.setLease(lease, time.Duration(resp.TTL)*time.Second, sent)
+				s.setLease(lease, ttl, sent)
 			}
 			s.mu.Unlock()
 			if failing {
@@ -255,12 +279,16 @@ func (s *Session) renewLoop() {
 				failing = false
 			}
 			s.checkCoordinator(lease)
+			if tick%4 == 0 {
+				s.checkOrphan(lease)
+			}
 		case errors.Is(err, rpctypes.ErrLeaseNotFound):
 			s.leaseLost(lease, "etcd no longer knows the lease")
 			s.regrant()
 		case s.stopCtx.Err() != nil:
 			return
 		default:
+			s.log.Debug("renewal failed", "error", err, "took", time.Since(sent))
 			if !failing {
 				until, _ := s.Valid()
 				s.log.Warn("lease renewal failed", "error", err, "valid_until", until)
@@ -268,6 +296,57 @@ func (s *Session) renewLoop() {
 			}
 		}
 	}
+}
+
+// renewOnce sends one renewal of lease through every member at once, each
+// bounded by RenewTimeout and refused by a member without a leader, and
+// returns the granted TTL of the first success. The lease counts as lost
+// only if no member renewed it and one said it does not exist.
+func (s *Session) renewOnce(lease clientv3.LeaseID) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(s.stopCtx, s.cfg.RenewTimeout)
+	defer cancel()
+	type result struct {
+		ttl time.Duration
+		err error
+	}
+	results := make(chan result, len(s.renewers))
+	for _, rc := range s.renewers {
+		go func(rc *clientv3.Client) {
+			resp, err := rc.KeepAliveOnce(clientv3.WithRequireLeader(ctx), lease)
+			if err != nil {
+				results <- result{err: err}
+				return
+			}
+			results <- result{ttl: time.Duration(resp.TTL) * time.Second}
+		}(rc)
+	}
+	var notFound, other error
+	for range s.renewers {
+		r := <-results
+		switch {
+		case r.err == nil:
+			return r.ttl, nil
+		case errors.Is(r.err, rpctypes.ErrLeaseNotFound):
+			notFound = r.err
+		default:
+			other = r.err
+		}
+	}
+	if notFound != nil {
+		return 0, notFound
+	}
+	return 0, other
+}
+
+// closeClients closes the shared client and the renewal clients.
+func (s *Session) closeClients() error {
+	err := s.cli.Close()
+	for _, rc := range s.renewers {
+		if rc != s.cli {
+			rc.Close()
+		}
+	}
+	return err
 }
 
 // leaseLost forgets lease (if still current) and everything bound to it.
@@ -342,7 +421,7 @@ func (s *Session) Close() error {
 	if lease != 0 {
 		s.revoke(lease)
 	}
-	return s.cli.Close()
+	return s.closeClients()
 }
 
 // abandon stops the session without revoking its lease, as a crash would
@@ -354,7 +433,7 @@ func (s *Session) abandon() {
 	s.mu.Unlock()
 	s.stop()
 	s.wg.Wait()
-	s.cli.Close()
+	s.closeClients()
 }
 
 // reqCtx bounds one etcd request by RequestTimeout and requires a leader.

@@ -57,6 +57,10 @@ type Etcd struct {
 	Margin         Duration `toml:"margin"`          // default 100ms
 	RequestTimeout Duration `toml:"request_timeout"` // default 1s
 	DialTimeout    Duration `toml:"dial_timeout"`    // default 2s
+	// PreferredLeader is the etcd member name (--name) of the witness: the
+	// coordinator keeps etcd's raft leader there, so that an app server's
+	// death never also costs an etcd election. Optional.
+	PreferredLeader string `toml:"preferred_leader"`
 	// CAFile verifies etcd's certificate; CertFile and KeyFile (both or
 	// neither) authenticate this tandem.
 	CAFile   string `toml:"ca_file"`
@@ -82,6 +86,7 @@ func (e *Etcd) CoordConfig() coord.Config {
 	c.Prefix, c.ID, c.Host, c.Admin = e.Prefix, e.ID, e.Host, e.AdminAddress
 	c.LeaseTTL, c.RenewInterval, c.RenewTimeout = e.LeaseTTL.Duration, e.RenewInterval.Duration, e.RenewTimeout.Duration
 	c.Margin, c.RequestTimeout, c.DialTimeout = e.Margin.Duration, e.RequestTimeout.Duration, e.DialTimeout.Duration
+	c.PreferredLeader = e.PreferredLeader
 	c.CAFile, c.CertFile, c.KeyFile = e.CAFile, e.CertFile, e.KeyFile
 	c.Username, c.Password = e.Username, e.secret
 	return c
@@ -93,6 +98,7 @@ var etcdKeys = strings.NewReplacer("coord: Endpoints", "etcd.endpoints", "coord:
 	"coord: LeaseTTL", "etcd.lease_ttl", "coord: RenewInterval", "etcd.renew_interval",
 	"coord: RenewTimeout", "etcd.renew_timeout", "coord: Margin", "etcd.margin",
 	"coord: RequestTimeout", "etcd.request_timeout", "coord: DialTimeout", "etcd.dial_timeout",
+	"coord: PreferredLeader", "etcd.preferred_leader",
 	"coord: CertFile/KeyFile", "etcd.cert_file, etcd.key_file", "coord: Username/Password", "etcd.username, etcd.password",
 	"RenewInterval (", "renew_interval (", "2×RenewTimeout (", "2×renew_timeout (", "Margin (", "margin (",
 	"LeaseTTL (", "lease_ttl (")

@@ -115,6 +115,7 @@ password_env = "Y"`, "user[0] (app): password, password_env and password_file: s
 		{"\n[etcd]\nendpoints = [\"e1:2379\"]\nid = \"t1\"\nusername = \"u\"", "etcd.username, etcd.password"},
 		{"\n[etcd]\nendpoints = [\"e1:2379\"]\nid = \"t1\"\npassword = \"p\"\npassword_env = \"X\"", "etcd.password, password_env"},
 		{"\n[etcd]\nendpoints = [\"e1:2379\"]\nid = \"t1\"\nbogus = 1", "unknown key etcd.bogus"},
+		{"\n[etcd]\nendpoints = [\"e1:2379\"]\nid = \"t1\"\npreferred_leader = \"a b\"", "etcd.preferred_leader"},
 	} {
 		text := good
 		if strings.HasPrefix(c.edit, "|") {
@@ -152,6 +153,7 @@ id = "app1"
 username = "tandem"
 password_env = "ETCD_PW"
 lease_ttl = "2s"
+preferred_leader = "witness"
 `)
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +161,7 @@ lease_ttl = "2s"
 	c := f.Etcd.CoordConfig()
 	if !f.Etcd.Enabled() || c.ID != "app1" || c.Prefix != "/tandem" || c.LeaseTTL != 2*time.Second ||
 		c.RenewInterval != 250*time.Millisecond || c.Password != "secret" || c.Username != "tandem" ||
-		c.Admin != "127.0.0.1:9306" || c.Host == "" || len(c.Endpoints) != 3 {
+		c.Admin != "127.0.0.1:9306" || c.Host == "" || len(c.Endpoints) != 3 || c.PreferredLeader != "witness" {
 		t.Fatalf("coord config: %+v", c)
 	}
 	if err := c.Validate(); err != nil {
