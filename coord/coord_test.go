@@ -16,6 +16,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
+
+	"github.com/tandemdb/tandem/internal/testetcd"
 )
 
 // TestValidEndsBeforeEtcdExpires: a session whose only etcd member hangs
@@ -29,10 +31,10 @@ func TestValidEndsBeforeEtcdExpires(t *testing.T) {
 	prefix := prefixFor(t)
 	ev := &events{}
 	cfg := testConfig(t, prefix, "a")
-	cfg.Endpoints = []string{tc.clients[victim-1]}
+	cfg.Endpoints = []string{tc.Clients[victim-1]}
 	cfg.Events = ev.hook
 	s := open(t, cfg)
-	obs := observer(t, tc.clients[1], tc.clients[2])
+	obs := observer(t, tc.Clients[1], tc.Clients[2])
 	key := cfg.memberKey("a")
 	waitFor(t, 10*time.Second, "member key visible on the other members", func() bool {
 		e, ok := keyExists(obs, key)
@@ -625,7 +627,7 @@ func TestOrphanCoordinatorKey(t *testing.T) {
 // TestOpenUnreachable: no etcd answering is a clear error within the dial
 // timeout, not a hang.
 func TestOpenUnreachable(t *testing.T) {
-	ports, err := freePorts(1)
+	ports, err := testetcd.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -658,7 +660,7 @@ func startChild(t *testing.T, ctx context.Context, prefix, id string, env ...str
 	t.Helper()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"=1",
-		"COORD_CHILD_ENDPOINTS="+strings.Join(tc.clients, ","),
+		"COORD_CHILD_ENDPOINTS="+strings.Join(tc.Clients, ","),
 		"COORD_CHILD_PREFIX="+prefix, "COORD_CHILD_ID="+id)
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr

@@ -1,20 +1,17 @@
 package coord
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/tandemdb/tandem/internal/testetcd"
 )
 
 // The tests run against a real three-member etcd that TestMain starts with
@@ -22,13 +19,8 @@ import (
 // and removes at the end. The binary comes from `make etcd-build`; without
 // it the tests fail (they never skip).
 
-// cluster describes the test's etcd.
-type cluster struct {
-	root    string // repository root
-	bin     string
-	env     []string
-	clients []string // 127.0.0.1:port of members 1..3
-}
+// cluster is the test's etcd (package testetcd).
+type cluster struct{ *testetcd.Cluster }
 
 var tc *cluster
 
@@ -40,101 +32,26 @@ func TestMain(m *testing.M) {
 	default:
 		os.Exit(childMain())
 	}
-	c, err := startCluster()
+	c, err := testetcd.Launch()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "coord tests:", err)
 		os.Exit(1)
 	}
-	tc = c
+	tc = &cluster{c}
 	code := m.Run()
-	if out, err := c.script("down", "--purge"); err != nil {
-		fmt.Fprintf(os.Stderr, "coord tests: etcd down: %v\n%s", err, out)
+	if err := c.Down(); err != nil {
+		fmt.Fprintln(os.Stderr, "coord tests:", err)
 	}
 	os.Exit(code)
 }
 
-func startCluster() (*cluster, error) {
-	root, err := filepath.Abs("..")
-	if err != nil {
-		return nil, err
-	}
-	bin := os.Getenv("TANDEM_ETCD_BIN")
-	if bin == "" {
-		bin = filepath.Join(root, "bin", "etcd")
-	}
-	if st, err := os.Stat(bin); err != nil || st.IsDir() {
-		return nil, fmt.Errorf("no etcd binary at %s: run `make etcd-build` (or scripts/etcd.sh build) first", bin)
-	}
-	ports, err := freePorts(6)
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "coord-etcd-")
-	if err != nil {
-		return nil, err
-	}
-	c := &cluster{root: root, bin: bin}
-	c.env = append(os.Environ(),
-		"TANDEM_ETCD_BIN="+bin,
-		"TANDEM_ETCD_DIR="+dir,
-		fmt.Sprintf("TANDEM_ETCD_CLIENT_PORTS=%d %d %d", ports[0], ports[1], ports[2]),
-		fmt.Sprintf("TANDEM_ETCD_PEER_PORTS=%d %d %d", ports[3], ports[4], ports[5]),
-		"TANDEM_ETCD_TIMEOUT=60",
-	)
-	for _, p := range ports[:3] {
-		c.clients = append(c.clients, fmt.Sprintf("127.0.0.1:%d", p))
-	}
-	if out, err := c.script("up"); err != nil {
-		c.script("down", "--purge")
-		return nil, fmt.Errorf("scripts/etcd.sh up: %v\n%s", err, out)
-	}
-	return c, nil
-}
-
-// freePorts returns n loopback ports that were free a moment ago.
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
-// script runs scripts/etcd.sh with the test cluster's environment.
-func (c *cluster) script(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(c.root, "scripts", "etcd.sh"), args...)
-	cmd.Env = c.env
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
-}
-
-func (c *cluster) mustScript(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := c.script(args...); err != nil {
-		t.Fatalf("scripts/etcd.sh %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
+func (c *cluster) mustScript(t *testing.T, args ...string) { t.Helper(); c.Run(t, args...) }
 
 // heal brings every member back (SIGCONT, start) and waits until healthy.
 func (c *cluster) heal(t *testing.T) {
 	t.Helper()
 	for n := 1; n <= 3; n++ {
-		c.script("cont", fmt.Sprint(n)) // fails harmlessly if not running
+		c.Script("cont", fmt.Sprint(n)) // fails harmlessly if not running
 	}
 	c.mustScript(t, "up")
 }
@@ -142,7 +59,7 @@ func (c *cluster) heal(t *testing.T) {
 // testConfig is a session config for the test cluster.
 func testConfig(t *testing.T, prefix, id string) Config {
 	cfg := DefaultConfig()
-	cfg.Endpoints = append([]string(nil), tc.clients...)
+	cfg.Endpoints = append([]string(nil), tc.Clients...)
 	cfg.Prefix = prefix
 	cfg.ID = id
 	cfg.Host = "host-" + id
@@ -172,7 +89,7 @@ func open(t *testing.T, cfg Config) *Session {
 func observer(t *testing.T, endpoints ...string) *clientv3.Client {
 	t.Helper()
 	if len(endpoints) == 0 {
-		endpoints = tc.clients
+		endpoints = tc.Clients
 	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {

@@ -115,8 +115,8 @@ type netCluster struct {
 func startNetCluster(t *testing.T) *netCluster {
 	t.Helper()
 	dir := t.TempDir()
-	nc := &netCluster{root: tc.root, env: append(os.Environ(),
-		"TANDEM_ETCD_BIN="+tc.bin,
+	nc := &netCluster{root: tc.Root, env: append(os.Environ(),
+		"TANDEM_ETCD_BIN="+tc.Bin,
 		fmt.Sprintf("TANDEM_CLUSTER_NS=ct%d", os.Getpid()%10000),
 		"TANDEM_CLUSTER_DIR="+filepath.Join(dir, "cluster"),
 		"TANDEM_CLUSTER_TIMEOUT=60",

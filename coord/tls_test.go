@@ -21,6 +21,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/tandemdb/tandem/internal/testetcd"
 )
 
 // TestTLSAndAuth runs a one-member etcd of its own with TLS, client
@@ -34,7 +36,7 @@ func TestTLSAndAuth(t *testing.T) {
 	writeCert(t, dir, "client", ca, caKey, false)
 	otherCA, _ := writeCA(t, t.TempDir())
 
-	ports, err := freePorts(2)
+	ports, err := testetcd.FreePorts(2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +44,7 @@ func TestTLSAndAuth(t *testing.T) {
 	peer := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, tc.bin, "--name=tls1", "--data-dir="+filepath.Join(dir, "data"),
+	cmd := exec.CommandContext(ctx, tc.Bin, "--name=tls1", "--data-dir="+filepath.Join(dir, "data"),
 		"--listen-client-urls="+client, "--advertise-client-urls="+client,
 		"--listen-peer-urls="+peer, "--initial-advertise-peer-urls="+peer,
 		"--initial-cluster=tls1="+peer, "--heartbeat-interval=50", "--election-timeout=500",

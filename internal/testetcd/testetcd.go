@@ -22,34 +22,55 @@ import (
 
 // Cluster is a running three-member etcd.
 type Cluster struct {
-	root    string
-	env     []string
+	Root    string   // the module root, holding scripts/etcd.sh
+	Bin     string   // the etcd binary
 	Clients []string // 127.0.0.1:port of members 1..3
+	env     []string
+	dir     string
 }
 
 // Start starts a cluster and stops it (deleting its data) when the test
 // ends.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
-	root, err := testpair.ModuleRoot()
+	c, err := Launch()
 	if err != nil {
 		t.Fatalf("testetcd: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Down(); err != nil {
+			t.Logf("testetcd: %v", err)
+		}
+	})
+	return c
+}
+
+// Launch starts a cluster for a whole test binary (TestMain); Down stops
+// it.
+func Launch() (*Cluster, error) {
+	root, err := testpair.ModuleRoot()
+	if err != nil {
+		return nil, err
 	}
 	bin := os.Getenv("TANDEM_ETCD_BIN")
 	if bin == "" {
 		bin = filepath.Join(root, "bin", "etcd")
 	}
 	if st, err := os.Stat(bin); err != nil || st.IsDir() {
-		t.Fatalf("testetcd: no etcd binary at %s: run `make etcd-build` (or scripts/etcd.sh build) first", bin)
+		return nil, fmt.Errorf("no etcd binary at %s: run `make etcd-build` (or scripts/etcd.sh build) first", bin)
 	}
-	ports, err := freePorts(6)
+	ports, err := FreePorts(6)
 	if err != nil {
-		t.Fatalf("testetcd: %v", err)
+		return nil, err
 	}
-	c := &Cluster{root: root}
+	dir, err := os.MkdirTemp("", "tandem-etcd-")
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Root: root, Bin: bin, dir: dir}
 	c.env = append(os.Environ(),
 		"TANDEM_ETCD_BIN="+bin,
-		"TANDEM_ETCD_DIR="+t.TempDir(),
+		"TANDEM_ETCD_DIR="+dir,
 		fmt.Sprintf("TANDEM_ETCD_CLIENT_PORTS=%d %d %d", ports[0], ports[1], ports[2]),
 		fmt.Sprintf("TANDEM_ETCD_PEER_PORTS=%d %d %d", ports[3], ports[4], ports[5]),
 		"TANDEM_ETCD_TIMEOUT=60",
@@ -57,31 +78,40 @@ func Start(t testing.TB) *Cluster {
 	for _, p := range ports[:3] {
 		c.Clients = append(c.Clients, fmt.Sprintf("127.0.0.1:%d", p))
 	}
-	t.Cleanup(func() {
-		for n := 1; n <= 3; n++ {
-			_, _ = c.script("cont", fmt.Sprint(n))
-		}
-		if out, err := c.script("down", "--purge"); err != nil {
-			t.Logf("testetcd: down: %v\n%s", err, out)
-		}
-	})
-	c.Run(t, "up")
-	return c
+	if out, err := c.Script("up"); err != nil {
+		_ = c.Down()
+		return nil, fmt.Errorf("scripts/etcd.sh up: %v\n%s", err, out)
+	}
+	return c, nil
+}
+
+// Down resumes stopped members, stops them all and deletes the data.
+func (c *Cluster) Down() error {
+	for n := 1; n <= 3; n++ {
+		_, _ = c.Script("cont", fmt.Sprint(n)) // fails harmlessly if not running
+	}
+	out, err := c.Script("down", "--purge")
+	os.RemoveAll(c.dir)
+	if err != nil {
+		return fmt.Errorf("scripts/etcd.sh down: %v\n%s", err, out)
+	}
+	return nil
 }
 
 // Run runs scripts/etcd.sh with args on this cluster (stop N, cont N,
 // kill N, start N, up, ...), failing the test if it fails.
 func (c *Cluster) Run(t testing.TB, args ...string) {
 	t.Helper()
-	if out, err := c.script(args...); err != nil {
+	if out, err := c.Script(args...); err != nil {
 		t.Fatalf("testetcd: scripts/etcd.sh %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
 
-func (c *Cluster) script(args ...string) (string, error) {
+// Script runs scripts/etcd.sh with args on this cluster.
+func (c *Cluster) Script(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(c.root, "scripts", "etcd.sh"), args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(c.Root, "scripts", "etcd.sh"), args...)
 	cmd.Env = c.env
 	cmd.WaitDelay = 5 * time.Second
 	var out bytes.Buffer
@@ -90,8 +120,8 @@ func (c *Cluster) script(args ...string) (string, error) {
 	return out.String(), err
 }
 
-// freePorts returns n loopback ports that were free a moment ago.
-func freePorts(n int) ([]int, error) {
+// FreePorts returns n loopback ports that were free a moment ago.
+func FreePorts(n int) ([]int, error) {
 	var ports []int
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
