@@ -84,6 +84,23 @@ type options struct {
 	pairScript      string
 	addrA, addrB    string
 	firstWriteLimit time.Duration
+	slowRounds      int
+	tandemBin       string // built once for the modes that run tandem as a child process
+	tmp             string // holds the tandem binary
+}
+
+// Faults, in the order they run within a round. The first three are the
+// quick ones (-rounds); the others take longer (-slow-rounds).
+var allModes = []string{"kill", "stop", "switchover", "passive-not-receiving", "link-cut", "fence-refused",
+	"tandem-crash", "state-file-lost", "switchover-stuck-tx", "kill-restart"}
+
+func quickMode(m string) bool { return m == "kill" || m == "stop" || m == "switchover" }
+
+func (o options) roundsFor(mode string) int {
+	if quickMode(mode) {
+		return o.rounds
+	}
+	return o.slowRounds
 }
 
 func main() {
@@ -93,27 +110,28 @@ func main() {
 func run() int {
 	var o options
 	var modes string
-	flag.IntVar(&o.rounds, "rounds", 5, "rounds per mode")
-	flag.StringVar(&modes, "modes", "kill,stop,switchover", "faults to inject, comma-separated: kill (SIGKILL), stop (SIGSTOP), switchover (a planned `tandem switchover`, no fault)")
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds of each quick mode (kill, stop, switchover)")
+	flag.IntVar(&o.slowRounds, "slow-rounds", 1, "rounds of each of the other modes")
+	flag.StringVar(&modes, "modes", strings.Join(allModes, ","), "faults to inject, comma-separated: "+strings.Join(allModes, ", ")+" (see the package comment)")
 	flag.IntVar(&o.writers, "writers", 4, "workers doing autocommit INSERTs")
 	flag.IntVar(&o.txs, "tx", 2, "workers doing transactions (INSERT, UPDATE, SELECT, COMMIT)")
 	flag.IntVar(&o.readers, "readers", 2, "workers doing point SELECTs")
 	flag.DurationVar(&o.warmup, "warmup", 1500*time.Millisecond, "load before the fault")
 	flag.DurationVar(&o.after, "after", 1500*time.Millisecond, "load after the first write on the new active")
-	flag.DurationVar(&o.budget, "budget", 4*time.Minute+30*time.Second, "no round starts after this much time")
+	flag.DurationVar(&o.budget, "budget", 6*time.Minute, "no round starts after this much time")
 	flag.DurationVar(&o.firstWriteLimit, "limit", 20*time.Second, "give up on a round when no write succeeds this long after the fault")
 	flag.BoolVar(&o.verbose, "v", false, "print tandem's log")
 	flag.Parse()
 	for _, m := range strings.Split(modes, ",") {
 		m = strings.TrimSpace(m)
-		if m != "kill" && m != "stop" && m != "switchover" {
-			fmt.Fprintf(os.Stderr, "failoverbench: unknown mode %q (want kill, stop, switchover)\n", m)
+		if !slices.Contains(allModes, m) {
+			fmt.Fprintf(os.Stderr, "failoverbench: unknown mode %q (want one of %s)\n", m, strings.Join(allModes, ", "))
 			return 2
 		}
 		o.modes = append(o.modes, m)
 	}
-	if o.rounds < 1 || o.writers < 1 {
-		fmt.Fprintln(os.Stderr, "failoverbench: -rounds and -writers must be at least 1")
+	if o.rounds < 1 || o.slowRounds < 0 || o.writers < 1 {
+		fmt.Fprintln(os.Stderr, "failoverbench: -rounds and -writers must be at least 1, -slow-rounds at least 0")
 		return 2
 	}
 	root, err := moduleRoot()
@@ -131,8 +149,21 @@ func run() int {
 		_ = mysql.SetLogger(log.New(io.Discard, "", 0))
 	}
 	start := time.Now()
-	fmt.Printf("failoverbench: pair a=%s b=%s, %d round(s) of %s, %d writers, %d transaction workers, %d readers\n",
-		o.addrA, o.addrB, o.rounds, strings.Join(o.modes, "+"), o.writers, o.txs, o.readers)
+	fmt.Printf("failoverbench: pair a=%s b=%s, %d round(s) of the quick modes and %d of the others among %s; %d writers, %d transaction workers, %d readers\n",
+		o.addrA, o.addrB, o.rounds, o.slowRounds, strings.Join(o.modes, ","), o.writers, o.txs, o.readers)
+	if slices.ContainsFunc(o.modes, func(m string) bool { return m == "tandem-crash" }) && o.slowRounds > 0 {
+		tmp, err := os.MkdirTemp("", "failoverbench-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "failoverbench:", err)
+			return 1
+		}
+		defer os.RemoveAll(tmp)
+		o.tmp = tmp
+		if o.tandemBin, err = buildTandem(root, tmp); err != nil {
+			fmt.Fprintln(os.Stderr, "failoverbench: building tandem:", err)
+			return 1
+		}
+	}
 	if _, err := pair(o, "reset"); err != nil {
 		fmt.Fprintln(os.Stderr, "failoverbench: the pair is not usable:", err)
 		return 1
@@ -140,13 +171,16 @@ func run() int {
 	var results []result
 	failed := false
 rounds:
-	for i := 1; i <= o.rounds; i++ {
+	for i := 1; i <= max(o.rounds, o.slowRounds); i++ {
 		for _, mode := range o.modes {
+			if i > o.roundsFor(mode) {
+				continue
+			}
 			if time.Since(start) > o.budget {
 				fmt.Printf("budget of %v spent: stopping after %d rounds\n", o.budget, len(results))
 				break rounds
 			}
-			r := round(o, mode, i)
+			r := runRound(o, mode, i)
 			results = append(results, r)
 			fmt.Println(r.line())
 			resetStart := time.Now()
@@ -164,7 +198,7 @@ rounds:
 				failed = true
 				break rounds
 			}
-			if r.err != "" || r.missing > 0 {
+			if r.err != "" || r.missing > 0 || r.twoWritable > 0 {
 				failed = true
 			}
 		}
@@ -191,23 +225,67 @@ type result struct {
 	maxPerWorker      int
 	missing           int
 	err               string
+
+	did         string        // what tandem did: promoted, refused, rejoined, rolled back, ...
+	gap         time.Duration // longest time without an acknowledged write, from the fault on
+	twoWritable int           // read_only samples showing both nodes writable
+	samples     int           // read_only samples where both nodes answered
+	checkedOn   string        // the node the acknowledged writes were looked for on
+	note        string        // what else was seen, for the log
 }
 
 func (r result) line() string {
 	if r.err != "" {
-		return fmt.Sprintf("%s #%d: FAILED: %s", r.mode, r.n, r.err)
+		return fmt.Sprintf("%s #%d: FAILED: %s (two writable nodes in %d of %d samples)", r.mode, r.n, r.err, r.twoWritable, r.samples)
 	}
-	return fmt.Sprintf("%s #%d: fault->first write %v, client outage %v, detection %v, promotion %v; %d inserts + %d transactions acknowledged, errors %s (max %d per worker), %d acknowledged writes missing on b",
-		r.mode, r.n, ms(r.faultToWrite), ms(r.outage), ms(r.detect), ms(r.promote), r.acked, r.txCommited, fmtErrs(r.errs), r.maxPerWorker, r.missing)
+	s := fmt.Sprintf("%s #%d: %s; fault->first write %v, longest write gap %v, client outage %v, detection %v, promotion %v; %d inserts + %d transactions acknowledged, errors %s (max %d per worker), %d acknowledged writes missing on %s; two writable nodes in %d of %d samples",
+		r.mode, r.n, r.did, ms(r.faultToWrite), ms(r.gap), ms(r.outage), ms(r.detect), ms(r.promote), r.acked, r.txCommited, fmtErrs(r.errs), r.maxPerWorker, r.missing, r.checkedOn, r.twoWritable, r.samples)
+	if r.note != "" {
+		s += "\n    " + r.note
+	}
+	return s
+}
+
+// runRound runs one round of mode; every mode starts from a reset pair
+// with no decision recorded on the nodes.
+func runRound(o options, mode string, n int) result {
+	if err := forgetDecision(o); err != nil {
+		return result{mode: mode, n: n, err: err.Error()}
+	}
+	// read_only is sampled on both nodes for the whole round.
+	wt := startWatch(o)
+	var r result
+	switch mode {
+	case "kill", "stop", "switchover":
+		r = round(o, mode, n)
+	case "passive-not-receiving":
+		r = roundPassiveNotReceiving(o, n)
+	case "link-cut":
+		r = roundLinkCut(o, n)
+	case "fence-refused":
+		r = roundFenceRefused(o, n)
+	case "tandem-crash":
+		r = roundTandemCrash(o, n)
+	case "state-file-lost":
+		r = roundStateFileLost(o, n)
+	case "switchover-stuck-tx":
+		r = roundStuckTx(o, n)
+	case "kill-restart":
+		r = roundKillRestart(o, n)
+	default:
+		r = result{mode: mode, n: n, err: "unknown mode"}
+	}
+	wt.finish(&r)
+	return r
 }
 
 func round(o options, mode string, n int) (res result) {
-	res = result{mode: mode, n: n, errs: map[string]int{}}
+	res = result{mode: mode, n: n, errs: map[string]int{}, checkedOn: "b"}
 	fail := func(format string, args ...any) result {
 		res.err = fmt.Sprintf(format, args...)
 		return res
 	}
-	tn, err := startTandem(o)
+	tn, err := startTandem(o, "", o.addrA)
 	if err != nil {
 		return fail("starting tandem: %v", err)
 	}
@@ -222,7 +300,7 @@ func round(o options, mode string, n int) (res result) {
 		return fail("%v", err)
 	}
 	defer db.Close()
-	w, err := startWorkload(db, o)
+	w, err := startWorkload(db, o, 0)
 	if err != nil {
 		return fail("workload: %v", err)
 	}
@@ -233,7 +311,9 @@ func round(o options, mode string, n int) (res result) {
 	}
 
 	t0 := time.Now()
+	res.did = "promoted b"
 	if mode == "switchover" {
+		res.did = "switched over to b"
 		rep, err := tn.m.Switchover(context.Background(), failover.SwitchoverOptions{To: "b", Timeout: 5 * time.Second})
 		if err != nil {
 			return fail("switchover: %v", err)
@@ -272,6 +352,7 @@ func round(o options, mode string, n int) (res result) {
 	res.faultToWrite = first.Sub(t0)
 	time.Sleep(o.after)
 	w.stop()
+	res.gap = w.longestGap(t0)
 	st := tn.m.Status()
 	if st.Decision.Active != "b" || st.Decision.Epoch != 2 {
 		return fail("after the fault: %s", describe(st))
@@ -331,7 +412,10 @@ type tandem struct {
 	stop func()
 }
 
-func startTandem(o options) (*tandem, error) {
+// startTandem runs tandem in-process: its proxy on listen (127.0.0.1:0
+// when empty), node a reached at addrA (a relay in some modes), a fresh
+// state file.
+func startTandem(o options, listen, addrA string) (*tandem, error) {
 	dir, err := os.MkdirTemp("", "failoverbench-")
 	if err != nil {
 		return nil, err
@@ -345,7 +429,7 @@ func startTandem(o options) (*tandem, error) {
 	pcfg.Users = map[string]string{appUser: appPassword}
 	pcfg.Logger = logger.Named("proxy")
 	pcfg.Logger.SetLevel(hclog.Warn)
-	nodes := []*proxy.Node{{Name: "a", Address: o.addrA}, {Name: "b", Address: o.addrB}}
+	nodes := []*proxy.Node{{Name: "a", Address: addrA}, {Name: "b", Address: o.addrB}}
 	var m *failover.Manager
 	pcfg.NodeFailed = func(node string) { m.CheckNow(node) }
 	p, err := proxy.New(pcfg, nodes, "")
@@ -354,7 +438,7 @@ func startTandem(o options) (*tandem, error) {
 	}
 	fcfg := failover.DefaultConfig()
 	fcfg.AdminUser, fcfg.AdminPassword = adminUser, adminPassword
-	fnodes := []failover.NodeConfig{{Name: "a", Address: o.addrA}, {Name: "b", Address: o.addrB}}
+	fnodes := []failover.NodeConfig{{Name: "a", Address: addrA}, {Name: "b", Address: o.addrB}}
 	m, err = failover.New(fcfg, fnodes, "a", p, &failover.FileStore{Path: filepath.Join(dir, "state.json")}, logger.Named("failover"))
 	if err != nil {
 		return nil, err
@@ -364,7 +448,10 @@ func startTandem(o options) (*tandem, error) {
 			return nil, err
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, err
 	}
@@ -402,9 +489,12 @@ func (tn *tandem) waitStatus(timeout time.Duration, ok func(failover.Status) boo
 	}
 }
 
-func (tn *tandem) client(conns int) (*sql.DB, error) {
+func (tn *tandem) client(conns int) (*sql.DB, error) { return clientAt(tn.addr, conns) }
+
+// clientAt is the application's pool on tandem's proxy at addr.
+func clientAt(addr string, conns int) (*sql.DB, error) {
 	c := mysql.NewConfig()
-	c.User, c.Passwd, c.Net, c.Addr, c.DBName = appUser, appPassword, "tcp", tn.addr, appDB
+	c.User, c.Passwd, c.Net, c.Addr, c.DBName = appUser, appPassword, "tcp", addr, appDB
 	c.Timeout, c.ReadTimeout, c.WriteTimeout = 5*time.Second, 20*time.Second, 20*time.Second
 	c.InterpolateParams = true
 	conn, err := mysql.NewConnector(c)
@@ -443,7 +533,11 @@ type clientErr struct {
 	err    error
 }
 
-func startWorkload(db *sql.DB, o options) (*workload, error) {
+// startWorkload runs the workers until stop, or for at most limit (0: the
+// quick modes' bound). A worker whose connection breaks takes a new one;
+// after an error it waits 20 ms (a client's retry), so a tandem refusing
+// writes gets a bounded number of attempts.
+func startWorkload(db *sql.DB, o options, limit time.Duration) (*workload, error) {
 	setup := []string{
 		"CREATE TABLE IF NOT EXISTS fb_rows (id BIGINT PRIMARY KEY, worker VARCHAR(16) NOT NULL, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))",
 		"CREATE TABLE IF NOT EXISTS fb_counter (id INT PRIMARY KEY, n BIGINT NOT NULL)",
@@ -464,22 +558,36 @@ func startWorkload(db *sql.DB, o options) (*workload, error) {
 	// Ids never repeat across rounds on a kept pair: start from the clock.
 	w := &workload{perWkr: map[string]int{}, done: make(chan struct{})}
 	w.next.Store(time.Now().UnixMicro())
-	lctx, lcancel := context.WithTimeout(context.Background(), o.warmup+o.firstWriteLimit+o.after+30*time.Second)
+	if limit == 0 {
+		limit = o.warmup + o.firstWriteLimit + o.after + 30*time.Second
+	}
+	lctx, lcancel := context.WithTimeout(context.Background(), limit)
 	w.cancel = lcancel
 	var wg sync.WaitGroup
 	worker := func(name string, body func(ctx context.Context, conn *sql.Conn) error) {
-		conn, err := db.Conn(lctx)
-		if err != nil {
-			w.fail(name, err)
-			return
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer conn.Close()
+			var conn *sql.Conn
+			defer func() {
+				if conn != nil {
+					conn.Close()
+				}
+			}()
 			for range 200000 { // bounded in count as well as in time
 				if lctx.Err() != nil {
 					return
+				}
+				if conn == nil {
+					c, err := db.Conn(lctx)
+					if err != nil {
+						if lctx.Err() == nil {
+							w.fail(name, err)
+						}
+						time.Sleep(50 * time.Millisecond)
+						continue
+					}
+					conn = c
 				}
 				sctx, scancel := context.WithTimeout(lctx, 15*time.Second)
 				err := body(sctx, conn)
@@ -487,8 +595,11 @@ func startWorkload(db *sql.DB, o options) (*workload, error) {
 				if err != nil && lctx.Err() == nil {
 					w.fail(name, err)
 					if errCode(err) == 0 {
-						return // not a MySQL error: the connection is gone
+						// Not a MySQL error: the connection is gone.
+						conn.Close()
+						conn = nil
 					}
+					time.Sleep(20 * time.Millisecond)
 				}
 				time.Sleep(time.Millisecond)
 			}
@@ -598,6 +709,27 @@ func (w *workload) firstWriteAfter(t time.Time) time.Time {
 	return first
 }
 
+// longestGap is the longest time from t on without an acknowledged write
+// (t to the first one, between two, the last one to the workload's end).
+func (w *workload) longestGap(t time.Time) time.Duration {
+	w.mu.Lock()
+	var ends []time.Time
+	for _, wr := range w.writes {
+		if wr.end.After(t) {
+			ends = append(ends, wr.end)
+		}
+	}
+	w.mu.Unlock()
+	slices.SortFunc(ends, func(a, b time.Time) int { return a.Compare(b) })
+	var most time.Duration
+	prev := t
+	for _, e := range ends {
+		most = max(most, e.Sub(prev))
+		prev = e
+	}
+	return most
+}
+
 func (w *workload) firstErrorAfter(t time.Time) time.Time {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -691,15 +823,15 @@ func errCode(err error) uint16 {
 // ---------------------------------------------------------------- report
 
 func report(out io.Writer, results []result) {
-	fmt.Fprintln(out, "\n| mode | round | fault → first write | client outage | detection | promotion | inserts | transactions | client errors | max errors / worker | lost acked writes |")
-	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(out, "\n| mode | round | what tandem did | fault → first write | longest write gap | client outage | detection | promotion | inserts | transactions | client errors | max errors / worker | lost acked writes | two writable (samples) |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		if r.err != "" {
-			fmt.Fprintf(out, "| %s | %d | failed: %s | | | | | | | | |\n", r.mode, r.n, strings.ReplaceAll(r.err, "|", "/"))
+			fmt.Fprintf(out, "| %s | %d | failed: %s | | | | | | | | | | | %d (%d) |\n", r.mode, r.n, strings.ReplaceAll(r.err, "|", "/"), r.twoWritable, r.samples)
 			continue
 		}
-		fmt.Fprintf(out, "| %s | %d | %s | %s | %s | %s | %d | %d | %s | %d | %d |\n", r.mode, r.n, ms(r.faultToWrite), ms(r.outage),
-			ms(r.detect), ms(r.promote), r.acked, r.txCommited, fmtErrs(r.errs), r.maxPerWorker, r.missing)
+		fmt.Fprintf(out, "| %s | %d | %s | %s | %s | %s | %s | %s | %d | %d | %s | %d | %d on %s | %d (%d) |\n", r.mode, r.n, r.did, ms(r.faultToWrite), ms(r.gap), ms(r.outage),
+			ms(r.detect), ms(r.promote), r.acked, r.txCommited, fmtErrs(r.errs), r.maxPerWorker, r.missing, r.checkedOn, r.twoWritable, r.samples)
 	}
 	var modes []string
 	for _, r := range results {
@@ -707,36 +839,57 @@ func report(out io.Writer, results []result) {
 			modes = append(modes, r.mode)
 		}
 	}
-	fmt.Fprintln(out, "\nMedians per fault (rounds that completed):")
-	fmt.Fprintln(out, "\n| fault | rounds | fault → first write | client outage | detection | promotion | client errors per round (median) | lost acked writes (total) |")
+	fmt.Fprintln(out, "\nThe fault matrix (medians over the rounds that completed):")
+	fmt.Fprintln(out, "\n| fault | rounds | what tandem did | fault → first write | longest write gap | client errors per round (median; codes seen) | lost acked writes (total) | samples with two writable nodes (total) |")
 	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|")
 	for _, mode := range modes {
-		var fw, og, dt, pr []time.Duration
+		var fw, gp []time.Duration
 		var ec []int
-		lost, okRounds, failedRounds := 0, 0, 0
+		var did []string
+		codes := map[string]int{}
+		lost, two, samples, okRounds, failedRounds := 0, 0, 0, 0, 0
 		for _, r := range results {
 			if r.mode != mode {
 				continue
 			}
+			two += r.twoWritable
+			samples += r.samples
 			if r.err != "" {
 				failedRounds++
 				continue
 			}
 			okRounds++
-			fw, og, dt, pr = append(fw, r.faultToWrite), append(og, r.outage), append(dt, r.detect), append(pr, r.promote)
+			fw, gp = append(fw, r.faultToWrite), append(gp, r.gap)
 			total := 0
-			for _, n := range r.errs {
+			for c, n := range r.errs {
 				total += n
+				codes[c] += n
 			}
 			ec = append(ec, total)
 			lost += r.missing
+			if !slices.Contains(did, r.did) {
+				did = append(did, r.did)
+			}
 		}
 		rounds := strconv.Itoa(okRounds)
 		if failedRounds > 0 {
 			rounds += fmt.Sprintf(" (+%d failed)", failedRounds)
 		}
-		fmt.Fprintf(out, "| %s | %s | %s | %s | %s | %s | %d | %d |\n", mode, rounds, ms(median(fw)), ms(median(og)), ms(median(dt)), ms(median(pr)), medianInt(ec), lost)
+		var seen []string
+		for c := range codes {
+			seen = append(seen, c)
+		}
+		sort.Strings(seen)
+		fmt.Fprintf(out, "| %s | %s | %s | %s | %s | %d; %s | %d | %d of %d |\n", mode, rounds, strings.Join(did, " / "), ms(median(fw)), ms(median(gp)),
+			medianInt(ec), orNone(strings.Join(seen, ", ")), lost, two, samples)
 	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 func median(d []time.Duration) time.Duration {
