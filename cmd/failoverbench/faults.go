@@ -135,6 +135,7 @@ func settle(o options, w *workload, t0 time.Time, on string, res *result) error 
 	res.gap = w.longestGap(t0)
 	res.acked, res.txCommited = w.counts()
 	res.errs, res.maxPerWorker = w.errorCounts()
+	res.told = w.firstMessage(1105)
 	if first := w.firstErrorAfter(t0); !first.IsZero() {
 		if after := w.firstWriteAfter(first); !after.IsZero() {
 			res.outage = after.Sub(first)
@@ -190,6 +191,7 @@ func roundPassiveNotReceiving(o options, n int) result {
 	if _, err := pair(o, "kill", "a"); err != nil {
 		return fail("pair.sh kill a: %v", err)
 	}
+	t1 := time.Now() // a write acknowledged before pair.sh returned is not "back"
 	s, err = l.tn.waitFor(15*time.Second, func(s failover.Status) bool { return s.State == "down" })
 	if err != nil {
 		return fail("no refusal: %v", err)
@@ -214,7 +216,7 @@ func roundPassiveNotReceiving(o options, n int) result {
 	}); err != nil {
 		return fail("a not serving again: %v", err)
 	}
-	first, err := waitWrite(l.w, t0, o.firstWriteLimit)
+	first, err := waitWrite(l.w, t1, o.firstWriteLimit)
 	if err != nil {
 		return fail("after a's restart: %v", err)
 	}
@@ -357,12 +359,21 @@ func roundFenceRefused(o options, n int) result {
 
 // ---------------------------------------------------------------- tandem-crash
 
-// roundTandemCrash: tandem runs as a child process; a is SIGKILLed and
-// tandem is SIGKILLed as soon as it logs failover_started. A new tandem
-// with the same state file must end with one writable node, the decided
-// one, serving clients.
-func roundTandemCrash(o options, n int) result {
-	res, fail := newResult("tandem-crash", n)
+// roundTandemCrash: tandem runs as a child process; a fails under load and
+// tandem is SIGKILLed during its failover. A new tandem with the same
+// state file must end with one writable node, the decided one, serving
+// clients. "tandem-crash": a is SIGKILLed and tandem is killed as soon as
+// it logs failover_started (the promotion of a gone node takes a few ms,
+// so the kill lands wherever it lands). "tandem-crash-hung": a is
+// SIGSTOPped and tandem is killed 150 ms after failover_started, while it
+// waits (check_timeout, 400 ms) for the hung node to answer the fence:
+// after the journal, before the decision is saved.
+func roundTandemCrash(o options, n int, hung bool) result {
+	mode := "tandem-crash"
+	if hung {
+		mode = "tandem-crash-hung"
+	}
+	res, fail := newResult(mode, n)
 	if o.tandemBin == "" {
 		return fail("no tandem binary")
 	}
@@ -374,19 +385,32 @@ func roundTandemCrash(o options, n int) result {
 	if err != nil {
 		return fail("%v", err)
 	}
-	var killedAt time.Time
+	var startedAt, killedAt time.Time
 	killed := make(chan struct{})
 	c1, err := startChild(o.tandemBin, cfg, func(c *child, line string) {
-		if killedAt.IsZero() && strings.Contains(line, "event: failover_started") {
+		if !startedAt.IsZero() || !strings.Contains(line, "event: failover_started") {
+			return
+		}
+		startedAt = time.Now()
+		if !hung {
 			_ = c.cmd.Process.Kill()
 			killedAt = time.Now()
 			close(killed)
+			return
 		}
+		time.AfterFunc(150*time.Millisecond, func() {
+			_ = c.cmd.Process.Kill()
+			killedAt = time.Now()
+			close(killed)
+		})
 	})
 	if err != nil {
 		return fail("starting tandem: %v", err)
 	}
 	defer c1.kill()
+	if o.verbose {
+		defer c1.dump("tandem 1")
+	}
 	if _, err := c1.waitStatus(20*time.Second, func(s failover.Status) bool {
 		return s.State == "active" && s.Decision.Active == "a" && healthy(s, "a") && healthy(s, "b")
 	}); err != nil {
@@ -404,8 +428,14 @@ func roundTandemCrash(o options, n int) result {
 	defer w.stop()
 	time.Sleep(o.warmup)
 	t0 := time.Now()
-	if _, err := pair(o, "kill", "a"); err != nil {
-		return fail("pair.sh kill a: %v", err)
+	verb := "kill"
+	if hung {
+		verb = "stop"
+		// Never SIGCONT (see the package comment): killed before reset.
+		defer func() { _, _ = pair(o, "kill", "a") }()
+	}
+	if _, err := pair(o, verb, "a"); err != nil {
+		return fail("pair.sh %s a: %v", verb, err)
 	}
 	select {
 	case <-killed:
@@ -414,9 +444,8 @@ func roundTandemCrash(o options, n int) result {
 	}
 	<-c1.exited
 	crashAfter := killedAt.Sub(t0)
-	var saved failover.Decision
 	store := &failover.FileStore{Path: cfg.state}
-	saved, _, err = store.Load()
+	saved, _, err := store.Load()
 	if err != nil {
 		return fail("reading the state file after the crash: %v", err)
 	}
@@ -425,13 +454,22 @@ func roundTandemCrash(o options, n int) result {
 		point += ", promoting " + saved.Promoting + " (journaled, not saved)"
 	}
 
+	// Writes acknowledged from now on come through the new tandem (one
+	// acknowledged by the old one just before its death can reach its
+	// client a little later).
+	t2 := time.Now()
 	c2, err := startChild(o.tandemBin, cfg, nil)
 	if err != nil {
 		return fail("restarting tandem: %v", err)
 	}
 	defer c2.stop()
+	if o.verbose {
+		defer c2.dump("tandem 2")
+	}
+	// Settled: serving from a decided node that answers, or refusing.
 	s, err := c2.waitStatus(20*time.Second, func(s failover.Status) bool {
-		return s.Decision.Promoting == "" && (s.State == "active" || s.State == "down")
+		act := nodeOf(s, s.Decision.Active)
+		return s.Decision.Promoting == "" && (s.State == "active" && act.FactsCurrent && !act.ReadOnly || s.State == "down")
 	})
 	if err != nil {
 		return fail("the new tandem did not settle: %v (%s)", err, point)
@@ -442,18 +480,31 @@ func roundTandemCrash(o options, n int) result {
 		res.did = "completed (b active)"
 	case undone:
 		res.did = "undone"
+	case saved.Promoting != "":
+		res.did = "journaled, NOT undone"
 	default:
-		res.did = "nothing to undo"
+		res.did = "crashed before the journal"
 	}
 	if s.State == "down" && s.Decision.Active == "a" {
-		// a is the decided node and gone: the new tandem, which never
-		// saw a answer, cannot prove b has every write.
+		// a is the decided node and gone: a tandem that never saw a
+		// answer cannot prove b holds every write a acknowledged. What
+		// a client is told once its retries (retry_interval, 2 s) ran:
+		time.Sleep(2500 * time.Millisecond)
+		perr := probe(cfg.proxyAddr)
 		e, _ := findEvent(s, failover.EventFailoverRefused)
-		res.did += ", then refused; a restarted"
-		point += "; the new tandem refused: " + e.Reason
-		if _, err := pair(o, "start", "a"); err != nil {
+		res.did += ", then refused until a restarted"
+		point += fmt.Sprintf("; the new tandem refused: %q; 2.5 s later a client was told: %v", e.Reason, perr)
+		if hung {
+			if _, err := pair(o, "kill", "a"); err != nil {
+				return fail("pair.sh kill a: %v", err)
+			}
+		}
+		out, err := pair(o, "start", "a")
+		if err != nil {
 			return fail("pair.sh start a: %v", err)
 		}
+		_, rerr := readOnly(o.addrA)
+		point += fmt.Sprintf("; pair.sh start a: %q, a answers directly: %v", strings.TrimSpace(out), rerr)
 	} else if s.Decision.Active == "b" && saved.Active != "b" {
 		res.did += ", then b promoted"
 	}
@@ -462,9 +513,9 @@ func roundTandemCrash(o options, n int) result {
 		return s.State == "active" && act.FactsCurrent && !act.ReadOnly
 	})
 	if err != nil {
-		return fail("no node serving: %v (%s)", err, point)
+		return fail("no node serving: %v (%s; did: %s)", err, point, res.did)
 	}
-	first, err := waitWrite(w, t0, o.firstWriteLimit)
+	first, err := waitWrite(w, t2, o.firstWriteLimit)
 	if err != nil {
 		return fail("%v (%s)", err, point)
 	}
@@ -484,7 +535,8 @@ func roundTandemCrash(o options, n int) result {
 	if err := settle(o, w, t0, s.Decision.Active, res); err != nil {
 		return fail("%v", err)
 	}
-	res.note = fmt.Sprintf("tandem SIGKILLed %v after a; %s; restarted: active %s epoch %d", ms(crashAfter), point, s.Decision.Active, s.Decision.Epoch)
+	res.note = fmt.Sprintf("tandem SIGKILLed %v after failover_started (%v after the fault); %s; restarted: active %s epoch %d",
+		ms(killedAt.Sub(startedAt)), ms(crashAfter), point, s.Decision.Active, s.Decision.Epoch)
 	if l := c2.log("undid a promotion"); len(l) > 0 {
 		res.note += "; log: " + l[0]
 	}
@@ -526,6 +578,7 @@ func roundStateFileLost(o options, n int) result {
 	}
 	t0 := time.Now()
 	l.tn.stop() // removes its state directory: the state file is lost
+	t1 := time.Now()
 	tn2, err := startTandem(o, listen, o.addrA)
 	if err != nil {
 		return fail("starting the new tandem: %v", err)
@@ -539,15 +592,16 @@ func roundStateFileLost(o options, n int) result {
 		return fail("without a state file: %s", describe(s))
 	}
 	res.did = "adopted b from the decision table"
-	first, err := waitWrite(l.w, t0, o.firstWriteLimit)
+	first, err := waitWrite(l.w, t1, o.firstWriteLimit)
 	if err != nil {
 		return fail("through the new tandem: %v", err)
 	}
-	res.faultToWrite = first.Sub(t0)
+	res.faultToWrite = first.Sub(t1)
 	if err := settle(o, l.w, t0, "b", res); err != nil {
 		return fail("%v", err)
 	}
-	res.note = "fault = tandem stopped and restarted without its state file; reason: " + s.Decision.Reason
+	res.note = fmt.Sprintf("fault = tandem stopped (%v: its sessions closed) and a new one started without a state file, first write measured from its start; reason: %s",
+		ms(t1.Sub(t0)), s.Decision.Reason)
 	return *res
 }
 
@@ -655,10 +709,11 @@ func roundKillRestart(o options, n int) result {
 	if _, err := pair(o, "kill", "a"); err != nil {
 		return fail("pair.sh kill a: %v", err)
 	}
+	t1 := time.Now() // a write acknowledged before pair.sh returned is not "back"
 	if _, err := l.tn.waitFor(20*time.Second, func(s failover.Status) bool { return s.Decision.Active == "b" && s.State == "active" }); err != nil {
 		return fail("no failover to b: %v", err)
 	}
-	first, err := waitWrite(l.w, t0, o.firstWriteLimit)
+	first, err := waitWrite(l.w, t1, o.firstWriteLimit)
 	if err != nil {
 		return fail("%v", err)
 	}

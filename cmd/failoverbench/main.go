@@ -92,7 +92,7 @@ type options struct {
 // Faults, in the order they run within a round. The first three are the
 // quick ones (-rounds); the others take longer (-slow-rounds).
 var allModes = []string{"kill", "stop", "switchover", "passive-not-receiving", "link-cut", "fence-refused",
-	"tandem-crash", "state-file-lost", "switchover-stuck-tx", "kill-restart"}
+	"tandem-crash", "tandem-crash-hung", "state-file-lost", "switchover-stuck-tx", "kill-restart"}
 
 func quickMode(m string) bool { return m == "kill" || m == "stop" || m == "switchover" }
 
@@ -151,7 +151,7 @@ func run() int {
 	start := time.Now()
 	fmt.Printf("failoverbench: pair a=%s b=%s, %d round(s) of the quick modes and %d of the others among %s; %d writers, %d transaction workers, %d readers\n",
 		o.addrA, o.addrB, o.rounds, o.slowRounds, strings.Join(o.modes, ","), o.writers, o.txs, o.readers)
-	if slices.ContainsFunc(o.modes, func(m string) bool { return m == "tandem-crash" }) && o.slowRounds > 0 {
+	if slices.ContainsFunc(o.modes, func(m string) bool { return strings.HasPrefix(m, "tandem-crash") }) && o.slowRounds > 0 {
 		tmp, err := os.MkdirTemp("", "failoverbench-bin-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "failoverbench:", err)
@@ -232,6 +232,7 @@ type result struct {
 	samples     int           // read_only samples where both nodes answered
 	checkedOn   string        // the node the acknowledged writes were looked for on
 	note        string        // what else was seen, for the log
+	told        string        // the first error 1105 a worker got (why no node took writes)
 }
 
 func (r result) line() string {
@@ -242,6 +243,9 @@ func (r result) line() string {
 		r.mode, r.n, r.did, ms(r.faultToWrite), ms(r.gap), ms(r.outage), ms(r.detect), ms(r.promote), r.acked, r.txCommited, fmtErrs(r.errs), r.maxPerWorker, r.missing, r.checkedOn, r.twoWritable, r.samples)
 	if r.note != "" {
 		s += "\n    " + r.note
+	}
+	if r.told != "" {
+		s += "\n    first 1105 a worker got: " + r.told
 	}
 	return s
 }
@@ -264,8 +268,8 @@ func runRound(o options, mode string, n int) result {
 		r = roundLinkCut(o, n)
 	case "fence-refused":
 		r = roundFenceRefused(o, n)
-	case "tandem-crash":
-		r = roundTandemCrash(o, n)
+	case "tandem-crash", "tandem-crash-hung":
+		r = roundTandemCrash(o, n, mode == "tandem-crash-hung")
 	case "state-file-lost":
 		r = roundStateFileLost(o, n)
 	case "switchover-stuck-tx":
@@ -758,6 +762,18 @@ func (w *workload) errorCounts() (map[string]int, int) {
 		most = max(most, n)
 	}
 	return byCode, most
+}
+
+// firstMessage is the first error with MySQL code code, or "".
+func (w *workload) firstMessage(code uint16) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, e := range w.errs {
+		if errCode(e.err) == code {
+			return e.err.Error()
+		}
+	}
+	return ""
 }
 
 func (w *workload) errorList() []string {

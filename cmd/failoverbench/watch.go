@@ -417,6 +417,15 @@ func (c *child) log(subs ...string) []string {
 	return out
 }
 
+// dump prints the process's log (-v).
+func (c *child) dump(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, l := range c.lines {
+		fmt.Fprintf(os.Stderr, "%s| %s\n", name, l)
+	}
+}
+
 func (c *child) status() (failover.Status, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
