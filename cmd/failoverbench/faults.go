@@ -59,7 +59,7 @@ func startLoaded(o options, listen, addrA string) (*loaded, error) {
 	}
 	time.Sleep(o.warmup)
 	if l.w.acked() == 0 {
-		return l, fmt.Errorf("no write acknowledged during the warm-up; errors: %v", l.w.errorList())
+		return l, fmt.Errorf("no write acknowledged during the warm-up; errors: %v", lastN(l.w.errorList(), 5))
 	}
 	return l, nil
 }
@@ -275,11 +275,9 @@ func roundLinkCut(o options, n int) result {
 		return fail("b never marked unsynced: %v", err)
 	}
 	marked := time.Since(t0)
-	first, err := waitWrite(l.w, t0, o.firstWriteLimit)
-	if err != nil {
+	if _, err := waitWrite(l.w, t0, o.firstWriteLimit); err != nil {
 		return fail("writes did not go on: %v", err)
 	}
-	res.faultToWrite = first.Sub(t0)
 	if s.Decision.Active != "a" || s.State != "active" {
 		return fail("after the cut: %s", describe(s))
 	}
@@ -295,6 +293,11 @@ func roundLinkCut(o options, n int) result {
 	}
 	if err := settle(o, l.w, t0, "a", res); err != nil {
 		return fail("%v", err)
+	}
+	// Commits stall from the cut until tandem lets them go on without b:
+	// writes are back at the end of the longest gap.
+	if end := l.w.longestGapEnd(t0); !end.IsZero() {
+		res.faultToWrite = end.Sub(t0)
 	}
 	res.note = fmt.Sprintf("b unsynced %v after the cut; %s", ms(marked), synced)
 	return *res
@@ -664,10 +667,11 @@ func roundStuckTx(o options, n int) result {
 	}
 	res.did = "rolled back"
 	res.promote = got.rep.WritePause
+	aborted := time.Now()
 	if err := tx.Commit(); err != nil {
 		return fail("the open transaction after the abort: %v", err)
 	}
-	first, err := waitWrite(l.w, t0, o.firstWriteLimit)
+	first, err := waitWrite(l.w, aborted, o.firstWriteLimit)
 	if err != nil {
 		return fail("%v", err)
 	}

@@ -311,7 +311,7 @@ func round(o options, mode string, n int) (res result) {
 	defer w.stop()
 	time.Sleep(o.warmup)
 	if w.acked() == 0 {
-		return fail("no write acknowledged during the warm-up; errors: %v", w.errorList())
+		return fail("no write acknowledged during the warm-up; errors: %v", lastN(w.errorList(), 5))
 	}
 
 	t0 := time.Now()
@@ -344,20 +344,53 @@ func round(o options, mode string, n int) (res result) {
 	}
 	var first time.Time
 	deadline := t0.Add(o.firstWriteLimit)
+	refused := ""
 	for {
 		if first = w.firstWriteAfter(t1); !first.IsZero() {
 			break
 		}
+		if st := tn.m.Status(); mode != "switchover" && st.State == "down" {
+			if e, ok := findEvent(st, failover.EventFailoverRefused); ok {
+				refused = e.Reason
+				break
+			}
+		}
 		if time.Now().After(deadline) {
-			return fail("no write acknowledged %v after the fault; status: %s; errors: %v", o.firstWriteLimit, describe(tn.m.Status()), w.errorList())
+			return fail("no write acknowledged %v after the fault; status: %s; errors: %v", o.firstWriteLimit, describe(tn.m.Status()), lastN(w.errorList(), 3))
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	if refused != "" {
+		// tandem would not promote b: a comes back (killed first if
+		// hung) and must serve again with every write.
+		res.did, res.checkedOn = "refused: "+refusal(refused), "a"
+		res.note = "failover_refused: " + refused
+		if mode == "stop" {
+			if _, err := pair(o, "kill", "a"); err != nil {
+				return fail("pair.sh kill a: %v", err)
+			}
+		}
+		if _, err := pair(o, "start", "a"); err != nil {
+			return fail("pair.sh start a: %v", err)
+		}
+		if first, err = waitWrite(w, time.Now(), o.firstWriteLimit); err != nil {
+			return fail("after a's restart: %v", err)
+		}
 	}
 	res.faultToWrite = first.Sub(t0)
 	time.Sleep(o.after)
 	w.stop()
 	res.gap = w.longestGap(t0)
 	st := tn.m.Status()
+	if refused != "" {
+		res.acked, res.txCommited = w.counts()
+		res.errs, res.maxPerWorker = w.errorCounts()
+		res.told = w.firstMessage(1105)
+		if res.missing, err = w.missingOn(o.addrA); err != nil {
+			return fail("checking acknowledged writes on a: %v", err)
+		}
+		return res
+	}
 	if st.Decision.Active != "b" || st.Decision.Epoch != 2 {
 		return fail("after the fault: %s", describe(st))
 	}
@@ -383,9 +416,28 @@ func round(o options, mode string, n int) (res result) {
 	}
 	res.missing = missing
 	if mode == "switchover" && len(res.errs) > 0 {
-		return fail("a planned switchover caused client errors: %v", w.errorList())
+		return fail("a planned switchover caused client errors: %v", lastN(w.errorList(), 5))
 	}
 	return res
+}
+
+// refusal shortens a failover_refused reason to why b was not promoted.
+func refusal(reason string) string {
+	_, why, ok := strings.Cut(reason, "not promoting: ")
+	if !ok {
+		return reason
+	}
+	switch {
+	case strings.Contains(why, "may lack writes"):
+		return "b unsynced"
+	case strings.Contains(why, "never saw node"):
+		return "a never seen by this tandem"
+	case strings.Contains(why, "could not be fenced"):
+		return "a alive, unfenceable"
+	case strings.Contains(why, "unreachable too"):
+		return "b not yet healthy"
+	}
+	return why
 }
 
 func healthy(s failover.Status, name string) bool {
@@ -714,8 +766,19 @@ func (w *workload) firstWriteAfter(t time.Time) time.Time {
 }
 
 // longestGap is the longest time from t on without an acknowledged write
-// (t to the first one, between two, the last one to the workload's end).
+// (from t to the first one, or between two).
 func (w *workload) longestGap(t time.Time) time.Duration {
+	d, _ := w.gap(t)
+	return d
+}
+
+// longestGapEnd is when the longest gap from t on ended.
+func (w *workload) longestGapEnd(t time.Time) time.Time {
+	_, end := w.gap(t)
+	return end
+}
+
+func (w *workload) gap(t time.Time) (time.Duration, time.Time) {
 	w.mu.Lock()
 	var ends []time.Time
 	for _, wr := range w.writes {
@@ -726,12 +789,15 @@ func (w *workload) longestGap(t time.Time) time.Duration {
 	w.mu.Unlock()
 	slices.SortFunc(ends, func(a, b time.Time) int { return a.Compare(b) })
 	var most time.Duration
+	var end time.Time
 	prev := t
 	for _, e := range ends {
-		most = max(most, e.Sub(prev))
+		if e.Sub(prev) > most {
+			most, end = e.Sub(prev), e
+		}
 		prev = e
 	}
-	return most
+	return most, end
 }
 
 func (w *workload) firstErrorAfter(t time.Time) time.Time {
@@ -849,32 +915,34 @@ func report(out io.Writer, results []result) {
 		fmt.Fprintf(out, "| %s | %d | %s | %s | %s | %s | %s | %s | %d | %d | %s | %d | %d on %s | %d (%d) |\n", r.mode, r.n, r.did, ms(r.faultToWrite), ms(r.gap), ms(r.outage),
 			ms(r.detect), ms(r.promote), r.acked, r.txCommited, fmtErrs(r.errs), r.maxPerWorker, r.missing, r.checkedOn, r.twoWritable, r.samples)
 	}
-	var modes []string
+	// One row per fault and outcome: a round where tandem refused is not
+	// averaged with rounds where it promoted.
+	type key struct{ mode, did string }
+	var keys []key
 	for _, r := range results {
-		if !slices.Contains(modes, r.mode) {
-			modes = append(modes, r.mode)
+		k := key{r.mode, r.did}
+		if r.err != "" {
+			k.did = "FAILED"
+		}
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
 		}
 	}
-	fmt.Fprintln(out, "\nThe fault matrix (medians over the rounds that completed):")
+	fmt.Fprintln(out, "\nThe fault matrix (medians over the rounds with the same outcome):")
 	fmt.Fprintln(out, "\n| fault | rounds | what tandem did | fault → first write | longest write gap | client errors per round (median; codes seen) | lost acked writes (total) | samples with two writable nodes (total) |")
 	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|")
-	for _, mode := range modes {
+	for _, k := range keys {
 		var fw, gp []time.Duration
 		var ec []int
-		var did []string
 		codes := map[string]int{}
-		lost, two, samples, okRounds, failedRounds := 0, 0, 0, 0, 0
+		lost, two, samples, rounds := 0, 0, 0, 0
 		for _, r := range results {
-			if r.mode != mode {
+			if r.mode != k.mode || (r.err != "") != (k.did == "FAILED") || r.err == "" && r.did != k.did {
 				continue
 			}
+			rounds++
 			two += r.twoWritable
 			samples += r.samples
-			if r.err != "" {
-				failedRounds++
-				continue
-			}
-			okRounds++
 			fw, gp = append(fw, r.faultToWrite), append(gp, r.gap)
 			total := 0
 			for c, n := range r.errs {
@@ -883,20 +951,17 @@ func report(out io.Writer, results []result) {
 			}
 			ec = append(ec, total)
 			lost += r.missing
-			if !slices.Contains(did, r.did) {
-				did = append(did, r.did)
-			}
-		}
-		rounds := strconv.Itoa(okRounds)
-		if failedRounds > 0 {
-			rounds += fmt.Sprintf(" (+%d failed)", failedRounds)
 		}
 		var seen []string
 		for c := range codes {
 			seen = append(seen, c)
 		}
 		sort.Strings(seen)
-		fmt.Fprintf(out, "| %s | %s | %s | %s | %s | %d; %s | %d | %d of %d |\n", mode, rounds, strings.Join(did, " / "), ms(median(fw)), ms(median(gp)),
+		if k.did == "FAILED" {
+			fmt.Fprintf(out, "| %s | %d | FAILED (see above) | | | | | %d of %d |\n", k.mode, rounds, two, samples)
+			continue
+		}
+		fmt.Fprintf(out, "| %s | %d | %s | %s | %s | %d; %s | %d | %d of %d |\n", k.mode, rounds, k.did, ms(median(fw)), ms(median(gp)),
 			medianInt(ec), orNone(strings.Join(seen, ", ")), lost, two, samples)
 	}
 }
