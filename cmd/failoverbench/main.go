@@ -1,38 +1,78 @@
-// Command failoverbench measures unplanned failover on the local pair
-// (scripts/pair.sh): how long writes stop when the active node dies or
-// hangs, what clients see meanwhile, and whether any acknowledged write is
-// lost.
+// Command failoverbench measures what tandem does under real faults on the
+// local pair (scripts/pair.sh), under load: how long writes stop, what
+// clients see meanwhile, whether any acknowledged write is lost, and
+// whether both nodes were ever writable at once.
 //
 //	go run ./cmd/failoverbench                 (or: make failover-bench)
-//	go run ./cmd/failoverbench -rounds 3 -modes kill
+//	go run ./cmd/failoverbench -rounds 3 -slow-rounds 0 -modes kill
 //
-// Each round starts tandem in-process (a proxy on 127.0.0.1:0 and a
-// failover manager with default timings and a fresh decision file, node a
-// active), runs a go-sql-driver workload through it (autocommit INSERTs
-// with unique ids, transactions of a few statements, point SELECTs), then
-// injects the fault with scripts/pair.sh: "kill" is SIGKILL of node a,
-// "stop" is SIGSTOP of node a (a hung server); "switchover" injects no
-// fault but asks for a planned switchover to b, whose write pause is
-// reported in the promotion column and which must cause no client error.
-// It measures:
+// Each round runs a go-sql-driver workload through tandem (autocommit
+// INSERTs with unique ids, transactions of a few statements, point
+// SELECTs; a worker whose connection breaks takes a new one, and waits
+// 20 ms after an error), injects one fault, and reports:
 //
-//   - fault -> first write: from just before pair.sh is run to the first
-//     INSERT or COMMIT acknowledged after pair.sh returned (so it includes
-//     pair.sh's own start-up, a few tens of ms);
-//   - outage: from the first client error to the first write after it, the
-//     gap a client actually saw;
-//   - detection and failover: when tandem declared a down, and how long
-//     its promotion of b took (failover_finished);
+//   - what tandem did: promoted b, refused (and why), kept a, rolled back,
+//     undid or completed a journaled promotion, adopted a decision, or
+//     whether a restarted old active rejoined or was excluded;
+//   - fault -> first write: from the fault to the first INSERT or COMMIT
+//     acknowledged after it (after pair.sh returned, so it includes
+//     pair.sh's own start-up, a few tens of ms); and the longest gap
+//     between two acknowledged writes from the fault on;
 //   - client errors by code (1317: statement interrupted; 1213: transaction
-//     lost, retry; 1105: no node; anything else is reported as "other");
-//   - acknowledged writes missing on node b afterwards (must be 0).
+//     lost, retry; 1105: no node takes writes, with the reason; anything
+//     else, such as a refused connection to a restarting tandem, is
+//     "other");
+//   - acknowledged writes missing on the node that is active at the end
+//     (must be 0);
+//   - samples with two writable nodes: a watcher reads @@read_only on both
+//     nodes directly, both at once, every ~20 ms for the whole round, and
+//     counts the samples where both answered OFF (must be 0).
 //
-// Then it stops tandem and restores the pair (pair.sh reset; a stopped node
-// is killed first, since on SIGCONT it would commit the statements it froze
-// in, after b took over: errant transactions, which reset can only cure by
-// rebuilding the pair). Medians per mode and a markdown table are printed at
-// the end. Everything is bounded: each wait has a limit and the whole run
-// stops starting rounds once -budget is spent.
+// The faults (-modes, see allModes; -rounds for the first three, the
+// others -slow-rounds):
+//
+//   - kill: SIGKILL of node a. stop: SIGSTOP of node a (a hung server).
+//     switchover: a planned switchover to b, which must cause no client
+//     error. If tandem refuses to promote b, a is restarted and must
+//     serve again with every write;
+//   - passive-not-receiving: STOP SLAVE IO_THREAD on b; once tandem marks b
+//     unsynced and writes went on without it, a is SIGKILLed: b must not
+//     be promoted, clients are told why; a restarted serves again;
+//   - link-cut: b's replication from a goes through a TCP relay (CHANGE
+//     MASTER TO MASTER_PORT on b, put back afterwards), which is cut under
+//     load (connections closed, new ones closed at once): b must be marked
+//     unsynced and writes go on on a; healed, b must be synced again;
+//   - fence-refused: tandem reaches a through a relay that, at the fault,
+//     closes every connection and answers new ones with ERR 1040 (too
+//     many connections): a is alive and writable, so tandem must refuse to
+//     promote b; healed, a serves again;
+//   - tandem-crash: tandem runs as a child process (built once with go
+//     build); a is SIGKILLed, and tandem is SIGKILLed as soon as it logs
+//     failover_started; a new tandem with the same state file must end
+//     with one writable node, the decided one, serving clients (a is
+//     restarted if the new tandem refuses: it never saw a answer, so it
+//     cannot prove b has every write). tandem-crash-hung: the same with
+//     a SIGSTOPped and tandem killed 150 ms after failover_started, while
+//     it waits for the hung node to answer the fence: after the journal,
+//     before the decision is saved;
+//   - state-file-lost: after a kill and a failover to b, tandem stops and a
+//     new one starts without a state file: it must adopt b from the
+//     nodes' decision table, not initial_active a;
+//   - switchover-stuck-tx: a transaction held open through tandem, a
+//     switchover bounded at 30 s, aborted after about a second: it must
+//     roll back with no client error, and the transaction then commits;
+//   - kill-restart: SIGKILL of a, failover to b, then a restarted with
+//     pair.sh start (its my.cnf says read_only=OFF): it must rejoin as a
+//     clean passive by itself, or be excluded with errant transactions.
+//
+// Every round starts from a reset pair with no decision recorded on the
+// nodes (tandem.decision is emptied on a and the delete awaited on b), and
+// ends with pair.sh reset (a stopped node is killed first, since on
+// SIGCONT it would commit the statements it froze in, after b took over:
+// errant transactions, which reset can only cure by rebuilding the pair).
+// Everything is bounded: each wait has a limit, each worker a count and a
+// deadline, and no round starts once -budget is spent. The exit status is
+// 1 if a round failed, lost a write or saw two writable nodes.
 //
 // The pair is the one scripts/pair.sh selects: TANDEM_PAIR_DIR,
 // TANDEM_PAIR_PORT_A (13306), TANDEM_PAIR_PORT_B (13307). The workload is Go
