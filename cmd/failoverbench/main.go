@@ -151,7 +151,7 @@ func run() int {
 	var o options
 	var modes string
 	flag.IntVar(&o.rounds, "rounds", 5, "rounds of each quick mode (kill, stop, switchover)")
-	flag.IntVar(&o.slowRounds, "slow-rounds", 1, "rounds of each of the other modes")
+	flag.IntVar(&o.slowRounds, "slow-rounds", 2, "rounds of each of the other modes")
 	flag.StringVar(&modes, "modes", strings.Join(allModes, ","), "faults to inject, comma-separated: "+strings.Join(allModes, ", ")+" (see the package comment)")
 	flag.IntVar(&o.writers, "writers", 4, "workers doing autocommit INSERTs")
 	flag.IntVar(&o.txs, "tx", 2, "workers doing transactions (INSERT, UPDATE, SELECT, COMMIT)")
