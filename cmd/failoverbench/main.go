@@ -386,12 +386,26 @@ func round(o options, mode string, n int) (res result) {
 	deadline := t0.Add(o.firstWriteLimit)
 	refused := ""
 	for {
-		if first = w.firstWriteAfter(t1); !first.IsZero() {
-			break
-		}
-		if st := tn.m.Status(); mode != "switchover" && st.State == "down" {
-			if e, ok := findEvent(st, failover.EventFailoverRefused); ok {
+		from := t1
+		if mode != "switchover" {
+			// A write through b comes after the promotion began; one
+			// acknowledged by a just before the fault can reach its
+			// client after pair.sh returned (a stopped server's last
+			// answers are already in the socket buffers).
+			st := tn.m.Status()
+			if e, ok := findEvent(st, failover.EventFailoverRefused); ok && st.State == "down" {
 				refused = e.Reason
+				break
+			}
+			e, ok := findEvent(st, failover.EventFailoverStarted)
+			if !ok {
+				from = time.Time{}
+			} else if e.Time.After(from) {
+				from = e.Time
+			}
+		}
+		if !from.IsZero() {
+			if first = w.firstWriteAfter(from); !first.IsZero() {
 				break
 			}
 		}
