@@ -982,6 +982,7 @@ func report(out io.Writer, results []result) {
 			keys = append(keys, k)
 		}
 	}
+	slices.SortStableFunc(keys, func(a, b key) int { return slices.Index(allModes, a.mode) - slices.Index(allModes, b.mode) })
 	fmt.Fprintln(out, "\nThe fault matrix (medians over the rounds with the same outcome):")
 	fmt.Fprintln(out, "\n| fault | rounds | what tandem did | fault → first write | longest write gap | client errors per round (median; codes seen) | lost acked writes (total) | samples with two writable nodes (total) |")
 	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|")
