@@ -520,6 +520,10 @@ func roundTandemCrash(o options, n int, hung bool) result {
 	if err != nil {
 		return fail("no node serving: %v (%s; did: %s)", err, point, res.did)
 	}
+	if strings.Contains(res.did, "refused") && s.Decision.Active == "b" {
+		// The new tandem promoted b once a answered again.
+		res.did += "; b promoted when a came back"
+	}
 	first, err := waitWrite(w, t2, o.firstWriteLimit)
 	if err != nil {
 		return fail("%v (%s)", err, point)
