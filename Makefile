@@ -101,6 +101,6 @@ bench: pair-up build
 
 .PHONY: failover-bench
 
-# SIGKILL, SIGSTOP and a planned switchover of the active under a Go read/write workload: time to the first write on b, client errors, lost writes (FAILOVER_BENCH_FLAGS="-rounds 1" for a quick run).
+# The fault matrix under a Go read/write workload (SIGKILL, SIGSTOP, switchover, passive not receiving, replication link cut, fence refused, tandem crash mid-promotion, lost state file, stuck switchover, old active restarted): what tandem did, writes back, client errors, lost writes, moments with two writable nodes (FAILOVER_BENCH_FLAGS="-rounds 1 -slow-rounds 1" for a quicker run, "-modes kill" for one fault).
 failover-bench: pair-up
 	$(GO) run ./cmd/failoverbench $(FAILOVER_BENCH_FLAGS)

@@ -1,38 +1,78 @@
-// Command failoverbench measures unplanned failover on the local pair
-// (scripts/pair.sh): how long writes stop when the active node dies or
-// hangs, what clients see meanwhile, and whether any acknowledged write is
-// lost.
+// Command failoverbench measures what tandem does under real faults on the
+// local pair (scripts/pair.sh), under load: how long writes stop, what
+// clients see meanwhile, whether any acknowledged write is lost, and
+// whether both nodes were ever writable at once.
 //
 //	go run ./cmd/failoverbench                 (or: make failover-bench)
-//	go run ./cmd/failoverbench -rounds 3 -modes kill
+//	go run ./cmd/failoverbench -rounds 3 -slow-rounds 0 -modes kill
 //
-// Each round starts tandem in-process (a proxy on 127.0.0.1:0 and a
-// failover manager with default timings and a fresh decision file, node a
-// active), runs a go-sql-driver workload through it (autocommit INSERTs
-// with unique ids, transactions of a few statements, point SELECTs), then
-// injects the fault with scripts/pair.sh: "kill" is SIGKILL of node a,
-// "stop" is SIGSTOP of node a (a hung server); "switchover" injects no
-// fault but asks for a planned switchover to b, whose write pause is
-// reported in the promotion column and which must cause no client error.
-// It measures:
+// Each round runs a go-sql-driver workload through tandem (autocommit
+// INSERTs with unique ids, transactions of a few statements, point
+// SELECTs; a worker whose connection breaks takes a new one, and waits
+// 20 ms after an error), injects one fault, and reports:
 //
-//   - fault -> first write: from just before pair.sh is run to the first
-//     INSERT or COMMIT acknowledged after pair.sh returned (so it includes
-//     pair.sh's own start-up, a few tens of ms);
-//   - outage: from the first client error to the first write after it, the
-//     gap a client actually saw;
-//   - detection and failover: when tandem declared a down, and how long
-//     its promotion of b took (failover_finished);
+//   - what tandem did: promoted b, refused (and why), kept a, rolled back,
+//     undid or completed a journaled promotion, adopted a decision, or
+//     whether a restarted old active rejoined or was excluded;
+//   - fault -> first write: from the fault to the first INSERT or COMMIT
+//     acknowledged after it (after pair.sh returned, so it includes
+//     pair.sh's own start-up, a few tens of ms); and the longest gap
+//     between two acknowledged writes from the fault on;
 //   - client errors by code (1317: statement interrupted; 1213: transaction
-//     lost, retry; 1105: no node; anything else is reported as "other");
-//   - acknowledged writes missing on node b afterwards (must be 0).
+//     lost, retry; 1105: no node takes writes, with the reason; anything
+//     else, such as a refused connection to a restarting tandem, is
+//     "other");
+//   - acknowledged writes missing on the node that is active at the end
+//     (must be 0);
+//   - samples with two writable nodes: a watcher reads @@read_only on both
+//     nodes directly, both at once, every ~20 ms for the whole round, and
+//     counts the samples where both answered OFF (must be 0).
 //
-// Then it stops tandem and restores the pair (pair.sh reset; a stopped node
-// is killed first, since on SIGCONT it would commit the statements it froze
-// in, after b took over: errant transactions, which reset can only cure by
-// rebuilding the pair). Medians per mode and a markdown table are printed at
-// the end. Everything is bounded: each wait has a limit and the whole run
-// stops starting rounds once -budget is spent.
+// The faults (-modes, see allModes; -rounds for the first three, the
+// others -slow-rounds):
+//
+//   - kill: SIGKILL of node a. stop: SIGSTOP of node a (a hung server).
+//     switchover: a planned switchover to b, which must cause no client
+//     error. If tandem refuses to promote b, a is restarted and must
+//     serve again with every write;
+//   - passive-not-receiving: STOP SLAVE IO_THREAD on b; once tandem marks b
+//     unsynced and writes went on without it, a is SIGKILLed: b must not
+//     be promoted, clients are told why; a restarted serves again;
+//   - link-cut: b's replication from a goes through a TCP relay (CHANGE
+//     MASTER TO MASTER_PORT on b, put back afterwards), which is cut under
+//     load (connections closed, new ones closed at once): b must be marked
+//     unsynced and writes go on on a; healed, b must be synced again;
+//   - fence-refused: tandem reaches a through a relay that, at the fault,
+//     closes every connection and answers new ones with ERR 1040 (too
+//     many connections): a is alive and writable, so tandem must refuse to
+//     promote b; healed, a serves again;
+//   - tandem-crash: tandem runs as a child process (built once with go
+//     build); a is SIGKILLed, and tandem is SIGKILLed as soon as it logs
+//     failover_started; a new tandem with the same state file must end
+//     with one writable node, the decided one, serving clients (a is
+//     restarted if the new tandem refuses: it never saw a answer, so it
+//     cannot prove b has every write). tandem-crash-hung: the same with
+//     a SIGSTOPped and tandem killed 150 ms after failover_started, while
+//     it waits for the hung node to answer the fence: after the journal,
+//     before the decision is saved;
+//   - state-file-lost: after a kill and a failover to b, tandem stops and a
+//     new one starts without a state file: it must adopt b from the
+//     nodes' decision table, not initial_active a;
+//   - switchover-stuck-tx: a transaction held open through tandem, a
+//     switchover bounded at 30 s, aborted after about a second: it must
+//     roll back with no client error, and the transaction then commits;
+//   - kill-restart: SIGKILL of a, failover to b, then a restarted with
+//     pair.sh start (its my.cnf says read_only=OFF): it must rejoin as a
+//     clean passive by itself, or be excluded with errant transactions.
+//
+// Every round starts from a reset pair with no decision recorded on the
+// nodes (tandem.decision is emptied on a and the delete awaited on b), and
+// ends with pair.sh reset (a stopped node is killed first, since on
+// SIGCONT it would commit the statements it froze in, after b took over:
+// errant transactions, which reset can only cure by rebuilding the pair).
+// Everything is bounded: each wait has a limit, each worker a count and a
+// deadline, and no round starts once -budget is spent. The exit status is
+// 1 if a round failed, lost a write or saw two writable nodes.
 //
 // The pair is the one scripts/pair.sh selects: TANDEM_PAIR_DIR,
 // TANDEM_PAIR_PORT_A (13306), TANDEM_PAIR_PORT_B (13307). The workload is Go
@@ -84,6 +124,23 @@ type options struct {
 	pairScript      string
 	addrA, addrB    string
 	firstWriteLimit time.Duration
+	slowRounds      int
+	tandemBin       string // built once for the modes that run tandem as a child process
+	tmp             string // holds the tandem binary
+}
+
+// Faults, in the order they run within a round. The first three are the
+// quick ones (-rounds); the others take longer (-slow-rounds).
+var allModes = []string{"kill", "stop", "switchover", "passive-not-receiving", "link-cut", "fence-refused",
+	"tandem-crash", "tandem-crash-hung", "state-file-lost", "switchover-stuck-tx", "kill-restart"}
+
+func quickMode(m string) bool { return m == "kill" || m == "stop" || m == "switchover" }
+
+func (o options) roundsFor(mode string) int {
+	if quickMode(mode) {
+		return o.rounds
+	}
+	return o.slowRounds
 }
 
 func main() {
@@ -93,27 +150,28 @@ func main() {
 func run() int {
 	var o options
 	var modes string
-	flag.IntVar(&o.rounds, "rounds", 5, "rounds per mode")
-	flag.StringVar(&modes, "modes", "kill,stop,switchover", "faults to inject, comma-separated: kill (SIGKILL), stop (SIGSTOP), switchover (a planned `tandem switchover`, no fault)")
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds of each quick mode (kill, stop, switchover)")
+	flag.IntVar(&o.slowRounds, "slow-rounds", 2, "rounds of each of the other modes")
+	flag.StringVar(&modes, "modes", strings.Join(allModes, ","), "faults to inject, comma-separated: "+strings.Join(allModes, ", ")+" (see the package comment)")
 	flag.IntVar(&o.writers, "writers", 4, "workers doing autocommit INSERTs")
 	flag.IntVar(&o.txs, "tx", 2, "workers doing transactions (INSERT, UPDATE, SELECT, COMMIT)")
 	flag.IntVar(&o.readers, "readers", 2, "workers doing point SELECTs")
 	flag.DurationVar(&o.warmup, "warmup", 1500*time.Millisecond, "load before the fault")
 	flag.DurationVar(&o.after, "after", 1500*time.Millisecond, "load after the first write on the new active")
-	flag.DurationVar(&o.budget, "budget", 4*time.Minute+30*time.Second, "no round starts after this much time")
+	flag.DurationVar(&o.budget, "budget", 6*time.Minute, "no round starts after this much time")
 	flag.DurationVar(&o.firstWriteLimit, "limit", 20*time.Second, "give up on a round when no write succeeds this long after the fault")
 	flag.BoolVar(&o.verbose, "v", false, "print tandem's log")
 	flag.Parse()
 	for _, m := range strings.Split(modes, ",") {
 		m = strings.TrimSpace(m)
-		if m != "kill" && m != "stop" && m != "switchover" {
-			fmt.Fprintf(os.Stderr, "failoverbench: unknown mode %q (want kill, stop, switchover)\n", m)
+		if !slices.Contains(allModes, m) {
+			fmt.Fprintf(os.Stderr, "failoverbench: unknown mode %q (want one of %s)\n", m, strings.Join(allModes, ", "))
 			return 2
 		}
 		o.modes = append(o.modes, m)
 	}
-	if o.rounds < 1 || o.writers < 1 {
-		fmt.Fprintln(os.Stderr, "failoverbench: -rounds and -writers must be at least 1")
+	if o.rounds < 1 || o.slowRounds < 0 || o.writers < 1 {
+		fmt.Fprintln(os.Stderr, "failoverbench: -rounds and -writers must be at least 1, -slow-rounds at least 0")
 		return 2
 	}
 	root, err := moduleRoot()
@@ -131,8 +189,21 @@ func run() int {
 		_ = mysql.SetLogger(log.New(io.Discard, "", 0))
 	}
 	start := time.Now()
-	fmt.Printf("failoverbench: pair a=%s b=%s, %d round(s) of %s, %d writers, %d transaction workers, %d readers\n",
-		o.addrA, o.addrB, o.rounds, strings.Join(o.modes, "+"), o.writers, o.txs, o.readers)
+	fmt.Printf("failoverbench: pair a=%s b=%s, %d round(s) of the quick modes and %d of the others among %s; %d writers, %d transaction workers, %d readers\n",
+		o.addrA, o.addrB, o.rounds, o.slowRounds, strings.Join(o.modes, ","), o.writers, o.txs, o.readers)
+	if slices.ContainsFunc(o.modes, func(m string) bool { return strings.HasPrefix(m, "tandem-crash") }) && o.slowRounds > 0 {
+		tmp, err := os.MkdirTemp("", "failoverbench-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "failoverbench:", err)
+			return 1
+		}
+		defer os.RemoveAll(tmp)
+		o.tmp = tmp
+		if o.tandemBin, err = buildTandem(root, tmp); err != nil {
+			fmt.Fprintln(os.Stderr, "failoverbench: building tandem:", err)
+			return 1
+		}
+	}
 	if _, err := pair(o, "reset"); err != nil {
 		fmt.Fprintln(os.Stderr, "failoverbench: the pair is not usable:", err)
 		return 1
@@ -140,13 +211,16 @@ func run() int {
 	var results []result
 	failed := false
 rounds:
-	for i := 1; i <= o.rounds; i++ {
+	for i := 1; i <= max(o.rounds, o.slowRounds); i++ {
 		for _, mode := range o.modes {
+			if i > o.roundsFor(mode) {
+				continue
+			}
 			if time.Since(start) > o.budget {
 				fmt.Printf("budget of %v spent: stopping after %d rounds\n", o.budget, len(results))
 				break rounds
 			}
-			r := round(o, mode, i)
+			r := runRound(o, mode, i)
 			results = append(results, r)
 			fmt.Println(r.line())
 			resetStart := time.Now()
@@ -164,7 +238,7 @@ rounds:
 				failed = true
 				break rounds
 			}
-			if r.err != "" || r.missing > 0 {
+			if r.err != "" || r.missing > 0 || r.twoWritable > 0 {
 				failed = true
 			}
 		}
@@ -191,23 +265,71 @@ type result struct {
 	maxPerWorker      int
 	missing           int
 	err               string
+
+	did         string        // what tandem did: promoted, refused, rejoined, rolled back, ...
+	gap         time.Duration // longest time without an acknowledged write, from the fault on
+	twoWritable int           // read_only samples showing both nodes writable
+	samples     int           // read_only samples where both nodes answered
+	checkedOn   string        // the node the acknowledged writes were looked for on
+	note        string        // what else was seen, for the log
+	told        string        // the first error 1105 a worker got (why no node took writes)
 }
 
 func (r result) line() string {
 	if r.err != "" {
-		return fmt.Sprintf("%s #%d: FAILED: %s", r.mode, r.n, r.err)
+		return fmt.Sprintf("%s #%d: FAILED: %s (two writable nodes in %d of %d samples)", r.mode, r.n, r.err, r.twoWritable, r.samples)
 	}
-	return fmt.Sprintf("%s #%d: fault->first write %v, client outage %v, detection %v, promotion %v; %d inserts + %d transactions acknowledged, errors %s (max %d per worker), %d acknowledged writes missing on b",
-		r.mode, r.n, ms(r.faultToWrite), ms(r.outage), ms(r.detect), ms(r.promote), r.acked, r.txCommited, fmtErrs(r.errs), r.maxPerWorker, r.missing)
+	s := fmt.Sprintf("%s #%d: %s; fault->first write %v, longest write gap %v, client outage %v, detection %v, promotion %v; %d inserts + %d transactions acknowledged, errors %s (max %d per worker), %d acknowledged writes missing on %s; two writable nodes in %d of %d samples",
+		r.mode, r.n, r.did, ms(r.faultToWrite), ms(r.gap), ms(r.outage), ms(r.detect), ms(r.promote), r.acked, r.txCommited, fmtErrs(r.errs), r.maxPerWorker, r.missing, r.checkedOn, r.twoWritable, r.samples)
+	if r.note != "" {
+		s += "\n    " + r.note
+	}
+	if r.told != "" {
+		s += "\n    first 1105 a worker got: " + r.told
+	}
+	return s
+}
+
+// runRound runs one round of mode; every mode starts from a reset pair
+// with no decision recorded on the nodes.
+func runRound(o options, mode string, n int) result {
+	if err := forgetDecision(o); err != nil {
+		return result{mode: mode, n: n, err: err.Error()}
+	}
+	// read_only is sampled on both nodes for the whole round.
+	wt := startWatch(o)
+	var r result
+	switch mode {
+	case "kill", "stop", "switchover":
+		r = round(o, mode, n)
+	case "passive-not-receiving":
+		r = roundPassiveNotReceiving(o, n)
+	case "link-cut":
+		r = roundLinkCut(o, n)
+	case "fence-refused":
+		r = roundFenceRefused(o, n)
+	case "tandem-crash", "tandem-crash-hung":
+		r = roundTandemCrash(o, n, mode == "tandem-crash-hung")
+	case "state-file-lost":
+		r = roundStateFileLost(o, n)
+	case "switchover-stuck-tx":
+		r = roundStuckTx(o, n)
+	case "kill-restart":
+		r = roundKillRestart(o, n)
+	default:
+		r = result{mode: mode, n: n, err: "unknown mode"}
+	}
+	wt.finish(&r)
+	return r
 }
 
 func round(o options, mode string, n int) (res result) {
-	res = result{mode: mode, n: n, errs: map[string]int{}}
+	res = result{mode: mode, n: n, errs: map[string]int{}, checkedOn: "b"}
 	fail := func(format string, args ...any) result {
 		res.err = fmt.Sprintf(format, args...)
 		return res
 	}
-	tn, err := startTandem(o)
+	tn, err := startTandem(o, "", o.addrA)
 	if err != nil {
 		return fail("starting tandem: %v", err)
 	}
@@ -222,18 +344,20 @@ func round(o options, mode string, n int) (res result) {
 		return fail("%v", err)
 	}
 	defer db.Close()
-	w, err := startWorkload(db, o)
+	w, err := startWorkload(db, o, 0)
 	if err != nil {
 		return fail("workload: %v", err)
 	}
 	defer w.stop()
 	time.Sleep(o.warmup)
 	if w.acked() == 0 {
-		return fail("no write acknowledged during the warm-up; errors: %v", w.errorList())
+		return fail("no write acknowledged during the warm-up; errors: %v", lastN(w.errorList(), 5))
 	}
 
 	t0 := time.Now()
+	res.did = "promoted b"
 	if mode == "switchover" {
+		res.did = "switched over to b"
 		rep, err := tn.m.Switchover(context.Background(), failover.SwitchoverOptions{To: "b", Timeout: 5 * time.Second})
 		if err != nil {
 			return fail("switchover: %v", err)
@@ -260,19 +384,67 @@ func round(o options, mode string, n int) (res result) {
 	}
 	var first time.Time
 	deadline := t0.Add(o.firstWriteLimit)
+	refused := ""
 	for {
-		if first = w.firstWriteAfter(t1); !first.IsZero() {
-			break
+		from := t1
+		if mode != "switchover" {
+			// A write through b comes after the promotion began; one
+			// acknowledged by a just before the fault can reach its
+			// client after pair.sh returned (a stopped server's last
+			// answers are already in the socket buffers).
+			st := tn.m.Status()
+			if e, ok := findEvent(st, failover.EventFailoverRefused); ok && st.State == "down" {
+				refused = e.Reason
+				break
+			}
+			e, ok := findEvent(st, failover.EventFailoverStarted)
+			if !ok {
+				from = time.Time{}
+			} else if e.Time.After(from) {
+				from = e.Time
+			}
+		}
+		if !from.IsZero() {
+			if first = w.firstWriteAfter(from); !first.IsZero() {
+				break
+			}
 		}
 		if time.Now().After(deadline) {
-			return fail("no write acknowledged %v after the fault; status: %s; errors: %v", o.firstWriteLimit, describe(tn.m.Status()), w.errorList())
+			return fail("no write acknowledged %v after the fault; status: %s; errors: %v", o.firstWriteLimit, describe(tn.m.Status()), lastN(w.errorList(), 3))
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	if refused != "" {
+		// tandem would not promote b: a comes back (killed first if
+		// hung) and must serve again with every write.
+		res.did, res.checkedOn = "refused: "+refusal(refused), "a"
+		res.note = "failover_refused: " + refused
+		if mode == "stop" {
+			if _, err := pair(o, "kill", "a"); err != nil {
+				return fail("pair.sh kill a: %v", err)
+			}
+		}
+		if _, err := pair(o, "start", "a"); err != nil {
+			return fail("pair.sh start a: %v", err)
+		}
+		if first, err = waitWrite(w, time.Now(), o.firstWriteLimit); err != nil {
+			return fail("after a's restart: %v", err)
+		}
 	}
 	res.faultToWrite = first.Sub(t0)
 	time.Sleep(o.after)
 	w.stop()
+	res.gap = w.longestGap(t0)
 	st := tn.m.Status()
+	if refused != "" {
+		res.acked, res.txCommited = w.counts()
+		res.errs, res.maxPerWorker = w.errorCounts()
+		res.told = w.firstMessage(1105)
+		if res.missing, err = w.missingOn(o.addrA); err != nil {
+			return fail("checking acknowledged writes on a: %v", err)
+		}
+		return res
+	}
 	if st.Decision.Active != "b" || st.Decision.Epoch != 2 {
 		return fail("after the fault: %s", describe(st))
 	}
@@ -298,9 +470,28 @@ func round(o options, mode string, n int) (res result) {
 	}
 	res.missing = missing
 	if mode == "switchover" && len(res.errs) > 0 {
-		return fail("a planned switchover caused client errors: %v", w.errorList())
+		return fail("a planned switchover caused client errors: %v", lastN(w.errorList(), 5))
 	}
 	return res
+}
+
+// refusal shortens a failover_refused reason to why b was not promoted.
+func refusal(reason string) string {
+	_, why, ok := strings.Cut(reason, "not promoting: ")
+	if !ok {
+		return reason
+	}
+	switch {
+	case strings.Contains(why, "may lack writes"):
+		return "b unsynced"
+	case strings.Contains(why, "never saw node"):
+		return "a never seen by this tandem"
+	case strings.Contains(why, "could not be fenced"):
+		return "a alive, unfenceable"
+	case strings.Contains(why, "unreachable too"):
+		return "b not yet healthy"
+	}
+	return why
 }
 
 func healthy(s failover.Status, name string) bool {
@@ -331,7 +522,10 @@ type tandem struct {
 	stop func()
 }
 
-func startTandem(o options) (*tandem, error) {
+// startTandem runs tandem in-process: its proxy on listen (127.0.0.1:0
+// when empty), node a reached at addrA (a relay in some modes), a fresh
+// state file.
+func startTandem(o options, listen, addrA string) (*tandem, error) {
 	dir, err := os.MkdirTemp("", "failoverbench-")
 	if err != nil {
 		return nil, err
@@ -345,7 +539,7 @@ func startTandem(o options) (*tandem, error) {
 	pcfg.Users = map[string]string{appUser: appPassword}
 	pcfg.Logger = logger.Named("proxy")
 	pcfg.Logger.SetLevel(hclog.Warn)
-	nodes := []*proxy.Node{{Name: "a", Address: o.addrA}, {Name: "b", Address: o.addrB}}
+	nodes := []*proxy.Node{{Name: "a", Address: addrA}, {Name: "b", Address: o.addrB}}
 	var m *failover.Manager
 	pcfg.NodeFailed = func(node string) { m.CheckNow(node) }
 	p, err := proxy.New(pcfg, nodes, "")
@@ -354,7 +548,7 @@ func startTandem(o options) (*tandem, error) {
 	}
 	fcfg := failover.DefaultConfig()
 	fcfg.AdminUser, fcfg.AdminPassword = adminUser, adminPassword
-	fnodes := []failover.NodeConfig{{Name: "a", Address: o.addrA}, {Name: "b", Address: o.addrB}}
+	fnodes := []failover.NodeConfig{{Name: "a", Address: addrA}, {Name: "b", Address: o.addrB}}
 	m, err = failover.New(fcfg, fnodes, "a", p, &failover.FileStore{Path: filepath.Join(dir, "state.json")}, logger.Named("failover"))
 	if err != nil {
 		return nil, err
@@ -364,7 +558,10 @@ func startTandem(o options) (*tandem, error) {
 			return nil, err
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, err
 	}
@@ -402,9 +599,12 @@ func (tn *tandem) waitStatus(timeout time.Duration, ok func(failover.Status) boo
 	}
 }
 
-func (tn *tandem) client(conns int) (*sql.DB, error) {
+func (tn *tandem) client(conns int) (*sql.DB, error) { return clientAt(tn.addr, conns) }
+
+// clientAt is the application's pool on tandem's proxy at addr.
+func clientAt(addr string, conns int) (*sql.DB, error) {
 	c := mysql.NewConfig()
-	c.User, c.Passwd, c.Net, c.Addr, c.DBName = appUser, appPassword, "tcp", tn.addr, appDB
+	c.User, c.Passwd, c.Net, c.Addr, c.DBName = appUser, appPassword, "tcp", addr, appDB
 	c.Timeout, c.ReadTimeout, c.WriteTimeout = 5*time.Second, 20*time.Second, 20*time.Second
 	c.InterpolateParams = true
 	conn, err := mysql.NewConnector(c)
@@ -443,7 +643,11 @@ type clientErr struct {
 	err    error
 }
 
-func startWorkload(db *sql.DB, o options) (*workload, error) {
+// startWorkload runs the workers until stop, or for at most limit (0: the
+// quick modes' bound). A worker whose connection breaks takes a new one;
+// after an error it waits 20 ms (a client's retry), so a tandem refusing
+// writes gets a bounded number of attempts.
+func startWorkload(db *sql.DB, o options, limit time.Duration) (*workload, error) {
 	setup := []string{
 		"CREATE TABLE IF NOT EXISTS fb_rows (id BIGINT PRIMARY KEY, worker VARCHAR(16) NOT NULL, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))",
 		"CREATE TABLE IF NOT EXISTS fb_counter (id INT PRIMARY KEY, n BIGINT NOT NULL)",
@@ -464,22 +668,36 @@ func startWorkload(db *sql.DB, o options) (*workload, error) {
 	// Ids never repeat across rounds on a kept pair: start from the clock.
 	w := &workload{perWkr: map[string]int{}, done: make(chan struct{})}
 	w.next.Store(time.Now().UnixMicro())
-	lctx, lcancel := context.WithTimeout(context.Background(), o.warmup+o.firstWriteLimit+o.after+30*time.Second)
+	if limit == 0 {
+		limit = o.warmup + o.firstWriteLimit + o.after + 30*time.Second
+	}
+	lctx, lcancel := context.WithTimeout(context.Background(), limit)
 	w.cancel = lcancel
 	var wg sync.WaitGroup
 	worker := func(name string, body func(ctx context.Context, conn *sql.Conn) error) {
-		conn, err := db.Conn(lctx)
-		if err != nil {
-			w.fail(name, err)
-			return
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer conn.Close()
+			var conn *sql.Conn
+			defer func() {
+				if conn != nil {
+					conn.Close()
+				}
+			}()
 			for range 200000 { // bounded in count as well as in time
 				if lctx.Err() != nil {
 					return
+				}
+				if conn == nil {
+					c, err := db.Conn(lctx)
+					if err != nil {
+						if lctx.Err() == nil {
+							w.fail(name, err)
+						}
+						time.Sleep(50 * time.Millisecond)
+						continue
+					}
+					conn = c
 				}
 				sctx, scancel := context.WithTimeout(lctx, 15*time.Second)
 				err := body(sctx, conn)
@@ -487,8 +705,11 @@ func startWorkload(db *sql.DB, o options) (*workload, error) {
 				if err != nil && lctx.Err() == nil {
 					w.fail(name, err)
 					if errCode(err) == 0 {
-						return // not a MySQL error: the connection is gone
+						// Not a MySQL error: the connection is gone.
+						conn.Close()
+						conn = nil
 					}
+					time.Sleep(20 * time.Millisecond)
 				}
 				time.Sleep(time.Millisecond)
 			}
@@ -598,6 +819,41 @@ func (w *workload) firstWriteAfter(t time.Time) time.Time {
 	return first
 }
 
+// longestGap is the longest time from t on without an acknowledged write
+// (from t to the first one, or between two).
+func (w *workload) longestGap(t time.Time) time.Duration {
+	d, _ := w.gap(t)
+	return d
+}
+
+// longestGapEnd is when the longest gap from t on ended.
+func (w *workload) longestGapEnd(t time.Time) time.Time {
+	_, end := w.gap(t)
+	return end
+}
+
+func (w *workload) gap(t time.Time) (time.Duration, time.Time) {
+	w.mu.Lock()
+	var ends []time.Time
+	for _, wr := range w.writes {
+		if wr.end.After(t) {
+			ends = append(ends, wr.end)
+		}
+	}
+	w.mu.Unlock()
+	slices.SortFunc(ends, func(a, b time.Time) int { return a.Compare(b) })
+	var most time.Duration
+	var end time.Time
+	prev := t
+	for _, e := range ends {
+		if e.Sub(prev) > most {
+			most, end = e.Sub(prev), e
+		}
+		prev = e
+	}
+	return most, end
+}
+
 func (w *workload) firstErrorAfter(t time.Time) time.Time {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -626,6 +882,18 @@ func (w *workload) errorCounts() (map[string]int, int) {
 		most = max(most, n)
 	}
 	return byCode, most
+}
+
+// firstMessage is the first error with MySQL code code, or "".
+func (w *workload) firstMessage(code uint16) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, e := range w.errs {
+		if errCode(e.err) == code {
+			return e.err.Error()
+		}
+	}
+	return ""
 }
 
 func (w *workload) errorList() []string {
@@ -691,52 +959,73 @@ func errCode(err error) uint16 {
 // ---------------------------------------------------------------- report
 
 func report(out io.Writer, results []result) {
-	fmt.Fprintln(out, "\n| mode | round | fault → first write | client outage | detection | promotion | inserts | transactions | client errors | max errors / worker | lost acked writes |")
-	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(out, "\n| mode | round | what tandem did | fault → first write | longest write gap | client outage | detection | promotion | inserts | transactions | client errors | max errors / worker | lost acked writes | two writable (samples) |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		if r.err != "" {
-			fmt.Fprintf(out, "| %s | %d | failed: %s | | | | | | | | |\n", r.mode, r.n, strings.ReplaceAll(r.err, "|", "/"))
+			fmt.Fprintf(out, "| %s | %d | failed: %s | | | | | | | | | | | %d (%d) |\n", r.mode, r.n, strings.ReplaceAll(r.err, "|", "/"), r.twoWritable, r.samples)
 			continue
 		}
-		fmt.Fprintf(out, "| %s | %d | %s | %s | %s | %s | %d | %d | %s | %d | %d |\n", r.mode, r.n, ms(r.faultToWrite), ms(r.outage),
-			ms(r.detect), ms(r.promote), r.acked, r.txCommited, fmtErrs(r.errs), r.maxPerWorker, r.missing)
+		fmt.Fprintf(out, "| %s | %d | %s | %s | %s | %s | %s | %s | %d | %d | %s | %d | %d on %s | %d (%d) |\n", r.mode, r.n, r.did, ms(r.faultToWrite), ms(r.gap), ms(r.outage),
+			ms(r.detect), ms(r.promote), r.acked, r.txCommited, fmtErrs(r.errs), r.maxPerWorker, r.missing, r.checkedOn, r.twoWritable, r.samples)
 	}
-	var modes []string
+	// One row per fault and outcome: a round where tandem refused is not
+	// averaged with rounds where it promoted.
+	type key struct{ mode, did string }
+	var keys []key
 	for _, r := range results {
-		if !slices.Contains(modes, r.mode) {
-			modes = append(modes, r.mode)
+		k := key{r.mode, r.did}
+		if r.err != "" {
+			k.did = "FAILED"
+		}
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
 		}
 	}
-	fmt.Fprintln(out, "\nMedians per fault (rounds that completed):")
-	fmt.Fprintln(out, "\n| fault | rounds | fault → first write | client outage | detection | promotion | client errors per round (median) | lost acked writes (total) |")
+	slices.SortStableFunc(keys, func(a, b key) int { return slices.Index(allModes, a.mode) - slices.Index(allModes, b.mode) })
+	fmt.Fprintln(out, "\nThe fault matrix (medians over the rounds with the same outcome):")
+	fmt.Fprintln(out, "\n| fault | rounds | what tandem did | fault → first write | longest write gap | client errors per round (median; codes seen) | lost acked writes (total) | samples with two writable nodes (total) |")
 	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|")
-	for _, mode := range modes {
-		var fw, og, dt, pr []time.Duration
+	for _, k := range keys {
+		var fw, gp []time.Duration
 		var ec []int
-		lost, okRounds, failedRounds := 0, 0, 0
+		codes := map[string]int{}
+		lost, two, samples, rounds := 0, 0, 0, 0
 		for _, r := range results {
-			if r.mode != mode {
+			if r.mode != k.mode || (r.err != "") != (k.did == "FAILED") || r.err == "" && r.did != k.did {
 				continue
 			}
-			if r.err != "" {
-				failedRounds++
-				continue
-			}
-			okRounds++
-			fw, og, dt, pr = append(fw, r.faultToWrite), append(og, r.outage), append(dt, r.detect), append(pr, r.promote)
+			rounds++
+			two += r.twoWritable
+			samples += r.samples
+			fw, gp = append(fw, r.faultToWrite), append(gp, r.gap)
 			total := 0
-			for _, n := range r.errs {
+			for c, n := range r.errs {
 				total += n
+				codes[c] += n
 			}
 			ec = append(ec, total)
 			lost += r.missing
 		}
-		rounds := strconv.Itoa(okRounds)
-		if failedRounds > 0 {
-			rounds += fmt.Sprintf(" (+%d failed)", failedRounds)
+		var seen []string
+		for c := range codes {
+			seen = append(seen, c)
 		}
-		fmt.Fprintf(out, "| %s | %s | %s | %s | %s | %s | %d | %d |\n", mode, rounds, ms(median(fw)), ms(median(og)), ms(median(dt)), ms(median(pr)), medianInt(ec), lost)
+		sort.Strings(seen)
+		if k.did == "FAILED" {
+			fmt.Fprintf(out, "| %s | %d | FAILED (see above) | | | | | %d of %d |\n", k.mode, rounds, two, samples)
+			continue
+		}
+		fmt.Fprintf(out, "| %s | %d | %s | %s | %s | %d; %s | %d | %d of %d |\n", k.mode, rounds, k.did, ms(median(fw)), ms(median(gp)),
+			medianInt(ec), orNone(strings.Join(seen, ", ")), lost, two, samples)
 	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 func median(d []time.Duration) time.Duration {
