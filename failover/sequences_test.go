@@ -285,6 +285,37 @@ func TestBusyActiveNotDegraded(t *testing.T) {
 	}
 }
 
+// While no node takes traffic, an old active that answers again is waited
+// for (RecoverAfter checks), never failed over away from; and a candidate
+// not yet checked enough is named as such.
+func TestDownWaitsForReturningActive(t *testing.T) {
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	r.m.dec.Unsynced = map[string]string{"b": "x"}
+	refused(r.m, "a")
+	if r.m.state != StateDown {
+		t.Fatalf("state %v", r.m.state)
+	}
+	delete(r.m.dec.Unsynced, "b") // b caught up meanwhile: a retry could promote it
+	r.m.nextAttempt = time.Time{}
+	r.log.reset()
+	r.observe("a") // a answers once: not healthy yet
+	r.observe("b")
+	wantAbsent(t, r.log.list(), "b stop_receiving", "save", "ctl route b")
+	r.observe("a")
+	wantInOrder(t, r.log.list(), "ctl route a")
+	if r.m.state != StateActive || r.m.dec.Active != "a" {
+		t.Fatalf("state %v decision %+v", r.m.state, r.m.dec)
+	}
+
+	r = newRig(t, Decision{Active: "a", Epoch: 1})
+	r.a.facts, r.b.facts = writer(t, 1, "0-1-10"), passive(t, 2, "0-1-10")
+	r.observe("b") // one of RecoverAfter good checks
+	if why := r.m.unsafeToPromote(r.m.node("b"), false); !strings.Contains(why, "answered 1 of the 2 checks") {
+		t.Fatalf("reason %q", why)
+	}
+}
+
 // A source that fell back by itself, or acknowledged commits without the
 // replica between two checks, makes the passive unsynced.
 func TestFallbackMarksUnsynced(t *testing.T) {

@@ -850,6 +850,9 @@ func (m *Manager) decide(ctx context.Context) {
 			m.enforce(ctx, a)
 			return
 		}
+		if a.oks > 0 {
+			return // answering again: it takes traffic back once healthy
+		}
 		if c := m.other(a.Name); c != nil && c.healthy && c.fails == 0 && time.Now().After(m.nextAttempt) {
 			m.nextAttempt = time.Now().Add(m.cfg.RetryInterval)
 			m.failover(ctx, fmt.Sprintf("node %s is down (%s)", a.Name, a.reach), false)
@@ -875,6 +878,9 @@ func (m *Manager) unsafeToPromote(c *node, force bool) string {
 func (m *Manager) promotable(c *node, force, ignoreSync bool) string {
 	if c == nil {
 		return "there is no other node"
+	}
+	if !c.healthy && c.fails == 0 && c.oks < m.cfg.RecoverAfter {
+		return fmt.Sprintf("node %s has answered %d of the %d checks in a row that make it healthy", c.Name, c.oks, m.cfg.RecoverAfter)
 	}
 	if !c.healthy || c.fails > 0 {
 		return fmt.Sprintf("node %s is unreachable too (%v)", c.Name, c.last.Err)
