@@ -43,7 +43,9 @@ func parseIOState(v string) (IOState, error) {
 		return IOYes, nil
 	case "no":
 		return IONo, nil
-	case "connecting":
+	case "connecting", "preparing":
+		// MariaDB shows Preparing while a starting I/O thread sets
+		// itself up (semi-sync, GTID position), before it connects.
 		return IOConnecting, nil
 	}
 	return IONo, fmt.Errorf("unknown I/O thread state %q", v)

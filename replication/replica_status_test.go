@@ -340,3 +340,16 @@ func TestIOStateString(t *testing.T) {
 		}
 	}
 }
+
+// Slave_IO_Running as MariaDB 10.11 shows it, Preparing included (a
+// starting I/O thread, seen during a failover under load).
+func TestParseIOState(t *testing.T) {
+	for v, want := range map[string]IOState{"Yes": IOYes, "No": IONo, "Connecting": IOConnecting, "Preparing": IOConnecting, " yes ": IOYes} {
+		if got, err := parseIOState(v); err != nil || got != want {
+			t.Errorf("parseIOState(%q) = %v, %v; want %v", v, got, err, want)
+		}
+	}
+	if _, err := parseIOState("Sleeping"); err == nil {
+		t.Error("an unknown state was accepted")
+	}
+}
