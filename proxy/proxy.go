@@ -24,7 +24,22 @@ import (
 type Config struct {
 	// Users maps each user name clients may log in as to its password.
 	// tandem checks the password itself and logs in to the node with it.
+	// Optional: a user not listed here logs in with its node account
+	// (Accounts). A listed user never uses its node account.
 	Users map[string]string
+
+	// Accounts, when set, loads the accounts of the node called node (its
+	// mysql.user rows), so that every mysql_native_password account of
+	// the active node can log in through tandem without being listed in
+	// Users (see accounts.go). It is called at a login when the accounts
+	// are older than AccountsRefresh, and when a login finds no matching
+	// account or a wrong password (at most once a second). Default: none,
+	// only Users log in.
+	Accounts func(ctx context.Context, node string) ([]Account, error)
+
+	// AccountsRefresh is how old the loaded accounts may be before a
+	// login reloads them. Default 5s.
+	AccountsRefresh time.Duration
 
 	// TLS, when set, lets clients upgrade their connection to TLS.
 	TLS *tls.Config
@@ -119,6 +134,7 @@ func DefaultConfig() Config {
 		NetReadTimeout:    30 * time.Second,
 		NetWriteTimeout:   60 * time.Second,
 		IdleCheck:         250 * time.Millisecond,
+		AccountsRefresh:   5 * time.Second,
 		Logger:            hclog.NewNullLogger(),
 	}
 }
@@ -137,6 +153,7 @@ func (c *Config) withDefaults() Config {
 	orDefault(&out.NetReadTimeout, d.NetReadTimeout)
 	orDefault(&out.NetWriteTimeout, d.NetWriteTimeout)
 	orDefault(&out.IdleCheck, d.IdleCheck)
+	orDefault(&out.AccountsRefresh, d.AccountsRefresh)
 	if out.Logger == nil {
 		out.Logger = d.Logger
 	}
@@ -167,7 +184,7 @@ func (c *Config) Validate() error {
 	}
 	for name, d := range map[string]time.Duration{"HandshakeTimeout": c.HandshakeTimeout, "ConnectTimeout": c.ConnectTimeout,
 		"LoginTimeout": c.LoginTimeout, "HoldTimeout": c.HoldTimeout, "IdleCheck": c.IdleCheck, "NetReadTimeout": c.NetReadTimeout,
-		"NetWriteTimeout": c.NetWriteTimeout} {
+		"NetWriteTimeout": c.NetWriteTimeout, "AccountsRefresh": c.AccountsRefresh} {
 		if d < 0 {
 			return fmt.Errorf("%s: %v is negative", name, d)
 		}
@@ -186,6 +203,8 @@ type Proxy struct {
 	cfg   Config
 	log   hclog.Logger
 	nodes []*Node
+
+	accounts *accountCache // nil without Config.Accounts
 
 	route   atomic.Pointer[route]
 	routeMu sync.Mutex // orders route changes
@@ -223,6 +242,10 @@ func New(cfg Config, nodes []*Node, active string) (*Proxy, error) {
 		listeners:  make(map[net.Listener]struct{}),
 	}
 	p.log = p.cfg.Logger
+	if p.cfg.Accounts != nil {
+		p.accounts = &accountCache{load: p.cfg.Accounts, refresh: p.cfg.AccountsRefresh,
+			timeout: p.cfg.ConnectTimeout + p.cfg.LoginTimeout}
+	}
 	if active == "" {
 		p.setRoute(&route{reason: "no active node chosen yet"})
 	} else if err := p.Route(active); err != nil {
@@ -367,10 +390,20 @@ func (p *Proxy) unregister(s *session) {
 	p.mu.Unlock()
 }
 
-func (p *Proxy) lookup(id uint32) *session {
+// sessionOnThread returns the session whose node connection is thread id on
+// node, or nil if none is.
+func (p *Proxy) sessionOnThread(node *Node, id uint32) *session {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.sessions[id]
+	for _, s := range p.sessions {
+		s.mu.Lock()
+		found := s.be != nil && s.be.node == node && s.be.threadID == id
+		s.mu.Unlock()
+		if found {
+			return s
+		}
+	}
+	return nil
 }
 
 func (p *Proxy) timeouts() dialTimeouts {
