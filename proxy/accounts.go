@@ -160,6 +160,9 @@ func matchAccount(rows []Account, host string) (Account, bool) {
 // host name matches nothing but "localhost", which matches unix socket
 // clients only.
 func hostMatches(pattern, host string) bool {
+	if pattern == "" { // the same as "%"
+		return true
+	}
 	if ip := net.ParseIP(host); ip != nil {
 		if v4 := ip.To4(); v4 != nil {
 			host = v4.String()
