@@ -63,27 +63,37 @@ type accountCache struct {
 }
 
 // get returns the accounts of user, loading them from node first when they
-// are older than refresh, or (force) when the last attempt is older than
-// accountsMinReload. Concurrent callers share one load. A failed load
-// keeps the accounts loaded before (and returns the error only when none
+// are older than refresh, or (force: a login found no account or a wrong
+// password) unless a load has begun since the call. Loads are at least
+// accountsMinReload apart: a forced get waits for that (under a second), a
+// stale one uses what it has. Concurrent callers share one load. A failed
+// load keeps the accounts loaded before (and is returned only when none
 // were ever loaded).
 func (c *accountCache) get(user, node string, force bool) ([]Account, error) {
+	arrived := time.Now()
 	c.mu.Lock()
-	for {
-		now := time.Now()
-		need := c.byUser == nil && now.Sub(c.triedAt) >= accountsMinReload ||
-			now.Sub(c.loadedAt) >= c.refresh && now.Sub(c.triedAt) >= accountsMinReload ||
-			force && now.Sub(c.triedAt) >= accountsMinReload
+	defer c.mu.Unlock()
+	for node != "" {
 		if c.inflight != nil {
 			ch := c.inflight
 			c.mu.Unlock()
 			<-ch
 			c.mu.Lock()
-			force = false // the load we waited for is fresh enough
 			continue
 		}
-		if !need || node == "" {
-			break
+		now := time.Now()
+		stale := c.byUser == nil || now.Sub(c.loadedAt) >= c.refresh
+		if !c.triedAt.Before(arrived) || !stale && !force {
+			break // loaded since this call began, or fresh enough
+		}
+		if wait := c.triedAt.Add(accountsMinReload).Sub(now); wait > 0 {
+			if !force {
+				break // the last load was a moment ago (and failed)
+			}
+			c.mu.Unlock()
+			time.Sleep(wait)
+			c.mu.Lock()
+			continue
 		}
 		ch := make(chan struct{})
 		c.inflight = ch
@@ -100,14 +110,9 @@ func (c *accountCache) get(user, node string, force bool) ([]Account, error) {
 			c.byUser = indexAccounts(list)
 			c.loadedAt = time.Now()
 		}
-		force = false
 	}
-	defer c.mu.Unlock()
 	if c.byUser == nil {
-		if c.lastErr != nil {
-			return nil, c.lastErr
-		}
-		return nil, nil
+		return nil, c.lastErr
 	}
 	return c.byUser[user], nil
 }

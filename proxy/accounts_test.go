@@ -142,19 +142,22 @@ func TestAccountCacheReloadsWhenStaleOrMissedAtMostOnceASecond(t *testing.T) {
 	if rows, _ := c.get("v", "a", false); rows != nil || l.calls.Load() != 1 {
 		t.Fatalf("unknown user, not forced: %v, %d loads", rows, l.calls.Load())
 	}
-	// Forced within a second of the last load: no reload (rate limit).
+	// Forced within a second of the last load: the reload waits for the
+	// second to pass (rate limit), then finds the new account.
 	l.mu.Lock()
 	l.list = append(l.list, Account{User: "v", Host: "%", AuthString: "2"})
 	l.mu.Unlock()
-	if _, _ = c.get("v", "a", true); l.calls.Load() != 1 {
-		t.Fatalf("forced reload within a second: %d loads", l.calls.Load())
-	}
 	c.mu.Lock()
-	c.triedAt = c.triedAt.Add(-accountsMinReload)
+	tried := c.triedAt
 	c.mu.Unlock()
 	if rows, _ := c.get("v", "a", true); len(rows) != 1 || l.calls.Load() != 2 {
-		t.Fatalf("forced reload after a second: %v, %d loads", rows, l.calls.Load())
+		t.Fatalf("forced reload: %v, %d loads", rows, l.calls.Load())
 	}
+	c.mu.Lock()
+	if gap := c.triedAt.Sub(tried); gap < accountsMinReload {
+		t.Fatalf("two loads %v apart, want at least %v", gap, accountsMinReload)
+	}
+	c.mu.Unlock()
 	// A failed load keeps what was loaded.
 	l.mu.Lock()
 	l.err = errors.New("node down")
@@ -164,6 +167,10 @@ func TestAccountCacheReloadsWhenStaleOrMissedAtMostOnceASecond(t *testing.T) {
 	c.mu.Unlock()
 	if rows, err := c.get("u", "a", false); err != nil || len(rows) != 1 || l.calls.Load() != 3 {
 		t.Fatalf("stale get with a failing loader: %v, %v, %d loads", rows, err, l.calls.Load())
+	}
+	// Stale, and the last (failed) load a moment ago: no new load.
+	if rows, err := c.get("u", "a", false); err != nil || len(rows) != 1 || l.calls.Load() != 3 {
+		t.Fatalf("stale get right after a failed load: %v, %v, %d loads", rows, err, l.calls.Load())
 	}
 	// Without anything loaded, the error is the answer.
 	empty := &accountCache{load: l.load, refresh: time.Hour, timeout: time.Second}
@@ -185,7 +192,7 @@ func TestAccountCacheSharesOneLoad(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if rows, err := c.get("u", "a", true); err != nil || len(rows) != 1 {
+			if rows, err := c.get("u", "a", false); err != nil || len(rows) != 1 {
 				t.Errorf("get: %v, %v", rows, err)
 			}
 		}()
