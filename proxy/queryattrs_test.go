@@ -297,3 +297,14 @@ func TestReplayCarriesEmptyAttributeBlock(t *testing.T) {
 		t.Fatalf("appendQuery without attributes: %q", got)
 	}
 }
+
+func FuzzSkipQueryAttrs(f *testing.F) {
+	f.Add(attrQuery("SELECT 1")[1:])
+	f.Add(attrQuery("SET @x = 1", someAttrs[:9]...)[1:])
+	f.Fuzz(func(t *testing.T, p []byte) {
+		off, ok := skipQueryAttrs(p)
+		if ok && (off < 2 || off > len(p)) {
+			t.Fatalf("offset %d in %d bytes", off, len(p))
+		}
+	})
+}
