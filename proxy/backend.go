@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -22,11 +21,6 @@ type Node struct {
 	Name string
 	// Address is host:port, or the path of a unix socket.
 	Address string
-
-	// greeting caches the node's last initial handshake, so that tandem
-	// can greet a client with the node's version and capabilities before
-	// it dials the node for that client.
-	greeting atomic.Pointer[greeting]
 }
 
 func (n *Node) network() string {
@@ -71,8 +65,8 @@ type dialTimeouts struct {
 	Login   time.Duration // greeting to final OK
 }
 
-// readGreeting reads and parses a node's greeting, and caches it on n.
-func readGreeting(r io.Reader, n *Node) (*greeting, byte, error) {
+// readGreeting reads and parses a node's greeting.
+func readGreeting(r io.Reader) (*greeting, byte, error) {
 	p, seq, err := readPacket(r, nil, 1<<16)
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading greeting: %w", err)
@@ -81,7 +75,6 @@ func readGreeting(r io.Reader, n *Node) (*greeting, byte, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	n.greeting.Store(g)
 	return g, seq, nil
 }
 
@@ -133,7 +126,7 @@ func openNode(ctx context.Context, n *Node, t dialTimeouts) (*pendingLogin, erro
 	}
 	_ = conn.SetDeadline(time.Now().Add(t.Login))
 	br := bufio.NewReaderSize(conn, 1024)
-	g, seq, err := readGreeting(br, n)
+	g, seq, err := readGreeting(br)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -159,7 +152,7 @@ func (pl *pendingLogin) login(lp *loginParams, timeout time.Duration) (*backend,
 // no bytes when login returns.
 func login(conn net.Conn, n *Node, lp *loginParams) (*backend, error) {
 	br := bufio.NewReaderSize(conn, 1024)
-	g, seq, err := readGreeting(br, n)
+	g, seq, err := readGreeting(br)
 	if err != nil {
 		return nil, err
 	}

@@ -73,6 +73,7 @@ type session struct {
 	accepted time.Time
 	admitted bool
 	evicted  atomic.Bool
+	greeted  atomic.Bool // the greeting was sent
 	answered atomic.Bool // the client answered the greeting
 }
 
@@ -203,10 +204,11 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	s := &session{p: p, raw: conn, client: conn, accepted: time.Now()}
 	// Every byte of the handshake, TLS included, within HandshakeTimeout.
 	_ = conn.SetDeadline(s.accepted.Add(p.cfg.HandshakeTimeout))
-	if !p.register(s) {
+	if !p.register(s, s.accepted.Add(p.cfg.HandshakeTimeout/2)) {
 		_ = writeRaw(conn, 0, appendErr(nil, newError(erConCount, "Too many connections")))
 		p.cfg.Observer.HandshakeFailed("limit")
-		p.log.Warn("connection refused: too many connections", "remote", conn.RemoteAddr(), "limit", p.cfg.MaxConnections)
+		p.log.Warn("connection refused: too many connections", "remote", conn.RemoteAddr(),
+			"max_connections", p.cfg.MaxConnections, "max_handshakes", p.cfg.MaxHandshakes)
 		return
 	}
 	defer p.unregister(s)
@@ -286,6 +288,7 @@ func (s *session) handshake() error {
 	if err := writeRaw(s.client, 0, appendGreeting(nil, hello)); err != nil {
 		return err
 	}
+	p.greeted(s)
 	// Read the response unbuffered: after an SSLRequest the next bytes
 	// belong to TLS and must not sit in a buffer of ours.
 	pkt, seq, err := readPacket(s.client, nil, 1<<16)

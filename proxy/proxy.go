@@ -57,11 +57,14 @@ type Config struct {
 	MaxConnections int
 
 	// MaxHandshakes caps connections that have not yet proved their
-	// password (greeting, TLS, login). When all are taken, a new
-	// connection makes room by closing the one that has been logging in
-	// longest, preferring one that has not answered the greeting: a flood
-	// of silent sockets cannot keep a real client out, whose handshake
-	// takes milliseconds. Default 64.
+	// password (greeting, TLS, login); each holds a node connection. When
+	// all are taken, a new connection makes room by closing the one that
+	// has waited longest on its client, preferring one that was greeted
+	// and has not answered: a flood of silent sockets cannot keep a real
+	// client out, whose handshake takes milliseconds. Connections still
+	// being greeted (tandem opening their node connection) are never
+	// closed; if all are, the new connection waits for a slot, up to half
+	// of HandshakeTimeout, then gets error 1040. Default 64.
 	MaxHandshakes int
 
 	// HandshakeTimeout bounds the client handshake, TLS included, from
@@ -216,6 +219,9 @@ type Proxy struct {
 	sessions   map[uint32]*session
 	loggedIn   int
 	handshakes map[*session]struct{}
+	// slotChanged is closed when a handshake slot frees or may be freed
+	// (register waits on it when every handshake is being greeted).
+	slotChanged chan struct{}
 	listeners  map[net.Listener]struct{}
 	closing    bool
 	wg         sync.WaitGroup
@@ -333,28 +339,57 @@ func (p *Proxy) HandshakeCount() int {
 
 // register adds a new connection under a fresh connection id, as logging
 // in. It reports false when the logged-in sessions are at their limit.
-// When the handshakes are at theirs, the connection that has been logging
-// in longest is closed to make room.
-func (p *Proxy) register(s *session) bool {
+// When the handshakes are at theirs, the connection that has waited
+// longest on its client is closed to make room; if every one is still being
+// greeted (tandem opening its node connection, which takes milliseconds),
+// register waits for one to be greeted or to leave, until deadline, and
+// reports false past it.
+func (p *Proxy) register(s *session, deadline time.Time) bool {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.loggedIn >= p.cfg.MaxConnections {
-		return false
-	}
-	if len(p.handshakes) >= p.cfg.MaxHandshakes {
-		// The oldest that has not answered the greeting, else the
-		// oldest: a client that answered is about to leave the slot.
+	for {
+		if p.loggedIn >= p.cfg.MaxConnections {
+			p.mu.Unlock()
+			return false
+		}
+		if len(p.handshakes) < p.cfg.MaxHandshakes {
+			break
+		}
+		// The oldest of those that were greeted and have not answered,
+		// else the oldest that answered (it is about to leave the slot).
+		// One still being greeted is never closed: its wait is
+		// tandem's, not its client's, and a flood of silent sockets
+		// must not push out a real client before it could answer.
 		var oldest *session
 		for h := range p.handshakes {
-			if oldest == nil || h.answered.Load() != oldest.answered.Load() && !h.answered.Load() ||
-				h.answered.Load() == oldest.answered.Load() && h.accepted.Before(oldest.accepted) {
+			c := h.evictClass()
+			if c < 0 {
+				continue
+			}
+			if oldest == nil || c < oldest.evictClass() || c == oldest.evictClass() && h.accepted.Before(oldest.accepted) {
 				oldest = h
 			}
 		}
-		delete(p.handshakes, oldest)
-		oldest.evicted.Store(true)
-		_ = oldest.raw.Close() // its goroutine fails its next read or write
+		if oldest != nil {
+			delete(p.handshakes, oldest)
+			oldest.evicted.Store(true)
+			_ = oldest.raw.Close() // its goroutine fails its next read or write
+			break
+		}
+		if p.slotChanged == nil {
+			p.slotChanged = make(chan struct{})
+		}
+		ch := p.slotChanged
+		p.mu.Unlock()
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-ch:
+			t.Stop()
+		case <-t.C:
+			return false
+		}
+		p.mu.Lock()
 	}
+	defer p.mu.Unlock()
 	p.handshakes[s] = struct{}{}
 	for {
 		id := p.nextID.Add(1)
@@ -364,6 +399,35 @@ func (p *Proxy) register(s *session) bool {
 			return true
 		}
 	}
+}
+
+// slotsChangedLocked wakes connections waiting in register. p.mu is held.
+func (p *Proxy) slotsChangedLocked() {
+	if p.slotChanged != nil {
+		close(p.slotChanged)
+		p.slotChanged = nil
+	}
+}
+
+// greeted marks s as greeted: from now on it may be closed to make room.
+func (p *Proxy) greeted(s *session) {
+	p.mu.Lock()
+	s.greeted.Store(true)
+	p.slotsChangedLocked()
+	p.mu.Unlock()
+}
+
+// evictClass ranks a connection still logging in for eviction, lowest
+// first: greeted and silent (0), answered (1); -1 while it is still being
+// greeted (never evicted).
+func (s *session) evictClass() int {
+	switch {
+	case s.answered.Load():
+		return 1
+	case s.greeted.Load():
+		return 0
+	}
+	return -1
 }
 
 // admit moves s from logging in to logged in, or reports false when the
@@ -377,6 +441,7 @@ func (p *Proxy) admit(s *session) bool {
 	delete(p.handshakes, s)
 	s.admitted = true
 	p.loggedIn++
+	p.slotsChangedLocked()
 	return true
 }
 
@@ -387,6 +452,7 @@ func (p *Proxy) unregister(s *session) {
 	if s.admitted {
 		p.loggedIn--
 	}
+	p.slotsChangedLocked()
 	p.mu.Unlock()
 }
 
