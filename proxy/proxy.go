@@ -222,9 +222,9 @@ type Proxy struct {
 	// slotChanged is closed when a handshake slot frees or may be freed
 	// (register waits on it when every handshake is being greeted).
 	slotChanged chan struct{}
-	listeners  map[net.Listener]struct{}
-	closing    bool
-	wg         sync.WaitGroup
+	listeners   map[net.Listener]struct{}
+	closing     bool
+	wg          sync.WaitGroup
 
 	// snapshotFacts makes sessions copy their facts under their lock
 	// after every command, so that tests can read them race-free.
