@@ -359,3 +359,45 @@ func TestNodeAccountSessionsMove(t *testing.T) {
 		t.Fatalf("login after the move: %q, error %d", cur, code)
 	}
 }
+
+func TestNodeAccountSessionsSurviveNodeKill(t *testing.T) {
+	runtimeAccounts(t, map[string]string{
+		"'acc_fo'@'127.0.0.1'":  "IDENTIFIED BY 'pw-fo'",
+		"'acc_new'@'127.0.0.1'": "IDENTIFIED BY 'pw-old'",
+	})
+	t.Cleanup(func() { testpair.Reset(t) }) // before the accounts are dropped
+	bdb := testpair.AdminDB(t, testpair.B)
+	waitFor(t, 30*time.Second, "the accounts on node b", func() bool {
+		var n int
+		err := bdb.QueryRow("SELECT COUNT(*) FROM mysql.user WHERE User IN ('acc_fo', 'acc_new')").Scan(&n)
+		return err == nil && n == 2
+	})
+	p := startAccountsProxy(t)
+	c, _ := sessionAs(t, p.addr, "acc_fo", "pw-fo")
+	mustExec(t, c, "SET SESSION sql_mode = 'ANSI_QUOTES'")
+	// tandem has read the accounts (from a); acc_new's password changes
+	// after that, and the change reaches b before a dies.
+	mustExec(t, testpair.AdminDB(t, testpair.A), "ALTER USER 'acc_new'@'127.0.0.1' IDENTIFIED BY 'pw-new'")
+	waitFor(t, 30*time.Second, "the new password on node b", func() bool {
+		var auth string
+		err := bdb.QueryRow("SELECT authentication_string FROM mysql.user WHERE User = 'acc_new'").Scan(&auth)
+		return err == nil && auth == nativeAuthString("pw-new")
+	})
+	testpair.Kill(t, testpair.A)
+	if err := p.Route("b"); err != nil {
+		t.Fatal(err)
+	}
+	var cur, mode string
+	var port int
+	if err := c.QueryRowContext(context.Background(), "SELECT CURRENT_USER(), @@sql_mode, @@port").Scan(&cur, &mode, &port); err != nil {
+		t.Fatalf("session of a run-time account after its node was killed: %v", err)
+	}
+	if cur != "acc_fo@127.0.0.1" || mode != "ANSI_QUOTES" || port != testpair.Port(testpair.B) {
+		t.Fatalf("after the move: user %q, sql_mode %q, port %d", cur, mode, port)
+	}
+	// A password tandem has not seen yet works while node a is dead:
+	// tandem reads the accounts again, from node b.
+	if cur, code := tryLogin(t, p.addr, "acc_new", "pw-new"); code != 0 || cur != "acc_new@127.0.0.1" {
+		t.Fatalf("a new account's first login with node a dead: %q, error %d", cur, code)
+	}
+}
