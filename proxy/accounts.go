@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/hashicorp/go-hclog"
 )
 
 // Account is one account row of a node (mysql.user): what tandem needs to
@@ -53,6 +54,7 @@ type accountCache struct {
 	load    func(ctx context.Context, node string) ([]Account, error)
 	refresh time.Duration
 	timeout time.Duration
+	log     hclog.Logger // nil: no log
 
 	mu       sync.Mutex
 	byUser   map[string][]Account
@@ -109,6 +111,8 @@ func (c *accountCache) get(user, node string, force bool) ([]Account, error) {
 		if err == nil {
 			c.byUser = indexAccounts(list)
 			c.loadedAt = time.Now()
+		} else if c.log != nil {
+			c.log.Warn("cannot read the node's accounts; logins use the accounts read before, if any", "node", node, "error", err)
 		}
 	}
 	if c.byUser == nil {

@@ -204,3 +204,56 @@ func TestAccountCacheSharesOneLoad(t *testing.T) {
 		t.Fatalf("%d loads for 8 concurrent logins, want 1", n)
 	}
 }
+
+// The COM_CHANGE_USER tandem sends a node parses as one, answers the node's
+// scramble with stage1 (or the password), and follows an auth switch.
+func TestBackendChangeUserPacket(t *testing.T) {
+	salt := []byte("abcdefghij0123456789")
+	caps := uint32(requiredCaps | mysql.CLIENT_PLUGIN_AUTH | mysql.CLIENT_CONNECT_ATTRS)
+	attrs := attrBlock("_client_name", "test")
+	stage1 := sha1.Sum([]byte("pw"))
+	for name, lp := range map[string]*loginParams{
+		"stage1":   {User: "acc", Stage1: stage1[:], DB: "app", Collation: 45, Attrs: attrs},
+		"password": {User: "acc", Password: "pw", DB: "", Collation: 33},
+	} {
+		a, b := tcpPair(t)
+		be := &backend{node: &Node{Name: "fake"}, conn: a, salt: salt, plugin: mysql.AUTH_NATIVE_PASSWORD, caps: caps}
+		type result struct {
+			status uint16
+			err    error
+		}
+		done := make(chan result, 1)
+		go func() {
+			st, err := be.changeUser(lp, 10*time.Second)
+			done <- result{st, err}
+		}()
+		_ = b.SetDeadline(time.Now().Add(10 * time.Second))
+		p, seq, err := readPacket(b, nil, 1<<16)
+		if err != nil || seq != 0 {
+			t.Fatalf("%s: node reading COM_CHANGE_USER: seq %d, %v", name, seq, err)
+		}
+		cu, err := parseChangeUser(p, caps)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if want := mysql.CalcNativePassword(salt, []byte("pw")); cu.User != "acc" || cu.DB != lp.DB || cu.Collation != lp.Collation ||
+			cu.Plugin != mysql.AUTH_NATIVE_PASSWORD || !bytes.Equal(cu.Auth, want) || !bytes.Equal(cu.Attrs, lp.Attrs) && len(lp.Attrs) > 0 {
+			t.Fatalf("%s: node got %+v", name, cu)
+		}
+		// The node asks for a new scramble, then accepts.
+		salt2 := []byte("ZYXWVUTSRQPONMLKJIHG")
+		if _, err := b.Write(packet(seq+1, appendAuthSwitch(nil, mysql.AUTH_NATIVE_PASSWORD, salt2))); err != nil {
+			t.Fatal(err)
+		}
+		p, seq, err = readPacket(b, nil, 1<<16)
+		if err != nil || !bytes.Equal(p, mysql.CalcNativePassword(salt2, []byte("pw"))) {
+			t.Fatalf("%s: answer to the auth switch %x, %v", name, p, err)
+		}
+		if _, err := b.Write(packet(seq+1, appendOK(nil, mysql.SERVER_STATUS_AUTOCOMMIT, 0))); err != nil {
+			t.Fatal(err)
+		}
+		if r := <-done; r.err != nil || r.status != mysql.SERVER_STATUS_AUTOCOMMIT {
+			t.Fatalf("%s: changeUser: status %x, %v", name, r.status, r.err)
+		}
+	}
+}

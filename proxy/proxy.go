@@ -250,7 +250,7 @@ func New(cfg Config, nodes []*Node, active string) (*Proxy, error) {
 	p.log = p.cfg.Logger
 	if p.cfg.Accounts != nil {
 		p.accounts = &accountCache{load: p.cfg.Accounts, refresh: p.cfg.AccountsRefresh,
-			timeout: p.cfg.ConnectTimeout + p.cfg.LoginTimeout}
+			timeout: p.cfg.ConnectTimeout + p.cfg.LoginTimeout, log: p.log}
 	}
 	if active == "" {
 		p.setRoute(&route{reason: "no active node chosen yet"})
