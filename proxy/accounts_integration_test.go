@@ -358,6 +358,51 @@ func TestNodeAccountSessionsMove(t *testing.T) {
 	if cur, code := tryLogin(t, p.addr, "acc_mv", "pw-mv"); code != 0 || cur != "acc_mv@127.0.0.1" {
 		t.Fatalf("login after the move: %q, error %d", cur, code)
 	}
+
+	// The id the moved session was greeted with (its driver's) still
+	// reaches it, unless a thread on node b has that number too.
+	var thread uint32
+	if err := sessions[0].QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&thread); err != nil {
+		t.Fatal(err)
+	}
+	greet := tandemSession(t, p, thread).greetID
+	if greet == thread {
+		t.Logf("the moved session's thread on b has its id on a (%d): the KILL below takes the current thread", greet)
+	}
+	p.mu.Lock()
+	ambiguous := false
+	for _, s := range p.sessions {
+		s.mu.Lock()
+		ambiguous = ambiguous || greet != thread && s.be != nil && s.be.node.Name == "b" && s.be.threadID == greet
+		s.mu.Unlock()
+	}
+	p.mu.Unlock()
+	killer, _ := sessionAs(t, p.addr, "acc_mv", "pw-mv")
+	errc := make(chan error, 1)
+	go func() {
+		var r int
+		errc <- sessions[0].QueryRowContext(ctx, "SELECT SLEEP(20)").Scan(&r)
+	}()
+	waitRunning(t, testpair.B, "SELECT SLEEP(20)")
+	_, err := killer.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", greet))
+	if ambiguous {
+		// Documented: an id that names two sessions kills neither.
+		if code, _ := mysqlErr(err); code != 1094 {
+			t.Fatalf("KILL QUERY of an ambiguous id: %v, want 1094", err)
+		}
+		t.Logf("greeting id %d is also a thread on b: refused as ambiguous", greet)
+		mustExec(t, killer, fmt.Sprintf("KILL QUERY %d", thread))
+	} else if err != nil {
+		t.Fatalf("KILL QUERY by the greeting's id after the move: %v", err)
+	}
+	select {
+	case err := <-errc:
+		if code, _ := mysqlErr(err); err != nil && code != 1317 {
+			t.Fatalf("killed query: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("KILL QUERY did not interrupt the moved session's query")
+	}
 }
 
 func TestNodeAccountSessionsSurviveNodeKill(t *testing.T) {

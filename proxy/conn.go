@@ -43,8 +43,11 @@ type session struct {
 	user   string
 	pass   string
 	stage1 []byte // SHA1(password) of a node account (accounts.go), else nil
-	salt   []byte
-	hdr    [headerLen]byte
+	// greetID is the connection id of the greeting: the node thread id
+	// of the session's first node connection.
+	greetID uint32
+	salt    []byte
+	hdr     [headerLen]byte
 
 	mu     sync.Mutex // guards be against closeConns from other goroutines
 	be     *backend
@@ -272,6 +275,7 @@ func (s *session) handshake() error {
 	}()
 	s.route = rt
 	g := pl.g
+	s.greetID = g.ConnID
 	s.salt = g.Salt
 	if len(s.salt) != 20 {
 		s.salt = mysql.RandomBuf(20)
@@ -1043,19 +1047,20 @@ func (s *session) query(r *relay, length int) error {
 var errKilledSelf = errors.New("the session killed its own connection")
 
 // kill handles KILL [QUERY] <id> and COM_PROCESS_KILL, where id is a node
-// thread id: a session's CONNECTION_ID(), and the id tandem greeted it with
-// (until it moves). The node decides, with its own privilege rules: tandem
+// thread id: a session's CONNECTION_ID(), which is also the id tandem
+// greeted it with until it moves; after a move, the greeting's id still
+// names the session when no thread on the killer's node has that number
+// (Proxy.killTarget). The node decides, with its own privilege rules: tandem
 // runs the KILL over the killer's own node connection, and only for a thread
 // of one of its sessions on the killer's node. Any other id, a session on
 // the other node (after a move, before its own next command) included, is
 // refused as an unknown thread and never reaches a node.
 func (s *session) kill(r *relay, modifier string, id uint32) error {
 	node := s.be.node
-	target := s.p.sessionOnThread(node, id)
-	if target == nil {
+	target, thread, ok := s.p.killTarget(node, id)
+	if !ok {
 		return s.replyErr(r, newError(erNoSuchThread, "Unknown thread id: %d", id))
 	}
-	thread := id
 	query := containsFold(modifier, "QUERY")
 	stmt := "KILL " + modifier + strconv.FormatUint(uint64(thread), 10)
 	body := appendQuery(nil, s.be.caps, stmt)

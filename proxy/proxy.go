@@ -456,20 +456,43 @@ func (p *Proxy) unregister(s *session) {
 	p.mu.Unlock()
 }
 
-// sessionOnThread returns the session whose node connection is thread id on
-// node, or nil if none is.
-func (p *Proxy) sessionOnThread(node *Node, id uint32) *session {
+// killTarget resolves the id of a KILL run by a session on node: the
+// session whose node connection is thread id on node; else the one session
+// greeted with id that has moved to node since (its driver still knows it
+// by that id), with its current thread. ok is false when there is none, or
+// when id names both (a thread on node, and a moved session's old id): a
+// KILL must never reach the wrong session.
+func (p *Proxy) killTarget(node *Node, id uint32) (target *session, thread uint32, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	var cur, moved *session
+	n := 0
 	for _, s := range p.sessions {
 		s.mu.Lock()
-		found := s.be != nil && s.be.node == node && s.be.threadID == id
+		be := s.be
 		s.mu.Unlock()
-		if found {
-			return s
+		if be == nil || be.node != node {
+			continue
+		}
+		switch {
+		case be.threadID == id:
+			cur, thread = s, id
+			n++
+		case s.greetID == id:
+			moved = s
+			n++
 		}
 	}
-	return nil
+	switch {
+	case n != 1:
+		return nil, 0, false
+	case cur != nil:
+		return cur, thread, true
+	}
+	moved.mu.Lock()
+	thread = moved.be.threadID
+	moved.mu.Unlock()
+	return moved, thread, true
 }
 
 func (p *Proxy) timeouts() dialTimeouts {
