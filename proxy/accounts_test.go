@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -255,5 +256,77 @@ func TestBackendChangeUserPacket(t *testing.T) {
 		if r := <-done; r.err != nil || r.status != mysql.SERVER_STATUS_AUTOCOMMIT {
 			t.Fatalf("%s: changeUser: status %x, %v", name, r.status, r.err)
 		}
+	}
+}
+
+// A client that leaves before logging in: tandem ends the node connection
+// it opened for the greeting with a failed login, never by closing it in
+// the middle of the handshake (which nodes count against
+// max_connect_errors for tandem's host).
+func TestAbandonedHandshakeEndsWithAFailedLogin(t *testing.T) {
+	nodeL, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nodeL.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := nodeL.Accept()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		g := &greeting{Version: "10.11.0-fake", ConnID: 4711, Salt: []byte("abcdefghij0123456789"),
+			Caps: requiredCaps | mysql.CLIENT_PLUGIN_AUTH | mysql.CLIENT_LONG_PASSWORD, Collation: 45,
+			AuthPlugin: mysql.AUTH_NATIVE_PASSWORD}
+		if err := writeRaw(c, 0, appendGreeting(nil, g)); err != nil {
+			got <- err.Error()
+			return
+		}
+		p, seq, err := readPacket(c, nil, 1<<16)
+		if err != nil {
+			got <- "node: connection closed in the middle of the handshake: " + err.Error()
+			return
+		}
+		r, err := parseHandshakeResponse(p)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		_ = writeRaw(c, seq+1, appendErr(nil, newError(erAccessDenied, "Access denied")))
+		got <- "login as " + r.User
+	}()
+	p, err := New(Config{Users: map[string]string{"app": "pw"}}, []*Node{{Name: "fake", Address: nodeL.Addr().String()}}, "fake")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.Serve(l) }()
+	defer p.Shutdown(context.Background())
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	g, _, err := readPacket(c, nil, 1<<16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gr, err := parseGreeting(g); err != nil || gr.ConnID != 4711 {
+		t.Fatalf("greeting %+v, %v: want the node thread's id 4711", gr, err)
+	}
+	c.Close() // a TCP health check: gone after the greeting
+	select {
+	case s := <-got:
+		if s != "login as "+abandonUser {
+			t.Fatal(s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the node heard nothing")
 	}
 }

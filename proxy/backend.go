@@ -147,6 +147,44 @@ func (pl *pendingLogin) login(lp *loginParams, timeout time.Duration) (*backend,
 	return b, nil
 }
 
+// abandonUser is the user name of the login tandem sends a node for a
+// client that went away before logging in (pendingLogin.abandon).
+const abandonUser = "tandem_client_left"
+
+// abandon ends a node connection whose client went away (or failed to log
+// in) before its login. It sends a login that is bound to fail (a random
+// password for abandonUser), within one second, rather than closing the
+// connection in the middle of the handshake: a node counts such a close
+// against max_connect_errors for tandem's host and blocks the host past it
+// (no login through tandem would work any more), while a wrong password is
+// not counted. TCP health checks of tandem would otherwise block it.
+func (pl *pendingLogin) abandon() {
+	defer pl.conn.Close()
+	_ = pl.conn.SetDeadline(time.Now().Add(time.Second))
+	resp := &handshakeResponse{Caps: requiredCaps | mysql.CLIENT_PLUGIN_AUTH, MaxPacket: 1 << 24,
+		Collation: pl.g.Collation, User: abandonUser, Auth: mysql.RandomBuf(20), Plugin: mysql.AUTH_NATIVE_PASSWORD}
+	seq := pl.seq + 1
+	reply := appendHandshakeResponse(nil, resp)
+	for range 3 {
+		if err := writeRaw(pl.conn, seq, reply); err != nil {
+			return
+		}
+		p, rseq, err := readPacket(pl.br, nil, 1<<16)
+		if err != nil || len(p) == 0 {
+			return
+		}
+		switch p[0] {
+		case 0x00: // an anonymous account let it in
+			_ = writeRaw(pl.conn, 0, []byte{mysql.COM_QUIT})
+			return
+		case 0xff:
+			return
+		}
+		// An auth switch or another round: answer with noise.
+		seq, reply = rseq+1, mysql.RandomBuf(20)
+	}
+}
+
 // login runs the connection phase on conn. The node sends nothing after its
 // final OK until it gets a command, so the buffered reader used here holds
 // no bytes when login returns.

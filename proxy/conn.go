@@ -270,7 +270,7 @@ func (s *session) handshake() error {
 	}
 	defer func() {
 		if pl != nil { // not handed to the login
-			_ = pl.conn.Close()
+			pl.abandon()
 		}
 	}()
 	s.route = rt
