@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -22,11 +21,6 @@ type Node struct {
 	Name string
 	// Address is host:port, or the path of a unix socket.
 	Address string
-
-	// greeting caches the node's last initial handshake, so that tandem
-	// can greet a client with the node's version and capabilities before
-	// it dials the node for that client.
-	greeting atomic.Pointer[greeting]
 }
 
 func (n *Node) network() string {
@@ -44,14 +38,20 @@ type backend struct {
 	conn     net.Conn
 	rw       io.ReadWriter // the relay's reads and writes (rawio.go)
 	threadID uint32
+	salt     []byte // the scramble of the node's greeting (COM_CHANGE_USER answers it)
+	plugin   string // the auth plugin of the node's greeting
 	caps     uint32 // capabilities in effect on this connection
 	status   uint16 // status flags of the login OK
 }
 
 // loginParams are what a client session asks of its node connection.
 type loginParams struct {
-	User      string
-	Password  string
+	User     string
+	Password string
+	// Stage1, when set, is SHA1(password) of a mysql_native_password
+	// account from the node (accounts.go): tandem answers the node's
+	// scramble with it instead of Password.
+	Stage1    []byte
 	DB        string
 	Caps      uint32 // the client's negotiated flags, relayed as they are
 	Collation byte
@@ -65,22 +65,8 @@ type dialTimeouts struct {
 	Login   time.Duration // greeting to final OK
 }
 
-// probeNode dials a node, reads its greeting and hangs up, so that tandem
-// knows what to offer clients before any session has reached the node.
-func probeNode(ctx context.Context, n *Node, t dialTimeouts) (*greeting, error) {
-	d := net.Dialer{Timeout: t.Connect}
-	conn, err := d.DialContext(ctx, n.network(), n.Address)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(t.Login))
-	g, _, err := readGreeting(conn, n)
-	return g, err
-}
-
-// readGreeting reads and parses a node's greeting, and caches it on n.
-func readGreeting(r io.Reader, n *Node) (*greeting, byte, error) {
+// readGreeting reads and parses a node's greeting.
+func readGreeting(r io.Reader) (*greeting, byte, error) {
 	p, seq, err := readPacket(r, nil, 1<<16)
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading greeting: %w", err)
@@ -89,7 +75,6 @@ func readGreeting(r io.Reader, n *Node) (*greeting, byte, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	n.greeting.Store(g)
 	return g, seq, nil
 }
 
@@ -116,16 +101,113 @@ func dialBackend(ctx context.Context, n *Node, lp *loginParams, t dialTimeouts) 
 	return b, nil
 }
 
+// pendingLogin is a node connection whose greeting has been read and
+// whose login waits for the client's credentials: tandem opens it when a
+// client connects, so that it can greet the client with the node thread's
+// id and scramble.
+type pendingLogin struct {
+	node *Node
+	conn net.Conn
+	br   *bufio.Reader
+	g    *greeting
+	seq  byte
+}
+
+// openNode dials n and reads its greeting, within t.Login in all, and
+// leaves the connection waiting for the login.
+func openNode(ctx context.Context, n *Node, t dialTimeouts) (*pendingLogin, error) {
+	d := net.Dialer{Timeout: t.Connect}
+	conn, err := d.DialContext(ctx, n.network(), n.Address)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	_ = conn.SetDeadline(time.Now().Add(t.Login))
+	br := bufio.NewReaderSize(conn, 1024)
+	g, seq, err := readGreeting(br)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &pendingLogin{node: n, conn: conn, br: br, g: g, seq: seq}, nil
+}
+
+// login finishes the login with lp within timeout. The connection is
+// closed on error.
+func (pl *pendingLogin) login(lp *loginParams, timeout time.Duration) (*backend, error) {
+	_ = pl.conn.SetDeadline(time.Now().Add(timeout))
+	b, err := finishLogin(pl.conn, pl.br, pl.node, pl.g, pl.seq, lp)
+	if err != nil {
+		pl.conn.Close()
+		return nil, err
+	}
+	_ = pl.conn.SetDeadline(time.Time{})
+	return b, nil
+}
+
+// abandonUser is the user name of the login tandem sends a node for a
+// client that went away before logging in (pendingLogin.abandon).
+const abandonUser = "tandem_client_left"
+
+// abandon ends a node connection whose client went away (or failed to log
+// in) before its login. It sends a login that is bound to fail (a random
+// password for abandonUser), within one second, rather than closing the
+// connection in the middle of the handshake: a node counts such a close
+// against max_connect_errors for tandem's host and blocks the host past it
+// (no login through tandem would work any more), while a wrong password is
+// not counted. TCP health checks of tandem would otherwise block it.
+func (pl *pendingLogin) abandon() {
+	defer pl.conn.Close()
+	_ = pl.conn.SetDeadline(time.Now().Add(time.Second))
+	resp := &handshakeResponse{Caps: requiredCaps | mysql.CLIENT_PLUGIN_AUTH, MaxPacket: 1 << 24,
+		Collation: pl.g.Collation, User: abandonUser, Auth: mysql.RandomBuf(20), Plugin: mysql.AUTH_NATIVE_PASSWORD}
+	seq := pl.seq + 1
+	reply := appendHandshakeResponse(nil, resp)
+	for range 3 {
+		if err := writeRaw(pl.conn, seq, reply); err != nil {
+			return
+		}
+		p, rseq, err := readPacket(pl.br, nil, 1<<16)
+		if err != nil || len(p) == 0 {
+			return
+		}
+		switch p[0] {
+		case 0x00: // an anonymous account let it in
+			_ = writeRaw(pl.conn, 0, []byte{mysql.COM_QUIT})
+			return
+		case 0xff:
+			return
+		}
+		// An auth switch or another round: answer with noise.
+		seq, reply = rseq+1, mysql.RandomBuf(20)
+	}
+}
+
 // login runs the connection phase on conn. The node sends nothing after its
 // final OK until it gets a command, so the buffered reader used here holds
 // no bytes when login returns.
 func login(conn net.Conn, n *Node, lp *loginParams) (*backend, error) {
 	br := bufio.NewReaderSize(conn, 1024)
-	bw := bufio.NewWriterSize(conn, 1024)
-	g, seq, err := readGreeting(br, n)
+	g, seq, err := readGreeting(br)
 	if err != nil {
 		return nil, err
 	}
+	return finishLogin(conn, br, n, g, seq, lp)
+}
+
+// respond computes lp's answer to a node's scramble for plugin; ok is false
+// for a plugin it cannot answer.
+func (lp *loginParams) respond(plugin string, salt []byte) ([]byte, bool) {
+	c := credential{password: lp.Password, stage1: lp.Stage1}
+	return c.respond(plugin, salt)
+}
+
+// finishLogin sends the handshake response to a node whose greeting g
+// (sequence id seq) was read from br, and runs the rest of the login.
+func finishLogin(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte, lp *loginParams) (*backend, error) {
+	bw := bufio.NewWriterSize(conn, 1024)
 
 	caps := lp.Caps&supportedCaps | requiredCaps | mysql.CLIENT_PLUGIN_AUTH
 	if missing := caps &^ g.Caps &^ (mysql.CLIENT_CONNECT_ATTRS | mysql.CLIENT_LONG_PASSWORD); missing != 0 {
@@ -141,10 +223,10 @@ func login(conn net.Conn, n *Node, lp *loginParams) (*backend, error) {
 		caps &^= mysql.CLIENT_CONNECT_WITH_DB
 	}
 	plugin := g.AuthPlugin
-	auth, ok := scramble(plugin, g.Salt, lp.Password)
+	auth, ok := lp.respond(plugin, g.Salt)
 	if !ok {
 		plugin = mysql.AUTH_NATIVE_PASSWORD
-		auth, _ = scramble(plugin, g.Salt, lp.Password)
+		auth, _ = lp.respond(plugin, g.Salt)
 	}
 	resp := &handshakeResponse{
 		Caps: caps, MaxPacket: lp.MaxPacket, Collation: lp.Collation,
@@ -154,47 +236,59 @@ func login(conn net.Conn, n *Node, lp *loginParams) (*backend, error) {
 		resp.Caps &^= mysql.CLIENT_CONNECT_ATTRS
 	}
 	seq++
-	if seq, err = writePacket(bw, seq, appendHandshakeResponse(nil, resp)); err != nil {
+	seq, err := writePacket(bw, seq, appendHandshakeResponse(nil, resp))
+	if err != nil {
 		return nil, err
 	}
 	if err := bw.Flush(); err != nil {
 		return nil, err
 	}
-	salt := g.Salt
+	status, err := authExchange(br, bw, n, plugin, g.Salt, lp, resp.Caps)
+	if err != nil {
+		return nil, err
+	}
+	if br.Buffered() > 0 {
+		return nil, fmt.Errorf("%w: node sent data after its login OK", ErrHandshake)
+	}
+	b := &backend{node: n, conn: conn, rw: newConnIO(conn), threadID: g.ConnID, salt: g.Salt, plugin: g.AuthPlugin,
+		caps: resp.Caps, status: status}
+	return b, nil
+}
+
+// authExchange reads the node's answers to a handshake response or a
+// COM_CHANGE_USER that used plugin and salt, and answers auth switches and
+// caching_sha2_password rounds, up to the final OK (its status flags are
+// returned) or ERR (a *sqlError).
+func authExchange(br *bufio.Reader, bw *bufio.Writer, n *Node, plugin string, salt []byte, lp *loginParams, caps uint32) (uint16, error) {
 	for range 5 { // bounded: a node never needs more than a few rounds
 		p, rseq, err := readPacket(br, nil, 1<<16)
 		if err != nil {
-			return nil, fmt.Errorf("reading login result: %w", err)
+			return 0, fmt.Errorf("reading login result: %w", err)
 		}
-		seq = rseq + 1
+		seq := rseq + 1
 		var reply []byte
 		switch {
 		case len(p) == 0:
-			return nil, fmt.Errorf("%w: empty packet during login", ErrHandshake)
+			return 0, fmt.Errorf("%w: empty packet during login", ErrHandshake)
 		case p[0] == 0x00: // OK
-			b := &backend{node: n, conn: conn, rw: newConnIO(conn), threadID: g.ConnID, caps: resp.Caps}
-			b.status = okStatus(p, resp.Caps)
-			if br.Buffered() > 0 {
-				return nil, fmt.Errorf("%w: node sent data after its login OK", ErrHandshake)
-			}
-			return b, nil
+			return okStatus(p, caps), nil
 		case p[0] == 0xff:
 			e, ok := parseErr(p)
 			if !ok {
-				return nil, fmt.Errorf("%w: malformed error packet during login", ErrHandshake)
+				return 0, fmt.Errorf("%w: malformed error packet during login", ErrHandshake)
 			}
-			return nil, &e
+			return 0, &e
 		case p[0] == 0xfe: // auth switch
 			plugin, salt, err = parseAuthSwitch(p)
 			if err != nil {
-				return nil, err
+				return 0, err
 			}
 			if plugin == mysql.AUTH_CLEAR_PASSWORD {
-				return nil, backendError("node %s asks for a cleartext password; tandem sends it only over TLS, which this node link does not use", n.Name)
+				return 0, backendError("node %s asks for a cleartext password; tandem sends it only over TLS, which this node link does not use", n.Name)
 			}
-			r, ok := scramble(plugin, salt, lp.Password)
+			r, ok := lp.respond(plugin, salt)
 			if !ok {
-				return nil, backendError("node %s asks for auth plugin %q, which tandem does not support", n.Name, plugin)
+				return 0, backendError("node %s asks for auth plugin %q, which tandem cannot answer for this account", n.Name, plugin)
 			}
 			reply = r
 		case p[0] == 0x01 && plugin == mysql.AUTH_CACHING_SHA2_PASSWORD:
@@ -204,23 +298,68 @@ func login(conn net.Conn, n *Node, lp *loginParams) (*backend, error) {
 			case len(p) == 2 && p[1] == 4: // full auth: ask for the public key
 				reply = []byte{2}
 			default: // the public key itself
+				if lp.Stage1 != nil {
+					return 0, backendError("node %s asks for caching_sha2_password full authentication, which needs the password", n.Name)
+				}
 				enc, err := encryptPassword(lp.Password, salt, p[1:])
 				if err != nil {
-					return nil, err
+					return 0, err
 				}
 				reply = enc
 			}
 		default:
-			return nil, fmt.Errorf("%w: unexpected packet 0x%02x during login", ErrHandshake, p[0])
+			return 0, fmt.Errorf("%w: unexpected packet 0x%02x during login", ErrHandshake, p[0])
 		}
 		if _, err := writePacket(bw, seq, reply); err != nil {
-			return nil, err
+			return 0, err
 		}
 		if err := bw.Flush(); err != nil {
-			return nil, err
+			return 0, err
 		}
 	}
-	return nil, fmt.Errorf("%w: login to node %s did not finish", ErrHandshake, n.Name)
+	return 0, fmt.Errorf("%w: login to node %s did not finish", ErrHandshake, n.Name)
+}
+
+// changeUser runs COM_CHANGE_USER to lp's user, schema, collation and
+// attributes on b, which must be idle, within timeout, and returns the
+// status flags of the node's OK. A *sqlError is the node's refusal.
+func (b *backend) changeUser(lp *loginParams, timeout time.Duration) (uint16, error) {
+	plugin := b.plugin
+	auth, ok := lp.respond(plugin, b.salt)
+	if !ok {
+		plugin = mysql.AUTH_NATIVE_PASSWORD
+		auth, _ = lp.respond(plugin, b.salt)
+	}
+	body := append([]byte{mysql.COM_CHANGE_USER}, lp.User...)
+	body = append(body, 0, byte(len(auth)))
+	body = append(body, auth...)
+	body = append(body, lp.DB...)
+	body = append(body, 0, lp.Collation, 0)
+	if b.caps&mysql.CLIENT_PLUGIN_AUTH != 0 {
+		body = append(append(body, plugin...), 0)
+	}
+	if b.caps&mysql.CLIENT_CONNECT_ATTRS != 0 {
+		if len(lp.Attrs) == 0 {
+			body = append(body, 0)
+		} else {
+			body = append(body, lp.Attrs...)
+		}
+	}
+	_ = b.conn.SetDeadline(time.Now().Add(timeout))
+	defer b.conn.SetDeadline(time.Time{})
+	br := bufio.NewReaderSize(b.conn, 1024)
+	bw := bufio.NewWriterSize(b.conn, 1024)
+	if _, err := writePacket(bw, 0, body); err != nil {
+		return 0, err
+	}
+	if err := bw.Flush(); err != nil {
+		return 0, err
+	}
+	status, err := authExchange(br, bw, b.node, plugin, b.salt, lp, b.caps)
+	if err == nil && br.Buffered() > 0 {
+		err = fmt.Errorf("%w: node sent data after its COM_CHANGE_USER OK", ErrHandshake)
+	}
+	return status, err
 }
 
 // close sends COM_QUIT and closes the connection.

@@ -6,7 +6,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -43,8 +42,12 @@ type session struct {
 	caps   uint32 // negotiated with the client
 	user   string
 	pass   string
-	salt   []byte
-	hdr    [headerLen]byte
+	stage1 []byte // SHA1(password) of a node account (accounts.go), else nil
+	// greetID is the connection id of the greeting: the node thread id
+	// of the session's first node connection.
+	greetID uint32
+	salt    []byte
+	hdr     [headerLen]byte
 
 	mu     sync.Mutex // guards be against closeConns from other goroutines
 	be     *backend
@@ -73,6 +76,7 @@ type session struct {
 	accepted time.Time
 	admitted bool
 	evicted  atomic.Bool
+	greeted  atomic.Bool // the greeting was sent
 	answered atomic.Bool // the client answered the greeting
 }
 
@@ -203,10 +207,11 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	s := &session{p: p, raw: conn, client: conn, accepted: time.Now()}
 	// Every byte of the handshake, TLS included, within HandshakeTimeout.
 	_ = conn.SetDeadline(s.accepted.Add(p.cfg.HandshakeTimeout))
-	if !p.register(s) {
+	if !p.register(s, s.accepted.Add(p.cfg.HandshakeTimeout/2)) {
 		_ = writeRaw(conn, 0, appendErr(nil, newError(erConCount, "Too many connections")))
 		p.cfg.Observer.HandshakeFailed("limit")
-		p.log.Warn("connection refused: too many connections", "remote", conn.RemoteAddr(), "limit", p.cfg.MaxConnections)
+		p.log.Warn("connection refused: too many connections", "remote", conn.RemoteAddr(),
+			"max_connections", p.cfg.MaxConnections, "max_handshakes", p.cfg.MaxHandshakes)
 		return
 	}
 	defer p.unregister(s)
@@ -245,44 +250,49 @@ func writeRaw(w io.Writer, seq byte, payload []byte) error {
 
 // handshake greets the client, authenticates it, logs in to the active node
 // and answers OK. Any failure has already been reported to the client.
+//
+// tandem opens the node connection first and greets the client with that
+// node thread's id and scramble: the id the client's driver reports is then
+// its CONNECTION_ID(), and the client's scramble response is computed over
+// the very salt the node will check.
 func (s *session) handshake() error {
 	p := s.p
-	rt, err := p.waitRoute(time.Now().Add(min(p.cfg.HoldTimeout, p.cfg.HandshakeTimeout)))
+	// Waiting for a route (a failover under way) may take half the
+	// handshake's time: the rest is for the client and the login.
+	pl, rt, err := p.openRoute(s.accepted.Add(min(p.cfg.HoldTimeout, p.cfg.HandshakeTimeout/2)))
 	if err != nil {
-		e := backendError("tandem: %v", err)
+		e, refused := isNodeRefusal(err)
+		if !refused {
+			e = backendError("tandem: %v", err)
+		}
 		_ = writeRaw(s.client, 0, appendErr(nil, e))
 		return e
 	}
-	s.route = rt
-	node := rt.node
-	g := node.greeting.Load()
-	if g == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ConnectTimeout+p.cfg.LoginTimeout)
-		var err error
-		g, err = probeNode(ctx, node, p.timeouts())
-		cancel()
-		if err != nil {
-			if f := p.cfg.NodeFailed; f != nil {
-				f(node.Name)
-			}
-			e := backendError("tandem: cannot reach node %s: %v", node, err)
-			_ = writeRaw(s.client, 0, appendErr(nil, e))
-			return e
+	defer func() {
+		if pl != nil { // not handed to the login
+			pl.abandon()
 		}
+	}()
+	s.route = rt
+	g := pl.g
+	s.greetID = g.ConnID
+	s.salt = g.Salt
+	if len(s.salt) != 20 {
+		s.salt = mysql.RandomBuf(20)
 	}
-	s.salt = mysql.RandomBuf(20)
 	advertised := g.Caps&supportedCaps | requiredCaps | mysql.CLIENT_PLUGIN_AUTH | mysql.CLIENT_CONNECT_ATTRS | mysql.CLIENT_LONG_PASSWORD
 	if p.cfg.TLS != nil {
 		advertised |= mysql.CLIENT_SSL
 	}
 	hello := &greeting{
-		Version: g.Version, ConnID: s.id, Salt: s.salt, Caps: advertised,
+		Version: g.Version, ConnID: g.ConnID, Salt: s.salt, Caps: advertised,
 		Collation: g.Collation, Status: mysql.SERVER_STATUS_AUTOCOMMIT,
 		AuthPlugin: p.cfg.DefaultAuthPlugin,
 	}
 	if err := writeRaw(s.client, 0, appendGreeting(nil, hello)); err != nil {
 		return err
 	}
+	p.greeted(s)
 	// Read the response unbuffered: after an SSLRequest the next bytes
 	// belong to TLS and must not sit in a buffer of ours.
 	pkt, seq, err := readPacket(s.client, nil, 1<<16)
@@ -317,30 +327,15 @@ func (s *session) handshake() error {
 	s.caps = resp.Caps & advertised
 	s.user = resp.User
 	seq++
-	plugin := resp.Plugin
-	if plugin == "" {
-		plugin = mysql.AUTH_NATIVE_PASSWORD
-	}
-	password, known := p.cfg.Users[resp.User]
-	auth := resp.Auth
-	if !clientPluginOK(plugin) {
-		plugin = p.cfg.DefaultAuthPlugin
-		if err := writeRaw(s.client, seq, appendAuthSwitch(nil, plugin, s.salt)); err != nil {
-			return err
+	cr, seq, err := s.authenticate(&clientAuth{user: resp.User, plugin: resp.Plugin, auth: resp.Auth}, seq,
+		func(seq byte, b []byte) error { return writeRaw(s.client, seq, b) },
+		func() ([]byte, byte, error) { return readPacket(s.client, nil, 1<<12) })
+	if err != nil {
+		var e *sqlError
+		if errors.As(err, &e) {
+			_ = writeRaw(s.client, seq, appendErr(nil, e))
 		}
-		if auth, seq, err = readPacket(s.client, nil, 1<<12); err != nil {
-			return fmt.Errorf("reading auth switch response: %w", err)
-		}
-		seq++
-	}
-	if !known || !checkScramble(plugin, s.salt, auth, password) {
-		using := "YES"
-		if len(auth) == 0 || (len(auth) == 1 && auth[0] == 0) {
-			using = "NO"
-		}
-		e := newError(erAccessDenied, "Access denied for user '%s'@'%s' (using password: %s)", resp.User, remoteHost(s.client), using)
-		_ = writeRaw(s.client, seq, appendErr(nil, e))
-		return e
+		return err
 	}
 	if !p.admit(s) {
 		if s.evicted.Load() {
@@ -350,7 +345,7 @@ func (s *session) handshake() error {
 		_ = writeRaw(s.client, seq, appendErr(nil, e))
 		return e
 	}
-	if plugin == mysql.AUTH_CACHING_SHA2_PASSWORD && password != "" {
+	if cr.fastAuthOK {
 		// Fast authentication succeeded: tandem knows the password, so
 		// it never needs the full (RSA or TLS) exchange.
 		if err := writeRaw(s.client, seq, []byte{1, 3}); err != nil {
@@ -358,10 +353,20 @@ func (s *session) handshake() error {
 		}
 		seq++
 	}
-	s.pass = password
+	s.pass, s.stage1 = cr.password, cr.stage1
 	s.attrs = resp.Attrs
 	s.facts.reset(resp.DB, resp.Collation)
-	be, rt, err := p.dialRoute(s.loginParams(), time.Now().Add(p.cfg.HoldTimeout))
+	lp := s.loginParams()
+	be, err := pl.login(lp, p.cfg.LoginTimeout)
+	pl = nil // closed by login on error
+	if err != nil {
+		if _, refused := isNodeRefusal(err); !refused {
+			// The node connection opened at the greeting failed (the
+			// node went away, or closed it after its connect_timeout):
+			// log in afresh, to whichever node the route names.
+			be, rt, err = p.dialRoute(lp, time.Now().Add(p.cfg.HoldTimeout))
+		}
+	}
 	if err != nil {
 		e, refused := isNodeRefusal(err)
 		if !refused {
@@ -1018,6 +1023,15 @@ func (s *session) query(r *relay, length int) error {
 		return err
 	}
 	text = text[1:]
+	if s.caps&mysql.CLIENT_QUERY_ATTRIBUTES != 0 {
+		// MySQL 8 clients put query attributes before the statement.
+		off, ok := skipQueryAttrs(text)
+		if !ok {
+			s.facts.pin("query attributes longer than tandem inspects (8 KiB)")
+			return s.forward(r, length, s.readResults, false)
+		}
+		text = text[off:]
+	}
 	if k, ok := parseKill(text); ok && length == n {
 		_, _ = s.cr.Discard(n)
 		return s.kill(r, k.modifier, k.id)
@@ -1032,29 +1046,24 @@ func (s *session) query(r *relay, length int) error {
 // errKilledSelf ends a session that killed its own connection.
 var errKilledSelf = errors.New("the session killed its own connection")
 
-// kill handles KILL [QUERY] <id> and COM_PROCESS_KILL, where id is a tandem
-// connection id. The node decides, with its own privilege rules: tandem runs
-// KILL of the target's node thread over the killer's own node connection,
-// so only a target on the killer's node can be reached. A target on another
-// node (after a move, before its own next command) is refused as an unknown
-// thread: its thread id means nothing, or someone else, on the killer's node.
+// kill handles KILL [QUERY] <id> and COM_PROCESS_KILL, where id is a node
+// thread id: a session's CONNECTION_ID(), which is also the id tandem
+// greeted it with until it moves; after a move, the greeting's id still
+// names the session when no thread on the killer's node has that number
+// (Proxy.killTarget). The node decides, with its own privilege rules: tandem
+// runs the KILL over the killer's own node connection, and only for a thread
+// of one of its sessions on the killer's node. Any other id, a session on
+// the other node (after a move, before its own next command) included, is
+// refused as an unknown thread and never reaches a node.
 func (s *session) kill(r *relay, modifier string, id uint32) error {
-	target := s.p.lookup(id)
-	var thread uint32
-	var node *Node
-	if target != nil {
-		target.mu.Lock()
-		if target.be != nil {
-			thread, node = target.be.threadID, target.be.node
-		}
-		target.mu.Unlock()
-	}
-	if thread == 0 || node != s.be.node {
+	node := s.be.node
+	target, thread, ok := s.p.killTarget(node, id)
+	if !ok {
 		return s.replyErr(r, newError(erNoSuchThread, "Unknown thread id: %d", id))
 	}
 	query := containsFold(modifier, "QUERY")
 	stmt := "KILL " + modifier + strconv.FormatUint(uint64(thread), 10)
-	body := append([]byte{mysql.COM_QUERY}, stmt...)
+	body := appendQuery(nil, s.be.caps, stmt)
 	err := s.sendToNode(r, body, func(r *relay, _ bool) error {
 		ok, err := s.readOneOK(r)
 		if !ok || query || target == s {
@@ -1081,8 +1090,10 @@ func (s *session) kill(r *relay, modifier string, id uint32) error {
 }
 
 // changeUser handles COM_CHANGE_USER: tandem checks the new user's password
-// itself, then replaces the node connection with one logged in as that user,
-// which is what a change of user amounts to (all session state is reset).
+// itself (a [[user]] or a node account), then sends the node a
+// COM_CHANGE_USER of its own on the same connection, answering the node's
+// scramble with the new user's credential: the node resets the session and
+// keeps its thread id, as it would for the client directly.
 func (s *session) changeUser(r *relay, length int) error {
 	body, err := s.clientPayload(length)
 	if err != nil {
@@ -1092,39 +1103,27 @@ func (s *session) changeUser(r *relay, length int) error {
 	if err != nil {
 		return s.replyErr(r, newError(erHandshake, "Bad handshake"))
 	}
-	seq := byte(1)
-	auth := cu.Auth
-	plugin := cu.Plugin
-	if plugin == "" {
-		plugin = mysql.AUTH_NATIVE_PASSWORD
-	}
-	if !clientPluginOK(plugin) || (s.caps&mysql.CLIENT_PLUGIN_AUTH != 0 && cu.Plugin == "") {
-		plugin = s.p.cfg.DefaultAuthPlugin
-	}
-	if plugin != cu.Plugin && s.caps&mysql.CLIENT_PLUGIN_AUTH != 0 {
-		s.salt = mysql.RandomBuf(20)
-		if _, err := writePacket(r.cw, seq, appendAuthSwitch(nil, plugin, s.salt)); err != nil {
+	send := func(seq byte, b []byte) error {
+		if _, err := writePacket(r.cw, seq, b); err != nil {
 			return err
 		}
-		if err := r.cw.Flush(); err != nil {
-			return err
-		}
-		var rseq byte
-		if auth, rseq, err = readPacket(s.cr, nil, 1<<12); err != nil {
-			if errors.Is(err, ErrPacketTooLarge) {
-				return fmt.Errorf("%w: auth switch response: %v", errClientProtocol, err)
-			}
-			return err
-		}
-		seq = rseq + 1
+		return r.cw.Flush()
 	}
-	password, known := s.p.cfg.Users[cu.User]
-	if !known || !checkScramble(plugin, s.salt, auth, password) {
-		e := newError(erAccessDenied, "Access denied for user '%s'@'%s' (using password: YES)", cu.User, remoteHost(s.client))
-		_ = queueErr(r.cw, seq, e)
-		return e // MySQL closes the connection after a failed change of user
+	pluginAuth := s.caps&mysql.CLIENT_PLUGIN_AUTH != 0
+	ca := &clientAuth{user: cu.User, plugin: cu.Plugin, auth: cu.Auth,
+		forceSwitch: pluginAuth && cu.Plugin == "", freshSalt: true}
+	if !pluginAuth && !clientPluginOK(cu.Plugin) && cu.Plugin != "" {
+		ca.plugin = mysql.AUTH_NATIVE_PASSWORD
 	}
-	if plugin == mysql.AUTH_CACHING_SHA2_PASSWORD && password != "" {
+	out, seq, err := s.authenticate(ca, 1, send, func() ([]byte, byte, error) { return readPacket(s.cr, nil, 1<<12) })
+	if err != nil {
+		var e *sqlError
+		if errors.As(err, &e) {
+			_ = queueErr(r.cw, seq, e)
+		}
+		return err // MySQL closes the connection after a failed change of user
+	}
+	if out.fastAuthOK {
 		if seq, err = writePacket(r.cw, seq, []byte{1, 3}); err != nil {
 			return err
 		}
@@ -1134,28 +1133,24 @@ func (s *session) changeUser(r *relay, length int) error {
 		collation = s.facts.Collation
 	}
 	lp := s.loginParams()
-	lp.User, lp.Password, lp.DB, lp.Collation, lp.Attrs = cu.User, password, cu.DB, collation, cu.Attrs
-	be, err := dialBackend(context.Background(), s.be.node, lp, s.p.timeouts())
+	lp.User, lp.Password, lp.Stage1, lp.DB, lp.Collation, lp.Attrs = cu.User, out.password, out.stage1, cu.DB, collation, cu.Attrs
+	status, err := s.be.changeUser(lp, s.p.cfg.LoginTimeout)
 	if err != nil {
 		e, refused := isNodeRefusal(err)
 		if !refused {
-			e = backendError("tandem: cannot reach node %s: %v", s.be.node, err)
+			e = backendError("tandem: changing user on node %s: %v", s.be.node, err)
 		}
 		_ = queueErr(r.cw, seq, e)
 		return err
 	}
-	s.mu.Lock()
-	old := s.be
-	s.be = be
-	s.mu.Unlock()
-	old.close()
-	r.br.Reset(be.rw)
-	r.bw.Reset(be.rw)
-	s.user, s.pass, s.attrs = cu.User, password, cu.Attrs
-	s.stmts, s.nextStmt = nil, 0
+	s.user, s.pass, s.stage1, s.attrs = cu.User, out.password, out.stage1, cu.Attrs
+	if s.stmts != nil {
+		s.stmts = map[uint32]uint32{}
+	}
+	s.nextStmt = 0
 	s.facts.reset(cu.DB, collation)
-	s.facts.noteStatus(be.status)
-	_, err = writePacket(r.cw, seq, appendOK(nil, be.status&^mysql.SERVER_SESSION_STATE_CHANGED, s.caps))
+	s.facts.noteStatus(status)
+	_, err = writePacket(r.cw, seq, appendOK(nil, status&^mysql.SERVER_SESSION_STATE_CHANGED, s.caps))
 	return err
 }
 

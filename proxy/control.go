@@ -222,3 +222,36 @@ func (p *Proxy) dialRoute(lp *loginParams, deadline time.Time) (*backend, *route
 		}
 	}
 }
+
+// openRoute opens a connection to the routed node and reads its greeting,
+// for a client that has just connected (see session.handshake). When that
+// node cannot be reached it reports it (Config.NodeFailed) and waits, until
+// deadline, for the route to change, as dialRoute does. An ERR packet in
+// place of the greeting (too many connections) is returned as *sqlError.
+func (p *Proxy) openRoute(deadline time.Time) (*pendingLogin, *route, error) {
+	for {
+		rt, err := p.waitRoute(deadline)
+		if err != nil {
+			return nil, nil, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ConnectTimeout+p.cfg.LoginTimeout)
+		pl, err := openNode(ctx, rt.node, p.timeouts())
+		cancel()
+		if err == nil {
+			return pl, rt, nil
+		}
+		if _, refused := isNodeRefusal(err); refused {
+			return nil, rt, err
+		}
+		if f := p.cfg.NodeFailed; f != nil {
+			f(rt.node.Name)
+		}
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-rt.changed:
+			t.Stop()
+		case <-t.C:
+			return nil, rt, fmt.Errorf("cannot reach node %s: %w", rt.node, err)
+		}
+	}
+}

@@ -4,6 +4,7 @@ package proxy
 // the mariadb command-line client) through tandem to the local MariaDB pair.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -15,11 +16,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	gmysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-sql-driver/mysql"
 	"github.com/hashicorp/go-hclog"
 
@@ -438,9 +441,51 @@ func tandemSession(t *testing.T, p *testProxy, threadID uint32) *session {
 	return nil
 }
 
-func TestKillUsesTandemIDs(t *testing.T) {
+// greetingAndConnectionID logs in to addr as a plain client (tandem's own
+// node login code) and returns the connection id of the greeting and what
+// SELECT CONNECTION_ID() answers on that connection.
+func greetingAndConnectionID(t *testing.T, addr, user, password string) (greet, id uint32) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	be, err := login(conn, &Node{Name: "under test", Address: addr}, &loginParams{User: user, Password: password,
+		Caps: requiredCaps | gmysql.CLIENT_PLUGIN_AUTH, Collation: 45, MaxPacket: 1 << 24})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &syncConn{br: bufio.NewReader(conn), bw: bufio.NewWriter(conn), caps: be.caps}
+	if _, err := sc.roundTrip(gmysql.COM_QUERY, "SELECT CONNECTION_ID()"); err != nil { // column count
+		t.Fatal(err)
+	}
+	var row []byte
+	for range 3 { // column definition, EOF, row
+		if row, _, err = readPacket(sc.br, nil, 1<<16); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, _, ok := lenEncBytes(row, 0)
+	n, err := strconv.ParseUint(string(v), 10, 32)
+	if !ok || err != nil {
+		t.Fatalf("CONNECTION_ID() row %q: %v", row, err)
+	}
+	return be.threadID, uint32(n)
+}
+
+func TestKillUsesConnectionID(t *testing.T) {
 	p := startProxy(t, nil)
-	p.nextID.Store(1 << 20) // tandem's ids can then never equal the node's thread ids
+	p.nextID.Store(1 << 20) // tandem's own session ids can then never pass for thread ids
+	// The id in the greeting (what drivers report) is CONNECTION_ID(),
+	// through tandem as directly.
+	both(t, p, func(t *testing.T, addr string) {
+		greet, id := greetingAndConnectionID(t, addr, testpair.AppUser, testpair.AppPassword)
+		if greet != id {
+			t.Fatalf("CONNECTION_ID() %d, greeting's id %d: want the same", id, greet)
+		}
+	})
 	db := openDB(t, driverConfig(p.addr))
 	ctx := context.Background()
 	victim, err := db.Conn(ctx)
@@ -448,13 +493,9 @@ func TestKillUsesTandemIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer victim.Close()
-	var thread uint32
-	if err := victim.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&thread); err != nil {
+	var id uint32
+	if err := victim.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
 		t.Fatal(err)
-	}
-	id := tandemSession(t, p, thread).id
-	if id == thread {
-		t.Fatalf("tandem id %d equals the node thread id: the test would not check the mapping", id)
 	}
 	killer, err := db.Conn(ctx)
 	if err != nil {

@@ -62,9 +62,7 @@ func alive(c *sql.Conn) error {
 func TestKillFollowsNodePrivilegesAndNeverCrossesNodes(t *testing.T) {
 	createOtherUser(t)
 	p := startProxy(t, func(c *Config, _ []*Node) { c.Users[otherUser] = otherPassword })
-	p.nextID.Store(1 << 20) // tandem ids never equal node thread ids
 	ctx := context.Background()
-	tandemID := func(thread int64) uint32 { return tandemSession(t, p, uint32(thread)).id }
 
 	// Directly on the node, user B may not kill user A's thread: 1095.
 	directA, threadA := sessionAs(t, testpair.Addr(testpair.A), testpair.AppUser, testpair.AppPassword)
@@ -78,8 +76,7 @@ func TestKillFollowsNodePrivilegesAndNeverCrossesNodes(t *testing.T) {
 	}
 
 	// The same through tandem.
-	victim, vthread := sessionAs(t, p.addr, testpair.AppUser, testpair.AppPassword)
-	vid := tandemID(vthread)
+	victim, vid := sessionAs(t, p.addr, testpair.AppUser, testpair.AppPassword)
 	b, _ := sessionAs(t, p.addr, otherUser, otherPassword)
 	for _, stmt := range []string{"KILL %d", "KILL QUERY %d", "KILL CONNECTION %d"} {
 		_, err := b.ExecContext(ctx, fmt.Sprintf(stmt, vid))
@@ -103,15 +100,14 @@ func TestKillFollowsNodePrivilegesAndNeverCrossesNodes(t *testing.T) {
 	// A session that kills itself ends, rather than moving on to a new
 	// node connection.
 	self, sthread := sessionAs(t, p.addr, testpair.AppUser, testpair.AppPassword)
-	_, _ = self.ExecContext(ctx, fmt.Sprintf("KILL %d", tandemID(sthread)))
+	_, _ = self.ExecContext(ctx, fmt.Sprintf("KILL %d", sthread))
 	if err := alive(self); err == nil {
 		t.Fatal("a session that killed itself still answers")
 	}
 
 	// After a move, the killer is on node b and the target, idle, still
 	// on node a: its thread id means nothing on b, so 1094.
-	stay, tthread := sessionAs(t, p.addr, testpair.AppUser, testpair.AppPassword)
-	tid := tandemID(tthread)
+	stay, tid := sessionAs(t, p.addr, testpair.AppUser, testpair.AppPassword)
 	mover, _ := sessionAs(t, p.addr, testpair.AppUser, testpair.AppPassword)
 	if err := p.Route("b"); err != nil {
 		t.Fatal(err)
@@ -119,6 +115,13 @@ func TestKillFollowsNodePrivilegesAndNeverCrossesNodes(t *testing.T) {
 	defer p.Route("a")
 	if got := port(t, mover); got != testpair.Port(testpair.B) {
 		t.Fatalf("killer on port %d after the route change, want node b", got)
+	}
+	var mthread int64
+	if err := mover.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&mthread); err != nil {
+		t.Fatal(err)
+	}
+	if mthread == tid {
+		t.Fatalf("the killer's thread on b has the target's id on a (%d): the check below would be a self-kill", tid)
 	}
 	_, err = mover.ExecContext(ctx, fmt.Sprintf("KILL %d", tid))
 	if code, _ := mysqlErr(err); code != 1094 {

@@ -191,7 +191,7 @@ func (s *session) restore(be *backend) error {
 
 // loginParams are the session's credentials and options for a node login.
 func (s *session) loginParams() *loginParams {
-	return &loginParams{User: s.user, Password: s.pass, DB: s.facts.Schema, Caps: s.caps &^ mysql.CLIENT_SSL,
+	return &loginParams{User: s.user, Password: s.pass, Stage1: s.stage1, DB: s.facts.Schema, Caps: s.caps &^ mysql.CLIENT_SSL,
 		Collation: s.facts.Collation, MaxPacket: 1<<30 - 1, Attrs: s.attrs}
 }
 
@@ -205,8 +205,10 @@ type syncConn struct {
 }
 
 func (c *syncConn) roundTrip(cmd byte, text string) ([]byte, error) {
-	body := make([]byte, 0, 1+len(text))
-	body = append(append(body, cmd), text...)
+	body := append([]byte{cmd}, text...)
+	if cmd == mysql.COM_QUERY {
+		body = appendQuery(nil, c.caps, text)
+	}
 	if _, err := writePacket(c.bw, 0, body); err != nil {
 		return nil, err
 	}

@@ -24,7 +24,22 @@ import (
 type Config struct {
 	// Users maps each user name clients may log in as to its password.
 	// tandem checks the password itself and logs in to the node with it.
+	// Optional: a user not listed here logs in with its node account
+	// (Accounts). A listed user never uses its node account.
 	Users map[string]string
+
+	// Accounts, when set, loads the accounts of the node called node (its
+	// mysql.user rows), so that every mysql_native_password account of
+	// the active node can log in through tandem without being listed in
+	// Users (see accounts.go). It is called at a login when the accounts
+	// are older than AccountsRefresh, and when a login finds no matching
+	// account or a wrong password (at most once a second). Default: none,
+	// only Users log in.
+	Accounts func(ctx context.Context, node string) ([]Account, error)
+
+	// AccountsRefresh is how old the loaded accounts may be before a
+	// login reloads them. Default 5s.
+	AccountsRefresh time.Duration
 
 	// TLS, when set, lets clients upgrade their connection to TLS.
 	TLS *tls.Config
@@ -42,11 +57,14 @@ type Config struct {
 	MaxConnections int
 
 	// MaxHandshakes caps connections that have not yet proved their
-	// password (greeting, TLS, login). When all are taken, a new
-	// connection makes room by closing the one that has been logging in
-	// longest, preferring one that has not answered the greeting: a flood
-	// of silent sockets cannot keep a real client out, whose handshake
-	// takes milliseconds. Default 64.
+	// password (greeting, TLS, login); each holds a node connection. When
+	// all are taken, a new connection makes room by closing the one that
+	// has waited longest on its client, preferring one that was greeted
+	// and has not answered: a flood of silent sockets cannot keep a real
+	// client out, whose handshake takes milliseconds. Connections still
+	// being greeted (tandem opening their node connection) are never
+	// closed; if all are, the new connection waits for a slot, up to half
+	// of HandshakeTimeout, then gets error 1040. Default 64.
 	MaxHandshakes int
 
 	// HandshakeTimeout bounds the client handshake, TLS included, from
@@ -119,6 +137,7 @@ func DefaultConfig() Config {
 		NetReadTimeout:    30 * time.Second,
 		NetWriteTimeout:   60 * time.Second,
 		IdleCheck:         250 * time.Millisecond,
+		AccountsRefresh:   5 * time.Second,
 		Logger:            hclog.NewNullLogger(),
 	}
 }
@@ -137,6 +156,7 @@ func (c *Config) withDefaults() Config {
 	orDefault(&out.NetReadTimeout, d.NetReadTimeout)
 	orDefault(&out.NetWriteTimeout, d.NetWriteTimeout)
 	orDefault(&out.IdleCheck, d.IdleCheck)
+	orDefault(&out.AccountsRefresh, d.AccountsRefresh)
 	if out.Logger == nil {
 		out.Logger = d.Logger
 	}
@@ -167,7 +187,7 @@ func (c *Config) Validate() error {
 	}
 	for name, d := range map[string]time.Duration{"HandshakeTimeout": c.HandshakeTimeout, "ConnectTimeout": c.ConnectTimeout,
 		"LoginTimeout": c.LoginTimeout, "HoldTimeout": c.HoldTimeout, "IdleCheck": c.IdleCheck, "NetReadTimeout": c.NetReadTimeout,
-		"NetWriteTimeout": c.NetWriteTimeout} {
+		"NetWriteTimeout": c.NetWriteTimeout, "AccountsRefresh": c.AccountsRefresh} {
 		if d < 0 {
 			return fmt.Errorf("%s: %v is negative", name, d)
 		}
@@ -187,6 +207,8 @@ type Proxy struct {
 	log   hclog.Logger
 	nodes []*Node
 
+	accounts *accountCache // nil without Config.Accounts
+
 	route   atomic.Pointer[route]
 	routeMu sync.Mutex // orders route changes
 	nextID  atomic.Uint32
@@ -197,9 +219,12 @@ type Proxy struct {
 	sessions   map[uint32]*session
 	loggedIn   int
 	handshakes map[*session]struct{}
-	listeners  map[net.Listener]struct{}
-	closing    bool
-	wg         sync.WaitGroup
+	// slotChanged is closed when a handshake slot frees or may be freed
+	// (register waits on it when every handshake is being greeted).
+	slotChanged chan struct{}
+	listeners   map[net.Listener]struct{}
+	closing     bool
+	wg          sync.WaitGroup
 
 	// snapshotFacts makes sessions copy their facts under their lock
 	// after every command, so that tests can read them race-free.
@@ -223,6 +248,10 @@ func New(cfg Config, nodes []*Node, active string) (*Proxy, error) {
 		listeners:  make(map[net.Listener]struct{}),
 	}
 	p.log = p.cfg.Logger
+	if p.cfg.Accounts != nil {
+		p.accounts = &accountCache{load: p.cfg.Accounts, refresh: p.cfg.AccountsRefresh,
+			timeout: p.cfg.ConnectTimeout + p.cfg.LoginTimeout, log: p.log}
+	}
 	if active == "" {
 		p.setRoute(&route{reason: "no active node chosen yet"})
 	} else if err := p.Route(active); err != nil {
@@ -310,28 +339,57 @@ func (p *Proxy) HandshakeCount() int {
 
 // register adds a new connection under a fresh connection id, as logging
 // in. It reports false when the logged-in sessions are at their limit.
-// When the handshakes are at theirs, the connection that has been logging
-// in longest is closed to make room.
-func (p *Proxy) register(s *session) bool {
+// When the handshakes are at theirs, the connection that has waited
+// longest on its client is closed to make room; if every one is still being
+// greeted (tandem opening its node connection, which takes milliseconds),
+// register waits for one to be greeted or to leave, until deadline, and
+// reports false past it.
+func (p *Proxy) register(s *session, deadline time.Time) bool {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.loggedIn >= p.cfg.MaxConnections {
-		return false
-	}
-	if len(p.handshakes) >= p.cfg.MaxHandshakes {
-		// The oldest that has not answered the greeting, else the
-		// oldest: a client that answered is about to leave the slot.
+	for {
+		if p.loggedIn >= p.cfg.MaxConnections {
+			p.mu.Unlock()
+			return false
+		}
+		if len(p.handshakes) < p.cfg.MaxHandshakes {
+			break
+		}
+		// The oldest of those that were greeted and have not answered,
+		// else the oldest that answered (it is about to leave the slot).
+		// One still being greeted is never closed: its wait is
+		// tandem's, not its client's, and a flood of silent sockets
+		// must not push out a real client before it could answer.
 		var oldest *session
 		for h := range p.handshakes {
-			if oldest == nil || h.answered.Load() != oldest.answered.Load() && !h.answered.Load() ||
-				h.answered.Load() == oldest.answered.Load() && h.accepted.Before(oldest.accepted) {
+			c := h.evictClass()
+			if c < 0 {
+				continue
+			}
+			if oldest == nil || c < oldest.evictClass() || c == oldest.evictClass() && h.accepted.Before(oldest.accepted) {
 				oldest = h
 			}
 		}
-		delete(p.handshakes, oldest)
-		oldest.evicted.Store(true)
-		_ = oldest.raw.Close() // its goroutine fails its next read or write
+		if oldest != nil {
+			delete(p.handshakes, oldest)
+			oldest.evicted.Store(true)
+			_ = oldest.raw.Close() // its goroutine fails its next read or write
+			break
+		}
+		if p.slotChanged == nil {
+			p.slotChanged = make(chan struct{})
+		}
+		ch := p.slotChanged
+		p.mu.Unlock()
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-ch:
+			t.Stop()
+		case <-t.C:
+			return false
+		}
+		p.mu.Lock()
 	}
+	defer p.mu.Unlock()
 	p.handshakes[s] = struct{}{}
 	for {
 		id := p.nextID.Add(1)
@@ -341,6 +399,35 @@ func (p *Proxy) register(s *session) bool {
 			return true
 		}
 	}
+}
+
+// slotsChangedLocked wakes connections waiting in register. p.mu is held.
+func (p *Proxy) slotsChangedLocked() {
+	if p.slotChanged != nil {
+		close(p.slotChanged)
+		p.slotChanged = nil
+	}
+}
+
+// greeted marks s as greeted: from now on it may be closed to make room.
+func (p *Proxy) greeted(s *session) {
+	p.mu.Lock()
+	s.greeted.Store(true)
+	p.slotsChangedLocked()
+	p.mu.Unlock()
+}
+
+// evictClass ranks a connection still logging in for eviction, lowest
+// first: greeted and silent (0), answered (1); -1 while it is still being
+// greeted (never evicted).
+func (s *session) evictClass() int {
+	switch {
+	case s.answered.Load():
+		return 1
+	case s.greeted.Load():
+		return 0
+	}
+	return -1
 }
 
 // admit moves s from logging in to logged in, or reports false when the
@@ -354,6 +441,7 @@ func (p *Proxy) admit(s *session) bool {
 	delete(p.handshakes, s)
 	s.admitted = true
 	p.loggedIn++
+	p.slotsChangedLocked()
 	return true
 }
 
@@ -364,13 +452,47 @@ func (p *Proxy) unregister(s *session) {
 	if s.admitted {
 		p.loggedIn--
 	}
+	p.slotsChangedLocked()
 	p.mu.Unlock()
 }
 
-func (p *Proxy) lookup(id uint32) *session {
+// killTarget resolves the id of a KILL run by a session on node: the
+// session whose node connection is thread id on node; else the one session
+// greeted with id that has moved to node since (its driver still knows it
+// by that id), with its current thread. ok is false when there is none, or
+// when id names both (a thread on node, and a moved session's old id): a
+// KILL must never reach the wrong session.
+func (p *Proxy) killTarget(node *Node, id uint32) (target *session, thread uint32, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.sessions[id]
+	var cur, moved *session
+	n := 0
+	for _, s := range p.sessions {
+		s.mu.Lock()
+		be := s.be
+		s.mu.Unlock()
+		if be == nil || be.node != node {
+			continue
+		}
+		switch {
+		case be.threadID == id:
+			cur, thread = s, id
+			n++
+		case s.greetID == id:
+			moved = s
+			n++
+		}
+	}
+	switch {
+	case n != 1:
+		return nil, 0, false
+	case cur != nil:
+		return cur, thread, true
+	}
+	moved.mu.Lock()
+	thread = moved.be.threadID
+	moved.mu.Unlock()
+	return moved, thread, true
 }
 
 func (p *Proxy) timeouts() dialTimeouts {

@@ -420,3 +420,104 @@ func parseKill(s []byte) (k killStmt, ok bool) {
 	k.id = uint32(id)
 	return k, true
 }
+
+// skipQueryAttrs returns where the statement text starts in a COM_QUERY
+// payload (command byte excluded) from a client that negotiated
+// CLIENT_QUERY_ATTRIBUTES: after parameter_count, parameter_set_count and,
+// when there are attributes, the null bitmap, new_params_bind_flag, each
+// attribute's type and name, and the values of those not NULL (binary
+// protocol encoding). ok is false when p ends inside the block or the
+// block is malformed: then tandem cannot see the statement.
+func skipQueryAttrs(p []byte) (off int, ok bool) {
+	count, pos, ok := lenEncInt(p, 0)
+	if !ok {
+		return 0, false
+	}
+	if _, pos, ok = lenEncInt(p, pos); !ok { // parameter_set_count, always 1
+		return 0, false
+	}
+	if count == 0 {
+		return pos, true
+	}
+	if count > uint64(len(p)) { // each attribute takes at least 3 bytes
+		return 0, false
+	}
+	n := int(count)
+	nulls := pos
+	pos += (n + 7) / 8
+	if pos >= len(p) || p[pos] != 1 { // new_params_bind_flag: types follow
+		return 0, false
+	}
+	pos++
+	types := pos
+	for range n {
+		if pos += 2; pos > len(p) {
+			return 0, false
+		}
+		l, next, ok := lenEncInt(p, pos)
+		if !ok || l > uint64(len(p)-next) {
+			return 0, false
+		}
+		pos = next + int(l)
+	}
+	// Types and names interleave: walk them again for the types.
+	tpos := types
+	for i := range n {
+		typ := p[tpos]
+		l, next, _ := lenEncInt(p, tpos+2)
+		tpos = next + int(l)
+		if p[nulls+i/8]&(1<<(i%8)) != 0 {
+			continue
+		}
+		size, ok := binaryValueLen(typ, p, pos)
+		if !ok || size > len(p)-pos {
+			return 0, false
+		}
+		pos += size
+	}
+	return pos, true
+}
+
+// binaryValueLen returns the length of a value of type typ, binary
+// protocol encoding, at p[pos:].
+func binaryValueLen(typ byte, p []byte, pos int) (int, bool) {
+	switch typ {
+	case mysql.MYSQL_TYPE_NULL:
+		return 0, true
+	case mysql.MYSQL_TYPE_TINY:
+		return 1, true
+	case mysql.MYSQL_TYPE_SHORT, mysql.MYSQL_TYPE_YEAR:
+		return 2, true
+	case mysql.MYSQL_TYPE_LONG, mysql.MYSQL_TYPE_INT24, mysql.MYSQL_TYPE_FLOAT:
+		return 4, true
+	case mysql.MYSQL_TYPE_LONGLONG, mysql.MYSQL_TYPE_DOUBLE:
+		return 8, true
+	case mysql.MYSQL_TYPE_TIMESTAMP, mysql.MYSQL_TYPE_DATE, mysql.MYSQL_TYPE_TIME, mysql.MYSQL_TYPE_DATETIME,
+		mysql.MYSQL_TYPE_NEWDATE, mysql.MYSQL_TYPE_TIMESTAMP2, mysql.MYSQL_TYPE_DATETIME2, mysql.MYSQL_TYPE_TIME2:
+		if pos >= len(p) {
+			return 0, false
+		}
+		return 1 + int(p[pos]), true
+	case mysql.MYSQL_TYPE_DECIMAL, mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_BIT, mysql.MYSQL_TYPE_JSON,
+		mysql.MYSQL_TYPE_NEWDECIMAL, mysql.MYSQL_TYPE_ENUM, mysql.MYSQL_TYPE_SET, mysql.MYSQL_TYPE_TINY_BLOB,
+		mysql.MYSQL_TYPE_MEDIUM_BLOB, mysql.MYSQL_TYPE_LONG_BLOB, mysql.MYSQL_TYPE_BLOB, mysql.MYSQL_TYPE_VAR_STRING,
+		mysql.MYSQL_TYPE_STRING, mysql.MYSQL_TYPE_GEOMETRY:
+		l, next, ok := lenEncInt(p, pos)
+		if !ok || l > uint64(len(p)-next) {
+			return 0, false
+		}
+		return next - pos + int(l), true
+	}
+	return 0, false
+}
+
+// appendQuery appends a COM_QUERY payload of tandem's own for text: with an
+// empty attribute block on a connection that negotiated
+// CLIENT_QUERY_ATTRIBUTES (the node then expects one in every COM_QUERY).
+func appendQuery(b []byte, caps uint32, text string) []byte {
+	b = append(b, mysql.COM_QUERY)
+	if caps&mysql.CLIENT_QUERY_ATTRIBUTES != 0 {
+		b = append(b, 0, 1) // parameter_count 0, parameter_set_count 1
+	}
+	return append(b, text...)
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/tandemdb/tandem/coord"
 	"github.com/tandemdb/tandem/failover"
 	"github.com/tandemdb/tandem/internal/config"
+	"github.com/tandemdb/tandem/internal/nodeaccounts"
 	"github.com/tandemdb/tandem/metrics"
 	"github.com/tandemdb/tandem/proxy"
 )
@@ -156,9 +157,17 @@ func serve(args []string, stderr io.Writer) int {
 		pcfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	nodes := make([]*proxy.Node, len(cfg.Nodes))
+	anodes := make([]nodeaccounts.Node, len(cfg.Nodes))
 	for i, n := range cfg.Nodes {
 		nodes[i] = &proxy.Node{Name: n.Name, Address: n.Address}
+		anodes[i] = nodeaccounts.Node{Name: n.Name, Address: n.Address}
 	}
+	// Users not listed in [[user]] log in with their node account, read
+	// as tandem's admin account.
+	accounts := nodeaccounts.New(anodes, cfg.Failover.AdminUser, cfg.Failover.AdminSecret())
+	defer accounts.Close()
+	pcfg.Accounts = accounts.Load
+	pcfg.AccountsRefresh = cfg.Proxy.AccountsRefresh.Duration
 	// The proxy starts with no route; the failover manager's saved
 	// decision (or failover.initial_active) gives it one below.
 	// A session that sees a node fail asks the monitor to check it now

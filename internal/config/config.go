@@ -225,6 +225,12 @@ type Proxy struct {
 	// HandshakeTimeout cuts a client that has not finished logging in
 	// (TLS included). Default 10s.
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
+	// AccountsRefresh: clients whose user is not a [[user]] log in with
+	// their account on the active node, which tandem reads (mysql.user,
+	// as failover.admin_user) at a login when what it read is older than
+	// this, and at once when a login finds no account or a wrong password
+	// (at most once a second). Default 5s.
+	AccountsRefresh Duration `toml:"accounts_refresh"`
 	// ConnectTimeout bounds a TCP connect to a node. Default 2s.
 	ConnectTimeout Duration `toml:"connect_timeout"`
 	// LoginTimeout bounds a login to a node. Default 5s.
@@ -258,8 +264,11 @@ type Proxy struct {
 	MaxProcs int `toml:"max_procs"`
 }
 
-// User is one account clients log in to tandem with. tandem logs in to the
-// nodes as the same user with the same password.
+// User is one account clients log in to tandem with, optional: tandem logs
+// in to the nodes as the same user with the same password. Users not listed
+// log in with their node account (see Proxy.AccountsRefresh); list a user
+// whose plugin tandem cannot check from the node's stored hash (anything but
+// mysql_native_password, such as MySQL 8's caching_sha2_password).
 type User struct {
 	Name string `toml:"name"`
 	// Exactly one of Password, PasswordEnv (an environment variable's
@@ -345,6 +354,7 @@ func Default() File {
 			MaxConnections:    4096,
 			MaxHandshakes:     64,
 			HandshakeTimeout:  Duration{10 * time.Second},
+			AccountsRefresh:   Duration{5 * time.Second},
 			ConnectTimeout:    Duration{2 * time.Second},
 			LoginTimeout:      Duration{5 * time.Second},
 			ShutdownTimeout:   Duration{30 * time.Second},
@@ -438,7 +448,7 @@ func (f *File) Validate() error {
 		"proxy.handshake_timeout": p.HandshakeTimeout, "proxy.connect_timeout": p.ConnectTimeout,
 		"proxy.login_timeout": p.LoginTimeout, "proxy.shutdown_timeout": p.ShutdownTimeout,
 		"proxy.hold_timeout": p.HoldTimeout, "proxy.net_read_timeout": p.NetReadTimeout,
-		"proxy.net_write_timeout": p.NetWriteTimeout,
+		"proxy.net_write_timeout": p.NetWriteTimeout, "proxy.accounts_refresh": p.AccountsRefresh,
 	} {
 		if d.Duration <= 0 {
 			return fmt.Errorf("%s: %v must be positive", key, d.Duration)
@@ -458,9 +468,6 @@ func (f *File) Validate() error {
 	}
 	if p.MaxPacket < 1024 {
 		return fmt.Errorf("proxy.max_packet: %d is under 1024 bytes", p.MaxPacket)
-	}
-	if len(f.Users) == 0 {
-		return errors.New("user: no [[user]] defined; clients could not log in")
 	}
 	seen := map[string]bool{}
 	for i := range f.Users {

@@ -174,3 +174,21 @@ func TestMissingFile(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 }
+
+func TestUsersAreOptional(t *testing.T) {
+	text := strings.Replace(good, "[[user]]\nname = \"app\"\npassword = \"apppass\"\n", "", 1)
+	if strings.Contains(text, "[[user]]") {
+		t.Fatal("the test config still has a [[user]]")
+	}
+	f, err := load(t, text)
+	if err != nil {
+		t.Fatalf("a config without [[user]]: %v", err)
+	}
+	if len(f.Users) != 0 || f.Proxy.AccountsRefresh.Duration != 5*time.Second {
+		t.Fatalf("no users: %+v, accounts_refresh %v", f.Users, f.Proxy.AccountsRefresh)
+	}
+	if _, err := load(t, strings.Replace(text, "[proxy]\n", "[proxy]\naccounts_refresh = \"-1s\"\n", 1)); err == nil ||
+		!strings.Contains(err.Error(), "proxy.accounts_refresh") {
+		t.Fatalf("negative accounts_refresh: %v", err)
+	}
+}

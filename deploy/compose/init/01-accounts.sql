@@ -30,10 +30,13 @@ GRANT ALL PRIVILEGES ON `app`.* TO 'app'@'%';
 --                            KILL fails with error 1095
 --   ALL ON tandem.*          CREATE DATABASE tandem, its heartbeat and
 --                            decision tables, and writes to them
+--   SELECT ON mysql.user     the accounts clients not listed in [[user]] log
+--                            in with (user, host, plugin, stored hash)
 CREATE USER 'tandem'@'%' IDENTIFIED BY 'tandem';
 GRANT PROCESS, REPLICATION CLIENT ON *.* TO 'tandem'@'%';
 GRANT SYSTEM_VARIABLES_ADMIN, REPLICATION_SLAVE_ADMIN, CONNECTION_ADMIN, SYSTEM_USER ON *.* TO 'tandem'@'%';
 GRANT ALL PRIVILEGES ON `tandem`.* TO 'tandem'@'%';
+GRANT SELECT ON mysql.user TO 'tandem'@'%';
 
 -- Replication: the replica of each node connects to the other as this user.
 CREATE USER 'repl'@'%' IDENTIFIED BY 'replpass';

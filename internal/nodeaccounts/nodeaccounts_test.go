@@ -1,0 +1,50 @@
+package nodeaccounts
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tandemdb/tandem/internal/testpair"
+)
+
+func TestLoadReadsTheNodesAccountsWithoutRoles(t *testing.T) {
+	testpair.Require(t)
+	admin := testpair.AdminDB(t, testpair.A)
+	for _, q := range []string{
+		"DROP ROLE IF EXISTS tandem_acc_role",
+		"CREATE ROLE tandem_acc_role",
+	} {
+		if _, err := admin.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() { _, _ = admin.Exec("DROP ROLE IF EXISTS tandem_acc_role") })
+	l := New([]Node{{Name: "a", Address: testpair.Addr(testpair.A)}}, testpair.AdminUser, testpair.AdminPassword)
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	list, err := l.Load(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, a := range list {
+		if a.User == "tandem_acc_role" {
+			t.Fatalf("the role is listed as an account: %+v", a)
+		}
+		if a.User == testpair.AppUser && a.Host == "127.0.0.1" {
+			found = true
+			if a.Plugin != "mysql_native_password" || len(a.AuthString) != 41 || !strings.HasPrefix(a.AuthString, "*") {
+				t.Fatalf("app account read as %+v", a)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no app@127.0.0.1 among %d accounts", len(list))
+	}
+	if _, err := l.Load(ctx, "nosuch"); err == nil {
+		t.Fatal("a node that does not exist: no error")
+	}
+}
