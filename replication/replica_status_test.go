@@ -297,7 +297,7 @@ func TestParseReplicaStatusCases(t *testing.T) {
 	},
 		{name: "no IO column", flavor: MariaDB, kv: []string{"Slave_SQL_Running", "Yes"}, wantErr: "column Slave_IO_Running missing"},
 		{name: "no SQL column", flavor: MariaDB, kv: []string{"Slave_IO_Running", "Yes"}, wantErr: "column Slave_SQL_Running missing"},
-		{name: "unknown IO state", flavor: MariaDB, kv: []string{"Slave_IO_Running", "Preparing", "Slave_SQL_Running", "Yes"}, wantErr: `unknown I/O thread state "Preparing"`},
+		{name: "unknown IO state", flavor: MariaDB, kv: []string{"Slave_IO_Running", "Sleeping", "Slave_SQL_Running", "Yes"}, wantErr: `unknown I/O thread state "Sleeping"`},
 		{name: "NULL IO state", flavor: MariaDB, kv: []string{"Slave_IO_Running", "<NULL>", "Slave_SQL_Running", "Yes"}, wantErr: "Slave_IO_Running"},
 		{name: "bad SQL state", flavor: MariaDB, kv: []string{"Slave_IO_Running", "No", "Slave_SQL_Running", "Maybe"}, wantErr: `want Yes or No, got "Maybe"`},
 		{name: "bad errno", flavor: MariaDB, kv: []string{"Slave_IO_Running", "No", "Slave_SQL_Running", "No", "Last_IO_Errno", "x"}, wantErr: "column Last_IO_Errno"},
