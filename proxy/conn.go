@@ -64,6 +64,8 @@ type session struct {
 	stmts    map[uint32]uint32
 	nextStmt uint32
 
+	mark txMark // markers for settling outcomes (settle.go)
+
 	busy atomic.Bool // running a command (read by Sessions)
 	inTx atomic.Bool // facts.InTransaction, for other goroutines
 
@@ -514,7 +516,13 @@ func (s *session) commandLoop() error {
 		r := s.getRelay()
 		handled, err := s.checkRoute(r, cmd, length, start)
 		if !handled && err == nil {
+			if s.p.settle != nil {
+				s.beginCommand(cmd)
+			}
 			err = s.command(r, cmd, length)
+			if s.p.settle != nil && err == nil {
+				s.endCommand(r.failed)
+			}
 			if errors.Is(err, ErrPacketTooLarge) && !r.wrote {
 				// Say why before closing (clientPayload skipped the
 				// packet, so the client now reads).
@@ -730,6 +738,12 @@ func (s *session) nodeFailed(r *relay, err error) error {
 	s.broken = true
 	var e *sqlError
 	switch {
+	case s.settleable(r):
+		// Wait for the new node and ask it (settle.go).
+		if e = s.settleFailed(r, node, err); e == nil {
+			s.facts.InTransaction = false
+			return nil
+		}
 	case s.facts.InTransaction && r.commit:
 		// The COMMIT may have been applied (and replicated) before the
 		// node failed: "retry" could apply the transaction twice.
@@ -848,6 +862,7 @@ func (s *session) readResults(r *relay, binary bool) error {
 		case first == 0x00 && head != nil: // OK
 			st := okStatus(head, s.caps)
 			s.facts.noteStatus(st)
+			s.noteOK(head)
 			if st&mysql.SERVER_MORE_RESULTS_EXISTS == 0 {
 				return nil
 			}
@@ -1026,7 +1041,33 @@ func (s *session) query(r *relay, length int) error {
 	if kw, _ := firstWord(text); kw == "COMMIT" {
 		r.commit = true
 	}
+	if s.p.settle != nil {
+		if mk := s.markerFor(text, length == n, r.commit); mk != nil {
+			s.startSettleable()
+			return s.forwardMarked(r, n, mk)
+		}
+	}
 	return s.forward(r, length, s.readResults, false)
+}
+
+// forwardMarked relays a COM_QUERY of n bytes, all in the client reader's
+// buffer, with mk in front of the statement (settle.go), then its response.
+func (s *session) forwardMarked(r *relay, n int, mk []byte) error {
+	body, err := s.cr.Peek(n)
+	if err != nil {
+		return err
+	}
+	var hdr [headerLen]byte
+	putHeader(hdr[:], n+len(mk), s.hdr[headerLen-1])
+	_, _ = r.bw.Write(hdr[:])
+	_ = r.bw.WriteByte(body[0])
+	_, _ = r.bw.Write(mk)
+	_, _ = r.bw.Write(body[1:])
+	_, _ = s.cr.Discard(n)
+	if err := r.bw.Flush(); err != nil {
+		return s.nodeFailed(r, err)
+	}
+	return s.finish(r, s.readResults(r, false))
 }
 
 // errKilledSelf ends a session that killed its own connection.
