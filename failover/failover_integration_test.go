@@ -23,6 +23,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tandemdb/tandem/failover"
+	"github.com/tandemdb/tandem/internal/settlehook"
 	"github.com/tandemdb/tandem/internal/testpair"
 	"github.com/tandemdb/tandem/proxy"
 )
@@ -111,6 +112,13 @@ func startTandem(t testing.TB, store *failover.FileStore) *tandem {
 // relay, say), calling before(m) before the manager runs.
 func startTandemAt(t testing.TB, store *failover.FileStore, addrA, addrB string, before func(*failover.Manager)) *tandem {
 	t.Helper()
+	return startTandemSplit(t, store, [2]string{addrA, addrB}, [2]string{addrA, addrB}, before)
+}
+
+// startTandemSplit is startTandemAt with the proxy reaching nodes a and b at
+// proxyAddrs and the failover manager at monitorAddrs.
+func startTandemSplit(t testing.TB, store *failover.FileStore, proxyAddrs, monitorAddrs [2]string, before func(*failover.Manager)) *tandem {
+	t.Helper()
 	w := newLogWriter(t)
 	log := hclog.New(&hclog.LoggerOptions{Name: "tandem", Level: hclog.Info, Output: w, TimeFormat: "15:04:05.000", IndependentLevels: true})
 
@@ -118,16 +126,17 @@ func startTandemAt(t testing.TB, store *failover.FileStore, addrA, addrB string,
 	pcfg.Users = map[string]string{testpair.AppUser: testpair.AppPassword, testpair.AdminUser: testpair.AdminPassword}
 	pcfg.Logger = log.Named("proxy")
 	pcfg.Logger.SetLevel(hclog.Warn) // one line per moved session otherwise
-	nodes := []*proxy.Node{{Name: "a", Address: addrA}, {Name: "b", Address: addrB}}
+	nodes := []*proxy.Node{{Name: "a", Address: proxyAddrs[0]}, {Name: "b", Address: proxyAddrs[1]}}
 	var m *failover.Manager
 	pcfg.NodeFailed = func(node string) { m.CheckNow(node) }
+	pcfg.Settle = settlehook.New(nodes, testpair.AdminUser, testpair.AdminPassword).Settle
 	p, err := proxy.New(pcfg, nodes, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	fcfg := failover.DefaultConfig()
 	fcfg.AdminUser, fcfg.AdminPassword = testpair.AdminUser, testpair.AdminPassword
-	fnodes := []failover.NodeConfig{{Name: "a", Address: addrA}, {Name: "b", Address: addrB}}
+	fnodes := []failover.NodeConfig{{Name: "a", Address: monitorAddrs[0]}, {Name: "b", Address: monitorAddrs[1]}}
 	events := &eventLog{}
 	m, err = failover.New(fcfg, fnodes, "a", p, store, log.Named("failover"), events.hook)
 	if err != nil {

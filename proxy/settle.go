@@ -62,6 +62,22 @@ type SettleResult struct {
 	Why          string
 }
 
+// settleDetectWait bounds how long a session whose node failed waits for a
+// failover to begin (traffic held or moved) before it answers that the
+// outcome is unknown: a node whose failure the monitor does not confirm is
+// not failed over, and its transaction may still be running there.
+const settleDetectWait = 5 * time.Second
+
+// cannotWrite reports whether a statement with this first word changes no
+// data: its failure needs no check.
+func cannotWrite(verb string) bool {
+	switch verb {
+	case "BEGIN", "START", "ROLLBACK", "SAVEPOINT", "RELEASE", "COMMIT", "SHOW", "DESC", "DESCRIBE", "EXPLAIN", "HANDLER", "USE":
+		return true
+	}
+	return false
+}
+
 // markRingSize is how many recently acknowledged transactions of each node
 // a session passes as bounds.
 const markRingSize = 4
@@ -261,21 +277,41 @@ func (s *session) settleFailed(r *relay, node *Node, cause error) *sqlError {
 		return newError(erInterrupted, "tandem: node %s failed during %s (%v); the outcome could not be checked (%s): it may or may not have taken effect, check before retrying",
 			node.Name, what, cause, why)
 	}
-	deadline := time.Now().Add(s.p.cfg.HoldTimeout)
+	if !r.commit && cannotWrite(s.mark.verb) {
+		return &sqlError{Code: erTxLost, State: "40001", Message: fmt.Sprintf(
+			"tandem: node %s failed during %s (%v); it changes no data: safe to retry", node.Name, s.mark.verb, cause)}
+	}
+	// Wait for traffic to move: first for the failover to begin (the
+	// route held or changed), then for the new route.
+	start := time.Now()
+	deadline := start.Add(s.p.cfg.HoldTimeout)
+	detect := start.Add(min(s.p.cfg.HoldTimeout, settleDetectWait))
 	s.busy.Store(false)
 	defer s.busy.Store(true)
+	first := s.p.route.Load()
 	var to *Node
 	for to == nil {
 		rt := s.p.route.Load()
-		if !rt.held && rt.node != nil {
+		if rt != first && !rt.held && rt.node != nil {
 			if rt.node == node {
-				return unknown("traffic stayed on node " + node.Name)
+				return unknown("traffic came back to node " + node.Name)
 			}
 			to = rt.node
 			break
 		}
-		d := time.Until(deadline)
+		if rt == first && !rt.held && rt.node != node && rt.node != nil {
+			to = rt.node // traffic had already moved
+			break
+		}
+		until := deadline
+		if rt == first && !rt.held {
+			until = detect
+		}
+		d := time.Until(until)
 		if d <= 0 {
+			if until == detect {
+				return unknown("no failover of node " + node.Name + " began")
+			}
 			return unknown("traffic did not move to another node within hold_timeout")
 		}
 		t := time.NewTimer(d)
@@ -302,7 +338,7 @@ func (s *session) settleFailed(r *relay, node *Node, cause error) *sqlError {
 		return unknown(res.Why)
 	case !res.Committed:
 		return &sqlError{Code: erTxLost, State: "40001", Message: fmt.Sprintf(
-			"tandem: node %s failed during %s (%v); checked on node %s: it was not committed, safe to retry", node.Name, what, cause, to.Name)}
+			"tandem: node %s failed during %s (%v); checked on node %s: it was not committed (it left no change there), safe to retry", node.Name, what, cause, to.Name)}
 	}
 	switch s.mark.verb {
 	case "SELECT", "WITH", "VALUES", "TABLE", "DO", "SHOW", "DESC", "DESCRIBE", "EXPLAIN", "HANDLER", "SET":
