@@ -15,9 +15,7 @@ package failover_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strconv"
@@ -25,8 +23,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/go-sql-driver/mysql"
 
 	"github.com/tandemdb/tandem/failover"
 	"github.com/tandemdb/tandem/internal/testpair"
@@ -259,7 +255,9 @@ func (w *settleWorkers) halt() {
 // settleTally counts answers by kind over all rounds.
 type settleTally struct {
 	ok, okSettled, notCommitted, notCommittedSettled, txLost, unknown, closed, other, wrong int
-	commitsInFlight, insertsInFlight                                                    int
+	commitsInFlight, insertsInFlight                                                        int
+	// Answers to commands in flight at the kill, by kind.
+	commitOK, commitNot, insertOK, insertNot int
 }
 
 // check compares every answer with the rows on node n.
@@ -301,6 +299,11 @@ func (w *settleWorkers) check(t *testing.T, n testpair.Node, table string, kille
 			tl.ok++
 			if inFlight {
 				tl.okSettled++
+				if op.tx {
+					tl.commitOK++
+				} else {
+					tl.insertOK++
+				}
 			}
 			if !present {
 				tl.wrong++
@@ -320,6 +323,11 @@ func (w *settleWorkers) check(t *testing.T, n testpair.Node, table string, kille
 				tl.notCommitted++
 				if inFlight {
 					tl.notCommittedSettled++
+					if op.tx {
+						tl.commitNot++
+					} else {
+						tl.insertNot++
+					}
 				}
 			} else if code == 1213 {
 				tl.txLost++
@@ -386,19 +394,17 @@ func TestSettledOutcomesAcrossFailover(t *testing.T) {
 		}
 		before := tl
 		w.check(t, testpair.B, table, killed, dead, &tl)
-		t.Logf("round %d: %d answers; in flight at the kill: %d commits, %d inserts; settled OK %d, settled not committed %d, unknown %d, wrong %d",
+		t.Logf("round %d: %d answers; in flight at the kill: %d transactions, %d autocommit inserts; settled OK %d, settled not committed %d, unknown %d, wrong %d",
 			round, len(w.ops), tl.commitsInFlight-before.commitsInFlight, tl.insertsInFlight-before.insertsInFlight,
 			tl.okSettled-before.okSettled, tl.notCommittedSettled-before.notCommittedSettled, tl.unknown-before.unknown, tl.wrong-before.wrong)
 		tn.stop()
 		relay.close()
 	}
+	t.Logf("in flight at the kill and settled: COMMIT -> OK %d, COMMIT -> not committed %d, INSERT -> OK %d, INSERT -> not committed %d",
+		tl.commitOK, tl.commitNot, tl.insertOK, tl.insertNot)
 	t.Logf("%d rounds: OK %d (of which answered after the kill for commands in flight: %d), not committed %d (in flight: %d), transaction lost %d, unknown %d, closed %d, other errors %d; wrong answers %d",
 		rounds, tl.ok, tl.okSettled, tl.notCommitted, tl.notCommittedSettled, tl.txLost, tl.unknown, tl.closed, tl.other, tl.wrong)
 	if tl.okSettled == 0 || tl.notCommittedSettled == 0 {
 		t.Errorf("the rounds settled %d commands as committed and %d as not committed; want both kinds exercised", tl.okSettled, tl.notCommittedSettled)
 	}
 }
-
-var _ = errors.Is
-var _ = io.EOF
-var _ = mysql.ErrInvalidConn
