@@ -408,3 +408,85 @@ func TestSettledOutcomesAcrossFailover(t *testing.T) {
 		t.Errorf("the rounds settled %d commands as committed and %d as not committed; want both kinds exercised", tl.okSettled, tl.notCommittedSettled)
 	}
 }
+
+// TestUserVariablesSurviveMoves: idle sessions keep their user variables and
+// LAST_INSERT_ID() across a switchover and then a failover. Variables set
+// to literals are replayed; variables set from a query are read on the old
+// node at the switchover; only a variable set from a query on a node that
+// then dies closes its session (1927).
+func TestUserVariablesSurviveMoves(t *testing.T) {
+	testpair.Require(t)
+	testpair.Reset(t)
+	tn := setup(t)
+	db := tn.client(t)
+	db.SetMaxOpenConns(8)
+	ctx := context.Background()
+	conn := func() *sql.Conn {
+		t.Helper()
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	mustExec(t, db, "DROP TABLE IF EXISTS uv_rows")
+	mustExec(t, db, "CREATE TABLE uv_rows (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)")
+	literal, fromQuery, lateLiteral, lateQuery := conn(), conn(), conn(), conn()
+	mustExec(t, literal, "SET @x = 5")
+	mustExec(t, literal, "SET @a := 'x', @b = NULL")
+	mustExec(t, literal, "INSERT INTO uv_rows (v) VALUES (1), (2)")
+	var wantID int64
+	if err := literal.QueryRowContext(ctx, "SELECT LAST_INSERT_ID()").Scan(&wantID); err != nil || wantID == 0 {
+		t.Fatalf("LAST_INSERT_ID(): %d, %v", wantID, err)
+	}
+	mustExec(t, literal, "INSERT INTO uv_rows (id, v) VALUES (1000, 3)") // an explicit id leaves LAST_INSERT_ID() alone
+	mustExec(t, fromQuery, "SET @q = (SELECT 40 + 2), @s = (SELECT CONCAT('h', _utf8mb4 X'C3A9', 'llo'))")
+
+	check := func(when string) {
+		t.Helper()
+		var x, id int64
+		var a string
+		var b sql.NullString
+		if err := literal.QueryRowContext(ctx, "SELECT @x, @a, @b, LAST_INSERT_ID()").Scan(&x, &a, &b, &id); err != nil {
+			t.Fatalf("%s: literal session: %v", when, err)
+		}
+		if x != 5 || a != "x" || b.Valid || id != wantID {
+			t.Errorf("%s: @x=%d @a=%q @b=%v LAST_INSERT_ID()=%d; want 5, x, NULL, %d", when, x, a, b, id, wantID)
+		}
+		var q int64
+		var s string
+		if err := fromQuery.QueryRowContext(ctx, "SELECT @q, @s").Scan(&q, &s); err != nil {
+			t.Fatalf("%s: session with variables from a query: %v", when, err)
+		}
+		if q != 42 || s != "h\u00e9llo" {
+			t.Errorf("%s: @q=%d @s=%q; want 42, h\u00e9llo", when, q, s)
+		}
+	}
+
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := tn.m.Switchover(sctx, failover.SwitchoverOptions{Timeout: 5 * time.Second}); err != nil {
+		t.Fatalf("switchover: %v", err)
+	}
+	tn.waitActive(t, 10*time.Second, "b", 2)
+	check("after the switchover")
+	if got := port(t, literal); got != testpair.Port(testpair.B) {
+		t.Fatalf("after the switchover the session is on port %d, want node b", got)
+	}
+	mustExec(t, lateLiteral, "SET @y = 9")
+	mustExec(t, lateQuery, "SET @r = (SELECT 7)")
+
+	testpair.Kill(t, testpair.B)
+	tn.waitActive(t, 20*time.Second, "a", 3)
+	check("after the failover")
+	var y int64
+	if err := lateLiteral.QueryRowContext(ctx, "SELECT @y").Scan(&y); err != nil || y != 9 {
+		t.Errorf("after the failover: @y = %d, %v; want 9", y, err)
+	}
+	var r int64
+	err := lateQuery.QueryRowContext(ctx, "SELECT @r").Scan(&r)
+	if code := errCode(err); code != 1927 || !strings.Contains(err.Error(), "user variables set from a query") {
+		t.Errorf("after the failover, a session whose variable was set from a query on the dead node: %v; want 1927 naming it", err)
+	}
+}

@@ -69,6 +69,14 @@ type session struct {
 	busy atomic.Bool // running a command (read by Sessions)
 	inTx atomic.Bool // facts.InTransaction, for other goroutines
 
+	// Captures of the session's state before a planned move
+	// (uservars.go): wantCapture mirrors facts.needsCapture; claim says
+	// who uses the node connection; capDone and capture are under mu.
+	wantCapture atomic.Bool
+	claim       atomic.Int32
+	capDone     chan struct{}
+	capture     *captured
+
 	// Under Proxy.mu: when the connection was accepted, whether it passed
 	// the password check (counts against MaxConnections), and whether it
 	// was closed to make room for a newer handshake.
@@ -513,6 +521,7 @@ func (s *session) commandLoop() error {
 		partial := length > s.cr.Buffered()
 		s.crd.armed = partial
 		s.busy.Store(true)
+		s.claimConn()
 		r := s.getRelay()
 		handled, err := s.checkRoute(r, cmd, length, start)
 		if !handled && err == nil {
@@ -535,11 +544,13 @@ func (s *session) commandLoop() error {
 		// whoever acts on the client's next step (a switchover, a test)
 		// finds the facts up to date.
 		s.inTx.Store(s.facts.InTransaction)
+		s.wantCapture.Store(s.facts.needsCapture())
 		if s.p.snapshotFacts {
 			s.mu.Lock()
 			s.snapshot = s.facts.clone()
 			s.mu.Unlock()
 		}
+		s.claim.Store(claimIdle)
 		s.busy.Store(false)
 		// The end of the response (the command functions leave it in
 		// cw), even after an error: it may be the ERR saying why the

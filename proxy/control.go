@@ -75,6 +75,7 @@ func (p *Proxy) Route(name string) error {
 func (p *Proxy) Hold() {
 	cur := p.route.Load()
 	p.setRoute(&route{node: cur.node, held: true, reason: cur.reason})
+	p.captureIdle()
 	p.log.Info("holding new commands")
 }
 
@@ -163,7 +164,7 @@ func (p *Proxy) Activity() (busy, inTransaction int) {
 			inTransaction++
 		}
 	}
-	return busy, inTransaction
+	return busy + int(p.capturing.Load()), inTransaction
 }
 
 // errNoRoute is wrapped by waitRoute's errors.

@@ -49,6 +49,7 @@ func (s *session) checkRoute(r *relay, cmd byte, length int, now time.Time) (han
 			// node did not close it meanwhile.
 			if s.backendAlive() {
 				s.route = rt
+				s.takeCapture()
 				return false, nil
 			}
 			s.broken = true
@@ -56,6 +57,7 @@ func (s *session) checkRoute(r *relay, cmd byte, length int, now time.Time) (han
 		if s.facts.InTransaction && rt.held {
 			// A hold lets transactions already open finish (a planned
 			// switchover waits for them); only new work waits.
+			s.takeCapture()
 			return false, nil
 		}
 	}
@@ -64,9 +66,13 @@ func (s *session) checkRoute(r *relay, cmd byte, length int, now time.Time) (han
 	// loaded, so a Hold published after that load sees this session busy.
 	deadline := time.Now().Add(s.p.cfg.HoldTimeout)
 	for {
+		// Not using the node connection either: a capture of the
+		// session's state (uservars.go) may read on it meanwhile.
+		s.claim.Store(claimIdle)
 		s.busy.Store(false)
 		rt, err = s.p.waitRoute(deadline)
 		s.busy.Store(true)
+		s.claimConn()
 		if err != nil || s.p.route.Load() == rt {
 			break // else held again before we were marked busy: wait again
 		}
@@ -77,6 +83,7 @@ func (s *session) checkRoute(r *relay, cmd byte, length int, now time.Time) (han
 	if !s.broken && rt.node == s.be.node {
 		if s.backendAlive() {
 			s.route = rt
+			s.takeCapture()
 			return false, nil
 		}
 		s.broken = true
@@ -88,17 +95,24 @@ func (s *session) checkRoute(r *relay, cmd byte, length int, now time.Time) (han
 		_ = s.refuse(r, cmd, length, e)
 		return true, e
 	}
+	// The session's state on the old node, read before the move: by a
+	// capture when traffic was held, else now if the connection lives.
+	c := s.takeCapture()
+	if c == nil && s.facts.needsCapture() && !s.broken && s.backendAlive() {
+		st := s.readState()
+		c = &st
+	}
+	if c != nil && c.err == nil {
+		s.facts.LastInsertID = c.lastID
+	}
 	var vars []string
 	if s.facts.UserVars {
-		// Variables set from queries: read them on the old connection
-		// while it lives (a switchover); after a failure they are gone.
-		if !s.broken && s.backendAlive() {
-			vars, err = s.readUserVars()
-		}
-		if vars == nil {
+		if c != nil && c.err == nil {
+			vars = c.vars
+		} else {
 			why := "the node failed"
-			if err != nil {
-				why = err.Error()
+			if c != nil {
+				why = c.err.Error()
 			}
 			e := &sqlError{Code: erConnectionKilled, State: "70100", Message: fmt.Sprintf(
 				"tandem: the session had to move from node %s to node %s but holds user variables set from a query, which cannot be read back (%s); reconnect",

@@ -213,6 +213,9 @@ type Proxy struct {
 
 	// settle is set when Config.Settle is (settle.go).
 	settle *settler
+	// capturing counts session states being read before a move
+	// (uservars.go); Activity counts them as busy.
+	capturing atomic.Int64
 
 	// snapshotFacts makes sessions copy their facts under their lock
 	// after every command, so that tests can read them race-free.

@@ -1,14 +1,15 @@
 package proxy
 
-// Reading a session's user variables on its own node connection before a
-// planned move, so that variables set from queries survive a switchover:
-// MariaDB lists them in information_schema.USER_VARIABLES, which shows the
-// variables of the connection that reads it.
+// Reading a session's state on its own node connection before a planned
+// move, so that user variables set from queries and LAST_INSERT_ID()
+// survive a switchover exactly: MariaDB lists the connection's own
+// variables in information_schema.USER_VARIABLES.
 
 import (
 	"bufio"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,13 +20,114 @@ import (
 // that no byte is lost on the way.
 const userVarsQuery = "SELECT VARIABLE_NAME, VARIABLE_TYPE, CHARACTER_SET_NAME, HEX(VARIABLE_VALUE) FROM information_schema.USER_VARIABLES"
 
-// readUserVars returns SET statements that give a new connection the user
-// variables (and LAST_INSERT_ID) of the session's idle node connection.
-func (s *session) readUserVars() ([]string, error) {
+// captured is what a capture read on a session's idle node connection.
+type captured struct {
+	vars   []string // SET statements for its user variables (UserVars only)
+	lastID uint64   // LAST_INSERT_ID()
+	err    error
+}
+
+// needsCapture reports whether a planned move should read the session's
+// state on its old node: user variables set from queries, or an insert id
+// (the OK packets tell LAST_INSERT_ID() except after an INSERT that gave an
+// AUTO_INCREMENT column its value: the node knows exactly).
+func (f *Facts) needsCapture() bool { return f.UserVars || f.LastInsertID != 0 }
+
+// captureIdle reads, for each idle session with state to capture, that
+// state on its own node connection, in the background: Hold calls it, so
+// that a planned switchover, which waits for Activity to show no busy
+// session, finds every session's state read before the old node's
+// connections are killed. A session claimed for a capture counts as busy,
+// and its own goroutine waits for the capture before it uses its node
+// connection again.
+func (p *Proxy) captureIdle() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.sessions {
+		if !s.admitted || !s.wantCapture.Load() {
+			continue
+		}
+		s.mu.Lock()
+		if s.be == nil || s.closed.Load() || !s.claim.CompareAndSwap(claimIdle, claimCapture) {
+			s.mu.Unlock()
+			continue
+		}
+		s.capDone = make(chan struct{})
+		s.mu.Unlock()
+		p.capturing.Add(1)
+		go func() {
+			c := s.readState()
+			s.mu.Lock()
+			s.capture = &c
+			done := s.capDone
+			s.capDone = nil
+			s.claim.Store(claimIdle)
+			s.mu.Unlock()
+			close(done)
+			p.capturing.Add(-1)
+		}()
+	}
+}
+
+// Values of session.claim: who may use the session's node connection.
+const (
+	claimIdle    = 0
+	claimCommand = 1 // the session's goroutine runs a command
+	claimCapture = 2 // captureIdle reads the session's state
+)
+
+// claimConn takes the node connection for the session's own goroutine,
+// waiting for a capture in progress.
+func (s *session) claimConn() {
+	for !s.claim.CompareAndSwap(claimIdle, claimCommand) {
+		s.mu.Lock()
+		done := s.capDone
+		s.mu.Unlock()
+		if done != nil {
+			<-done
+		}
+	}
+}
+
+// takeCapture returns and forgets the state captured on the current node
+// connection, if any.
+func (s *session) takeCapture() *captured {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.capture
+	s.capture = nil
+	return c
+}
+
+// readState reads the session's user variables (if it has some tandem
+// cannot replay) and LAST_INSERT_ID() on its idle node connection.
+func (s *session) readState() captured {
 	be := s.be
 	_ = be.conn.SetDeadline(time.Now().Add(s.p.cfg.LoginTimeout))
 	defer be.conn.SetDeadline(time.Time{})
-	sc := &syncConn{br: bufio.NewReaderSize(be.rw, 4096), bw: bufio.NewWriterSize(be.rw, 4096), caps: be.caps}
+	sc := &syncConn{br: bufio.NewReaderSize(be.conn, 4096), bw: bufio.NewWriterSize(be.conn, 4096), caps: be.caps}
+	var c captured
+	rows, err := sc.query("SELECT LAST_INSERT_ID()")
+	if err != nil || len(rows) != 1 || len(rows[0]) != 1 || rows[0][0] == nil {
+		return captured{err: fmt.Errorf("reading LAST_INSERT_ID(): %v", err)}
+	}
+	if c.lastID, err = strconv.ParseUint(*rows[0][0], 10, 64); err != nil {
+		return captured{err: fmt.Errorf("reading LAST_INSERT_ID(): %w", err)}
+	}
+	if s.facts.UserVars {
+		if c.vars, err = sc.userVars(); err != nil {
+			return captured{err: err}
+		}
+	}
+	if sc.br.Buffered() > 0 {
+		return captured{err: fmt.Errorf("%w: node sent more than was asked while reading session state", errNodeProtocol)}
+	}
+	return c
+}
+
+// userVars returns SET statements that give a new connection the user
+// variables of this one.
+func (sc *syncConn) userVars() ([]string, error) {
 	rows, err := sc.query(userVarsQuery)
 	if err != nil {
 		return nil, fmt.Errorf("reading user variables: %w", err)
@@ -49,16 +151,13 @@ func (s *session) readUserVars() ([]string, error) {
 			out = append(out, "SET "+name+" = "+string(raw))
 		case "REAL", "DOUBLE":
 			out = append(out, "SET "+name+" = CAST("+quoteString(string(raw))+" AS DOUBLE)")
-		default: // STRING: the value was read in the connection's character set
+		default: // STRING: the value was read in utf8mb4
 			cs := "binary"
 			if r[2] != nil && *r[2] != "" {
 				cs = *r[2]
 			}
 			out = append(out, "SET "+name+" = CONVERT(CONVERT(X'"+hex.EncodeToString(raw)+"' USING utf8mb4) USING "+cs+")")
 		}
-	}
-	if sc.br.Buffered() > 0 {
-		return nil, fmt.Errorf("%w: node sent more than was asked while reading user variables", errNodeProtocol)
 	}
 	return out, nil
 }
