@@ -1068,9 +1068,8 @@ func (s *session) forwardMarked(r *relay, n int, mk []byte) error {
 	if err != nil {
 		return err
 	}
-	var hdr [headerLen]byte
-	putHeader(hdr[:], n+len(mk), s.hdr[headerLen-1])
-	_, _ = r.bw.Write(hdr[:])
+	putHeader(r.hdr[:], n+len(mk), s.hdr[headerLen-1]) // r.hdr: no escape
+	_, _ = r.bw.Write(r.hdr[:])
 	_ = r.bw.WriteByte(body[0])
 	_, _ = r.bw.Write(mk)
 	_, _ = r.bw.Write(body[1:])

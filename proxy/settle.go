@@ -82,22 +82,28 @@ func cannotWrite(verb string) bool {
 // a session passes as bounds.
 const markRingSize = 4
 
-// markRing holds the markers of the last transactions a node acknowledged
-// that changed rows.
+// markID names one marked transaction of this tandem process.
+type markID struct {
+	session uint32
+	seq     uint64 // 0: none
+}
+
+// markRing holds the last transactions a node acknowledged that changed
+// rows.
 type markRing struct {
 	mu   sync.Mutex
 	next int
-	m    [markRingSize]string
+	m    [markRingSize]markID
 }
 
-func (r *markRing) push(m string) {
+func (r *markRing) push(id markID) {
 	r.mu.Lock()
-	r.m[r.next] = m
+	r.m[r.next] = id
 	r.next = (r.next + 1) % markRingSize
 	r.mu.Unlock()
 }
 
-func (r *markRing) snapshot(dst *[markRingSize]string) {
+func (r *markRing) snapshot(dst *[markRingSize]markID) {
 	r.mu.Lock()
 	*dst = r.m
 	r.mu.Unlock()
@@ -112,11 +118,23 @@ type settler struct {
 func newSettler(nodes []*Node) *settler {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	st := &settler{prefix: "/*tandem:" + hex.EncodeToString(b[:]) + ":", rings: map[*Node]*markRing{}}
+	st := &settler{prefix: MarkerPrefix + hex.EncodeToString(b[:]) + ":", rings: map[*Node]*markRing{}}
 	for _, n := range nodes {
 		st.rings[n] = &markRing{}
 	}
 	return st
+}
+
+// MarkerPrefix starts every marker tandem puts in front of a statement.
+const MarkerPrefix = "/*tandem:"
+
+// appendMarker appends the marker of id, with a trailing space.
+func (st *settler) appendMarker(b []byte, id markID) []byte {
+	b = append(b, st.prefix...)
+	b = strconv.AppendUint(b, uint64(id.session), 10)
+	b = append(b, ':')
+	b = strconv.AppendUint(b, id.seq, 10)
+	return append(b, "*/ "...)
 }
 
 // txMark is a session's marking state.
@@ -131,7 +149,7 @@ type txMark struct {
 	ends    bool   // it may end a transaction (COMMIT, autocommit statement)
 	marked  bool   // it carried the marker
 	verb    string // its first word (marked COM_QUERY)
-	bounds  [markRingSize]string
+	bounds  [markRingSize]markID
 	inTx    bool // the session was in a transaction when it started
 	autocom bool
 }
@@ -143,11 +161,7 @@ func (s *session) beginCommand(cmd byte) {
 	if !s.facts.InTransaction {
 		m.seq++
 		m.clean, m.wrote = true, false
-		m.marker = append(m.marker[:0], s.p.settle.prefix...)
-		m.marker = strconv.AppendUint(m.marker, uint64(s.id), 10)
-		m.marker = append(m.marker, ':')
-		m.marker = strconv.AppendUint(m.marker, m.seq, 10)
-		m.marker = append(m.marker, "*/ "...)
+		m.marker = s.p.settle.appendMarker(m.marker[:0], markID{s.id, m.seq})
 	}
 	m.marked, m.verb = false, ""
 	m.inTx, m.autocom = s.facts.InTransaction, s.facts.Autocommit
@@ -193,8 +207,9 @@ func (s *session) markerFor(text []byte, whole, commit bool) []byte {
 	return m.marker
 }
 
-// verbOf returns the first word of a statement in upper case (at most 16
-// letters), skipping spaces and comments.
+// verbOf returns the first word of a statement in upper case if it is one
+// settling knows (else "?", or "" for none), skipping spaces and comments.
+// It does not allocate: the words come back as constants.
 func verbOf(text []byte) string {
 	t := skipSpace(text)
 	for len(t) > 0 && t[0] == '(' {
@@ -210,8 +225,25 @@ func verbOf(text []byte) string {
 		up[i] = c
 		i++
 	}
-	return string(up[:i])
+	if i == 0 {
+		return ""
+	}
+	if v, ok := verbs[string(up[:i])]; ok {
+		return v
+	}
+	return "?"
 }
+
+// verbs are the first words markerFor and settleFailed act on.
+var verbs = func() map[string]string {
+	m := map[string]string{}
+	for _, w := range []string{"SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD", "DO", "WITH", "VALUES", "TABLE",
+		"SHOW", "DESC", "DESCRIBE", "EXPLAIN", "HANDLER", "BEGIN", "START", "SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT",
+		"USE", "SET", "CALL"} {
+		m[w] = w
+	}
+	return m
+}()
 
 // startSettleable snapshots the node's recent acknowledged markers when the
 // command may end a transaction.
@@ -247,7 +279,7 @@ func (s *session) endCommand(failed bool) {
 	if m.verb == "ROLLBACK" {
 		return
 	}
-	s.p.settle.rings[s.be.node].push(string(m.marker[:len(m.marker)-1]))
+	s.p.settle.rings[s.be.node].push(markID{s.id, m.seq})
 }
 
 // settleable reports whether the command that failed on the node can be
@@ -326,8 +358,9 @@ func (s *session) settleFailed(r *relay, node *Node, cause error) *sqlError {
 	req := SettleRequest{From: node.Name, To: to.Name, ThreadID: s.be.threadID,
 		Marker: string(s.mark.marker[:len(s.mark.marker)-1])}
 	for _, b := range s.mark.bounds {
-		if b != "" {
-			req.Bounds = append(req.Bounds, b)
+		if b.seq != 0 {
+			m := s.p.settle.appendMarker(nil, b)
+			req.Bounds = append(req.Bounds, string(m[:len(m)-1]))
 		}
 	}
 	res := s.p.cfg.Settle(ctx, req)
