@@ -255,4 +255,3 @@ func TestAppendOKInfo(t *testing.T) {
 		t.Errorf("with session tracking: % x", p)
 	}
 }
-
