@@ -354,6 +354,9 @@ func TestSettledOutcomesAcrossFailover(t *testing.T) {
 	}
 	const workers = 8
 	testpair.Require(t)
+	// Cleanups run last first: the pair is reset, then the decision
+	// this test recorded on it forgotten.
+	t.Cleanup(func() { forgetRecordedDecision(t) })
 	t.Cleanup(func() { testpair.Reset(t) })
 	var tl settleTally
 	for round := range rounds {
@@ -417,6 +420,7 @@ func TestSettledOutcomesAcrossFailover(t *testing.T) {
 func TestUserVariablesSurviveMoves(t *testing.T) {
 	testpair.Require(t)
 	testpair.Reset(t)
+	t.Cleanup(func() { forgetRecordedDecision(t) }) // after setup's reset
 	tn := setup(t)
 	db := tn.client(t)
 	db.SetMaxOpenConns(8)
