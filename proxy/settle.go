@@ -346,7 +346,10 @@ func (s *session) settleFailed(r *relay, node *Node, cause error) *sqlError {
 			}
 			return unknown("traffic did not move to another node within hold_timeout")
 		}
-		t := time.NewTimer(d)
+		if s.closed.Load() {
+			return unknown("tandem is closing the session")
+		}
+		t := time.NewTimer(min(d, 100*time.Millisecond)) // and look at closed again
 		select {
 		case <-rt.changed:
 		case <-t.C:

@@ -73,6 +73,7 @@ func (h *Hook) settler(name string) (*replication.Settler, string) {
 	}
 	db := sql.OpenDB(conn)
 	db.SetMaxOpenConns(2)
+	db.SetConnMaxIdleTime(30 * time.Second) // used only after a failover
 	s := &replication.Settler{DB: db, Source: replication.BinlogSource{Address: addr, User: h.user, Password: h.password}}
 	h.settlers[name] = s
 	return s, ""
