@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -113,6 +114,9 @@ func (r *markRing) snapshot(dst *[markRingSize]markID) {
 type settler struct {
 	prefix string // "/*tandem:<random>:"
 	rings  map[*Node]*markRing
+	// seq numbers the transactions of all sessions: a marker stays
+	// unique even if a session id is reused.
+	seq atomic.Uint64
 }
 
 func newSettler(nodes []*Node) *settler {
@@ -159,7 +163,7 @@ type txMark struct {
 func (s *session) beginCommand(cmd byte) {
 	m := &s.mark
 	if !s.facts.InTransaction {
-		m.seq++
+		m.seq = s.p.settle.seq.Add(1)
 		m.clean, m.wrote = true, false
 		m.marker = s.p.settle.appendMarker(m.marker[:0], markID{s.id, m.seq})
 	}
@@ -388,6 +392,9 @@ func (s *session) settleFailed(r *relay, node *Node, cause error) *sqlError {
 	var status uint16
 	if s.facts.Autocommit {
 		status = mysql.SERVER_STATUS_AUTOCOMMIT
+	}
+	if s.caps&mysql.CLIENT_FOUND_ROWS != 0 && s.mark.verb == "UPDATE" {
+		res.RowsKnown = false // the client counts matched rows, the binlog changed ones
 	}
 	rows := res.AffectedRows
 	if !res.RowsKnown {
