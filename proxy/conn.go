@@ -73,6 +73,7 @@ type session struct {
 	// (uservars.go): wantCapture mirrors facts.needsCapture; claim says
 	// who uses the node connection; capDone and capture are under mu.
 	wantCapture atomic.Bool
+	cut         atomic.Bool // Cut interrupted the node connection
 	claim       atomic.Int32
 	capDone     chan struct{}
 	capture     *captured

@@ -102,6 +102,7 @@ func (p *Proxy) Cut(name string) {
 	for _, s := range p.sessions {
 		s.mu.Lock()
 		if s.be != nil && s.be.node.Name == name {
+			s.cut.Store(true) // before the deadline: see readState
 			_ = s.be.conn.SetDeadline(time.Unix(1, 0))
 		}
 		s.mu.Unlock()

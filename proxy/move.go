@@ -98,7 +98,7 @@ func (s *session) checkRoute(r *relay, cmd byte, length int, now time.Time) (han
 	// The session's state on the old node, read before the move: by a
 	// capture when traffic was held, else now if the connection lives.
 	c := s.takeCapture()
-	if c == nil && s.facts.needsCapture() && !s.broken && s.backendAlive() {
+	if c == nil && s.facts.needsCapture() && !s.broken && !s.cut.Load() && s.backendAlive() {
 		st := s.readState()
 		c = &st
 	}
@@ -237,6 +237,7 @@ func (s *session) restore(be *backend, vars []string) error {
 	}
 	s.stmts = stmts
 	s.broken = false
+	s.cut.Store(false)
 	s.facts.InTransaction = false
 	s.inTx.Store(false)
 	return nil

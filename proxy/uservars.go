@@ -8,6 +8,7 @@ package proxy
 import (
 	"bufio"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -105,6 +106,10 @@ func (s *session) readState() captured {
 	be := s.be
 	_ = be.conn.SetDeadline(time.Now().Add(s.p.cfg.LoginTimeout))
 	defer be.conn.SetDeadline(time.Time{})
+	if s.cut.Load() {
+		// Cut's deadline may have come before ours: the node failed.
+		return captured{err: errors.New("the node's connections were cut")}
+	}
 	sc := &syncConn{br: bufio.NewReaderSize(be.conn, 4096), bw: bufio.NewWriterSize(be.conn, 4096), caps: be.caps}
 	var c captured
 	rows, err := sc.query("SELECT LAST_INSERT_ID()")
