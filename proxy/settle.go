@@ -294,8 +294,8 @@ func (s *session) settleable(r *relay) bool {
 	if s.p.settle == nil || !m.ends || !m.clean || !m.marked {
 		return false
 	}
-	if r.commit {
-		return m.inTx
+	if r.commit && m.inTx {
+		return true
 	}
 	return !m.inTx && m.autocom
 }
@@ -313,7 +313,7 @@ func (s *session) settleFailed(r *relay, node *Node, cause error) *sqlError {
 		return newError(erInterrupted, "tandem: node %s failed during %s (%v); the outcome could not be checked (%s): it may or may not have taken effect, check before retrying",
 			node.Name, what, cause, why)
 	}
-	if !r.commit && cannotWrite(s.mark.verb) {
+	if !s.mark.inTx && cannotWrite(s.mark.verb) {
 		return &sqlError{Code: erTxLost, State: "40001", Message: fmt.Sprintf(
 			"tandem: node %s failed during %s (%v); it changes no data: safe to retry", node.Name, s.mark.verb, cause)}
 	}

@@ -190,11 +190,16 @@ func TestSettleSkipsUnmarkedTransactions(t *testing.T) {
 }
 
 func TestSettleBeginNeedsNoCheck(t *testing.T) {
-	rig := startSettleRig(t, SettleResult{})
-	rig.send(t, "BEGIN")
-	rig.node.Close()
-	if e, _ := parseErr(rig.clientPacket(t)); e.Code != 1213 || !strings.Contains(e.Message, "safe to retry") {
-		t.Errorf("client got %+v; want 1213 saying BEGIN is safe to retry", e)
+	for _, q := range []string{"BEGIN", "COMMIT", "SHOW TABLES"} {
+		rig := startSettleRig(t, SettleResult{})
+		rig.send(t, q)
+		rig.node.Close()
+		if e, _ := parseErr(rig.clientPacket(t)); e.Code != 1213 || !strings.Contains(e.Message, "safe to retry") {
+			t.Errorf("%s outside a transaction: client got %+v; want 1213 saying it is safe to retry", q, e)
+		}
+		if len(rig.reqs) != 0 {
+			t.Errorf("%s: Settle asked", q)
+		}
 	}
 }
 
