@@ -260,3 +260,33 @@ func TestAppendOKInfo(t *testing.T) {
 		t.Errorf("with session tracking: % x", p)
 	}
 }
+
+// FuzzMarkerFor: any statement text is classified without a panic, and a
+// statement is marked only when it is whole, single and of a known kind.
+func FuzzMarkerFor(f *testing.F) {
+	for _, q := range []string{"INSERT INTO t VALUES (1)", "COMMIT", "CALL p()", "SELECT 1; SELECT 2", "/*!40101 SET x=1*/",
+		"SET autocommit = 1", "((select 1))", "-- c\nupdate t set a = 1", ""} {
+		f.Add([]byte(q), true)
+	}
+	p, err := New(Config{Settle: func(context.Context, SettleRequest) SettleResult { return SettleResult{} }},
+		[]*Node{{Name: "n", Address: "127.0.0.1:1"}}, "n")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, text []byte, whole bool) {
+		s := &session{p: p, id: 1}
+		s.facts.reset("", 45)
+		s.beginCommand(mysql.COM_QUERY)
+		mk := s.markerFor(text, whole, false)
+		if mk == nil {
+			return
+		}
+		if !whole || afterFirstStatement(text) != nil || !strings.HasPrefix(string(mk), MarkerPrefix) || !strings.HasSuffix(string(mk), "*/ ") {
+			t.Fatalf("marked %q (whole=%v) with %q", text, whole, mk)
+		}
+		switch verbOf(text) {
+		case "", "?", "CALL":
+			t.Fatalf("marked %q of unknown kind", text)
+		}
+	})
+}
