@@ -143,6 +143,7 @@ type settleOp struct {
 	worker     int
 	tag        int64
 	tx         bool // BEGIN; INSERT; COMMIT (else one autocommit INSERT)
+	prepared   bool // the transaction's INSERT is a prepared statement
 	start, end time.Time
 	err        error // nil: OK
 	atCommit   bool  // the error came from the COMMIT
@@ -173,23 +174,37 @@ func startSettleWorkers(t *testing.T, db *sql.DB, table string, workers int, rou
 			t.Fatal(err)
 		}
 		w.conns = append(w.conns, c)
+		// A statement prepared on the node (COM_STMT_PREPARE/EXECUTE):
+		// its text carries no marker, so its transactions are marked
+		// with a savepoint before their COMMIT.
+		ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+		stmt, err := c.PrepareContext(ctx, "INSERT INTO "+table+" (tag, worker) VALUES (?, ?)")
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
 		w.wg.Add(1)
 		go func() {
 			defer w.wg.Done()
+			defer stmt.Close()
 			for n := int64(0); n < 100000; n++ {
 				select {
 				case <-w.stop:
 					return
 				default:
 				}
-				op := settleOp{worker: i, tag: int64(round)<<40 | int64(i)<<20 | n, tx: n%2 == 1, start: time.Now()}
+				op := settleOp{worker: i, tag: int64(round)<<40 | int64(i)<<20 | n, tx: n%3 != 0, prepared: n%3 == 2, start: time.Now()}
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				ins := fmt.Sprintf("INSERT INTO %s (tag, worker) VALUES (%d, %d)", table, op.tag, i)
 				if op.tx {
 					_, op.err = c.ExecContext(ctx, "BEGIN")
 					var res sql.Result
 					if op.err == nil {
-						res, op.err = c.ExecContext(ctx, ins)
+						if op.prepared {
+							res, op.err = stmt.ExecContext(ctx, op.tag, i)
+						} else {
+							res, op.err = c.ExecContext(ctx, ins)
+						}
 						if op.err == nil {
 							id, _ := res.LastInsertId()
 							w.mu.Lock()
@@ -258,6 +273,7 @@ type settleTally struct {
 	commitsInFlight, insertsInFlight                                                        int
 	// Answers to commands in flight at the kill, by kind.
 	commitOK, commitNot, insertOK, insertNot int
+	preparedOK, preparedNot                  int // of the commits, transactions of prepared statements
 }
 
 // check compares every answer with the rows on node n.
@@ -292,7 +308,7 @@ func (w *settleWorkers) check(t *testing.T, n testpair.Node, table string, kille
 				tl.insertsInFlight++
 			}
 		}
-		what := fmt.Sprintf("worker %d tag %d tx=%v in_flight=%v", op.worker, op.tag, op.tx, inFlight)
+		what := fmt.Sprintf("worker %d tag %d tx=%v prepared=%v in_flight=%v", op.worker, op.tag, op.tx, op.prepared, inFlight)
 		code := errCode(op.err)
 		switch {
 		case op.err == nil:
@@ -301,6 +317,9 @@ func (w *settleWorkers) check(t *testing.T, n testpair.Node, table string, kille
 				tl.okSettled++
 				if op.tx {
 					tl.commitOK++
+					if op.prepared {
+						tl.preparedOK++
+					}
 				} else {
 					tl.insertOK++
 				}
@@ -325,6 +344,9 @@ func (w *settleWorkers) check(t *testing.T, n testpair.Node, table string, kille
 					tl.notCommittedSettled++
 					if op.tx {
 						tl.commitNot++
+						if op.prepared {
+							tl.preparedNot++
+						}
 					} else {
 						tl.insertNot++
 					}
@@ -408,8 +430,8 @@ func TestSettledOutcomesAcrossFailover(t *testing.T) {
 		tn.stop()
 		relay.close()
 	}
-	t.Logf("in flight at the kill and settled: COMMIT -> OK %d, COMMIT -> not committed %d, INSERT -> OK %d, INSERT -> not committed %d",
-		tl.commitOK, tl.commitNot, tl.insertOK, tl.insertNot)
+	t.Logf("in flight at the kill and settled: COMMIT -> OK %d, COMMIT -> not committed %d (of which prepared-statement transactions: %d, %d), INSERT -> OK %d, INSERT -> not committed %d",
+		tl.commitOK, tl.commitNot, tl.preparedOK, tl.preparedNot, tl.insertOK, tl.insertNot)
 	t.Logf("%d rounds: OK %d (of which answered after the kill for commands in flight: %d), not committed %d (in flight: %d), transaction lost %d, unknown %d, closed %d, other errors %d; wrong answers %d",
 		round, tl.ok, tl.okSettled, tl.notCommitted, tl.notCommittedSettled, tl.txLost, tl.unknown, tl.closed, tl.other, tl.wrong)
 	if tl.okSettled == 0 || tl.notCommittedSettled == 0 {

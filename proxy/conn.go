@@ -1069,6 +1069,15 @@ func (s *session) forwardMarked(r *relay, n int, mk []byte) error {
 	if err != nil {
 		return err
 	}
+	sp := r.commit && s.mark.inTx && s.mark.prepared && s.mark.clean
+	if sp {
+		// Mark a transaction of prepared statements (settle.go): the
+		// savepoint goes first, in the same write as the COMMIT.
+		s.mark.savepoint = s.p.settle.appendSavepoint(append(s.mark.savepoint[:0], mysql.COM_QUERY), markID{s.id, s.mark.seq})
+		if _, err := writePacket(r.bw, 0, s.mark.savepoint); err != nil {
+			return err
+		}
+	}
 	putHeader(r.hdr[:], n+len(mk), s.hdr[headerLen-1]) // r.hdr: no escape
 	_, _ = r.bw.Write(r.hdr[:])
 	_ = r.bw.WriteByte(body[0])
@@ -1077,6 +1086,16 @@ func (s *session) forwardMarked(r *relay, n int, mk []byte) error {
 	_, _ = s.cr.Discard(n)
 	if err := r.bw.Flush(); err != nil {
 		return s.nodeFailed(r, err)
+	}
+	if sp {
+		// The savepoint's own answer is tandem's, not the client's.
+		p, _, err := readPacket(r.br, nil, 1<<16)
+		if err != nil {
+			return s.nodeFailed(r, err)
+		}
+		if len(p) == 0 || p[0] != 0x00 {
+			s.mark.clean = false // not marked: the COMMIT cannot be settled
+		}
 	}
 	return s.finish(r, s.readResults(r, false))
 }

@@ -113,6 +113,7 @@ func (r *markRing) snapshot(dst *[markRingSize]markID) {
 // settler is the proxy's part: its marker prefix and the rings.
 type settler struct {
 	prefix string // "/*tandem:<random>:"
+	proc   string // "<random>"
 	rings  map[*Node]*markRing
 	// seq numbers the transactions of all sessions: a marker stays
 	// unique even if a session id is reused.
@@ -122,7 +123,8 @@ type settler struct {
 func newSettler(nodes []*Node) *settler {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	st := &settler{prefix: MarkerPrefix + hex.EncodeToString(b[:]) + ":", rings: map[*Node]*markRing{}}
+	proc := hex.EncodeToString(b[:])
+	st := &settler{prefix: MarkerPrefix + proc + ":", proc: proc, rings: map[*Node]*markRing{}}
 	for _, n := range nodes {
 		st.rings[n] = &markRing{}
 	}
@@ -131,6 +133,20 @@ func newSettler(nodes []*Node) *settler {
 
 // MarkerPrefix starts every marker tandem puts in front of a statement.
 const MarkerPrefix = "/*tandem:"
+
+// appendSavepoint appends a SAVEPOINT statement whose name stands for the
+// marker of id: "SAVEPOINT tandem_<random>_<session>_<transaction>". A
+// transaction whose writes came from prepared statements (their text
+// carries no marker) is marked with it just before its COMMIT; MariaDB logs
+// the savepoint inside the transaction when the transaction changed rows.
+func (st *settler) appendSavepoint(b []byte, id markID) []byte {
+	b = append(b, "SAVEPOINT tandem_"...)
+	b = append(b, st.proc...)
+	b = append(b, '_')
+	b = strconv.AppendUint(b, uint64(id.session), 10)
+	b = append(b, '_')
+	return strconv.AppendUint(b, id.seq, 10)
+}
 
 // appendMarker appends the marker of id, with a trailing space.
 func (st *settler) appendMarker(b []byte, id markID) []byte {
@@ -149,6 +165,11 @@ type txMark struct {
 	// marker or could not change rows; wrote: one changed rows.
 	clean, wrote bool
 
+	// prepared: the transaction ran prepared statements; its COMMIT is
+	// preceded by a marking SAVEPOINT.
+	prepared  bool
+	savepoint []byte // the COM_QUERY payload of the marking SAVEPOINT
+
 	// The command in flight.
 	ends    bool   // it may end a transaction (COMMIT, autocommit statement)
 	marked  bool   // it carried the marker
@@ -164,7 +185,7 @@ func (s *session) beginCommand(cmd byte) {
 	m := &s.mark
 	if !s.facts.InTransaction {
 		m.seq = s.p.settle.seq.Add(1)
-		m.clean, m.wrote = true, false
+		m.clean, m.wrote, m.prepared = true, false, false
 		m.marker = s.p.settle.appendMarker(m.marker[:0], markID{s.id, m.seq})
 	}
 	m.marked, m.verb = false, ""
@@ -174,7 +195,14 @@ func (s *session) beginCommand(cmd byte) {
 	case mysql.COM_QUERY, mysql.COM_STMT_EXECUTE:
 		m.ends = !m.inTx && m.autocom
 		if cmd == mysql.COM_STMT_EXECUTE {
-			m.clean = false // prepared text carries no marker
+			// Prepared text carries no marker: a transaction is marked
+			// by a savepoint before its COMMIT; an autocommit
+			// execution cannot be.
+			if m.inTx || !m.autocom {
+				m.prepared = true
+			} else {
+				m.clean = false
+			}
 		}
 	}
 }

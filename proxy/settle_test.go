@@ -290,3 +290,47 @@ func FuzzMarkerFor(f *testing.F) {
 		}
 	})
 }
+
+// TestSettleSavepointMarksPreparedTransactions: a transaction whose writes
+// came from prepared statements gets a marking SAVEPOINT in the same write
+// as its COMMIT, and the COMMIT is settled by it.
+func TestSettleSavepointMarksPreparedTransactions(t *testing.T) {
+	rig := startSettleRig(t, SettleResult{Known: true, Committed: true})
+	inTx := uint16(mysql.SERVER_STATUS_AUTOCOMMIT | mysql.SERVER_STATUS_IN_TRANS)
+	rig.send(t, "BEGIN")
+	rig.nodeOK(t, 0, inTx)
+	exec := []byte{mysql.COM_STMT_EXECUTE, 1, 0, 0, 0, 0, 1, 0, 0, 0}
+	if _, err := rig.client.Write(packet(0, exec)); err != nil {
+		t.Fatal(err)
+	}
+	if p, _, err := readPacket(rig.node, nil, 1<<20); err != nil || !bytes.Equal(p, exec) {
+		t.Fatalf("node got % x, %v", p, err)
+	}
+	rig.nodeOK(t, 1, inTx)
+	sp := rig.send(t, "COMMIT")
+	commit, _, err := readPacket(rig.node, nil, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := string(commit[1:])
+	m = m[:strings.Index(m, "*/")+2]
+	want := "SAVEPOINT tandem_" + strings.ReplaceAll(strings.TrimSuffix(strings.TrimPrefix(m, MarkerPrefix), "*/"), ":", "_")
+	if sp != want || !strings.HasSuffix(string(commit), "COMMIT") {
+		t.Fatalf("node got %q then %q; want %q then the marked COMMIT", sp, commit[1:], want)
+	}
+	if _, err := rig.node.Write(packet(1, appendOK(nil, inTx, 0))); err != nil {
+		t.Fatal(err)
+	}
+	rig.node.Close() // dies before the COMMIT's answer
+	if err := rig.s.p.Route("new"); err != nil {
+		t.Fatal(err)
+	}
+	if p := rig.clientPacket(t); p[0] != 0 {
+		t.Fatalf("client got % x; want the settled OK", p)
+	}
+	rig.mu.Lock()
+	defer rig.mu.Unlock()
+	if len(rig.reqs) != 1 || rig.reqs[0].Marker != m {
+		t.Fatalf("requests %+v; want one for %s", rig.reqs, m)
+	}
+}

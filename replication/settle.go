@@ -442,6 +442,31 @@ func parseMarker(q []byte) (string, bool) {
 	return string(q[:end+2]), true
 }
 
+// SavepointPrefix starts the name of the savepoint tandem sets just before
+// the COMMIT of a transaction whose statements carry no marker (prepared
+// statements): "tandem_<process>_<session>_<transaction>" stands for the
+// marker "/*tandem:<process>:<session>:<transaction>*/". MariaDB logs it,
+// inside the transaction, as SAVEPOINT `name`.
+const SavepointPrefix = "tandem_"
+
+// parseSavepoint returns the marker a logged SAVEPOINT statement stands for.
+func parseSavepoint(q []byte) (string, bool) {
+	const head = "SAVEPOINT `" + SavepointPrefix
+	if len(q) > 128 || !bytes.HasPrefix(q, []byte(head)) || q[len(q)-1] != '`' {
+		return "", false
+	}
+	parts := strings.Split(string(q[len(head):len(q)-1]), "_")
+	if len(parts) != 3 {
+		return "", false
+	}
+	for _, p := range parts {
+		if p == "" || strings.ContainsAny(p, "`:*/") {
+			return "", false
+		}
+	}
+	return MarkerPrefix + parts[0] + ":" + parts[1] + ":" + parts[2] + "*/", true
+}
+
 // firstVerb returns the upper-cased first word of q after the marker and
 // whether the statement holds ON DUPLICATE KEY.
 func firstVerb(q []byte, marker string) (string, bool) {
@@ -517,7 +542,9 @@ func (sc *settleScan) event(ev *gm.BinlogEvent) {
 		default:
 			// A statement logged as text (DDL, SAVEPOINT): its rows,
 			// if any, are not counted.
-			if m, ok := parseMarker(q); ok {
+			if m, ok := parseSavepoint(q); ok {
+				sc.marks = append(sc.marks, m)
+			} else if m, ok := parseMarker(q); ok {
 				sc.mark(m, q)
 				if st := sc.stmts[m]; st != nil {
 					st.verb = ""

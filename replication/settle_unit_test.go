@@ -46,6 +46,7 @@ func TestSettleScan(t *testing.T) {
 		ddl    = "/*tandem:p:5:1*/"
 		absent = "/*tandem:p:6:1*/"
 		early  = "/*tandem:p:7:1*/"
+		sp     = "/*tandem:p:8:1*/"
 	)
 	qs := []SettleQuery{
 		{Marker: ins, Bounds: []string{bound}},
@@ -55,6 +56,7 @@ func TestSettleScan(t *testing.T) {
 		{Marker: absent, Bounds: []string{"/*tandem:p:9:9*/", bound}},
 		{Marker: absent},
 		{Marker: early, Bounds: []string{bound}},
+		{Marker: sp, Bounds: []string{bound}},
 	}
 	sc := newSettleScan(qs)
 	events := []*gm.BinlogEvent{
@@ -69,6 +71,9 @@ func TestSettleScan(t *testing.T) {
 		gtidEv(6, true), queryEv(ddl + " CREATE TABLE x (a INT)"),
 		// Rows after a DDL belong to no marked statement.
 		gtidEv(7, false), annotateEv("DELETE FROM t"), rowsEv(gm.DELETE_ROWS_EVENTv1, 1, 3), xidEv(),
+		// Prepared statements, marked by a savepoint.
+		gtidEv(8, false), annotateEv("INSERT INTO t VALUES (9)"), rowsEv(gm.WRITE_ROWS_EVENTv1, 1, 1),
+		queryEv("SAVEPOINT `tandem_p_8_1`"), xidEv(),
 	}
 	for _, ev := range events {
 		sc.event(ev)
@@ -83,6 +88,7 @@ func TestSettleScan(t *testing.T) {
 		{Known: true},
 		{Why: "not far enough"},
 		{Known: true, Committed: true, GTID: "0-1-1", Rows: 1, RowsKnown: true},
+		{Known: true, Committed: true, GTID: "0-1-8"},
 	}
 	for i := range want {
 		if got[i] != want[i] {
@@ -116,6 +122,14 @@ func TestParseMarkerAndVerb(t *testing.T) {
 	} {
 		if got, _ := parseMarker([]byte(q)); got != want {
 			t.Errorf("parseMarker(%q) = %q, want %q", q, got, want)
+		}
+	}
+	for q, want := range map[string]string{
+		"SAVEPOINT `tandem_ab_7_12`": "/*tandem:ab:7:12*/", "SAVEPOINT `tandem_ab_7`": "", "SAVEPOINT `other`": "",
+		"SAVEPOINT `tandem_a_b_c_d`": "", "SAVEPOINT `tandem_a__1`": "", "SAVEPOINT `tandem_a*/_1_2`": "",
+	} {
+		if got, _ := parseSavepoint([]byte(q)); got != want {
+			t.Errorf("parseSavepoint(%q) = %q, want %q", q, got, want)
 		}
 	}
 	if v, dup := firstVerb([]byte("/*m*/ (insert into t values (1) on duplicate key update v = 2"), "/*m*/"); v != "INSERT" || !dup {
