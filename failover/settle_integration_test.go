@@ -273,7 +273,8 @@ type settleTally struct {
 	commitsInFlight, insertsInFlight                                                        int
 	// Answers to commands in flight at the kill, by kind.
 	commitOK, commitNot, insertOK, insertNot int
-	preparedOK, preparedNot                  int // of the commits, transactions of prepared statements
+	preparedOK, preparedNot                  int           // of the commits, transactions of prepared statements
+	slowest                                  time.Duration // kill -> a settled answer
 }
 
 // check compares every answer with the rows on node n.
@@ -314,6 +315,7 @@ func (w *settleWorkers) check(t *testing.T, n testpair.Node, table string, kille
 		case op.err == nil:
 			tl.ok++
 			if inFlight {
+				tl.slowest = max(tl.slowest, op.end.Sub(killed))
 				tl.okSettled++
 				if op.tx {
 					tl.commitOK++
@@ -341,6 +343,7 @@ func (w *settleWorkers) check(t *testing.T, n testpair.Node, table string, kille
 			if code == 1213 && strings.Contains(op.err.Error(), "not committed") {
 				tl.notCommitted++
 				if inFlight {
+					tl.slowest = max(tl.slowest, op.end.Sub(killed))
 					tl.notCommittedSettled++
 					if op.tx {
 						tl.commitNot++
@@ -432,6 +435,7 @@ func TestSettledOutcomesAcrossFailover(t *testing.T) {
 	}
 	t.Logf("in flight at the kill and settled: COMMIT -> OK %d, COMMIT -> not committed %d (of which prepared-statement transactions: %d, %d), INSERT -> OK %d, INSERT -> not committed %d",
 		tl.commitOK, tl.commitNot, tl.preparedOK, tl.preparedNot, tl.insertOK, tl.insertNot)
+	t.Logf("slowest settled answer: %v after the kill", tl.slowest.Round(time.Millisecond))
 	t.Logf("%d rounds: OK %d (of which answered after the kill for commands in flight: %d), not committed %d (in flight: %d), transaction lost %d, unknown %d, closed %d, other errors %d; wrong answers %d",
 		round, tl.ok, tl.okSettled, tl.notCommitted, tl.notCommittedSettled, tl.txLost, tl.unknown, tl.closed, tl.other, tl.wrong)
 	if tl.okSettled == 0 || tl.notCommittedSettled == 0 {
