@@ -23,6 +23,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tandemdb/tandem/failover"
+	"github.com/tandemdb/tandem/internal/settlehook"
 	"github.com/tandemdb/tandem/internal/testpair"
 	"github.com/tandemdb/tandem/proxy"
 )
@@ -118,6 +119,13 @@ func startTandemAt(t testing.TB, store failover.Store, addrA, addrB string, befo
 // config) applied before they are used.
 func startTandemWith(t testing.TB, store failover.Store, addrA, addrB string, edit func(*proxy.Config, *failover.Config), before func(*failover.Manager)) *tandem {
 	t.Helper()
+	return startTandemSplit(t, store, [2]string{addrA, addrB}, [2]string{addrA, addrB}, edit, before)
+}
+
+// startTandemSplit is startTandemWith with the proxy reaching nodes a and b
+// at proxyAddrs and the failover manager at monitorAddrs.
+func startTandemSplit(t testing.TB, store failover.Store, proxyAddrs, monitorAddrs [2]string, edit func(*proxy.Config, *failover.Config), before func(*failover.Manager)) *tandem {
+	t.Helper()
 	w := newLogWriter(t)
 	log := hclog.New(&hclog.LoggerOptions{Name: "tandem", Level: hclog.Info, Output: w, TimeFormat: "15:04:05.000", IndependentLevels: true})
 
@@ -125,9 +133,10 @@ func startTandemWith(t testing.TB, store failover.Store, addrA, addrB string, ed
 	pcfg.Users = map[string]string{testpair.AppUser: testpair.AppPassword, testpair.AdminUser: testpair.AdminPassword}
 	pcfg.Logger = log.Named("proxy")
 	pcfg.Logger.SetLevel(hclog.Warn) // one line per moved session otherwise
-	nodes := []*proxy.Node{{Name: "a", Address: addrA}, {Name: "b", Address: addrB}}
+	nodes := []*proxy.Node{{Name: "a", Address: proxyAddrs[0]}, {Name: "b", Address: proxyAddrs[1]}}
 	var m *failover.Manager
 	pcfg.NodeFailed = func(node string) { m.CheckNow(node) }
+	pcfg.Settle = settlehook.New(nodes, testpair.AdminUser, testpair.AdminPassword).Settle
 	fcfg := failover.DefaultConfig()
 	fcfg.AdminUser, fcfg.AdminPassword = testpair.AdminUser, testpair.AdminPassword
 	if edit != nil {
@@ -137,7 +146,7 @@ func startTandemWith(t testing.TB, store failover.Store, addrA, addrB string, ed
 	if err != nil {
 		t.Fatal(err)
 	}
-	fnodes := []failover.NodeConfig{{Name: "a", Address: addrA}, {Name: "b", Address: addrB}}
+	fnodes := []failover.NodeConfig{{Name: "a", Address: monitorAddrs[0]}, {Name: "b", Address: monitorAddrs[1]}}
 	events := &eventLog{}
 	m, err = failover.New(fcfg, fnodes, "a", p, store, log.Named("failover"), events.hook)
 	if err != nil {

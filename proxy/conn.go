@@ -67,8 +67,19 @@ type session struct {
 	stmts    map[uint32]uint32
 	nextStmt uint32
 
+	mark txMark // markers for settling outcomes (settle.go)
+
 	busy atomic.Bool // running a command (read by Sessions)
 	inTx atomic.Bool // facts.InTransaction, for other goroutines
+
+	// Captures of the session's state before a planned move
+	// (uservars.go): wantCapture mirrors facts.needsCapture; claim says
+	// who uses the node connection; capDone and capture are under mu.
+	wantCapture atomic.Bool
+	cut         atomic.Bool // Cut interrupted the node connection
+	claim       atomic.Int32
+	capDone     chan struct{}
+	capture     *captured
 
 	// Under Proxy.mu: when the connection was accepted, whether it passed
 	// the password check (counts against MaxConnections), and whether it
@@ -516,10 +527,17 @@ func (s *session) commandLoop() error {
 		partial := length > s.cr.Buffered()
 		s.crd.armed = partial
 		s.busy.Store(true)
+		s.claimConn()
 		r := s.getRelay()
 		handled, err := s.checkRoute(r, cmd, length, start)
 		if !handled && err == nil {
+			if s.p.settle != nil {
+				s.beginCommand(cmd)
+			}
 			err = s.command(r, cmd, length)
+			if s.p.settle != nil && err == nil {
+				s.endCommand(r.failed)
+			}
 			if errors.Is(err, ErrPacketTooLarge) && !r.wrote {
 				// Say why before closing (clientPayload skipped the
 				// packet, so the client now reads).
@@ -532,11 +550,13 @@ func (s *session) commandLoop() error {
 		// whoever acts on the client's next step (a switchover, a test)
 		// finds the facts up to date.
 		s.inTx.Store(s.facts.InTransaction)
+		s.wantCapture.Store(s.facts.needsCapture())
 		if s.p.snapshotFacts {
 			s.mu.Lock()
 			s.snapshot = s.facts.clone()
 			s.mu.Unlock()
 		}
+		s.claim.Store(claimIdle)
 		s.busy.Store(false)
 		// The end of the response (the command functions leave it in
 		// cw), even after an error: it may be the ERR saying why the
@@ -735,6 +755,12 @@ func (s *session) nodeFailed(r *relay, err error) error {
 	s.broken = true
 	var e *sqlError
 	switch {
+	case s.settleable(r):
+		// Wait for the new node and ask it (settle.go).
+		if e = s.settleFailed(r, node, err); e == nil {
+			s.facts.InTransaction = false
+			return nil
+		}
 	case s.facts.InTransaction && r.commit:
 		// The COMMIT may have been applied (and replicated) before the
 		// node failed: "retry" could apply the transaction twice.
@@ -853,6 +879,7 @@ func (s *session) readResults(r *relay, binary bool) error {
 		case first == 0x00 && head != nil: // OK
 			st := okStatus(head, s.caps)
 			s.facts.noteStatus(st)
+			s.noteOK(head)
 			if st&mysql.SERVER_MORE_RESULTS_EXISTS == 0 {
 				return nil
 			}
@@ -1040,7 +1067,51 @@ func (s *session) query(r *relay, length int) error {
 	if kw, _ := firstWord(text); kw == "COMMIT" {
 		r.commit = true
 	}
+	if s.p.settle != nil {
+		if mk := s.markerFor(text, length == n, r.commit); mk != nil {
+			s.startSettleable()
+			return s.forwardMarked(r, n, mk)
+		}
+	}
 	return s.forward(r, length, s.readResults, false)
+}
+
+// forwardMarked relays a COM_QUERY of n bytes, all in the client reader's
+// buffer, with mk in front of the statement (settle.go), then its response.
+func (s *session) forwardMarked(r *relay, n int, mk []byte) error {
+	body, err := s.cr.Peek(n)
+	if err != nil {
+		return err
+	}
+	sp := r.commit && s.mark.inTx && s.mark.prepared && s.mark.clean
+	if sp {
+		// Mark a transaction of prepared statements (settle.go): the
+		// savepoint goes first, in the same write as the COMMIT.
+		s.mark.savepoint = s.p.settle.appendSavepoint(append(s.mark.savepoint[:0], mysql.COM_QUERY), markID{s.id, s.mark.seq})
+		if _, err := writePacket(r.bw, 0, s.mark.savepoint); err != nil {
+			return err
+		}
+	}
+	putHeader(r.hdr[:], n+len(mk), s.hdr[headerLen-1]) // r.hdr: no escape
+	_, _ = r.bw.Write(r.hdr[:])
+	_ = r.bw.WriteByte(body[0])
+	_, _ = r.bw.Write(mk)
+	_, _ = r.bw.Write(body[1:])
+	_, _ = s.cr.Discard(n)
+	if err := r.bw.Flush(); err != nil {
+		return s.nodeFailed(r, err)
+	}
+	if sp {
+		// The savepoint's own answer is tandem's, not the client's.
+		p, _, err := readPacket(r.br, nil, 1<<16)
+		if err != nil {
+			return s.nodeFailed(r, err)
+		}
+		if len(p) == 0 || p[0] != 0x00 {
+			s.mark.clean = false // not marked: the COMMIT cannot be settled
+		}
+	}
+	return s.finish(r, s.readResults(r, false))
 }
 
 // errKilledSelf ends a session that killed its own connection.

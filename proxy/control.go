@@ -75,6 +75,7 @@ func (p *Proxy) Route(name string) error {
 func (p *Proxy) Hold() {
 	cur := p.route.Load()
 	p.setRoute(&route{node: cur.node, held: true, reason: cur.reason})
+	p.captureIdle()
 	p.log.Info("holding new commands")
 }
 
@@ -101,6 +102,7 @@ func (p *Proxy) Cut(name string) {
 	for _, s := range p.sessions {
 		s.mu.Lock()
 		if s.be != nil && s.be.node.Name == name {
+			s.cut.Store(true) // before the deadline: see readState
 			_ = s.be.conn.SetDeadline(time.Unix(1, 0))
 		}
 		s.mu.Unlock()
@@ -163,7 +165,7 @@ func (p *Proxy) Activity() (busy, inTransaction int) {
 			inTransaction++
 		}
 	}
-	return busy, inTransaction
+	return busy + int(p.capturing.Load()), inTransaction
 }
 
 // errNoRoute is wrapped by waitRoute's errors.

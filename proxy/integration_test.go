@@ -186,8 +186,12 @@ func TestSessionFactsTracked(t *testing.T) {
 	}
 	stmt.Close()
 	mustExec(t, conn, "SET @x = 1")
-	if f := facts(); f.Pinned != "user variables" || len(f.Prepared) != 0 {
-		t.Fatalf("facts %+v: want pinned by user variables, statement closed", f)
+	if f := facts(); f.Pinned != "" || f.UserVars || len(f.Settings) != 2 || len(f.Prepared) != 0 {
+		t.Fatalf("facts %+v: want SET @x = 1 recorded for replay, statement closed", f)
+	}
+	mustExec(t, conn, "SET @y = (SELECT 2)")
+	if f := facts(); f.Pinned != "" || !f.UserVars {
+		t.Fatalf("facts %+v: want user variables set from a query", f)
 	}
 }
 

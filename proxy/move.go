@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -48,6 +49,7 @@ func (s *session) checkRoute(r *relay, cmd byte, length int, now time.Time) (han
 			// node did not close it meanwhile.
 			if s.backendAlive() {
 				s.route = rt
+				s.takeCapture()
 				return false, nil
 			}
 			s.broken = true
@@ -55,6 +57,7 @@ func (s *session) checkRoute(r *relay, cmd byte, length int, now time.Time) (han
 		if s.facts.InTransaction && rt.held {
 			// A hold lets transactions already open finish (a planned
 			// switchover waits for them); only new work waits.
+			s.takeCapture()
 			return false, nil
 		}
 	}
@@ -63,9 +66,13 @@ func (s *session) checkRoute(r *relay, cmd byte, length int, now time.Time) (han
 	// loaded, so a Hold published after that load sees this session busy.
 	deadline := time.Now().Add(s.p.cfg.HoldTimeout)
 	for {
+		// Not using the node connection either: a capture of the
+		// session's state (uservars.go) may read on it meanwhile.
+		s.claim.Store(claimIdle)
 		s.busy.Store(false)
 		rt, err = s.p.waitRoute(deadline)
 		s.busy.Store(true)
+		s.claimConn()
 		if err != nil || s.p.route.Load() == rt {
 			break // else held again before we were marked busy: wait again
 		}
@@ -76,6 +83,7 @@ func (s *session) checkRoute(r *relay, cmd byte, length int, now time.Time) (han
 	if !s.broken && rt.node == s.be.node {
 		if s.backendAlive() {
 			s.route = rt
+			s.takeCapture()
 			return false, nil
 		}
 		s.broken = true
@@ -87,8 +95,34 @@ func (s *session) checkRoute(r *relay, cmd byte, length int, now time.Time) (han
 		_ = s.refuse(r, cmd, length, e)
 		return true, e
 	}
+	// The session's state on the old node, read before the move: by a
+	// capture when traffic was held, else now if the connection lives.
+	c := s.takeCapture()
+	if c == nil && s.facts.needsCapture() && !s.broken && !s.cut.Load() && s.backendAlive() {
+		st := s.readState()
+		c = &st
+	}
+	if c != nil && c.err == nil {
+		s.facts.LastInsertID = c.lastID
+	}
+	var vars []string
+	if s.facts.UserVars {
+		if c != nil && c.err == nil {
+			vars = c.vars
+		} else {
+			why := "the node failed"
+			if c != nil {
+				why = c.err.Error()
+			}
+			e := &sqlError{Code: erConnectionKilled, State: "70100", Message: fmt.Sprintf(
+				"tandem: the session had to move from node %s to node %s but holds user variables set from a query, which cannot be read back (%s); reconnect",
+				s.be.node.Name, rt.node.Name, why)}
+			_ = s.refuse(r, cmd, length, e)
+			return true, e
+		}
+	}
 	from, inTx := s.be.node, s.facts.InTransaction
-	if rt, err = s.reattach(time.Now().Add(s.p.cfg.HoldTimeout)); err != nil {
+	if rt, err = s.reattach(time.Now().Add(s.p.cfg.HoldTimeout), vars); err != nil {
 		s.p.log.Warn("could not move session", "session", s.id, "error", err)
 		s.p.cfg.Observer.SessionMoved(false)
 		e, refused := isNodeRefusal(err)
@@ -135,17 +169,26 @@ func (s *session) backendAlive() bool {
 // reattach logs in to the routed node (waiting, until deadline, for a new
 // route if it is unreachable) and rebuilds the session there, then replaces
 // the node connection. On error the old connection is left as it was.
-func (s *session) reattach(deadline time.Time) (*route, error) {
+func (s *session) reattach(deadline time.Time, vars []string) (*route, error) {
 	be, rt, err := s.p.dialRoute(s.loginParams(), deadline)
 	if err != nil {
 		return nil, err
 	}
-	return rt, s.restore(be)
+	if err := s.restore(be, vars); err != nil {
+		return nil, err
+	}
+	if vars != nil && len(s.facts.Settings)+len(vars) <= maxSettings {
+		// Now known by value: replayed like any SET from here on,
+		// on a failover too.
+		s.facts.Settings = append(s.facts.Settings, vars...)
+		s.facts.UserVars = false
+	}
+	return rt, nil
 }
 
-// restore replays the session's state on be and makes it the session's
-// node connection.
-func (s *session) restore(be *backend) error {
+// restore replays the session's state on be, then vars (user variables
+// read on the old node), and makes it the session's node connection.
+func (s *session) restore(be *backend, vars []string) error {
 	_ = be.conn.SetDeadline(time.Now().Add(s.p.cfg.LoginTimeout))
 	sc := &syncConn{br: bufio.NewReaderSize(be.conn, 4096), bw: bufio.NewWriterSize(be.conn, 4096), caps: be.caps}
 	fail := func(err error) error {
@@ -155,6 +198,16 @@ func (s *session) restore(be *backend) error {
 	for _, stmt := range s.facts.Settings {
 		if err := sc.exec(stmt); err != nil {
 			return fail(fmt.Errorf("replaying %q: %w", stmt, err))
+		}
+	}
+	for _, stmt := range vars {
+		if err := sc.exec(stmt); err != nil {
+			return fail(fmt.Errorf("restoring a user variable: %w", err))
+		}
+	}
+	if s.facts.LastInsertID != 0 {
+		if err := sc.exec("SET last_insert_id = " + strconv.FormatUint(s.facts.LastInsertID, 10)); err != nil {
+			return fail(fmt.Errorf("restoring LAST_INSERT_ID(): %w", err))
 		}
 	}
 	if !s.facts.Autocommit {
@@ -184,6 +237,7 @@ func (s *session) restore(be *backend) error {
 	}
 	s.stmts = stmts
 	s.broken = false
+	s.cut.Store(false)
 	s.facts.InTransaction = false
 	s.inTx.Store(false)
 	return nil

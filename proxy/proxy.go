@@ -119,6 +119,16 @@ type Config struct {
 	// rather than at its next interval. Default: none.
 	NodeFailed func(node string)
 
+	// Settle, when set, is asked, after a node failed during a COMMIT or
+	// an autocommit statement and traffic moved to another node, whether
+	// the transaction was committed there (settle.go); the client then
+	// gets that exact answer instead of "it may or may not have taken
+	// effect". It is called from the session's goroutine and must return
+	// by ctx's deadline (HoldTimeout from the failure). Setting it makes
+	// tandem put a marker comment in front of each statement it relays.
+	// Default: none.
+	Settle func(ctx context.Context, req SettleRequest) SettleResult
+
 	// Logger receives session-level events. Default: hclog.NewNullLogger().
 	Logger hclog.Logger
 }
@@ -226,6 +236,12 @@ type Proxy struct {
 	closing     bool
 	wg          sync.WaitGroup
 
+	// settle is set when Config.Settle is (settle.go).
+	settle *settler
+	// capturing counts session states being read before a move
+	// (uservars.go); Activity counts them as busy.
+	capturing atomic.Int64
+
 	// snapshotFacts makes sessions copy their facts under their lock
 	// after every command, so that tests can read them race-free.
 	snapshotFacts bool
@@ -251,6 +267,9 @@ func New(cfg Config, nodes []*Node, active string) (*Proxy, error) {
 	if p.cfg.Accounts != nil {
 		p.accounts = &accountCache{load: p.cfg.Accounts, refresh: p.cfg.AccountsRefresh,
 			timeout: p.cfg.ConnectTimeout + p.cfg.LoginTimeout, log: p.log}
+	}
+	if p.cfg.Settle != nil {
+		p.settle = newSettler(nodes)
 	}
 	if active == "" {
 		p.setRoute(&route{reason: "no active node chosen yet"})

@@ -27,6 +27,14 @@ type Facts struct {
 	Settings []string
 	// Prepared maps the node's statement id to its SQL text.
 	Prepared map[uint32]string
+	// LastInsertID is the last non-zero insert id an OK packet reported:
+	// what LAST_INSERT_ID() returns, restored on a move.
+	LastInsertID uint64
+	// UserVars is set when a statement may have given a user variable a
+	// value tandem cannot replay (from a query, a procedure's OUT
+	// parameter): a planned move reads them on the old node
+	// (uservars.go); a failover cannot.
+	UserVars bool
 	// Pinned says why the session cannot be rebuilt elsewhere ("" if it
 	// can): temporary tables, named locks, LOCK TABLES, user variables,
 	// SQL-level PREPARE.
@@ -113,8 +121,8 @@ func (f *Facts) noteQuery(text []byte, whole bool) {
 	kw, rest := firstWord(text)
 	switch kw {
 	case "SELECT", "DO", "CALL", "WITH", "VALUES":
-		if hasUserVar(text) {
-			f.pin("user variables")
+		if hasUserVar(text) && (kw == "CALL" || assignsUserVar(text)) {
+			f.UserVars = true
 		}
 		if indexFold(text, "GET_LOCK") >= 0 {
 			f.pin("named locks (GET_LOCK)")
@@ -125,8 +133,8 @@ func (f *Facts) noteQuery(text []byte, whole bool) {
 			f.Schema = db
 		}
 	case "SET":
-		if hasUserVar(text) {
-			f.pin("user variables")
+		if hasUserVar(text) && !literalUserVars(rest) {
+			f.UserVars = true
 			return
 		}
 		w, after := firstWord(rest)
@@ -163,6 +171,11 @@ func (f *Facts) noteQuery(text []byte, whole bool) {
 		}
 	case "LOCK":
 		f.pin("LOCK TABLES")
+	default:
+		// UPDATE t SET c = (@x := c), INSERT ... SELECT ... INTO @x.
+		if hasUserVar(text) && assignsUserVar(text) {
+			f.UserVars = true
+		}
 	case "PREPARE":
 		f.pin("SQL-level PREPARE")
 	}
@@ -356,6 +369,173 @@ func hasUserVar(s []byte) bool {
 		return true
 	}
 	return false
+}
+
+// assignsUserVar reports whether a statement that mentions a user variable
+// may assign one: with := or SELECT ... INTO. Conservative: the words may
+// be inside a string literal.
+func assignsUserVar(s []byte) bool {
+	return indexOf(s, ":=") >= 0 || indexFold(s, "INTO") >= 0
+}
+
+// literalUserVars reports whether the assignments of a SET statement (the
+// text after SET) give every user variable a literal value (a number, a
+// quoted string, NULL, TRUE, FALSE, X'..', 0x..): such a statement is
+// replayed on a new node like any other setting. Assignments to system
+// variables in the same statement are skipped over.
+func literalUserVars(s []byte) bool {
+	for {
+		s = skipSpace(s)
+		if len(s) == 0 {
+			return true
+		}
+		if s[0] != '@' || len(s) > 1 && s[1] == '@' {
+			// A system variable: skip its assignment.
+			end, ok := assignmentEnd(s)
+			if !ok {
+				return false
+			}
+			s = s[end:]
+		} else {
+			s = s[1:]
+			var ok bool
+			if s, ok = skipVarName(s); !ok {
+				return false
+			}
+			s = skipSpace(s)
+			switch {
+			case len(s) >= 2 && s[0] == ':' && s[1] == '=':
+				s = s[2:]
+			case len(s) >= 1 && s[0] == '=':
+				s = s[1:]
+			default:
+				return false
+			}
+			if s, ok = skipLiteral(skipSpace(s)); !ok {
+				return false
+			}
+		}
+		s = skipSpace(s)
+		if len(s) == 0 {
+			return true
+		}
+		if s[0] != ',' {
+			return false
+		}
+		s = s[1:]
+	}
+}
+
+// skipVarName skips a user variable's name after '@': plain or quoted.
+func skipVarName(s []byte) ([]byte, bool) {
+	if len(s) > 0 && (s[0] == '\'' || s[0] == '"' || s[0] == '`') {
+		return skipQuoted(s)
+	}
+	i := 0
+	for i < len(s) && (isIdentByte(s[i]) || s[i] == '$' || s[i] == '.' || s[i] >= 0x80) {
+		i++
+	}
+	return s[i:], i > 0
+}
+
+// skipQuoted skips a quoted string or identifier starting at s[0].
+func skipQuoted(s []byte) ([]byte, bool) {
+	q := s[0]
+	for i := 1; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && q != '`':
+			i++
+		case s[i] == q:
+			if i+1 < len(s) && s[i+1] == q {
+				i++
+				continue
+			}
+			return s[i+1:], true
+		}
+	}
+	return nil, false
+}
+
+// skipLiteral skips one literal value: a signed number, a quoted string
+// (optionally with a _charset introducer), NULL, TRUE, FALSE, X'..', 0x...
+func skipLiteral(s []byte) ([]byte, bool) {
+	if len(s) == 0 {
+		return nil, false
+	}
+	if s[0] == '_' { // _utf8mb4'text'
+		i := 1
+		for i < len(s) && isIdentByte(s[i]) {
+			i++
+		}
+		s = skipSpace(s[i:])
+		if len(s) == 0 || s[0] != '\'' {
+			return nil, false
+		}
+	}
+	switch c := s[0]; {
+	case c == '\'' || c == '"':
+		return skipQuoted(s)
+	case (c == 'x' || c == 'X' || c == 'b' || c == 'B') && len(s) > 1 && s[1] == '\'':
+		return skipQuoted(s[1:])
+	case c == '-' || c == '+' || c == '.' || c >= '0' && c <= '9':
+		i := 1
+		for i < len(s) && (isIdentByte(s[i]) || s[i] == '.' || (s[i] == '-' || s[i] == '+') && (s[i-1] == 'e' || s[i-1] == 'E')) {
+			i++
+		}
+		return s[i:], true
+	}
+	w, rest := firstWordAny(s)
+	switch w {
+	case "NULL", "TRUE", "FALSE":
+		return rest, true
+	}
+	return nil, false
+}
+
+// firstWordAny returns the leading letters of s in upper case.
+func firstWordAny(s []byte) (string, []byte) {
+	i := 0
+	for i < len(s) && i < 8 && (s[i] >= 'a' && s[i] <= 'z' || s[i] >= 'A' && s[i] <= 'Z') {
+		i++
+	}
+	if i < len(s) && isIdentByte(s[i]) {
+		return "", s
+	}
+	up := make([]byte, i)
+	for j := range i {
+		c := s[j]
+		if c >= 'a' {
+			c -= 'a' - 'A'
+		}
+		up[j] = c
+	}
+	return string(up), s[i:]
+}
+
+// assignmentEnd returns the index of the ',' that ends the assignment at
+// the start of s (outside quotes and parentheses), or len(s). ok is false
+// if the assignment mentions a user variable or is unterminated.
+func assignmentEnd(s []byte) (int, bool) {
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\'' || c == '"' || c == '`':
+			rest, ok := skipQuoted(s[i:])
+			if !ok {
+				return 0, false
+			}
+			i = len(s) - len(rest) - 1
+		case c == '@' && (i+1 >= len(s) || s[i+1] != '@') && (i == 0 || s[i-1] != '@'):
+			return 0, false
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+		case c == ',' && depth == 0:
+			return i, true
+		}
+	}
+	return len(s), true
 }
 
 // containsFold reports whether s contains sub (ASCII upper case) in any case.

@@ -27,6 +27,7 @@ import (
 	"github.com/tandemdb/tandem/failover"
 	"github.com/tandemdb/tandem/internal/config"
 	"github.com/tandemdb/tandem/internal/nodeaccounts"
+	"github.com/tandemdb/tandem/internal/settlehook"
 	"github.com/tandemdb/tandem/metrics"
 	"github.com/tandemdb/tandem/proxy"
 )
@@ -174,6 +175,7 @@ func serve(args []string, stderr io.Writer) int {
 	// (the manager is made below, before any session starts).
 	var mgr *failover.Manager
 	pcfg.NodeFailed = func(node string) { mgr.CheckNow(node) }
+	pcfg.Settle = settlehook.New(nodes, cfg.Failover.AdminUser, cfg.Failover.AdminSecret()).Settle
 	p, err := proxy.New(pcfg, nodes, "")
 	if err != nil {
 		fmt.Fprintln(stderr, "tandem: config:", err)

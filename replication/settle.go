@@ -1,0 +1,611 @@
+package replication
+
+// Settling a transaction whose client lost its answer: was it committed on
+// this node? tandem marks every statement it relays with a comment naming
+// the transaction (a marker, unique per tandem process, session and
+// transaction); MariaDB copies the text of each statement that changes rows
+// into the binlog (Annotate_rows, binlog_annotate_row_events), the passive
+// keeps it when it applies the transaction (replicate_annotate_row_events)
+// and writes it to its own binlog (log_slave_updates). So, after a
+// promotion, the new active's binlog holds a transaction's marker if and
+// only if the transaction was committed there with rows changed.
+//
+// Finding a marker proves the commit (markers are unique). Not finding it
+// proves nothing by itself: the scan may not have gone back far enough. It
+// proves "not committed" only once the scan has read, in the same binlog, a
+// transaction that committed on the old node before the searched one's
+// COMMIT was sent (a bound, given by the caller): the new active applied the
+// old node's transactions in the old node's commit order, so the searched
+// one, if there, comes after the bound.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	gm "github.com/go-mysql-org/go-mysql/replication"
+)
+
+// MarkerPrefix starts every marker tandem puts in front of a statement.
+const MarkerPrefix = "/*tandem:"
+
+// SettleQuery asks whether one transaction was committed.
+type SettleQuery struct {
+	// Marker is the comment tandem put in front of the transaction's
+	// statements ("/*tandem:...*/", MarkerPrefix and all).
+	Marker string
+	// Bounds are markers of transactions that committed on the old node
+	// before the searched transaction's COMMIT was sent. The answer "not
+	// committed" needs one of them found in the binlog.
+	Bounds []string
+}
+
+// Settled is what the binlog says about a transaction.
+type Settled struct {
+	// Known is false when the binlog could not tell (Why says why).
+	Known bool
+	// Committed: the transaction is in the node's binlog.
+	Committed bool
+	// GTID is the committed transaction's GTID.
+	GTID string
+	// Rows is the number of rows the marked statement changed, as its OK
+	// packet would have said, when RowsKnown (a one-table INSERT, UPDATE
+	// or DELETE without ON DUPLICATE KEY).
+	Rows      uint64
+	RowsKnown bool
+	// InsertID is the AUTO_INCREMENT value of the row a one-row INSERT
+	// wrote (0 when not known or not applicable).
+	InsertID uint64
+	// Why explains an unknown outcome.
+	Why string
+}
+
+// BinlogSource says how to read one node's binlog (COM_BINLOG_DUMP, as a
+// replica would: the account needs REPLICATION SLAVE).
+type BinlogSource struct {
+	Address  string // host:port
+	User     string
+	Password string
+	// ServerID is the replica id tandem registers with while it reads;
+	// it must differ from every server's. 0 picks a random one.
+	ServerID uint32
+}
+
+// SettleLimits bound one search.
+type SettleLimits struct {
+	// MaxBytes is the most binlog read, newest file first, before the
+	// outcome is declared unknown. Default 256 MiB.
+	MaxBytes int64
+}
+
+// Settle answers queries about transactions on the node that db and src
+// both reach. Queries made while a search runs are answered together by the
+// next one: a failover interrupts many sessions at once, and one read of the
+// binlog answers all of them. Each search starts after the query was made,
+// so it reads everything the node had binlogged by then.
+type Settler struct {
+	DB     Querier
+	Source BinlogSource
+	Limits SettleLimits
+
+	mu      sync.Mutex
+	running bool
+	waiting []*settleReq
+}
+
+type settleReq struct {
+	q    SettleQuery
+	res  Settled
+	err  error
+	done chan struct{}
+}
+
+// Settle reports what the node's binlog says about q, waiting at most until
+// ctx is done.
+func (s *Settler) Settle(ctx context.Context, q SettleQuery) (Settled, error) {
+	if !strings.HasPrefix(q.Marker, MarkerPrefix) {
+		return Settled{}, fmt.Errorf("replication: settle: marker %q does not start with %q", q.Marker, MarkerPrefix)
+	}
+	r := &settleReq{q: q, done: make(chan struct{})}
+	s.mu.Lock()
+	s.waiting = append(s.waiting, r)
+	if !s.running {
+		s.running = true
+		go s.run()
+	}
+	s.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.res, r.err
+	case <-ctx.Done():
+		return Settled{Why: "the binlog search did not finish in time"}, ctx.Err()
+	}
+}
+
+// settleTimeout bounds one search of the binlog, whoever waits for it.
+const settleTimeout = 30 * time.Second
+
+func (s *Settler) run() {
+	for {
+		s.mu.Lock()
+		batch := s.waiting
+		s.waiting = nil
+		if len(batch) == 0 {
+			s.running = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		qs := make([]SettleQuery, len(batch))
+		for i, r := range batch {
+			qs[i] = r.q
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+		res, err := FindTransactions(ctx, s.DB, s.Source, s.Limits, qs)
+		cancel()
+		for i, r := range batch {
+			if err == nil {
+				r.res = res[i]
+			}
+			r.err = err
+			close(r.done)
+		}
+	}
+}
+
+// binlogFile is one line of SHOW BINARY LOGS.
+type binlogFile struct {
+	name string
+	size int64
+}
+
+// FindTransactions searches the node's binlog, newest file first, for the
+// transactions of qs and answers each. db is an ordinary connection to the
+// node (for SHOW BINARY LOGS and table definitions); src is how to read its
+// binlog. An error means nothing could be read; a query the binlog does not
+// answer comes back with Known false and the reason.
+func FindTransactions(ctx context.Context, db Querier, src BinlogSource, lim SettleLimits, qs []SettleQuery) ([]Settled, error) {
+	if lim.MaxBytes <= 0 {
+		lim.MaxBytes = 256 << 20
+	}
+	if why, err := settleUsable(ctx, db); err != nil {
+		return nil, err
+	} else if why != "" {
+		out := make([]Settled, len(qs))
+		for i := range out {
+			out[i].Why = why
+		}
+		return out, nil
+	}
+	files, err := binaryLogs(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	sc := newSettleScan(qs)
+	read := int64(0)
+	for i := len(files) - 1; i >= 0 && !sc.allSettled(); i-- {
+		if read >= lim.MaxBytes {
+			break
+		}
+		f := files[i]
+		if err := scanBinlogFile(ctx, src, f, sc); err != nil {
+			return nil, fmt.Errorf("replication: reading binlog %s: %w", f.name, err)
+		}
+		read += f.size
+		sc.fileDone()
+	}
+	out := sc.results(fmt.Sprintf("neither the transaction nor a transaction committed before it was found in the newest %d bytes of binlog", read))
+	for i := range out {
+		if out[i].Committed && sc.found[i].table != nil {
+			out[i].InsertID = insertID(ctx, db, sc.found[i])
+		}
+	}
+	return out, nil
+}
+
+// settleUsable says why the node's binlog cannot settle anything ("" if it
+// can): it must log, keep its replicated transactions and their statements.
+func settleUsable(ctx context.Context, db Querier) (string, error) {
+	var logBin, slaveUpdates, annotate sql.NullInt64
+	err := db.QueryRowContext(ctx, "SELECT @@GLOBAL.log_bin, @@GLOBAL.log_slave_updates, @@GLOBAL.replicate_annotate_row_events").
+		Scan(&logBin, &slaveUpdates, &annotate)
+	if err != nil {
+		if strings.Contains(err.Error(), "Unknown system variable") {
+			return "the node is not MariaDB (no replicate_annotate_row_events)", nil
+		}
+		return "", fmt.Errorf("replication: settle: reading binlog settings: %w", err)
+	}
+	switch {
+	case logBin.Int64 != 1:
+		return "the node has no binlog (log_bin=OFF)", nil
+	case slaveUpdates.Int64 != 1:
+		return "the node does not binlog what it replicates (log_slave_updates=OFF)", nil
+	case annotate.Int64 != 1:
+		return "the node drops statement annotations it replicates (replicate_annotate_row_events=OFF)", nil
+	}
+	return "", nil
+}
+
+func binaryLogs(ctx context.Context, db Querier) ([]binlogFile, error) {
+	rows, err := db.QueryContext(ctx, "SHOW BINARY LOGS")
+	if err != nil {
+		return nil, fmt.Errorf("replication: SHOW BINARY LOGS: %w", err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var files []binlogFile
+	for rows.Next() {
+		vals := make([]sql.RawBytes, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		if len(vals) < 2 {
+			return nil, errors.New("replication: SHOW BINARY LOGS: too few columns")
+		}
+		size, err := strconv.ParseInt(string(vals[1]), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("replication: SHOW BINARY LOGS: size %q: %w", vals[1], err)
+		}
+		files = append(files, binlogFile{name: string(vals[0]), size: size})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, errors.New("replication: SHOW BINARY LOGS: no binlog files")
+	}
+	return files, nil
+}
+
+// scanBinlogFile reads f from its start to its size at the time it was
+// listed and feeds each event to sc.
+func scanBinlogFile(ctx context.Context, src BinlogSource, f binlogFile, sc *settleScan) error {
+	host, portStr, err := net.SplitHostPort(src.Address)
+	if err != nil {
+		return fmt.Errorf("address %q: %w", src.Address, err)
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return fmt.Errorf("address %q: port: %w", src.Address, err)
+	}
+	id := src.ServerID
+	for id == 0 || id == 1 || id == 2 {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		id = binary.LittleEndian.Uint32(b[:])&0x3fffffff | 0x40000000
+	}
+	syncer := gm.NewBinlogSyncer(gm.BinlogSyncerConfig{
+		ServerID: id, Flavor: mysql.MariaDBFlavor, Host: host, Port: uint16(port),
+		User: src.User, Password: src.Password,
+		DumpCommandFlag:  gm.BINLOG_SEND_ANNOTATE_ROWS_EVENT,
+		DisableRetrySync: true, ReadTimeout: 10 * time.Second, HeartbeatPeriod: 2 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	defer syncer.Close()
+	st, err := syncer.StartSync(mysql.Position{Name: f.name, Pos: 4})
+	if err != nil {
+		return err
+	}
+	file := f.name
+	for {
+		ev, err := st.GetEvent(ctx)
+		if err != nil {
+			return err
+		}
+		if rot, ok := ev.Event.(*gm.RotateEvent); ok {
+			if ev.Header.LogPos != 0 || ev.Header.Timestamp != 0 || string(rot.NextLogName) != file {
+				return nil // the end of f: the next file begins
+			}
+			continue // the fake rotate that opens the dump
+		}
+		sc.event(ev)
+		if ev.Header.LogPos != 0 && int64(ev.Header.LogPos) >= f.size {
+			return nil
+		}
+	}
+}
+
+// settleScan follows transactions through binlog events and matches their
+// markers with the queries.
+type settleScan struct {
+	qs     []SettleQuery
+	byMark map[string][]int // marker -> queries searching it
+	bounds map[string][]int // bound marker -> queries it bounds
+	found  []stmtRows       // per query, the statement found (Committed)
+	gtids  []string
+	ok     []bool // found
+	bound  []bool // a bound seen in a file completely read
+	seenB  []bool // a bound seen in the file being read
+
+	// The transaction being read.
+	gtid       string
+	standalone bool // a DDL statement: ends with its Query event
+	marks      []string
+	stmts      map[string]*stmtRows // by marker: the marked statement's rows
+	current    *stmtRows            // the statement whose rows follow
+}
+
+// stmtRows counts what one annotated statement changed.
+type stmtRows struct {
+	verb     string
+	dupKey   bool
+	writes   uint64
+	updates  uint64
+	deletes  uint64
+	tableIDs map[uint64]bool
+	table    *gm.TableMapEvent // the table of the first row written
+	firstRow []any
+}
+
+func newSettleScan(qs []SettleQuery) *settleScan {
+	sc := &settleScan{qs: qs, byMark: map[string][]int{}, bounds: map[string][]int{},
+		found: make([]stmtRows, len(qs)), gtids: make([]string, len(qs)),
+		ok: make([]bool, len(qs)), bound: make([]bool, len(qs)), seenB: make([]bool, len(qs))}
+	for i, q := range qs {
+		sc.byMark[q.Marker] = append(sc.byMark[q.Marker], i)
+		for _, b := range q.Bounds {
+			if b != "" && b != q.Marker {
+				sc.bounds[b] = append(sc.bounds[b], i)
+			}
+		}
+	}
+	return sc
+}
+
+// allSettled reports whether every query has its answer.
+func (sc *settleScan) allSettled() bool {
+	for i := range sc.qs {
+		if !sc.ok[i] && !sc.bound[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// fileDone is called after a whole file was read: a bound seen in it
+// settles its queries (their transaction, if committed, comes after the
+// bound, in this file or a newer one, all read).
+func (sc *settleScan) fileDone() {
+	for i := range sc.qs {
+		sc.bound[i] = sc.bound[i] || sc.seenB[i]
+	}
+}
+
+func (sc *settleScan) results(unknown string) []Settled {
+	out := make([]Settled, len(sc.qs))
+	for i := range sc.qs {
+		switch {
+		case sc.ok[i]:
+			st := &sc.found[i]
+			out[i] = Settled{Known: true, Committed: true, GTID: sc.gtids[i]}
+			out[i].Rows, out[i].RowsKnown = st.affected()
+		case sc.bound[i]:
+			out[i] = Settled{Known: true}
+		default:
+			out[i] = Settled{Why: unknown}
+		}
+	}
+	return out
+}
+
+// affected is the affected-rows count the statement's OK packet would have
+// carried, when the binlog shows it unambiguously.
+func (st *stmtRows) affected() (uint64, bool) {
+	if len(st.tableIDs) > 1 || st.dupKey {
+		return 0, false
+	}
+	switch st.verb {
+	case "INSERT":
+		if st.updates == 0 && st.deletes == 0 {
+			return st.writes, true
+		}
+	case "UPDATE":
+		if st.writes == 0 && st.deletes == 0 {
+			return st.updates, true
+		}
+	case "DELETE":
+		if st.writes == 0 && st.updates == 0 {
+			return st.deletes, true
+		}
+	}
+	return 0, false
+}
+
+// parseMarker returns the marker at the start of q ("/*tandem:...*/").
+func parseMarker(q []byte) (string, bool) {
+	if !bytes.HasPrefix(q, []byte(MarkerPrefix)) {
+		return "", false
+	}
+	end := bytes.Index(q, []byte("*/"))
+	if end < 0 || end > 128 {
+		return "", false
+	}
+	return string(q[:end+2]), true
+}
+
+// SavepointPrefix starts the name of the savepoint tandem sets just before
+// the COMMIT of a transaction whose statements carry no marker (prepared
+// statements): "tandem_<process>_<session>_<transaction>" stands for the
+// marker "/*tandem:<process>:<session>:<transaction>*/". MariaDB logs it,
+// inside the transaction, as SAVEPOINT `name`.
+const SavepointPrefix = "tandem_"
+
+// parseSavepoint returns the marker a logged SAVEPOINT statement stands for.
+func parseSavepoint(q []byte) (string, bool) {
+	const head = "SAVEPOINT `" + SavepointPrefix
+	if len(q) > 128 || !bytes.HasPrefix(q, []byte(head)) || q[len(q)-1] != '`' {
+		return "", false
+	}
+	parts := strings.Split(string(q[len(head):len(q)-1]), "_")
+	if len(parts) != 3 {
+		return "", false
+	}
+	for _, p := range parts {
+		if p == "" || strings.ContainsAny(p, "`:*/") {
+			return "", false
+		}
+	}
+	return MarkerPrefix + parts[0] + ":" + parts[1] + ":" + parts[2] + "*/", true
+}
+
+// firstVerb returns the upper-cased first word of q after the marker and
+// whether the statement holds ON DUPLICATE KEY.
+func firstVerb(q []byte, marker string) (string, bool) {
+	rest := bytes.TrimLeft(q[len(marker):], " \t\r\n(")
+	i := 0
+	for i < len(rest) && (rest[i] >= 'a' && rest[i] <= 'z' || rest[i] >= 'A' && rest[i] <= 'Z') {
+		i++
+	}
+	return strings.ToUpper(string(rest[:i])), bytes.Contains(bytes.ToUpper(rest), []byte("ON DUPLICATE KEY"))
+}
+
+func (sc *settleScan) begin(gtid string) {
+	sc.gtid = gtid
+	sc.marks = sc.marks[:0]
+	sc.stmts = nil
+	sc.current = nil
+	sc.standalone = false
+}
+
+func (sc *settleScan) mark(m string, q []byte) {
+	sc.marks = append(sc.marks, m)
+	if _, wanted := sc.byMark[m]; !wanted {
+		sc.current = nil
+		return
+	}
+	if sc.stmts == nil {
+		sc.stmts = map[string]*stmtRows{}
+	}
+	st := sc.stmts[m]
+	if st == nil {
+		st = &stmtRows{tableIDs: map[uint64]bool{}}
+		st.verb, st.dupKey = firstVerb(q, m)
+		sc.stmts[m] = st
+	} else {
+		st.verb = "" // two statements with one marker: rows unknown
+	}
+	sc.current = st
+}
+
+func (sc *settleScan) commit() {
+	for _, m := range sc.marks {
+		for _, i := range sc.byMark[m] {
+			sc.ok[i] = true
+			sc.gtids[i] = sc.gtid
+			if st := sc.stmts[m]; st != nil {
+				sc.found[i] = *st
+			}
+		}
+		for _, i := range sc.bounds[m] {
+			sc.seenB[i] = true
+		}
+	}
+	sc.begin("")
+}
+
+func (sc *settleScan) event(ev *gm.BinlogEvent) {
+	switch e := ev.Event.(type) {
+	case *gm.MariadbGTIDEvent:
+		sc.begin(e.GTID.String())
+		sc.standalone = e.Flags&gm.BINLOG_MARIADB_FL_STANDALONE != 0
+	case *gm.MariadbAnnotateRowsEvent:
+		if m, ok := parseMarker(e.Query); ok {
+			sc.mark(m, e.Query)
+		} else {
+			sc.current = nil
+		}
+	case *gm.QueryEvent:
+		q := bytes.TrimSpace(e.Query)
+		switch {
+		case bytes.EqualFold(q, []byte("BEGIN")):
+		case bytes.EqualFold(q, []byte("COMMIT")):
+			sc.commit()
+		default:
+			// A statement logged as text (DDL, SAVEPOINT): its rows,
+			// if any, are not counted.
+			if m, ok := parseSavepoint(q); ok {
+				sc.marks = append(sc.marks, m)
+			} else if m, ok := parseMarker(q); ok {
+				sc.mark(m, q)
+				if st := sc.stmts[m]; st != nil {
+					st.verb = ""
+				}
+			}
+			sc.current = nil
+			if sc.standalone {
+				sc.commit() // DDL: a transaction of its own
+			}
+		}
+	case *gm.XIDEvent:
+		sc.commit()
+	case *gm.RowsEvent:
+		st := sc.current
+		if st == nil {
+			return
+		}
+		st.tableIDs[e.TableID] = true
+		switch ev.Header.EventType {
+		case gm.WRITE_ROWS_EVENTv0, gm.WRITE_ROWS_EVENTv1, gm.WRITE_ROWS_EVENTv2, gm.MARIADB_WRITE_ROWS_COMPRESSED_EVENT_V1:
+			if st.writes == 0 && len(e.Rows) > 0 {
+				st.table, st.firstRow = e.Table, e.Rows[0]
+			}
+			st.writes += uint64(len(e.Rows))
+		case gm.UPDATE_ROWS_EVENTv0, gm.UPDATE_ROWS_EVENTv1, gm.UPDATE_ROWS_EVENTv2, gm.MARIADB_UPDATE_ROWS_COMPRESSED_EVENT_V1:
+			st.updates += uint64(len(e.Rows) / 2) // before and after images
+		default:
+			st.deletes += uint64(len(e.Rows))
+		}
+	}
+}
+
+// insertID returns the AUTO_INCREMENT value of the one row a found INSERT
+// wrote, or 0.
+func insertID(ctx context.Context, db Querier, st stmtRows) uint64 {
+	if st.verb != "INSERT" || st.writes != 1 || st.updates != 0 || st.deletes != 0 || st.table == nil || len(st.tableIDs) != 1 {
+		return 0
+	}
+	var pos int
+	err := db.QueryRowContext(ctx, "SELECT ORDINAL_POSITION FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND EXTRA LIKE '%auto_increment%'",
+		string(st.table.Schema), string(st.table.Table)).Scan(&pos)
+	if err != nil || pos < 1 || pos > len(st.firstRow) {
+		return 0
+	}
+	switch v := st.firstRow[pos-1].(type) {
+	case int8:
+		return uint64(uint8(v))
+	case int16:
+		return uint64(uint16(v))
+	case int32:
+		return uint64(uint32(v))
+	case int64:
+		return uint64(v)
+	case uint8:
+		return uint64(v)
+	case uint16:
+		return uint64(v)
+	case uint32:
+		return uint64(v)
+	case uint64:
+		return v
+	}
+	return 0
+}
