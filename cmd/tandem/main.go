@@ -175,7 +175,9 @@ func serve(args []string, stderr io.Writer) int {
 	// (the manager is made below, before any session starts).
 	var mgr *failover.Manager
 	pcfg.NodeFailed = func(node string) { mgr.CheckNow(node) }
-	pcfg.Settle = settlehook.New(nodes, cfg.Failover.AdminUser, cfg.Failover.AdminSecret()).Settle
+	if cfg.Proxy.SettleCommits {
+		pcfg.Settle = settlehook.New(nodes, cfg.Failover.AdminUser, cfg.Failover.AdminSecret()).Settle
+	}
 	p, err := proxy.New(pcfg, nodes, "")
 	if err != nil {
 		fmt.Fprintln(stderr, "tandem: config:", err)

@@ -241,6 +241,11 @@ type Proxy struct {
 	// NetWriteTimeout cuts a client that does not take a block of a
 	// response for this long (MariaDB's net_write_timeout). Default 60s.
 	NetWriteTimeout Duration `toml:"net_write_timeout"`
+	// SettleCommits marks each relayed statement with a comment so that a
+	// COMMIT interrupted by a node failure gets its exact outcome (README,
+	// "Settled outcomes"); false relays statements unmodified and such a
+	// COMMIT gets 1317 (outcome unknown). Default true.
+	SettleCommits bool `toml:"settle_commits"`
 	// HoldTimeout is how long a command or a new session waits while
 	// traffic is held (failover, switchover). Default 10s.
 	HoldTimeout Duration `toml:"hold_timeout"`
@@ -361,6 +366,7 @@ func Default() File {
 			HoldTimeout:       Duration{10 * time.Second},
 			NetReadTimeout:    Duration{30 * time.Second},
 			NetWriteTimeout:   Duration{60 * time.Second},
+			SettleCommits:     true,
 			DefaultAuthPlugin: "mysql_native_password",
 			MaxPacket:         64 << 20,
 		},

@@ -40,8 +40,17 @@ func TestGoodConfigGetsDefaults(t *testing.T) {
 	}
 	if f.Failover.InitialActive != "a" || f.Proxy.MaxConnections != 4096 || f.Failover.Interval.Duration != 250*time.Millisecond ||
 		f.Users[0].Secret() != "apppass" || f.Failover.AdminSecret() != "tandem" || f.Log.Level != "info" ||
-		f.Proxy.MaxHandshakes != 64 || f.Proxy.NetWriteTimeout.Duration != 60*time.Second {
+		f.Proxy.MaxHandshakes != 64 || f.Proxy.NetWriteTimeout.Duration != 60*time.Second || !f.Proxy.SettleCommits ||
+		f.Failover.AckTimeout.Duration != time.Second || f.Failover.SemiSyncTimeout.Duration != 30*time.Second ||
+		f.Failover.MaxSwitchoverTimeout.Duration != time.Minute {
 		t.Fatalf("defaults not applied: %+v", f)
+	}
+	f, err = load(t, strings.Replace(good, "[proxy]", "[proxy]\nsettle_commits = false", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Proxy.SettleCommits {
+		t.Fatal("settle_commits = false not applied")
 	}
 }
 
