@@ -241,6 +241,17 @@ func (m *Manager) lead(ctx context.Context) {
 	m.decide(ctx)
 }
 
+// tick is the Run loop's periodic step with several tandems: a follower
+// reads the decision; a tandem elected but not yet leading (the decision
+// could not be read when it won) tries to lead again.
+func (m *Manager) tick(ctx context.Context) {
+	if !m.leading && m.cluster.IsCoordinator() {
+		m.lead(ctx)
+		return
+	}
+	m.follow(ctx)
+}
+
 // follow routes by the decision in etcd, read afresh, and acknowledges its
 // epoch once routing by it.
 func (m *Manager) follow(ctx context.Context) {
@@ -265,6 +276,7 @@ func (m *Manager) follow(ctx context.Context) {
 	}
 	changed := d.Epoch != m.dec.Epoch || d.Opened != m.dec.Opened || d.Active != m.dec.Active || lease != m.loadedLease
 	if !changed && m.gate.isOpen() {
+		m.setDecision(d) // the rest (exclusions, unsynced marks) for the status
 		return
 	}
 	m.setDecision(d)

@@ -166,3 +166,32 @@ func TestClusterSwitchoverHoldsEveryTandemFirst(t *testing.T) {
 	wantInOrder(t, r.log.list(), "ctl hold", "save active=a epoch=2", "barrier 2", "a read_only true",
 		"b wait_executed", "save active=b epoch=3", "barrier 3", "b read_only false", "save active=b epoch=3", "ctl route b")
 }
+
+// Elected while the decision cannot be read: the next tick tries again,
+// instead of leaving the cluster with no tandem acting.
+func TestElectedRetriesReadingTheDecision(t *testing.T) {
+	r, fc := newClusterRig(t, Decision{Active: "a", Epoch: 5, Opened: true})
+	fc.coordinator.Store(true)
+	r.store.loadErr = errors.New("etcdserver: request timed out")
+	r.m.lead(bg)
+	if r.m.leading {
+		t.Fatal("leading without a decision")
+	}
+	r.m.tick(bg) // the Run loop's next follow tick
+	if !r.m.leading || r.m.dec.Epoch != 5 {
+		t.Fatalf("leading %v decision %+v", r.m.leading, r.m.dec)
+	}
+}
+
+// A follower's status shows the decision's marks as the coordinator saves
+// them, not only its epoch and active node.
+func TestFollowerRefreshesWholeDecision(t *testing.T) {
+	r, _ := newClusterRig(t, Decision{Active: "a", Epoch: 3, Opened: true})
+	r.m.follow(bg)
+	r.store.d.Excluded = map[string]string{"b": "errant transactions 0-2-9"}
+	r.m.follow(bg)
+	r.m.publish()
+	if r.m.Status().Decision.Excluded["b"] == "" {
+		t.Fatalf("follower status: %+v", r.m.Status().Decision)
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/tandemdb/tandem/replication"
 )
 
 // healthy feeds RecoverAfter good checks of both nodes: a the writable
@@ -509,4 +511,52 @@ func TestSwitchoverEndsWhenActiveFailsOrCallerLeaves(t *testing.T) {
 	if slices.Contains(r.log.list(), "ctl route b") {
 		t.Fatal("routed")
 	}
+}
+
+// A candidate's lag counts up to the old active's last sign of life: a
+// dead active writes no heartbeat, so the plain age grows without the
+// candidate falling behind.
+func TestLagMeasuredToLastSignOfLife(t *testing.T) {
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	a, b := r.m.node("a"), r.m.node("b")
+	b.good.Lag, b.good.LagKnown = 8*time.Second, true
+	a.good.Time = b.good.Time.Add(-7800 * time.Millisecond) // a last answered 7.8 s before b's check
+	if why := r.m.unsafeToPromote(b, false); why != "" {
+		t.Fatalf("b was 200 ms behind when a was last seen: %q", why)
+	}
+	a.good.Time = b.good.Time.Add(-2 * time.Second)
+	if why := r.m.unsafeToPromote(b, false); !strings.Contains(why, "lagged 6s") {
+		t.Fatalf("b was 6 s behind: %q", why)
+	}
+}
+
+// A returning node rejoins (the active replicates from it again) only once
+// it holds everything the active has: crash recovery may have dropped
+// commits the active received, which it gets back first.
+func TestRejoinWaitsUntilCaughtUp(t *testing.T) {
+	r := newRig(t, Decision{Active: "b", Epoch: 2, PromotedAt: "0-1-10", PendingRejoin: true})
+	r.b.facts = writer(t, 2, "0-2-30")
+	r.b.facts.SemiSync.ReplicaOn = true
+	r.a.facts = passive(t, 1, "0-1-10") // still behind b
+	for range r.m.cfg.RecoverAfter {
+		r.observe("b")
+		r.observe("a")
+	}
+	wantAbsent(t, r.log.list(), "b start_replica")
+	r.a.facts = passive(t, 1, "0-2-30")
+	r.observe("a")
+	wantInOrder(t, r.log.list(), "b start_replica")
+	if r.m.dec.PendingRejoin {
+		t.Fatal("still pending")
+	}
+	// The active's I/O thread then stops on 1236: rejoin again.
+	r.log.reset()
+	r.b.facts.Replica.IORunning, r.b.facts.Replica.LastIOErrno = replication.IONo, 1236
+	r.observe("b")
+	if !r.m.dec.PendingRejoin {
+		t.Fatal("a 1236 on the active did not reopen the rejoin")
+	}
+	r.observe("a")
+	wantInOrder(t, r.log.list(), "b start_replica")
 }

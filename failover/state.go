@@ -349,7 +349,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			r.reply <- response{v, err}
 			m.publish()
 		case <-follow:
-			m.follow(ctx)
+			m.tick(ctx)
 			m.refreshMembers(ctx)
 			m.publish()
 		case <-m.elected:
@@ -524,6 +524,18 @@ func (m *Manager) enforce(ctx context.Context, n *node) {
 			m.log.Warn("followers not opened yet", "error", err)
 		} else {
 			m.ctl.Route(n.Name)
+		}
+	}
+	// The active's replication from its peer stopped on a position the
+	// peer did not hold (1236: it restarted without a tail it has not got
+	// back yet): rejoin again once it holds it.
+	if r := f.Replica; !m.dec.PendingRejoin && r.Configured && r.IORunning == replication.IONo && r.LastIOErrno == 1236 {
+		d := m.dec
+		d.PendingRejoin = true
+		if err := m.save(d); err != nil {
+			m.log.Error("cannot save the decision", "error", err)
+		} else {
+			m.log.Warn("the active's replication from its peer stopped (1236); restarting it once the peer has caught up", "node", n.Name)
 		}
 	}
 	m.keepDurable(ctx, n)
@@ -818,6 +830,13 @@ func (m *Manager) checkRejoin(ctx context.Context, n *node) {
 	if _, excluded := m.dec.Excluded[n.Name]; excluded || f.Writable() || !f.Replica.SQLRunning || f.Replica.IORunning != replication.IOYes {
 		return
 	}
+	// The active resumes replicating from n where it left off: n must
+	// hold that again. A node whose crash recovery dropped commits the
+	// active had received gets them back from the active first (the
+	// active's I/O thread would fail with 1236 until then).
+	if !replication.Contains(f.Executed(), active.good.Facts.Executed()) {
+		return
+	}
 	rctx, cancel := context.WithTimeout(ctx, m.cfg.FenceTimeout)
 	defer cancel()
 	if err := active.ops.StartReplica(rctx, active.good.Facts.Flavor, false); err != nil {
@@ -904,10 +923,27 @@ func (m *Manager) promotable(c *node, force, ignoreSync bool) string {
 	if r.Configured && !r.SQLRunning {
 		return fmt.Sprintf("node %s's replication SQL thread is stopped: it may not have applied what it received", c.Name)
 	}
-	if c.good.LagKnown && c.good.Lag > m.cfg.MaxPromoteLag {
-		return fmt.Sprintf("node %s lagged %v behind (over %v)", c.Name, c.good.Lag.Round(time.Millisecond), m.cfg.MaxPromoteLag)
+	if lag, ok := m.lagBehind(c); ok && lag > m.cfg.MaxPromoteLag {
+		return fmt.Sprintf("node %s lagged %v behind (over %v)", c.Name, lag.Round(time.Millisecond), m.cfg.MaxPromoteLag)
 	}
 	return ""
+}
+
+// lagBehind is how far c was behind the active node when the active was
+// last seen alive: the age of the active's heartbeat on c, less the time
+// since the active last answered (a dead active writes no heartbeat, so
+// the plain age keeps growing without c falling behind).
+func (m *Manager) lagBehind(c *node) (time.Duration, bool) {
+	if !c.good.LagKnown {
+		return 0, false
+	}
+	lag := c.good.Lag
+	if a := m.node(m.dec.Active); a != nil && a != c && !a.good.Time.IsZero() {
+		if dead := c.good.Time.Sub(a.good.Time); dead > 0 {
+			lag -= dead
+		}
+	}
+	return max(lag, 0), true
 }
 
 // durable says why tandem cannot show that c holds every write old

@@ -84,11 +84,18 @@ type memStore struct {
 	saves int
 	err   error
 	log   *opLog
+	// loadErr, when set, is what the next Load fails with.
+	loadErr error
 }
 
 func (s *memStore) Load() (Decision, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.loadErr != nil {
+		err := s.loadErr
+		s.loadErr = nil // fails once
+		return Decision{}, false, err
+	}
 	return s.d, s.ok, nil
 }
 func (s *memStore) Save(d Decision) error {

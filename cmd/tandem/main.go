@@ -217,12 +217,22 @@ func serve(args []string, stderr io.Writer) int {
 		ccfg := cfg.Etcd.CoordConfig()
 		elog := log.Named("etcd")
 		ccfg.Events = func(kind, detail string) { elog.Warn(kind, "detail", detail) }
-		octx, cancel := context.WithTimeout(context.Background(), ccfg.DialTimeout+ccfg.LeaseTTL+5*time.Second)
-		sess, err := coord.Open(octx, ccfg, elog)
-		cancel()
-		if err != nil {
-			fmt.Fprintln(stderr, "tandem: etcd:", err)
-			return exitFail
+		// etcd may have no leader yet (several hosts booting at once):
+		// try for a minute before giving up.
+		var sess *coord.Session
+		for deadline := time.Now().Add(time.Minute); ; {
+			octx, cancel := context.WithTimeout(context.Background(), ccfg.DialTimeout+ccfg.LeaseTTL+5*time.Second)
+			sess, err = coord.Open(octx, ccfg, elog)
+			cancel()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				fmt.Fprintln(stderr, "tandem: etcd:", err)
+				return exitFail
+			}
+			elog.Warn("cannot join etcd yet; retrying", "error", err)
+			time.Sleep(time.Second)
 		}
 		defer func() {
 			// Resign at once so another tandem takes over without
