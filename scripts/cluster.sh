@@ -141,7 +141,7 @@ member_pid() {
 	[[ -s $pf ]] || return 0
 	pid=$(<"$pf")
 	[[ $pid =~ ^[0-9]+$ ]] || return 0
-	tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "--data-dir=$(hdir "$1")/data" || return 0
+	{ tr '\0' '\n' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qxF -- "--data-dir=$(hdir "$1")/data" || return 0
 	echo "$pid"
 }
 
@@ -278,7 +278,7 @@ tandem_pid() {
 	[[ -s $pf ]] || return 0
 	pid=$(<"$pf")
 	[[ $pid =~ ^[0-9]+$ ]] || return 0
-	tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "$(tandem_cfg "$1")" || return 0
+	{ tr '\0' '\n' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qxF -- "$(tandem_cfg "$1")" || return 0
 	[[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]] || return 0
 	echo "$pid"
 }

@@ -24,10 +24,10 @@ import (
 // along, a sampler checks that at no moment two nodes were writable and
 // routed to.
 func TestHostsFaults(t *testing.T) {
-	r := newRig(t)
 	began := time.Now()
+	r := newRig(t)
 	coord := r.settled(t, "a", 60*time.Second)
-	t.Logf("cluster up after %v: both tandems route to a, coordinator %s", time.Since(began).Round(time.Millisecond), coord)
+	t.Logf("cluster built in %v: both tandems route to a, coordinator %s", time.Since(began).Round(time.Millisecond), coord)
 	smp := startSampler(r, 8*time.Minute)
 	t.Cleanup(smp.close)
 	db := map[string]*sqlDB{"host1": {r.app(t, "host1", 2)}, "host2": {r.app(t, "host2", 2)}}
@@ -56,9 +56,7 @@ func TestHostsFaults(t *testing.T) {
 
 	ok := t.Run("partition host1, b active", func(t *testing.T) {
 		coord := r.settled(t, "a", 30*time.Second)
-		if out, err := r.tandemCmd(t, coord, "switchover", "-to", "b"); err != nil {
-			t.Fatalf("tandem switchover -to b on %s: %v\n%s", coord, err, out)
-		}
+		r.switchover(t, coord, "b")
 		r.settled(t, "b", 30*time.Second)
 		active = "b"
 		w1, w2 := load(t, "pb")
@@ -70,9 +68,7 @@ func TestHostsFaults(t *testing.T) {
 	}
 	ok = t.Run("partition host1, a active", func(t *testing.T) {
 		coord := r.settled(t, "b", 30*time.Second)
-		if out, err := r.tandemCmd(t, coord, "switchover", "-to", "a"); err != nil {
-			t.Fatalf("tandem switchover -to a on %s: %v\n%s", coord, err, out)
-		}
+		r.switchover(t, coord, "a")
 		r.settled(t, "a", 30*time.Second)
 		active = "a"
 		w1, w2 := load(t, "pa")
@@ -221,6 +217,23 @@ func TestHostsFaults(t *testing.T) {
 			r.checkNoLoss(t, n, w)
 		}
 	}
+	// Rows nobody was told about may exist, but on both nodes alike.
+	for _, w := range loads {
+		sums := map[string]string{}
+		for _, n := range []string{"a", "b"} {
+			var tbl, sum string
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			err := r.nodes[n].QueryRowContext(ctx, "CHECKSUM TABLE app."+w.table).Scan(&tbl, &sum)
+			cancel()
+			if err != nil {
+				t.Fatalf("CHECKSUM TABLE app.%s on %s: %v", w.table, n, err)
+			}
+			sums[n] = sum
+		}
+		if sums["a"] != sums["b"] {
+			t.Errorf("app.%s differs between the nodes: checksums %v", w.table, sums)
+		}
+	}
 	smp.close()
 	samples, violations, both := smp.counts()
 	t.Logf("sampler: %d samples every 20 ms over %v: %d moments with two nodes writable and routed to, %d with both read_only=OFF (whether routed to or not); first: %v",
@@ -249,12 +262,13 @@ func (r *rig) partitionHost1(t *testing.T, active string, w1, w2 *workload) {
 	coordinated := time.Since(cut)
 	w2.waitAcks(t, 50, 20*time.Second)
 	served := w2.firstAckAfter(cut).Sub(cut)
-	t.Logf("host1 cut off with %s active: host1's tandem self-fenced after %v; host2's tandem coordinator routing to b (epoch %d) after %v; first write started after the cut acknowledged through host2 %v after the cut",
-		active, fenced.Round(time.Millisecond), s.Decision.Epoch, coordinated.Round(time.Millisecond), served.Round(time.Millisecond))
+	pause := w2.longestPause(cut)
+	t.Logf("host1 cut off with %s active: host1's tandem self-fenced after %v; host2's tandem coordinator routing to b (epoch %d) after %v; first write started after the cut acknowledged through host2 %v after the cut; longest pause between two writes acknowledged through host2: %v",
+		active, fenced.Round(time.Millisecond), s.Decision.Epoch, coordinated.Round(time.Millisecond), served.Round(time.Millisecond), pause.Round(time.Millisecond))
 	t.Logf("errors since the cut: through host1: %s; through host2: %s", w1.errorSummary(cut), w2.errorSummary(cut))
-	if served > 3*time.Second {
+	if served > 3*time.Second || pause > 3*time.Second {
 		// Reported, not failed on: the machine is shared and slow.
-		t.Logf("NOTE: the majority side took %v (> 3 s) to serve writes", served.Round(time.Millisecond))
+		t.Logf("NOTE: over the 3 s bar: first write %v, longest pause %v", served.Round(time.Millisecond), pause.Round(time.Millisecond))
 	}
 	if active == "a" {
 		// Node a, cut off while active, cannot be fenced by anyone: it
@@ -292,22 +306,82 @@ func (r *rig) partitionHost1(t *testing.T, active string, w1, w2 *workload) {
 // waitRejoined waits until host's tandem sees node n as a healthy,
 // read-only, replicating passive that is not excluded, and replication
 // runs both ways.
+//
+// When the active's replication from n stopped with error 1236 (it asks n
+// for a GTID that n's binlog lacks: n, restarted, truncated its
+// unacknowledged tail, and tandem restarted the active's replication from
+// n before n had received that tail back from the active), tandem never
+// restarts it. That is reported as an error of the test, once, and the
+// operator's workaround applied (START SLAVE on the active, until it
+// holds), so that the later scenarios still run.
 func (r *rig) waitRejoined(t testing.TB, host, n string, timeout time.Duration) {
 	t.Helper()
-	r.waitStatus(t, host, timeout, "node "+n+" a clean passive, replication both ways", func(s failover.Status) bool {
-		if _, excluded := s.Decision.Excluded[n]; excluded || s.Decision.PendingRejoin {
+	deadline := time.Now().Add(timeout)
+	var stuckSince time.Time
+	reported := false
+	for {
+		s, err := r.status(host)
+		if err == nil && rejoined(s, n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tandem on %s: after %v, node %s still not a clean passive with replication both ways: %v %s", host, timeout, n, err, describe(s))
+		}
+		active := s.Decision.Active
+		if err == nil && active != "" && active != n && stuck1236(s, active, n) {
+			if stuckSince.IsZero() {
+				stuckSince = time.Now()
+			}
+			if time.Since(stuckSince) > 3*time.Second {
+				if !reported {
+					reported = true
+					t.Errorf("TANDEM BUG: node %s rejoined, but the active %s's replication from it stopped with error 1236 and tandem does not restart it: %s", n, active, describe(s))
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_, serr := r.nodes[active].ExecContext(ctx, "START SLAVE")
+				cancel()
+				t.Logf("workaround: START SLAVE on %s: %v", active, serr)
+				stuckSince = time.Now()
+			}
+		} else {
+			stuckSince = time.Time{}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func rejoined(s failover.Status, n string) bool {
+	if _, excluded := s.Decision.Excluded[n]; excluded || s.Decision.PendingRejoin {
+		return false
+	}
+	for _, ns := range s.Nodes {
+		if !ns.Healthy || !ns.FactsCurrent || ns.IORunning != "Yes" || !ns.SQLRunning || ns.ReplicaError != "" {
 			return false
 		}
-		for _, ns := range s.Nodes {
-			if !ns.Healthy || !ns.FactsCurrent || ns.IORunning != "Yes" || !ns.SQLRunning || ns.ReplicaError != "" {
-				return false
-			}
-			if ns.Name == n && !ns.ReadOnly {
-				return false
-			}
+		if ns.Name == n && !ns.ReadOnly {
+			return false
 		}
-		return true
-	})
+	}
+	return true
+}
+
+// stuck1236: passive n is clean and replicating, the active's I/O thread
+// from n stopped with error 1236, and tandem no longer plans a rejoin.
+func stuck1236(s failover.Status, active, n string) bool {
+	if _, excluded := s.Decision.Excluded[n]; excluded || s.Decision.PendingRejoin {
+		return false
+	}
+	var an, pn failover.NodeStatus
+	for _, ns := range s.Nodes {
+		switch ns.Name {
+		case active:
+			an = ns
+		case n:
+			pn = ns
+		}
+	}
+	return pn.Healthy && pn.FactsCurrent && pn.ReadOnly && pn.IORunning == "Yes" && pn.SQLRunning &&
+		an.Healthy && an.FactsCurrent && an.IORunning != "Yes" && strings.Contains(an.ReplicaError, "1236")
 }
 
 func peerHost(h string) string {
@@ -322,4 +396,23 @@ func peerNode(n string) string {
 		return "b"
 	}
 	return "a"
+}
+
+// switchover runs `tandem switchover -to node` on host's tandem (the
+// coordinator), again while it is refused (a passive that just rejoined
+// may still show lag), for at most 30 s.
+func (r *rig) switchover(t testing.TB, host, node string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := r.tandemCmd(t, host, "switchover", "-to", node)
+		if err == nil {
+			t.Logf("tandem switchover -to %s: %s", node, strings.TrimSpace(out))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tandem switchover -to %s on %s: %v\n%s", node, host, err, out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }

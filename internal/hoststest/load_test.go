@@ -129,6 +129,27 @@ func (w *workload) firstAckAfter(t0 time.Time) time.Time {
 	return first
 }
 
+// longestPause is the longest time between two consecutive acknowledged
+// inserts (by the time they were acknowledged) from t0 until n more were
+// acknowledged after it, with t0 as the first point.
+func (w *workload) longestPause(t0 time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var ends []time.Time
+	for _, a := range w.acks {
+		if a.end.After(t0) {
+			ends = append(ends, a.end)
+		}
+	}
+	sort.Slice(ends, func(i, j int) bool { return ends[i].Before(ends[j]) })
+	prev, longest := t0, time.Duration(0)
+	for _, e := range ends {
+		longest = max(longest, e.Sub(prev))
+		prev = e
+	}
+	return longest
+}
+
 // errorSummary counts the errors that ended after since, by kind.
 func (w *workload) errorSummary(since time.Time) string {
 	w.mu.Lock()
@@ -306,11 +327,7 @@ func (s *sampler) sample() {
 			s.unknownTandem++
 			continue
 		}
-		v := st[h]
-		s.route[h] = ""
-		if routing(v.Decision.Active)(v) {
-			s.route[h] = v.Decision.Active
-		}
+		s.route[h] = routesTo(st[h])
 	}
 	writable := map[string]bool{}
 	for _, n := range []string{"a", "b"} {

@@ -119,6 +119,7 @@ func newRig(t *testing.T) *rig {
 		c := mysql.NewConfig()
 		c.User, c.Passwd, c.Net, c.Addr = testpair.AdminUser, testpair.AdminPassword, "tcp", r.ip(h)+":3307"
 		c.Timeout, c.ReadTimeout, c.WriteTimeout = time.Second, 5*time.Second, 5*time.Second
+		c.ParseTime = true
 		c.DialFunc = dialer(r.nsOf(h))
 		conn, err := mysql.NewConnector(c)
 		if err != nil {
@@ -237,11 +238,22 @@ func (r *rig) waitStatus(t testing.TB, host string, timeout time.Duration, what 
 	}
 }
 
-// routing: not self-fenced and routing to node, opened.
+// routing: settled on node (coordinator "active" or follower
+// "following"), opened, not self-fenced.
 func routing(node string) func(failover.Status) bool {
 	return func(s failover.Status) bool {
-		return !s.SelfFenced && s.Decision.Active == node && s.Decision.Opened && s.State == "active"
+		return routesTo(s) == node && (s.State == "active" || s.State == "following")
 	}
+}
+
+// routesTo is the node a tandem may send traffic to, as its status says
+// ("" when self-fenced or the decision is not opened). Counted whatever
+// the state (a tandem holding traffic for a switchover still counts).
+func routesTo(s failover.Status) string {
+	if s.SelfFenced || !s.Decision.Opened {
+		return ""
+	}
+	return s.Decision.Active
 }
 
 // settled waits until both tandems route to node, one of them coordinator.
