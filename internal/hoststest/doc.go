@@ -11,4 +11,11 @@
 // socket belongs to the namespace it was created in, so the load clients
 // of host1 reach host1's tandem on 10.x.y.11:3306 exactly as an app on
 // that host would, and stay on host1's side of a partition.
+//
+// Environment: TANDEM_HOSTS_NS (namespace prefix, default hst),
+// TANDEM_HOSTS_NET (default 10.78.0), TANDEM_HOSTS_DIR (default
+// /tmp/tandem-hosts) select the rig, deliberately not scripts/cluster.sh's
+// defaults; TANDEM_HOSTS_KEEP=1 keeps its data and logs after a passing
+// run (a failing run always keeps them); TANDEM_ETCD_BIN as for
+// scripts/etcd.sh.
 package hoststest

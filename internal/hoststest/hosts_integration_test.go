@@ -84,8 +84,8 @@ func TestHostsFaults(t *testing.T) {
 		other := peerHost(coord)
 		w1, w2 := load(t, "kc")
 		wo := map[string]*workload{"host1": w1, "host2": w2}[other]
-		killed := time.Now()
 		r.run(t, "kill", coord, "tandem")
+		killed := time.Now()
 		r.waitStatus(t, other, 20*time.Second, "coordinator routing to "+active, func(s failover.Status) bool {
 			return s.Coordinator && routing(active)(s)
 		})
@@ -108,9 +108,9 @@ func TestHostsFaults(t *testing.T) {
 		old, next := active, peerNode(active)
 		w1, w2 := load(t, "ka")
 		wo := map[string]*workload{"host1": w1, "host2": w2}[other]
-		killed := time.Now()
 		r.run(t, "kill", coord, "tandem")
 		r.run(t, "kill", hostOf[old], "node")
+		killed := time.Now()
 		s := r.waitStatus(t, other, 30*time.Second, "coordinator routing to "+next, func(s failover.Status) bool {
 			return s.Coordinator && routing(next)(s)
 		})
@@ -147,8 +147,9 @@ func TestHostsFaults(t *testing.T) {
 		// A new statement through a self-fenced tandem waits hold_timeout
 		// (5 s in the demo config), then fails.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		probe := r.app(t, "host2", 1) // not the load's pool, whose connections wait too
 		t0 := time.Now()
-		_, err = db["host2"].ExecContext(ctx, "SELECT 1")
+		_, err = probe.ExecContext(ctx, "SELECT 1")
 		cancel()
 		waited := time.Since(t0)
 		t.Logf("etcd stopped: both tandems self-fenced after %v; a statement through host2's tandem: %v after %v", fenced.Round(time.Millisecond), err, waited.Round(time.Millisecond))
@@ -252,8 +253,10 @@ func TestHostsFaults(t *testing.T) {
 // route to b and node a is a clean passive again.
 func (r *rig) partitionHost1(t *testing.T, active string, w1, w2 *workload) {
 	t.Helper()
-	cut := time.Now()
+	// Measured from when the script returned: the link is down by then
+	// (it went down during the script's few milliseconds).
 	r.run(t, "partition", "host1")
+	cut := time.Now()
 	r.waitStatus(t, "host1", 15*time.Second, "self-fenced", func(s failover.Status) bool { return s.SelfFenced })
 	fenced := time.Since(cut)
 	s := r.waitStatus(t, "host2", 30*time.Second, "coordinator routing to b", func(s failover.Status) bool {

@@ -96,8 +96,8 @@ func newRig(t *testing.T) *rig {
 			r.dumpLogs(t)
 		}
 		args := []string{"down", "--purge"}
-		if t.Failed() {
-			args = args[:1]
+		if t.Failed() || os.Getenv("TANDEM_HOSTS_KEEP") != "" {
+			args = args[:1] // keep the logs
 		}
 		if out, err := r.script(120*time.Second, args...); err != nil {
 			t.Logf("scripts/cluster.sh down: %v\n%s", err, out)
