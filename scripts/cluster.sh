@@ -355,13 +355,26 @@ start_tandem() {
 }
 
 # wait_tandems HOST...: bounded wait until each tandem's admin API answers.
+# A tandem that exits while starting (tandem gives up at once when etcd
+# has no leader, e.g. during an election after a heal) is started again,
+# at most twice, as a service manager would.
 wait_tandems() {
 	local deadline=$((SECONDS + WAIT_SECS)) h ok
+	local -A starts=()
 	while :; do
 		ok=1
 		for h in "$@"; do
 			# (right after the fork the process may not show its command line yet)
-			tandem_alive "$h" || { tail -n 20 "$(tdir "$h")/tandem.log" >&2; die "tandem on $h exited; see $(tdir "$h")/tandem.log"; }
+			if ! tandem_alive "$h"; then
+				tail -n 3 "$(tdir "$h")/tandem.log" >&2
+				((${starts[$h]:-1} < 3)) || die "tandem on $h exited; see $(tdir "$h")/tandem.log"
+				starts[$h]=$((${starts[$h]:-1} + 1))
+				say "tandem on $h exited while starting; starting it again (attempt ${starts[$h]} of 3)"
+				sleep 1
+				start_tandem "$h"
+				ok=0
+				continue
+			fi
 			admin_get "$h" /status >/dev/null 2>&1 || ok=0
 		done
 		[[ $ok == 1 ]] && return 0

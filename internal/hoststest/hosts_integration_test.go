@@ -29,7 +29,19 @@ func TestHostsFaults(t *testing.T) {
 	coord := r.settled(t, "a", 60*time.Second)
 	t.Logf("cluster built in %v: both tandems route to a, coordinator %s", time.Since(began).Round(time.Millisecond), coord)
 	smp := startSampler(r, 8*time.Minute)
-	t.Cleanup(smp.close)
+	defer func() {
+		// Also when a scenario stopped the test.
+		smp.close()
+		samples, violations, both := smp.counts()
+		t.Logf("sampler: %d samples every 20 ms over %v: %d moments with two nodes writable and routed to, %d with both read_only=OFF (whether routed to or not); first: %v",
+			samples, time.Since(began).Round(time.Second), violations, both, smp.firstBothWritable)
+		if violations != 0 {
+			t.Errorf("two nodes writable and routed to in %d samples: %v", violations, smp.firstViolations)
+		}
+		if samples < 100 {
+			t.Errorf("only %d samples", samples)
+		}
+	}()
 	db := map[string]*sqlDB{"host1": {r.app(t, "host1", 2)}, "host2": {r.app(t, "host2", 2)}}
 	var loads []*workload
 	active := "a"
@@ -54,7 +66,18 @@ func TestHostsFaults(t *testing.T) {
 		}
 	}
 
-	ok := t.Run("partition host1, b active", func(t *testing.T) {
+	// step runs one scenario; the next ones run unless it stopped
+	// (t.Fatal): they start from the state it leaves.
+	step := func(name string, f func(t *testing.T)) bool {
+		completed := false
+		t.Run(name, func(t *testing.T) {
+			f(t)
+			completed = true
+		})
+		return completed
+	}
+
+	ok := step("partition host1, b active", func(t *testing.T) {
 		coord := r.settled(t, "a", 30*time.Second)
 		r.switchover(t, coord, "b")
 		r.settled(t, "b", 30*time.Second)
@@ -66,7 +89,7 @@ func TestHostsFaults(t *testing.T) {
 	if !ok {
 		return
 	}
-	ok = t.Run("partition host1, a active", func(t *testing.T) {
+	ok = step("partition host1, a active", func(t *testing.T) {
 		coord := r.settled(t, "b", 30*time.Second)
 		r.switchover(t, coord, "a")
 		r.settled(t, "a", 30*time.Second)
@@ -79,7 +102,7 @@ func TestHostsFaults(t *testing.T) {
 	if !ok {
 		return
 	}
-	ok = t.Run("kill the coordinator tandem", func(t *testing.T) {
+	ok = step("kill the coordinator tandem", func(t *testing.T) {
 		coord := r.settled(t, active, 30*time.Second)
 		other := peerHost(coord)
 		w1, w2 := load(t, "kc")
@@ -102,7 +125,7 @@ func TestHostsFaults(t *testing.T) {
 	if !ok {
 		return
 	}
-	ok = t.Run("kill the active node during a coordinator change", func(t *testing.T) {
+	ok = step("kill the active node during a coordinator change", func(t *testing.T) {
 		coord := r.settled(t, active, 30*time.Second)
 		other := peerHost(coord)
 		old, next := active, peerNode(active)
@@ -129,7 +152,7 @@ func TestHostsFaults(t *testing.T) {
 	if !ok {
 		return
 	}
-	ok = t.Run("etcd lost entirely", func(t *testing.T) {
+	ok = step("etcd lost entirely", func(t *testing.T) {
 		r.settled(t, active, 30*time.Second)
 		before, err := r.status("host1")
 		if err != nil {
@@ -235,16 +258,67 @@ func TestHostsFaults(t *testing.T) {
 			t.Errorf("app.%s differs between the nodes: checksums %v", w.table, sums)
 		}
 	}
-	smp.close()
-	samples, violations, both := smp.counts()
-	t.Logf("sampler: %d samples every 20 ms over %v: %d moments with two nodes writable and routed to, %d with both read_only=OFF (whether routed to or not); first: %v",
-		samples, time.Since(began).Round(time.Second), violations, both, smp.firstBothWritable)
-	if violations != 0 {
-		t.Errorf("two nodes writable and routed to in %d samples: %v", violations, smp.firstViolations)
+
+	// Last, the partition of host1 with a active again, but node a left
+	// as it is: it comes back holding the commits that waited for b's
+	// acknowledgement at the cut (no client was told about them).
+	step("partition host1, a active, a not restarted", func(t *testing.T) {
+		coord := r.settled(t, active, 30*time.Second)
+		if active != "a" {
+			r.switchover(t, coord, "a")
+			r.settled(t, "a", 30*time.Second)
+			active = "a"
+		}
+		w1, w2 := load(t, "pe")
+		r.run(t, "partition", "host1")
+		cut := time.Now()
+		r.waitStatus(t, "host1", 15*time.Second, "self-fenced", func(s failover.Status) bool { return s.SelfFenced })
+		r.waitStatus(t, "host2", 30*time.Second, "coordinator routing to b", func(s failover.Status) bool {
+			return s.Coordinator && routing("b")(s)
+		})
+		active = "b"
+		w2.waitAcks(t, 50, 20*time.Second)
+		t.Logf("host1 cut off: host2 serves writes on b %v after the cut; node a gtid_binlog_pos %s, read_only=%s",
+			w2.firstAckAfter(cut).Sub(cut).Round(time.Millisecond), r.query1(t, "a", "SELECT @@GLOBAL.gtid_binlog_pos"), r.query1(t, "a", "SELECT @@GLOBAL.read_only"))
+		healed := time.Now()
+		r.run(t, "heal", "host1")
+		r.settled(t, "b", 30*time.Second)
+		s := r.waitStatus(t, "host2", 60*time.Second, "node a fenced, then excluded or rejoined", func(s failover.Status) bool {
+			na := nodeStatus(s, "a")
+			_, excluded := s.Decision.Excluded["a"]
+			return na.FactsCurrent && na.ReadOnly && (excluded || rejoined(s, "a"))
+		})
+		if why, excluded := s.Decision.Excluded["a"]; excluded {
+			t.Logf("healed: node a fenced and excluded %v after the heal: %s", time.Since(healed).Round(time.Millisecond), why)
+		} else {
+			t.Logf("healed: node a fenced and rejoined %v after the heal", time.Since(healed).Round(time.Millisecond))
+		}
+		finish(t, "b", 2, w1, w2)
+		// What a holds beyond b: rows nobody was told about.
+		for _, w := range []*workload{w1, w2} {
+			ra, rb := r.rows(t, "a", w), r.rows(t, "b", w)
+			extra := 0
+			for id := range ra {
+				if _, ok := rb[id]; !ok {
+					extra++
+				}
+			}
+			t.Logf("%s: %d rows on a that b lacks (never acknowledged)", w.name, extra)
+		}
+		ro := r.query1(t, "a", "SELECT @@GLOBAL.read_only")
+		if ro != "1" {
+			t.Errorf("node a read_only=%s after the heal; want 1 (fenced)", ro)
+		}
+	})
+}
+
+func nodeStatus(s failover.Status, name string) failover.NodeStatus {
+	for _, n := range s.Nodes {
+		if n.Name == name {
+			return n
+		}
 	}
-	if samples < 100 {
-		t.Errorf("only %d samples", samples)
-	}
+	return failover.NodeStatus{}
 }
 
 // partitionHost1 cuts host1 (its tandem, node a and etcd member) off while
