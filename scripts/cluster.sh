@@ -476,6 +476,7 @@ start_service() {
 		wait_tandems "$h"
 		;;
 	esac
+	if [[ $s == node ]]; then s="node $(host_node "$h")"; fi
 	say "$s on $h running"
 }
 
