@@ -259,6 +259,15 @@ func routesTo(s failover.Status) string {
 // settled waits until both tandems route to node, one of them coordinator.
 func (r *rig) settled(t testing.TB, node string, timeout time.Duration) (coordinator string) {
 	t.Helper()
+	c, why := r.trySettled(node, timeout)
+	if c == "" {
+		t.Fatal(why)
+	}
+	return c
+}
+
+// trySettled is settled without failing: the coordinator, or "" and why.
+func (r *rig) trySettled(node string, timeout time.Duration) (coordinator, why string) {
 	deadline := time.Now().Add(timeout)
 	for {
 		s1, err1 := r.status("host1")
@@ -266,16 +275,27 @@ func (r *rig) settled(t testing.TB, node string, timeout time.Duration) (coordin
 		if err1 == nil && err2 == nil && routing(node)(s1) && routing(node)(s2) &&
 			s1.Decision.Epoch == s2.Decision.Epoch && s1.Coordinator != s2.Coordinator {
 			if s1.Coordinator {
-				return "host1"
+				return "host1", ""
 			}
-			return "host2"
+			return "host2", ""
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after %v the tandems do not both route to %s with one coordinator:\nhost1 (%v): %s\nhost2 (%v): %s",
+			return "", fmt.Sprintf("after %v the tandems do not both route to %s with one coordinator:\nhost1 (%v): %s\nhost2 (%v): %s",
 				timeout, node, err1, describe(s1), err2, describe(s2))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// coordinator returns the host whose tandem says it is the coordinator,
+// or "".
+func (r *rig) coordinator() string {
+	for _, h := range []string{"host1", "host2"} {
+		if s, err := r.status(h); err == nil && s.Coordinator && !s.SelfFenced {
+			return h
+		}
+	}
+	return ""
 }
 
 func describe(s failover.Status) string {
