@@ -148,7 +148,7 @@ func TestHostsFaults(t *testing.T) {
 		r.run(t, "start", hostOf[old], "node")
 		r.run(t, "start", coord, "tandem")
 		r.settled(t, active, 30*time.Second)
-		r.waitRejoined(t, other, old, 60*time.Second)
+		r.waitRejoined(t, old, 60*time.Second)
 		finish(t, active, 2, w1, w2)
 	})
 	if !ok {
@@ -254,7 +254,7 @@ func TestHostsFaults(t *testing.T) {
 			w1.firstAckAfter(resumed).Sub(resumed).Round(time.Millisecond), w2.firstAckAfter(resumed).Sub(resumed).Round(time.Millisecond),
 			w1.errorSummary(lost), w2.errorSummary(lost))
 		r.run(t, "start", hostOf[dead], "node")
-		r.waitRejoined(t, "host1", dead, 60*time.Second)
+		r.waitRejoined(t, dead, 60*time.Second)
 		finish(t, active, 2, w1, w2)
 	})
 	if !ok {
@@ -265,7 +265,7 @@ func TestHostsFaults(t *testing.T) {
 	// acknowledged write of every phase on both nodes.
 	passive := peerNode(active)
 	r.settled(t, active, 30*time.Second)
-	r.waitRejoined(t, "host1", passive, 60*time.Second)
+	r.waitRejoined(t, passive, 60*time.Second)
 	pos := r.query1(t, active, "SELECT @@GLOBAL.gtid_binlog_pos")
 	if got := r.query1(t, passive, fmt.Sprintf("SELECT MASTER_GTID_WAIT('%s', 20)", pos)); got != "0" {
 		t.Fatalf("node %s did not apply %s within 20 s (MASTER_GTID_WAIT = %s)", passive, pos, got)
@@ -418,7 +418,7 @@ func (r *rig) partitionHost1(t *testing.T, active string, w1, w2 *workload) {
 	r.run(t, "heal", "host1")
 	r.settled(t, "b", 30*time.Second)
 	t.Logf("healed: both tandems route to b after %v", time.Since(healed).Round(time.Millisecond))
-	r.waitRejoined(t, "host2", "a", 60*time.Second)
+	r.waitRejoined(t, "a", 60*time.Second)
 	t.Logf("node a passive and replicating again %v after the heal", time.Since(healed).Round(time.Millisecond))
 }
 
@@ -457,7 +457,7 @@ func (r *rig) majorityServes(t testing.TB, cut time.Time) failover.Status {
 	return r.waitStatus(t, "host2", 30*time.Second, "coordinator routing to b", ok)
 }
 
-// waitRejoined waits until host's tandem sees node n as a healthy,
+// waitRejoined waits until the coordinator sees node n as a healthy,
 // read-only, replicating passive that is not excluded, and replication
 // runs both ways.
 //
@@ -468,12 +468,18 @@ func (r *rig) majorityServes(t testing.TB, cut time.Time) failover.Status {
 // restarts it. That is reported as an error of the test, once, and the
 // operator's workaround applied (START SLAVE on the active, until it
 // holds), so that the later scenarios still run.
-func (r *rig) waitRejoined(t testing.TB, host, n string, timeout time.Duration) {
+func (r *rig) waitRejoined(t testing.TB, n string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var stuckSince time.Time
 	reported := false
 	for {
+		// The coordinator's view: a follower's status keeps the decision's
+		// flags (unsynced, pending rejoin) as they were at its last epoch.
+		host := r.coordinator()
+		if host == "" {
+			host = "host1"
+		}
 		s, err := r.status(host)
 		if err == nil && rejoined(s, n) {
 			return
