@@ -104,3 +104,18 @@ bench: pair-up build
 # The fault matrix under a Go read/write workload (SIGKILL, SIGSTOP, switchover, passive not receiving, replication link cut, fence refused, tandem crash mid-promotion, lost state file, stuck switchover, old active restarted): what tandem did, writes back, client errors, lost writes, moments with two writable nodes (FAILOVER_BENCH_FLAGS="-rounds 1 -slow-rounds 1" for a quicker run, "-modes kill" for one fault).
 failover-bench: pair-up
 	$(GO) run ./cmd/failoverbench $(FAILOVER_BENCH_FLAGS)
+
+# --- several tandems on three namespace hosts (scripts/cluster.sh, root) -----
+# host1: etcd + MariaDB node a + tandem; host2: etcd + node b + tandem;
+# witness: etcd. Namespaces $${TANDEM_CLUSTER_NS:-tdm}-*, addresses
+# $${TANDEM_CLUSTER_NET:-10.77.0}.11-13, data $${TANDEM_CLUSTER_DIR:-/tmp/tandem-cluster}.
+
+.PHONY: cluster-demo cluster-down
+
+# Start the three hosts, the pair in host1/host2 and a tandem on each; print how to connect.
+cluster-demo: pair-install etcd-build build
+	scripts/cluster.sh demo
+
+# Stop everything cluster-demo started and delete the namespaces (data kept; scripts/cluster.sh down --purge deletes it).
+cluster-down:
+	scripts/cluster.sh down
