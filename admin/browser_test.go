@@ -25,7 +25,7 @@ import (
 const attackPage = `<!doctype html><html><body><script>
 const base = %q;
 const posts = {
-  "/pause": "{}", "/resume": "{}", "/switchover": '{"to":"b"}', "/switchover/abort": "{}",
+  "/pause": "{}", "/resume": "{}", "/switchover": '{"to":"b"}', "/switchover/abort": "{}", "/rejoin": '{"node":"a"}',
   "/failover": '{"force":true,"confirm":true}', "/maintenance": '{"node":"b","on":true}',
 };
 const bounded = (p) => Promise.race([p, new Promise((_, no) => setTimeout(() => no(new Error("timeout")), 10000))]);
@@ -164,7 +164,7 @@ func TestBrowserCannotDriveAdminAPI(t *testing.T) {
 
 	// The browser did send the simple requests (so the test can fail),
 	// and each was refused before reaching the manager.
-	for _, path := range []string{"/pause", "/resume", "/switchover", "/switchover/abort", "/failover", "/maintenance"} {
+	for _, path := range []string{"/pause", "/resume", "/switchover", "/switchover/abort", "/rejoin", "/failover", "/maintenance"} {
 		codes := log.codes("POST " + path)
 		if len(codes) < 2 {
 			t.Errorf("POST %s reached the server %d times, want the fetch and the form (page: %s)", path, len(codes), results["no-cors "+path])

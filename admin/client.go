@@ -123,6 +123,11 @@ func (c *Client) Maintenance(ctx context.Context, node string, on bool) error {
 	return c.do(ctx, http.MethodPost, "/maintenance", MaintenanceRequest{Node: node, On: on}, nil)
 }
 
+// Rejoin is POST /rejoin: clear a node's exclusion.
+func (c *Client) Rejoin(ctx context.Context, node string) error {
+	return c.do(ctx, http.MethodPost, "/rejoin", RejoinRequest{Node: node}, nil)
+}
+
 // AbortSwitchover is POST /switchover/abort.
 func (c *Client) AbortSwitchover(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/switchover/abort", struct{}{}, nil)

@@ -27,6 +27,7 @@ type Manager interface {
 	AbortSwitchover() error
 	Failover(ctx context.Context, force bool) error
 	SetMaintenance(ctx context.Context, node string, on bool) error
+	ClearExclusion(ctx context.Context, node string) error
 	Pause(ctx context.Context) error
 	Resume(ctx context.Context) error
 }
@@ -127,6 +128,7 @@ func NewServer(cfg Config, mgr Manager, sessions Sessions, metrics http.Handler,
 	mux.HandleFunc("POST /switchover/abort", s.abortSwitchover)
 	mux.HandleFunc("POST /failover", s.failover)
 	mux.HandleFunc("POST /maintenance", s.maintenance)
+	mux.HandleFunc("POST /rejoin", s.rejoin)
 	mux.HandleFunc("POST /pause", s.pause)
 	mux.HandleFunc("POST /resume", s.resume)
 	if metrics != nil {
@@ -321,6 +323,29 @@ func (s *Server) maintenance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.mgr.SetMaintenance(r.Context(), req.Node, req.On); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.mgr.Status().Decision)
+}
+
+// RejoinRequest is the body of POST /rejoin.
+type RejoinRequest struct {
+	Node string `json:"node"`
+}
+
+func (s *Server) rejoin(w http.ResponseWriter, r *http.Request) {
+	var req RejoinRequest
+	if err := decode(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if strings.TrimSpace(req.Node) == "" {
+		writeErr(w, fmt.Errorf("%w: node missing", errBadRequest))
+		return
+	}
+	s.log.Warn("exclusion clear requested", "node", req.Node, "remote", r.RemoteAddr)
+	if err := s.mgr.ClearExclusion(r.Context(), req.Node); err != nil {
 		writeErr(w, err)
 		return
 	}

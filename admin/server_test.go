@@ -68,6 +68,10 @@ func (f *fakeManager) SetMaintenance(_ context.Context, node string, on bool) er
 	}
 	return nil
 }
+func (f *fakeManager) ClearExclusion(_ context.Context, node string) error {
+	f.record("rejoin " + node)
+	return f.refuse
+}
 func (f *fakeManager) AbortSwitchover() error {
 	f.record("abort")
 	return f.refuse
@@ -150,6 +154,9 @@ func TestAPI(t *testing.T) {
 	}
 	if err := c.AbortSwitchover(ctx); err != nil || !slices.Contains(m.mutations(), "abort") {
 		t.Fatalf("abort: %v", err)
+	}
+	if err := c.Rejoin(ctx, "b"); err != nil || !slices.Contains(m.mutations(), "rejoin b") {
+		t.Fatalf("rejoin: %v", err)
 	}
 	if _, err := c.Failover(ctx); err != nil || m.forced != 1 {
 		t.Fatalf("forced failover: %v", err)

@@ -1056,6 +1056,11 @@ func TestErrantTransactionsExclude(t *testing.T) {
 	if !strings.Contains(why, "errant") {
 		t.Errorf("exclusion reason %q does not say errant", why)
 	}
+	// Clearing the exclusion of a node still holding its errant
+	// transaction is refused: it is checked again at once.
+	if err := tn.m.ClearExclusion(context.Background(), "a"); err == nil || !strings.Contains(err.Error(), "still holds") {
+		t.Errorf("clearing the exclusion of a still errant node: %v", err)
+	}
 	if _, ok := tn.events.find(failover.EventErrant); !ok {
 		t.Errorf("no %s event: %s", failover.EventErrant, describe(s))
 	}

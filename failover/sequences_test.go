@@ -560,3 +560,31 @@ func TestRejoinWaitsUntilCaughtUp(t *testing.T) {
 	r.observe("a")
 	wantInOrder(t, r.log.list(), "b start_replica")
 }
+
+// An operator clears the exclusion of a rebuilt node; one still holding
+// transactions of its own beyond the promotion point is excluded again.
+func TestClearExclusion(t *testing.T) {
+	r := newRig(t, Decision{Active: "b", Epoch: 2, PromotedAt: "0-1-10",
+		Excluded: map[string]string{"a": "errant transactions 0-1-11"}})
+	r.b.facts = writer(t, 2, "0-2-30")
+	r.a.facts = passive(t, 1, "0-1-11") // still errant
+	r.observe("b")
+	r.observe("a")
+	if err := r.m.clearExclusion(bg, "a"); err == nil || !strings.Contains(err.Error(), "still holds") {
+		t.Fatalf("clearing a still errant node: %v", err)
+	}
+	if r.m.dec.Excluded["a"] == "" {
+		t.Fatal("not excluded again")
+	}
+	r.a.facts = passive(t, 1, "0-2-30") // rebuilt from b
+	r.observe("a")
+	if err := r.m.clearExclusion(bg, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if d := r.store.get(); len(d.Excluded) != 0 {
+		t.Fatalf("saved decision still excludes: %+v", d.Excluded)
+	}
+	if err := r.m.clearExclusion(bg, "a"); err == nil {
+		t.Fatal("clearing a node that is not excluded was accepted")
+	}
+}

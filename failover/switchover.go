@@ -131,6 +131,42 @@ func (m *Manager) SetMaintenance(ctx context.Context, name string, on bool) erro
 	return err
 }
 
+// ClearExclusion lifts the exclusion of a node an operator rebuilt (or
+// whose errant transactions were dealt with): it may be promoted again.
+// The node is checked again at once: still holding transactions of its
+// own beyond the promotion point, it is excluded again.
+func (m *Manager) ClearExclusion(ctx context.Context, name string) error {
+	_, err := m.call(ctx, func(ctx context.Context) (any, error) { return nil, m.clearExclusion(ctx, name) })
+	return err
+}
+
+// clearExclusion runs in the Run goroutine.
+func (m *Manager) clearExclusion(ctx context.Context, name string) error {
+	if err := m.notCoordinator(ctx); err != nil {
+		return err
+	}
+	if m.node(name) == nil {
+		return fmt.Errorf("%w: no node named %q", ErrRefused, name)
+	}
+	if _, ok := m.dec.Excluded[name]; !ok {
+		return fmt.Errorf("%w: node %s is not excluded", ErrRefused, name)
+	}
+	d := m.dec
+	d.Excluded = maps.Clone(m.dec.Excluded)
+	delete(d.Excluded, name)
+	if err := m.save(d); err != nil {
+		return fmt.Errorf("saving the decision: %w", err)
+	}
+	m.log.Warn("exclusion cleared by operator", "node", name)
+	if n := m.node(name); n.oks > 0 {
+		m.checkErrant(ctx, n)
+	}
+	if _, again := m.dec.Excluded[name]; again {
+		return fmt.Errorf("%w: node %s still holds transactions of its own beyond the promotion point: %s", ErrRefused, name, m.dec.Excluded[name])
+	}
+	return nil
+}
+
 // Pause holds all traffic (clients see latency, and an error after
 // proxy.hold_timeout) until Resume.
 func (m *Manager) Pause(ctx context.Context) error {

@@ -342,6 +342,21 @@ func cmdMaintenance(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+func cmdRejoin(args []string, stdout, stderr io.Writer) int {
+	f := newCLIFlags("rejoin", stderr)
+	c, pos, code := f.start(args, 1, "tandem rejoin NODE [-admin URL | -config FILE]")
+	if code != exitOK {
+		return code
+	}
+	ctx, cancel := cliContext()
+	defer cancel()
+	if err := c.Rejoin(ctx, pos[0]); err != nil {
+		return cliError(stderr, err)
+	}
+	fmt.Fprintf(stdout, "node %s is no longer excluded\n", pos[0])
+	return exitOK
+}
+
 func cmdPauseResume(name string, args []string, stdout, stderr io.Writer) int {
 	f := newCLIFlags(name, stderr)
 	c, _, code := f.start(args, 0, "tandem "+name+" [-admin URL | -config FILE]")

@@ -62,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdFailover(args[1:], stdout, stderr)
 	case "maintenance":
 		return cmdMaintenance(args[1:], stdout, stderr)
+	case "rejoin":
+		return cmdRejoin(args[1:], stdout, stderr)
 	case "pause", "resume":
 		return cmdPauseResume(args[0], args[1:], stdout, stderr)
 	case "events":
@@ -88,6 +90,7 @@ commands:
                                             move traffic to the other node with no client error
   failover -force                           promote the other node now, skipping safety checks
   maintenance NODE on|off                   keep a passive node out of promotion
+  rejoin NODE                               clear the exclusion of a rebuilt node
   pause | resume                            hold all traffic / release it
   events [-json]                            recent failover events
   version                                   print the version

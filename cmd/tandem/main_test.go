@@ -153,6 +153,10 @@ url = %q
 	if code := run([]string{"maintenance", "a", "on", api}, &out, &errb); code != exitFail || !strings.Contains(errb.String(), "switch over") {
 		t.Fatalf("maintenance on the active node: %d %q", code, errb.String())
 	}
+	errb.Reset()
+	if code := run([]string{"rejoin", "b", api}, &out, &errb); code != exitFail || !strings.Contains(errb.String(), "not excluded") {
+		t.Fatalf("rejoin of a node that is not excluded: %d %q", code, errb.String())
+	}
 	if code := run([]string{"failover", api}, &out, &errb); code != exitConfig {
 		t.Fatalf("failover without -force: exit %d", code)
 	}
