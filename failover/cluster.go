@@ -205,7 +205,17 @@ func (m *Manager) lead(ctx context.Context) {
 	lease := m.cluster.Lease()
 	d, ok, err := m.store.Load()
 	if err != nil {
-		m.log.Error("elected, but cannot read the decision; resigning from acting until it can", "error", err)
+		if time.Since(m.followErrLogged) > 10*time.Second {
+			m.followErrLogged = time.Now()
+			m.log.Error("elected, but cannot read the decision; not acting until it can (tried again every follow_interval)", "error", err)
+		}
+		return
+	}
+	if ok && m.node(d.Active) == nil {
+		if time.Since(m.followErrLogged) > 10*time.Second {
+			m.followErrLogged = time.Now()
+			m.log.Error("the decision in etcd names a node that is not configured here: not acting", "node", d.Active)
+		}
 		return
 	}
 	m.leading = true
@@ -218,10 +228,6 @@ func (m *Manager) lead(ctx context.Context) {
 		m.ctl.Hold()
 		m.gate.reopen()
 		m.bootstrap(ctx)
-		return
-	}
-	if m.node(d.Active) == nil {
-		m.log.Error("the decision in etcd names a node that is not configured here", "node", d.Active)
 		return
 	}
 	m.setDecision(d)
