@@ -195,3 +195,24 @@ func TestFollowerRefreshesWholeDecision(t *testing.T) {
 		t.Fatalf("follower status: %+v", r.m.Status().Decision)
 	}
 }
+
+// A save to etcd that fails (a conflict, or a timeout with an unknown
+// outcome) makes the coordinator read the decision again before acting.
+func TestFailedSaveReloadsDecision(t *testing.T) {
+	r, fc := newClusterRig(t, Decision{Active: "a", Epoch: 1, Opened: true})
+	fc.coordinator.Store(true)
+	r.m.lead(bg)
+	r.healthy(t)
+	r.store.err = errors.New("coord: decision changed since it was loaded")
+	r.a.facts.SemiSync.SourceOn = false // makes the coordinator save b unsynced
+	r.observe("a")
+	if r.m.leading {
+		t.Fatal("still acting after a failed save")
+	}
+	r.store.err = nil
+	r.store.d = Decision{Active: "b", Epoch: 7, Opened: true} // what another coordinator saved
+	r.m.tick(bg)
+	if !r.m.leading || r.m.dec.Epoch != 7 || r.m.dec.Active != "b" {
+		t.Fatalf("after reloading: leading %v decision %+v", r.m.leading, r.m.dec)
+	}
+}

@@ -273,6 +273,14 @@ func (m *Manager) setDecision(d Decision) {
 // on the active node.
 func (m *Manager) save(d Decision) error {
 	if err := m.store.Save(d); err != nil {
+		if m.cluster != nil && m.leading {
+			// A failed save to etcd may still have been applied (a
+			// timeout), or lost to a newer decision (a conflict): act
+			// again only on the decision read afresh (tick leads again).
+			m.leading = false
+			m.leadingFlag.Store(false)
+			m.log.Warn("saving the decision to etcd failed; reading it again before acting", "error", err)
+		}
 		return err
 	}
 	m.setDecision(d)
