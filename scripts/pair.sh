@@ -358,6 +358,14 @@ SET GLOBAL rpl_semi_sync_master_enabled = ON, rpl_semi_sync_slave_enabled = ON,
 		sql a 'DELETE FROM tandem.decision'
 		wait_in_sync || die "nodes did not catch up with each other within ${WAIT_SECS}s"
 	fi
+	# In sync, each node has read all of its peer's binary logs: start
+	# new ones and drop the old, so that what tests read of a binary log
+	# (settling an interrupted COMMIT scans the newest file) stays small
+	# however many runs the pair has seen.
+	for n in a b; do
+		sql "$n" "FLUSH BINARY LOGS"
+		sql "$n" "PURGE BINARY LOGS TO '$(sql "$n" "SHOW MASTER STATUS" | awk '{print $1}')'"
+	done
 	say "pair reset: a writable, b read_only, in sync at $(binlog_pos a)"
 }
 

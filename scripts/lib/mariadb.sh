@@ -132,6 +132,7 @@ log_bin_index             = $d/binlog/bin.index
 relay_log                 = $d/relay/relay
 relay_log_index           = $d/relay/relay.index
 binlog_format             = ROW
+max_binlog_size           = 64M
 log_slave_updates         = ON
 gtid_domain_id            = 0
 gtid_strict_mode          = ON
