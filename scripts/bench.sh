@@ -97,6 +97,8 @@ SET_MAX_CONNECTIONS=3000
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 for v in SECONDS_PER_RUN ROUNDS TABLES TABLE_SIZE WARMUP IDLE_CONNS TANDEM_MAX_PROCS; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
 done
@@ -186,8 +188,6 @@ HAPROXY_PID=
 TANDEM_PID=
 IDLE_PID=
 RESTORE_MAX_CONNECTIONS=
-POLICY_BACKUP=
-POLICY_INSTALLED=
 
 # stop_pid pid name seconds: SIGTERM, wait, then SIGKILL; the exit code is
 # left in STOP_RC (not a $(...) subshell: only this shell can wait for it).
@@ -227,7 +227,6 @@ cleanup() {
 		admin_sql "$NODE_W" -e "SET GLOBAL max_connections=$RESTORE_MAX_CONNECTIONS" &&
 			say "node $W: max_connections restored to $RESTORE_MAX_CONNECTIONS"
 	fi
-	restore_policy
 	[[ -n ${RUN_DIR:-} ]] && rm -f "$RUN_DIR/idleconns" "$RUN_DIR"/idleconns-*.fifo
 	exit "$rc"
 }
@@ -237,28 +236,6 @@ trap 'exit 143' TERM
 
 # ------------------------------------------------------------- tools install
 
-# Debian's packaged services must not start: policy-rc.d answering 101
-# ("action forbidden") keeps invoke-rc.d from starting haproxy on install.
-install_policy() {
-	local p=/usr/sbin/policy-rc.d
-	if [[ -e $p ]]; then
-		POLICY_BACKUP=$(mktemp /tmp/bench-policy-rc.d.XXXXXX)
-		cp -p "$p" "$POLICY_BACKUP"
-	fi
-	printf '#!/bin/sh\n# scripts/bench.sh: start no service during install\nexit 101\n' >"$p"
-	chmod 755 "$p"
-	POLICY_INSTALLED=1
-}
-restore_policy() {
-	[[ -n $POLICY_INSTALLED ]] || return 0
-	if [[ -n $POLICY_BACKUP ]]; then
-		cp -p "$POLICY_BACKUP" /usr/sbin/policy-rc.d && rm -f "$POLICY_BACKUP"
-	else
-		rm -f /usr/sbin/policy-rc.d
-	fi
-	POLICY_INSTALLED=
-}
-
 install_tools() {
 	local missing=()
 	command -v sysbench >/dev/null || missing+=(sysbench)
@@ -267,14 +244,7 @@ install_tools() {
 	((${#missing[@]} == 0)) && return 0
 	[[ $(id -u) == 0 ]] || die "missing ${missing[*]}: install them (apt-get install ${missing[*]}) or run as root"
 	say "installing ${missing[*]} from Debian (services kept stopped)"
-	install_policy
-	export DEBIAN_FRONTEND=noninteractive
-	if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/bench-apt.log 2>&1; then
-		apt-get update -q >>/tmp/bench-apt.log 2>&1 || true
-		apt-get install -y -q --no-install-recommends "${missing[@]}" >>/tmp/bench-apt.log 2>&1 ||
-			die "apt-get install ${missing[*]} failed; see /tmp/bench-apt.log"
-	fi
-	restore_policy
+	apt_install "${missing[@]}"
 	# If something started the packaged service anyway, say so (it uses
 	# /etc/haproxy/haproxy.cfg, which binds nothing of ours).
 	if pgrep -x haproxy >/dev/null; then

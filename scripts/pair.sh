@@ -51,6 +51,8 @@ die() { printf 'pair: error: %s\n' "$*" >&2; exit 1; }
 # helpers...: shared with scripts/cluster.sh.
 # shellcheck source=lib/mariadb.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/mariadb.sh"
+# shellcheck source=lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 # ---------------------------------------------------------------- node paths
 
@@ -76,41 +78,8 @@ cmd_install() {
 	[[ $(id -u) == 0 ]] || die "mariadb is not installed (missing: ${missing[*]}) and installing needs root"
 	say "installing mariadb-server and mariadb-client (missing: ${missing[*]})"
 
-	# Keep the packaged service from starting: invoke-rc.d asks policy-rc.d,
-	# and 101 means "action forbidden".  A policy-rc.d that was already there
-	# is put back afterwards.
-	local policy=/usr/sbin/policy-rc.d backup="" log
-	if [[ -e $policy ]]; then
-		backup=$(mktemp)
-		cp -p "$policy" "$backup"
-	fi
-	restore_policy() {
-		if [[ -n $backup ]]; then
-			cp -p "$backup" "$policy"
-			rm -f "$backup"
-		else
-			rm -f "$policy"
-		fi
-	}
-	trap restore_policy EXIT
-	printf '#!/bin/sh\nexit 101\n' >"$policy"
-	chmod 755 "$policy"
-	log=$(mktemp)
-	local rc=0
-	# A fresh machine may have no package lists yet.
-	if ! apt-cache show mariadb-server >/dev/null 2>&1; then
-		apt-get update -qq >"$log" 2>&1 || rc=$?
-	fi
-	((rc != 0)) || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-		mariadb-server mariadb-client >"$log" 2>&1 || rc=$?
-	restore_policy
-	trap - EXIT
-	if ((rc != 0)); then
-		tail -n 30 "$log" >&2
-		rm -f "$log"
-		die "apt-get failed (exit $rc) installing mariadb-server mariadb-client"
-	fi
-	rm -f "$log"
+	# The packaged service must not start: 3306 is tandem's (lib/apt.sh).
+	apt_install mariadb-server mariadb-client
 
 	# If the packaged service started anyway, stop it: 3306 is tandem's.
 	local ppid
