@@ -17,6 +17,7 @@ import (
 	"github.com/tandemdb/tandem/cluster"
 	"github.com/tandemdb/tandem/coord"
 	"github.com/tandemdb/tandem/failover"
+	"github.com/tandemdb/tandem/internal/faultrelay"
 	"github.com/tandemdb/tandem/internal/testetcd"
 	"github.com/tandemdb/tandem/internal/testpair"
 	"github.com/tandemdb/tandem/proxy"
@@ -27,12 +28,16 @@ import (
 type clusterTandem struct {
 	*tandem
 	id     string
-	relays []*relay
+	relays []*faultrelay.Relay
 }
 
 func (c *clusterTandem) partition(on bool) {
 	for _, r := range c.relays {
-		r.setRefuse(on)
+		if on {
+			r.Set(faultrelay.Cut)
+		} else {
+			r.Set(faultrelay.Forward)
+		}
 	}
 }
 
@@ -41,9 +46,9 @@ func startClusterTandem(t *testing.T, id string, etcd *testetcd.Cluster, prefix 
 	ct := &clusterTandem{id: id}
 	var endpoints []string
 	for _, c := range etcd.Clients {
-		r := newRelay(t, c)
+		r := newRelay(t, c, 0)
 		ct.relays = append(ct.relays, r)
-		endpoints = append(endpoints, r.addr())
+		endpoints = append(endpoints, r.Addr())
 	}
 	cfg := coord.DefaultConfig()
 	cfg.Endpoints, cfg.Prefix, cfg.ID, cfg.Host = endpoints, prefix, id, "host-"+id

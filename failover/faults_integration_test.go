@@ -8,15 +8,13 @@ package failover_test
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tandemdb/tandem/failover"
+	"github.com/tandemdb/tandem/internal/faultrelay"
 	"github.com/tandemdb/tandem/internal/testpair"
 )
 
@@ -81,99 +79,15 @@ func TestPassiveNotReceivingThenActiveDies(t *testing.T) {
 	}
 }
 
-// relay forwards TCP connections to a node until refuse, after which it
-// closes them and answers every new one the way a live server that cannot
-// take a connection does: an ERR packet (1040, too many connections) in
-// place of its greeting.
-type relay struct {
-	t      testing.TB
-	l      net.Listener
-	target string
-
-	mu      sync.Mutex
-	refuse  bool
-	conns   map[net.Conn]bool
-	stopped bool
-}
-
-func newRelay(t testing.TB, target string) *relay {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// newRelay starts a fault relay to target, closed when the test ends.
+func newRelay(t testing.TB, target string, delay time.Duration) *faultrelay.Relay {
+	t.Helper()
+	r, err := faultrelay.New(target, delay)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &relay{t: t, l: l, target: target, conns: map[net.Conn]bool{}}
-	go r.serve()
-	t.Cleanup(r.close)
+	t.Cleanup(r.Close)
 	return r
-}
-
-func (r *relay) addr() string { return r.l.Addr().String() }
-
-func (r *relay) serve() {
-	for {
-		c, err := r.l.Accept()
-		if err != nil {
-			return
-		}
-		r.mu.Lock()
-		refuse, stopped := r.refuse, r.stopped
-		if !refuse && !stopped {
-			r.conns[c] = true
-		}
-		r.mu.Unlock()
-		if stopped {
-			c.Close()
-			continue
-		}
-		if refuse {
-			msg := "Too many connections"
-			pkt := []byte{byte(3 + len(msg)), 0, 0, 0, 0xff, 0x10, 0x04}
-			_, _ = c.Write(append(pkt, msg...))
-			c.Close()
-			continue
-		}
-		go r.pipe(c)
-	}
-}
-
-func (r *relay) pipe(c net.Conn) {
-	up, err := net.DialTimeout("tcp", r.target, 2*time.Second)
-	if err != nil {
-		c.Close()
-		return
-	}
-	r.mu.Lock()
-	r.conns[up] = true
-	r.mu.Unlock()
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
-	<-done
-	c.Close()
-	up.Close()
-}
-
-// setRefuse switches refusing on (closing every relayed connection) or off.
-func (r *relay) setRefuse(on bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.refuse = on
-	if on {
-		for c := range r.conns {
-			c.Close()
-		}
-		r.conns = map[net.Conn]bool{}
-	}
-}
-
-func (r *relay) close() {
-	r.mu.Lock()
-	r.stopped = true
-	for c := range r.conns {
-		c.Close()
-	}
-	r.mu.Unlock()
-	r.l.Close()
 }
 
 // TestLiveActiveRefusingFenceIsNotReplaced: node a stays alive and
@@ -184,13 +98,13 @@ func TestLiveActiveRefusingFenceIsNotReplaced(t *testing.T) {
 	testpair.Require(t)
 	t.Cleanup(func() { testpair.Reset(t) })
 	forgetRecordedDecision(t)
-	r := newRelay(t, testpair.Addr(testpair.A))
-	tn := startTandemAt(t, newStore(t), r.addr(), testpair.Addr(testpair.B), nil)
+	r := newRelay(t, testpair.Addr(testpair.A), 0)
+	tn := startTandemAt(t, newStore(t), r.Addr(), testpair.Addr(testpair.B), nil)
 	tn.waitStatus(t, 10*time.Second, "both nodes healthy", func(s failover.Status) bool {
 		return s.State == "active" && nodeStatus(s, "a").Healthy && nodeStatus(s, "b").Healthy
 	})
 
-	r.setRefuse(true)
+	r.Set(faultrelay.Refuse)
 	s := tn.waitStatus(t, 15*time.Second, "promotion refused", func(s failover.Status) bool { return s.State == "down" })
 	e, _ := tn.events.find(failover.EventFailoverRefused)
 	if !strings.Contains(e.Reason, "answers but could not be fenced") {
@@ -206,7 +120,7 @@ func TestLiveActiveRefusingFenceIsNotReplaced(t *testing.T) {
 		t.Fatalf("decision after the refusal: %s", describe(s))
 	}
 
-	r.setRefuse(false)
+	r.Set(faultrelay.Forward)
 	tn.waitStatus(t, 15*time.Second, "a serving again", func(s failover.Status) bool { return s.State == "active" && s.Decision.Active == "a" })
 	db := tn.client(t)
 	if got := port(t, db); got != testpair.Port(testpair.A) {

@@ -16,7 +16,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -30,113 +29,6 @@ import (
 
 // relayDelay is how long the delay relay holds each chunk, each way.
 const relayDelay = 40 * time.Millisecond
-
-// delayRelay forwards TCP connections to target, delaying each direction by
-// d; when either side closes, both are closed at once and whatever is still
-// held is dropped.
-type delayRelay struct {
-	l      net.Listener
-	target string
-	d      time.Duration
-
-	mu    sync.Mutex
-	conns map[net.Conn]bool
-	done  bool
-}
-
-func newDelayRelay(t testing.TB, target string, d time.Duration) *delayRelay {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &delayRelay{l: l, target: target, d: d, conns: map[net.Conn]bool{}}
-	go r.serve()
-	t.Cleanup(r.close)
-	return r
-}
-
-func (r *delayRelay) addr() string { return r.l.Addr().String() }
-
-func (r *delayRelay) track(c net.Conn) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.done {
-		c.Close()
-		return false
-	}
-	r.conns[c] = true
-	return true
-}
-
-func (r *delayRelay) serve() {
-	for {
-		c, err := r.l.Accept()
-		if err != nil {
-			return
-		}
-		if !r.track(c) {
-			continue
-		}
-		go func() {
-			up, err := net.DialTimeout("tcp", r.target, 2*time.Second)
-			if err != nil {
-				c.Close()
-				return
-			}
-			if !r.track(up) {
-				c.Close()
-				return
-			}
-			var once sync.Once
-			stop := func() { once.Do(func() { c.Close(); up.Close() }) }
-			go r.pipe(c, up, stop)
-			go r.pipe(up, c, stop)
-		}()
-	}
-}
-
-// pipe copies from src to dst, each chunk d after it was read.
-func (r *delayRelay) pipe(dst, src net.Conn, stop func()) {
-	type chunk struct {
-		at time.Time
-		b  []byte
-	}
-	q := make(chan chunk, 4096)
-	go func() {
-		defer close(q)
-		for {
-			buf := make([]byte, 32<<10)
-			n, err := src.Read(buf)
-			if n > 0 {
-				q <- chunk{time.Now().Add(r.d), buf[:n]}
-			}
-			if err != nil {
-				stop() // drop what is held: the peer is gone
-				return
-			}
-		}
-	}()
-	for c := range q {
-		time.Sleep(time.Until(c.at))
-		if _, err := dst.Write(c.b); err != nil {
-			stop()
-			for range q {
-			}
-			return
-		}
-	}
-}
-
-func (r *delayRelay) close() {
-	r.mu.Lock()
-	r.done = true
-	for c := range r.conns {
-		c.Close()
-	}
-	r.mu.Unlock()
-	r.l.Close()
-}
 
 // settleOp is one operation of the settle workload and the answer it got.
 type settleOp struct {
@@ -392,8 +284,8 @@ func TestSettledOutcomesAcrossFailover(t *testing.T) {
 	for ; round < rounds || (tl.okSettled == 0 || tl.notCommittedSettled == 0) && round < maxRounds; round++ {
 		testpair.Reset(t)
 		forgetRecordedDecision(t)
-		relay := newDelayRelay(t, testpair.Addr(testpair.A), relayDelay)
-		tn := startTandemSplit(t, newStore(t), [2]string{relay.addr(), testpair.Addr(testpair.B)},
+		relay := newRelay(t, testpair.Addr(testpair.A), relayDelay)
+		tn := startTandemSplit(t, newStore(t), [2]string{relay.Addr(), testpair.Addr(testpair.B)},
 			[2]string{testpair.Addr(testpair.A), testpair.Addr(testpair.B)}, nil, nil)
 		tn.waitStatus(t, 10*time.Second, "both nodes healthy", func(s failover.Status) bool {
 			return s.State == "active" && nodeStatus(s, "a").Healthy && nodeStatus(s, "b").Healthy
@@ -431,7 +323,7 @@ func TestSettledOutcomesAcrossFailover(t *testing.T) {
 			round, len(w.ops), tl.commitsInFlight-before.commitsInFlight, tl.insertsInFlight-before.insertsInFlight,
 			tl.okSettled-before.okSettled, tl.notCommittedSettled-before.notCommittedSettled, tl.unknown-before.unknown, tl.wrong-before.wrong)
 		tn.stop()
-		relay.close()
+		relay.Close()
 	}
 	t.Logf("in flight at the kill and settled: COMMIT -> OK %d, COMMIT -> not committed %d (of which prepared-statement transactions: %d, %d), INSERT -> OK %d, INSERT -> not committed %d",
 		tl.commitOK, tl.commitNot, tl.preparedOK, tl.preparedNot, tl.insertOK, tl.insertNot)

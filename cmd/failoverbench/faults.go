@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tandemdb/tandem/failover"
+	"github.com/tandemdb/tandem/internal/faultrelay"
 )
 
 // slowLimit bounds the workload of one slow round.
@@ -243,15 +244,15 @@ func roundPassiveNotReceiving(o options, n int) result {
 // marked unsynced and writes go on on a; healed, b is synced again.
 func roundLinkCut(o options, n int) result {
 	res, fail := newResult("link-cut", n)
-	r, err := newRelay(o.addrA)
+	r, err := faultrelay.New(o.addrA, 0)
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer r.close()
+	defer r.Close()
 	portA := o.addrA[strings.LastIndex(o.addrA, ":")+1:]
 	// b replicates from a through the relay; put back afterwards (reset
 	// would too).
-	if err := execOn(o.addrB, "STOP SLAVE", "CHANGE MASTER TO MASTER_PORT="+strconv.Itoa(r.port()), "START SLAVE"); err != nil {
+	if err := execOn(o.addrB, "STOP SLAVE", "CHANGE MASTER TO MASTER_PORT="+strconv.Itoa(r.Port()), "START SLAVE"); err != nil {
 		return fail("pointing b's replication at the relay: %v", err)
 	}
 	defer func() {
@@ -268,7 +269,7 @@ func roundLinkCut(o options, n int) result {
 		return fail("b not replicating through the relay: %v", err)
 	}
 	t0 := time.Now()
-	r.set("cut")
+	r.Set(faultrelay.Cut)
 	res.did = "kept a; b unsynced, then synced"
 	s, err := l.tn.waitFor(15*time.Second, func(s failover.Status) bool { return s.Decision.Unsynced["b"] != "" })
 	if err != nil {
@@ -284,7 +285,7 @@ func roundLinkCut(o options, n int) result {
 	// The link stays cut for a second of writes without b.
 	time.Sleep(time.Second)
 	healed := time.Now()
-	r.set("")
+	r.Set(faultrelay.Forward)
 	synced := "b NOT synced again within 30 s"
 	if _, err := l.tn.waitFor(30*time.Second, func(s failover.Status) bool { return s.Decision.Unsynced["b"] == "" }); err == nil {
 		synced = fmt.Sprintf("b synced again %v after the link healed", ms(time.Since(healed)))
@@ -311,18 +312,18 @@ func roundLinkCut(o options, n int) result {
 // again.
 func roundFenceRefused(o options, n int) result {
 	res, fail := newResult("fence-refused", n)
-	r, err := newRelay(o.addrA)
+	r, err := faultrelay.New(o.addrA, 0)
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer r.close()
-	l, err := startLoaded(o, "", r.addr())
+	defer r.Close()
+	l, err := startLoaded(o, "", r.Addr())
 	defer l.close()
 	if err != nil {
 		return fail("%v", err)
 	}
 	t0 := time.Now()
-	r.set("refuse")
+	r.Set(faultrelay.Refuse)
 	s, err := l.tn.waitFor(15*time.Second, func(s failover.Status) bool { return s.State == "down" })
 	if err != nil {
 		return fail("no refusal: %v", err)
@@ -346,7 +347,7 @@ func roundFenceRefused(o options, n int) result {
 		return fail("node a read_only=%v (%v); it was never reached, so never fenced", ro, err)
 	}
 	healed := time.Now()
-	r.set("")
+	r.Set(faultrelay.Forward)
 	if _, err := l.tn.waitFor(20*time.Second, func(s failover.Status) bool { return s.State == "active" && s.Decision.Active == "a" }); err != nil {
 		return fail("a not serving again: %v", err)
 	}
