@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"database/sql"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -27,11 +26,7 @@ func TestServeNodeAccountsAcrossSwitchover(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = admin.Exec("DROP DATABASE IF EXISTS tandem_acc_test") })
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "tandem")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	dir, bin := buildTandem(t)
 	addr, adminAddr := freePort(t), freePort(t)
 	cfg := fmt.Sprintf(`
 [proxy]
@@ -50,10 +45,7 @@ schema = "tandem_acc_test"
 [admin]
 listen = %q
 `, addr, testpair.Addr(testpair.A), testpair.Addr(testpair.B), filepath.Join(dir, "state.json"), adminAddr)
-	path := filepath.Join(dir, "tandem.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := writeConfig(t, dir, cfg)
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, "serve", "-config", path)
 	cmd.Stdout, cmd.Stderr = &logs, &logs

@@ -68,6 +68,16 @@ func buildTandem(t *testing.T) (dir, bin string) {
 	return dir, bin
 }
 
+// writeConfig writes cfg as dir/tandem.toml and returns its path.
+func writeConfig(t *testing.T, dir, cfg string) string {
+	t.Helper()
+	path := filepath.Join(dir, "tandem.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // TestServeAndSIGTERM runs the real binary in front of the pair: it serves,
 // and on SIGTERM stops accepting, lets a running query finish, and exits 0.
 func TestServeAndSIGTERM(t *testing.T) {
@@ -98,10 +108,7 @@ listen = %q
 [[alert.webhook]]
 url = %q
 `, addr, testpair.Addr(testpair.A), testpair.Addr(testpair.B), filepath.Join(dir, "state.json"), adminAddr, hook.URL)
-	path := filepath.Join(dir, "tandem.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := writeConfig(t, dir, cfg)
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, "serve", "-config", path)
 	cmd.Stdout, cmd.Stderr = &logs, &logs

@@ -135,10 +135,7 @@ path = %q
 args = [%q]
 `, addr, pwFile, testpair.Addr(testpair.A), testpair.Addr(testpair.B), filepath.Join(dir, "state.json"), adminAddr,
 		hookURL, secretHookHdr, hookScript, dir)
-	path := filepath.Join(dir, "tandem.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := writeConfig(t, dir, cfg)
 	var logs lockedBuffer
 	cmd := exec.Command(bin, "serve", "-config", path)
 	cmd.Env = append(os.Environ(), "SX_NODE_ADMIN_PW="+secretNodeAdmin, "SX_ADMIN_TOKEN="+secretToken)
