@@ -26,7 +26,13 @@ type scriptedSession struct {
 
 func startScripted(t testing.TB, caps uint32) *scriptedSession {
 	t.Helper()
-	p, err := New(Config{}, []*Node{{Name: "fake", Address: "127.0.0.1:1"}}, "fake")
+	return startScriptedWith(t, caps, Config{})
+}
+
+// startScriptedWith is startScripted with cfg for the proxy.
+func startScriptedWith(t testing.TB, caps uint32, cfg Config) *scriptedSession {
+	t.Helper()
+	p, err := New(cfg, []*Node{{Name: "fake", Address: "127.0.0.1:1"}}, "fake")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +144,36 @@ func TestNodeFailureMidResultClosesClient(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("session still open after its node died mid-result")
+	}
+}
+
+// A session that sees its node fail, before any byte of the answer or in
+// the middle of it, tells the NodeFailed hook (the failover monitor then
+// checks that node at once).
+func TestNodeFailureCallsNodeFailed(t *testing.T) {
+	for _, partial := range []bool{false, true} {
+		failed := make(chan string, 4)
+		ss := startScriptedWith(t, mysql.CLIENT_PROTOCOL_41, Config{NodeFailed: func(n string) { failed <- n }})
+		if _, err := ss.client.Write(packet(0, append([]byte{mysql.COM_QUERY}, "SELECT 1"...))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(ss.node, make([]byte, 13)); err != nil {
+			t.Fatal(err)
+		}
+		if partial {
+			if _, err := ss.node.Write(packet(1, []byte{1})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ss.node.Close()
+		select {
+		case n := <-failed:
+			if n != "fake" {
+				t.Fatalf("NodeFailed(%q); want the session's node", n)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("partial=%v: NodeFailed was not called after the node died", partial)
+		}
 	}
 }
 
