@@ -207,7 +207,7 @@ func (m *Manager) lead(ctx context.Context) {
 	if err != nil {
 		if time.Since(m.followErrLogged) > 10*time.Second {
 			m.followErrLogged = time.Now()
-			m.log.Error("elected, but cannot read the decision; not acting until it can (tried again every follow_interval)", "error", err)
+			m.log.Error("elected, but cannot read the decision; not acting until it can (tried again every 100 ms)", "error", err)
 		}
 		return
 	}
