@@ -434,42 +434,6 @@ func TestLeaseRevoked(t *testing.T) {
 	}
 }
 
-// TestWatch: a follower's watch sends the current and each saved decision.
-func TestWatch(t *testing.T) {
-	prefix := prefixFor(t)
-	a := open(t, testConfig(t, prefix, "a"))
-	b := open(t, testConfig(t, prefix, "b"))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := a.Campaign(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rev, err := a.Save(ctx, []byte("one"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := b.Watch(ctx)
-	if v := <-w; string(v) != "one" {
-		t.Fatalf("first value %q", v)
-	}
-	if _, err := a.Save(ctx, []byte("two"), rev); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case v := <-w:
-		if string(v) != "two" {
-			t.Fatalf("second value %q", v)
-		}
-	case <-ctx.Done():
-		t.Fatal("no value after Save")
-	}
-	wctx, wcancel := context.WithCancel(ctx)
-	w2 := b.Watch(wctx)
-	wcancel()
-	for range w2 { // must be closed after cancel
-	}
-}
-
 // TestHungMemberKeepsLease: with every endpoint configured, one hung member
 // (SIGSTOP) costs single renewals, never the lease: the renewal loop's
 // next request goes to another member. TTL 2 s leaves room for a loaded

@@ -3,7 +3,6 @@ package coord
 import (
 	"context"
 	"fmt"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -68,66 +67,4 @@ func (s *Session) saveTxn(ctx context.Context, value []byte, prevModRev, rev int
 		cur = dkvs[0].ModRevision
 	}
 	return 0, fmt.Errorf("%w (loaded at revision %d, now %d)", ErrConflict, prevModRev, cur)
-}
-
-// Watch sends the decision's value whenever it is saved, until ctx ends
-// (then the channel is closed). Only the latest value waits in the channel.
-// It is a hint that something changed: act only on a fresh Load. On a
-// (re)start of the underlying watch it first sends the current value, so a
-// change missed while the watch was down is not lost.
-func (s *Session) Watch(ctx context.Context) <-chan []byte {
-	out := make(chan []byte, 1)
-	send := func(v []byte) {
-		for {
-			select {
-			case out <- v:
-				return
-			default:
-			}
-			select { // drop the older value, keep the latest
-			case <-out:
-			default:
-			}
-		}
-	}
-	go func() {
-		defer close(out)
-		for ctx.Err() == nil {
-			s.watchOnce(ctx, send)
-			select {
-			case <-ctx.Done():
-			case <-time.After(s.cfg.PollInterval):
-			}
-		}
-	}()
-	return out
-}
-
-// watchOnce sends the current decision, then every saved one until the
-// watch fails or ctx ends.
-func (s *Session) watchOnce(ctx context.Context, send func([]byte)) {
-	rctx, cancel := s.reqCtx(ctx)
-	resp, err := s.cli.Get(rctx, s.cfg.decisionKey())
-	cancel()
-	if err != nil {
-		s.log.Debug("decision watch: load", "error", err)
-		return
-	}
-	if len(resp.Kvs) == 1 {
-		send(resp.Kvs[0].Value)
-	}
-	wctx, wcancel := context.WithCancel(ctx)
-	defer wcancel()
-	wch := s.cli.Watch(clientv3.WithRequireLeader(wctx), s.cfg.decisionKey(), clientv3.WithRev(resp.Header.Revision+1))
-	for wr := range wch {
-		if err := wr.Err(); err != nil {
-			s.log.Debug("decision watch", "error", err)
-			return
-		}
-		for _, ev := range wr.Events {
-			if ev.Type == clientv3.EventTypePut {
-				send(ev.Kv.Value)
-			}
-		}
-	}
 }

@@ -24,7 +24,6 @@
 //     even if no moment of Valid() == false was observed in between
 //     (EventLeaseLost reports it too).
 //   - After adopting the decision of epoch N (routing by it), Ack(N).
-//   - Use Watch only to learn that something changed; act on a fresh Load.
 //
 // The coordinator (Campaign returned; IsCoordinator checked before every
 // step), to move the active node from X to Y:
