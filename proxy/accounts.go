@@ -16,8 +16,6 @@ import (
 	"crypto/sha1"
 	"crypto/subtle"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"net"
 	"sort"
 	"strings"
@@ -345,101 +343,4 @@ func (p *Proxy) checkAccount(user, host, node string, salt, resp []byte) (*crede
 		}
 	}
 	return nil, authDenied, ""
-}
-
-// clientAuth is a client's login attempt: a handshake response or a
-// COM_CHANGE_USER.
-type clientAuth struct {
-	user   string
-	plugin string // the plugin the client's response is for ("": native)
-	auth   []byte
-	// forceSwitch asks for an auth switch even when the plugin is fine
-	// (a COM_CHANGE_USER without a plugin name from a client that speaks
-	// CLIENT_PLUGIN_AUTH); freshSalt makes the switch use a new salt.
-	forceSwitch, freshSalt bool
-}
-
-// authOutcome is an authenticated client's credential for node logins.
-type authOutcome struct {
-	password string
-	stage1   []byte
-	// fastAuthOK: the client used caching_sha2_password and expects the
-	// "fast auth succeeded" packet before the OK.
-	fastAuthOK bool
-}
-
-// authenticate checks a client's credentials, a user of Config.Users with
-// its password, else a node account (Config.Accounts). When the client's
-// response is for a plugin tandem cannot check for this user, it first
-// switches the client to one it can (send writes a packet with a sequence
-// id, recv reads the answer). It returns the outcome and the sequence id
-// of the next packet to the client. A *sqlError is the answer the client
-// must get (the caller sends it with that sequence id).
-func (s *session) authenticate(ca *clientAuth, seq byte, send func(byte, []byte) error, recv func() ([]byte, byte, error)) (*authOutcome, byte, error) {
-	p := s.p
-	plugin := ca.plugin
-	if plugin == "" {
-		plugin = mysql.AUTH_NATIVE_PASSWORD
-	}
-	password, known := p.cfg.Users[ca.user]
-	want := plugin
-	switch {
-	case !known && p.accounts != nil:
-		want = mysql.AUTH_NATIVE_PASSWORD // the only plugin whose stored hash suffices
-	case !clientPluginOK(plugin) || ca.forceSwitch:
-		want = p.cfg.DefaultAuthPlugin
-	}
-	auth := ca.auth
-	if want != ca.plugin && (want != plugin || ca.forceSwitch) {
-		if ca.freshSalt {
-			s.salt = mysql.RandomBuf(20)
-		}
-		if err := send(seq, appendAuthSwitch(nil, want, s.salt)); err != nil {
-			return nil, seq, err
-		}
-		var rseq byte
-		var err error
-		if auth, rseq, err = recv(); err != nil {
-			if errors.Is(err, ErrPacketTooLarge) {
-				return nil, seq, fmt.Errorf("%w: auth switch response: %v", errClientProtocol, err)
-			}
-			return nil, seq, err
-		}
-		seq = rseq + 1
-	}
-	host := remoteHost(s.client)
-	using := "YES"
-	if emptyAuth(auth) {
-		using = "NO"
-	}
-	denied := newError(erAccessDenied, "Access denied for user '%s'@'%s' (using password: %s)", ca.user, host, using)
-	switch {
-	case known:
-		if !checkScramble(want, s.salt, auth, password) {
-			return nil, seq, denied
-		}
-		return &authOutcome{password: password, fastAuthOK: want == mysql.AUTH_CACHING_SHA2_PASSWORD && password != ""}, seq, nil
-	case p.accounts != nil:
-		node := s.route.node
-		if s.be != nil {
-			node = s.be.node
-		}
-		name := ""
-		if node != nil {
-			name = node.Name
-		}
-		cred, res, detail := p.checkAccount(ca.user, host, name, s.salt, auth)
-		switch res {
-		case authOK:
-			return &authOutcome{password: cred.password, stage1: cred.stage1}, seq, nil
-		case authUnsupported:
-			p.log.Info("login refused: the account's plugin needs the password, which tandem does not have; list the user in [[user]]",
-				"user", ca.user, "host", host, "plugin", detail)
-		case authUnavailable:
-			p.log.Warn("login refused: cannot read the node's accounts", "user", ca.user, "node", name, "error", detail)
-			return nil, seq, backendError("tandem: cannot read the accounts of node %s: %s", name, detail)
-		}
-		return nil, seq, denied
-	}
-	return nil, seq, denied
 }

@@ -1,340 +1,359 @@
 package proxy
 
-// The connection phase, both directions, in one file: the greeting tandem
-// sends to a client and the one it reads from a node, the client's handshake
-// response and the one tandem sends to a node, and password scrambles.
-//
-// Why not go-mysql's server package: it cannot advertise
-// CLIENT_MULTI_STATEMENTS, CLIENT_FOUND_ROWS or CLIENT_DEPRECATE_EOF, and
-// its client cannot request CLIENT_LOCAL_FILES or pass the client's
-// collation byte through. tandem must offer a client exactly what the node's
-// session will negotiate, or results and affected-row counts silently differ,
-// so it writes these few packets itself with go-mysql's constants and
-// scramble functions.
-
 import (
-	"crypto/rsa"
-	"crypto/subtle"
-	"crypto/x509"
-	"encoding/binary"
-	"encoding/pem"
+	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 )
 
-// supportedCaps are the capability flags tandem can relay unchanged: every
-// one of them either changes nothing tandem parses or is understood by the
-// relay state machine. Left out on purpose: CLIENT_COMPRESS and
-// CLIENT_ZSTD_COMPRESSION_ALGORITHM (the relay would have to inflate),
-// CLIENT_OPTIONAL_RESULTSET_METADATA (changes result set framing),
-// CLIENT_SSL (offered only when tandem has a certificate, and never passed
-// on: the node link is separate), MariaDB's extended capabilities (tandem
-// presents itself with CLIENT_LONG_PASSWORD set, so clients do not use them).
-const supportedCaps = mysql.CLIENT_LONG_PASSWORD | mysql.CLIENT_FOUND_ROWS |
-	mysql.CLIENT_LONG_FLAG | mysql.CLIENT_CONNECT_WITH_DB | mysql.CLIENT_NO_SCHEMA |
-	mysql.CLIENT_ODBC | mysql.CLIENT_LOCAL_FILES | mysql.CLIENT_IGNORE_SPACE |
-	mysql.CLIENT_PROTOCOL_41 | mysql.CLIENT_INTERACTIVE | mysql.CLIENT_IGNORE_SIGPIPE |
-	mysql.CLIENT_TRANSACTIONS | mysql.CLIENT_SECURE_CONNECTION |
-	mysql.CLIENT_MULTI_STATEMENTS | mysql.CLIENT_MULTI_RESULTS |
-	mysql.CLIENT_PS_MULTI_RESULTS | mysql.CLIENT_PLUGIN_AUTH |
-	mysql.CLIENT_CONNECT_ATTRS | mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA |
-	mysql.CLIENT_SESSION_TRACK | mysql.CLIENT_DEPRECATE_EOF |
-	mysql.CLIENT_QUERY_ATTRIBUTES
+// The connection phase, in one place: the greeting a client gets, TLS, the
+// one authentication routine that checks a client's credentials (a
+// handshake response or a COM_CHANGE_USER), and COM_CHANGE_USER. The node
+// side of a login is backend.go. The packets themselves are encoded and decoded in
+// packet.go, next to the framing; conn.go holds only the command phase.
 
-// requiredCaps must be set by every client: tandem speaks protocol 4.1 only.
-const requiredCaps = mysql.CLIENT_PROTOCOL_41 | mysql.CLIENT_SECURE_CONNECTION
-
-// sslRequestLen is the length of an SSLRequest packet payload.
-const sslRequestLen = 32
-
-// ErrHandshake is wrapped by every malformed-handshake error.
-var ErrHandshake = errors.New("bad handshake")
-
-// greeting is the initial handshake packet (protocol version 10).
-type greeting struct {
-	Version    string
-	ConnID     uint32
-	Salt       []byte // 20 bytes
-	Caps       uint32
-	Collation  byte
-	Status     uint16
-	AuthPlugin string
-}
-
-// appendGreeting appends the payload of an initial handshake packet.
-func appendGreeting(b []byte, g *greeting) []byte {
-	b = append(b, 10)
-	b = append(b, g.Version...)
-	b = append(b, 0)
-	b = binary.LittleEndian.AppendUint32(b, g.ConnID)
-	b = append(b, g.Salt[:8]...)
-	b = append(b, 0)
-	b = binary.LittleEndian.AppendUint16(b, uint16(g.Caps))
-	b = append(b, g.Collation)
-	b = binary.LittleEndian.AppendUint16(b, g.Status)
-	b = binary.LittleEndian.AppendUint16(b, uint16(g.Caps>>16))
-	b = append(b, byte(len(g.Salt)+1))
-	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-	b = append(b, g.Salt[8:]...)
-	b = append(b, 0)
-	b = append(b, g.AuthPlugin...)
-	return append(b, 0)
-}
-
-// parseGreeting decodes a node's initial handshake packet. An ERR packet in
-// its place (too many connections, host blocked) is returned as *sqlError.
-func parseGreeting(p []byte) (*greeting, error) {
-	if len(p) > 0 && p[0] == 0xff {
-		e, ok := parseErr(p)
-		if !ok {
-			return nil, fmt.Errorf("%w: malformed error packet in place of greeting", ErrHandshake)
-		}
-		return nil, &e
-	}
-	if len(p) < 1 || p[0] != 10 {
-		return nil, fmt.Errorf("%w: greeting protocol version is not 10", ErrHandshake)
-	}
-	g := &greeting{}
-	v, pos, ok := nulString(p, 1)
-	if !ok || pos+4+8+1+2 > len(p) {
-		return nil, fmt.Errorf("%w: greeting truncated in server version", ErrHandshake)
-	}
-	g.Version = string(v)
-	g.ConnID = binary.LittleEndian.Uint32(p[pos:])
-	pos += 4
-	salt := append([]byte(nil), p[pos:pos+8]...)
-	pos += 8 + 1
-	g.Caps = uint32(binary.LittleEndian.Uint16(p[pos:]))
-	pos += 2
-	if pos == len(p) {
-		g.Salt = salt
-		return g, nil
-	}
-	if pos+1+2+2+1+10 > len(p) {
-		return nil, fmt.Errorf("%w: greeting truncated in capabilities", ErrHandshake)
-	}
-	g.Collation = p[pos]
-	g.Status = binary.LittleEndian.Uint16(p[pos+1:])
-	g.Caps |= uint32(binary.LittleEndian.Uint16(p[pos+3:])) << 16
-	saltLen := int(p[pos+5])
-	pos += 6 + 10
-	if g.Caps&mysql.CLIENT_SECURE_CONNECTION != 0 {
-		n := max(13, saltLen-8)
-		if pos+n > len(p) {
-			return nil, fmt.Errorf("%w: greeting truncated in auth data", ErrHandshake)
-		}
-		part := p[pos : pos+n]
-		if part[len(part)-1] == 0 {
-			part = part[:len(part)-1]
-		}
-		salt = append(salt, part...)
-		pos += n
-	}
-	g.Salt = salt
-	if g.Caps&mysql.CLIENT_PLUGIN_AUTH != 0 {
-		name, _, ok := nulString(p, pos)
-		if !ok { // some servers omit the final NUL
-			name = p[pos:]
-		}
-		g.AuthPlugin = string(name)
-	}
-	return g, nil
-}
-
-// handshakeResponse is a client's HandshakeResponse41.
-type handshakeResponse struct {
-	Caps      uint32
-	MaxPacket uint32
-	Collation byte
-	User      string
-	Auth      []byte
-	DB        string
-	Plugin    string
-	// Attrs is the raw connection-attributes block (length-encoded
-	// length included), passed on to the node as it is.
-	Attrs []byte
-}
-
-// isSSLRequest reports whether a first client packet is an SSLRequest.
-func isSSLRequest(p []byte) bool {
-	return len(p) == sslRequestLen && binary.LittleEndian.Uint32(p)&mysql.CLIENT_SSL != 0
-}
-
-// parseHandshakeResponse decodes a HandshakeResponse41 payload. Every
-// length is checked: short or inconsistent input is an error, never a panic.
-func parseHandshakeResponse(p []byte) (*handshakeResponse, error) {
-	if len(p) < 32 {
-		return nil, fmt.Errorf("%w: handshake response shorter than 32 bytes", ErrHandshake)
-	}
-	r := &handshakeResponse{
-		Caps:      binary.LittleEndian.Uint32(p),
-		MaxPacket: binary.LittleEndian.Uint32(p[4:]),
-		Collation: p[8],
-	}
-	if r.Caps&requiredCaps != requiredCaps {
-		return nil, fmt.Errorf("%w: client lacks CLIENT_PROTOCOL_41 or CLIENT_SECURE_CONNECTION", ErrHandshake)
-	}
-	user, pos, ok := nulString(p, 32)
-	if !ok {
-		return nil, fmt.Errorf("%w: user name not terminated", ErrHandshake)
-	}
-	r.User = string(user)
-	if r.Caps&mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA != 0 {
-		r.Auth, pos, ok = lenEncBytes(p, pos)
-	} else if pos < len(p) {
-		n := int(p[pos])
-		ok = pos+1+n <= len(p)
-		if ok {
-			r.Auth = p[pos+1 : pos+1+n]
-			pos += 1 + n
-		}
-	} else {
-		ok = false
-	}
-	if !ok {
-		return nil, fmt.Errorf("%w: auth response truncated", ErrHandshake)
-	}
-	r.Auth = append([]byte(nil), r.Auth...)
-	if r.Caps&mysql.CLIENT_CONNECT_WITH_DB != 0 && pos < len(p) {
-		db, next, ok := nulString(p, pos)
-		if !ok {
-			return nil, fmt.Errorf("%w: database name not terminated", ErrHandshake)
-		}
-		r.DB, pos = string(db), next
-	}
-	if r.Caps&mysql.CLIENT_PLUGIN_AUTH != 0 && pos < len(p) {
-		name, next, ok := nulString(p, pos)
-		if !ok {
-			return nil, fmt.Errorf("%w: auth plugin name not terminated", ErrHandshake)
-		}
-		r.Plugin, pos = string(name), next
-	}
-	if r.Caps&mysql.CLIENT_CONNECT_ATTRS != 0 && pos < len(p) {
-		n, next, ok := lenEncInt(p, pos)
-		if !ok || n > uint64(len(p)-next) {
-			return nil, fmt.Errorf("%w: connection attributes truncated", ErrHandshake)
-		}
-		r.Attrs = append([]byte(nil), p[pos:next+int(n)]...)
-	}
-	return r, nil
-}
-
-// appendHandshakeResponse appends a HandshakeResponse41 payload that tandem
-// sends to a node.
-func appendHandshakeResponse(b []byte, r *handshakeResponse) []byte {
-	caps := r.Caps
-	if len(r.Auth) > 250 {
-		caps |= mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
-	}
-	b = binary.LittleEndian.AppendUint32(b, caps)
-	b = binary.LittleEndian.AppendUint32(b, r.MaxPacket)
-	b = append(b, r.Collation)
-	b = append(b, make([]byte, 23)...)
-	b = append(b, r.User...)
-	b = append(b, 0)
-	if caps&mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA != 0 {
-		b = mysql.AppendLengthEncodedInteger(b, uint64(len(r.Auth)))
-	} else {
-		b = append(b, byte(len(r.Auth)))
-	}
-	b = append(b, r.Auth...)
-	if caps&mysql.CLIENT_CONNECT_WITH_DB != 0 {
-		b = append(b, r.DB...)
-		b = append(b, 0)
-	}
-	if caps&mysql.CLIENT_PLUGIN_AUTH != 0 {
-		b = append(b, r.Plugin...)
-		b = append(b, 0)
-	}
-	if caps&mysql.CLIENT_CONNECT_ATTRS != 0 {
-		if len(r.Attrs) == 0 {
-			b = append(b, 0)
-		} else {
-			b = append(b, r.Attrs...)
-		}
-	}
-	return b
-}
-
-// scramble computes the auth response for plugin from a salt and a
-// plaintext password. ok is false for plugins tandem does not speak.
-func scramble(plugin string, salt []byte, password string) (resp []byte, ok bool) {
-	switch plugin {
-	case mysql.AUTH_NATIVE_PASSWORD, "":
-		return mysql.CalcNativePassword(salt, []byte(password)), true
-	case mysql.AUTH_CACHING_SHA2_PASSWORD:
-		return mysql.CalcCachingSha2Password(salt, []byte(password)), true
-	case mysql.AUTH_MARIADB_ED25519:
-		if password == "" {
-			return nil, true
-		}
-		r, err := mysql.CalcEd25519Password(salt, password)
-		return r, err == nil
-	}
-	return nil, false
-}
-
-// checkScramble reports whether a client's auth response for plugin
-// matches password under salt. An empty password matches an empty response
-// (some clients send a single NUL for it).
-func checkScramble(plugin string, salt, resp []byte, password string) bool {
-	if password == "" {
-		return len(resp) == 0 || (len(resp) == 1 && resp[0] == 0)
-	}
-	if plugin != mysql.AUTH_NATIVE_PASSWORD && plugin != mysql.AUTH_CACHING_SHA2_PASSWORD {
-		return false
-	}
-	want, _ := scramble(plugin, salt, password)
-	return len(want) > 0 && subtle.ConstantTimeCompare(want, resp) == 1
-}
-
-// clientPluginOK reports whether tandem can check a client's scramble for plugin.
-func clientPluginOK(plugin string) bool {
-	return plugin == mysql.AUTH_NATIVE_PASSWORD || plugin == mysql.AUTH_CACHING_SHA2_PASSWORD
-}
-
-// appendAuthSwitch appends an AuthSwitchRequest payload.
-func appendAuthSwitch(b []byte, plugin string, salt []byte) []byte {
-	b = append(b, 0xfe)
-	b = append(b, plugin...)
-	b = append(b, 0)
-	b = append(b, salt...)
-	return append(b, 0)
-}
-
-// parseAuthSwitch decodes an AuthSwitchRequest payload from a node.
-func parseAuthSwitch(p []byte) (plugin string, salt []byte, err error) {
-	if len(p) < 1 || p[0] != 0xfe {
-		return "", nil, fmt.Errorf("%w: not an auth switch request", ErrHandshake)
-	}
-	name, pos, ok := nulString(p, 1)
-	if !ok {
-		return "", nil, fmt.Errorf("%w: auth switch plugin name not terminated", ErrHandshake)
-	}
-	salt = append([]byte(nil), p[pos:]...)
-	if n := len(salt); n > 0 && salt[n-1] == 0 {
-		salt = salt[:n-1]
-	}
-	return string(name), salt, nil
-}
-
-// encryptPassword answers a caching_sha2_password full authentication
-// over a plain connection: the password XORed with the salt, encrypted with
-// the node's RSA public key (PEM).
-func encryptPassword(password string, salt, pemKey []byte) ([]byte, error) {
-	block, _ := pem.Decode(pemKey)
-	if block == nil {
-		return nil, fmt.Errorf("%w: node sent no PEM public key", ErrHandshake)
-	}
-	key, err := x509.ParsePKIXPublicKey(block.Bytes)
+// handshake greets the client, authenticates it, logs in to the active node
+// and answers OK. Any failure has already been reported to the client.
+//
+// tandem opens the node connection first and greets the client with that
+// node thread's id and scramble: the id the client's driver reports is then
+// its CONNECTION_ID(), and the client's scramble response is computed over
+// the very salt the node will check.
+func (s *session) handshake() error {
+	p := s.p
+	// Waiting for a route (a failover under way) may take half the
+	// handshake's time: the rest is for the client and the login.
+	pl, rt, err := p.openRoute(s.accepted.Add(min(p.cfg.HoldTimeout, p.cfg.HandshakeTimeout/2)))
 	if err != nil {
-		return nil, fmt.Errorf("%w: node public key: %v", ErrHandshake, err)
+		e, refused := isNodeRefusal(err)
+		if !refused {
+			e = backendError("tandem: %v", err)
+		}
+		_ = writeRaw(s.client, 0, appendErr(nil, e))
+		return e
 	}
-	rsaKey, ok := key.(*rsa.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("%w: node public key is not RSA", ErrHandshake)
+	defer func() {
+		if pl != nil { // not handed to the login
+			pl.abandon()
+		}
+	}()
+	s.route = rt
+	g := pl.g
+	s.greetID = g.ConnID
+	s.salt = g.Salt
+	if len(s.salt) != 20 {
+		s.salt = mysql.RandomBuf(20)
 	}
-	return mysql.EncryptPassword(password, salt, rsaKey)
+	advertised := g.Caps&supportedCaps | requiredCaps | mysql.CLIENT_PLUGIN_AUTH | mysql.CLIENT_CONNECT_ATTRS | mysql.CLIENT_LONG_PASSWORD
+	if p.cfg.TLS != nil {
+		advertised |= mysql.CLIENT_SSL
+	}
+	hello := &greeting{
+		Version: g.Version, ConnID: g.ConnID, Salt: s.salt, Caps: advertised,
+		Collation: g.Collation, Status: mysql.SERVER_STATUS_AUTOCOMMIT,
+		AuthPlugin: p.cfg.DefaultAuthPlugin,
+	}
+	if err := writeRaw(s.client, 0, appendGreeting(nil, hello)); err != nil {
+		return err
+	}
+	p.greeted(s)
+	// Read the response unbuffered: after an SSLRequest the next bytes
+	// belong to TLS and must not sit in a buffer of ours.
+	pkt, seq, err := readPacket(s.client, nil, 1<<16)
+	if err != nil {
+		return fmt.Errorf("reading handshake response: %w", err)
+	}
+	s.answered.Store(true)
+	if isSSLRequest(pkt) {
+		if p.cfg.TLS == nil {
+			return fmt.Errorf("%w: SSLRequest but TLS is not configured", ErrHandshake)
+		}
+		tc := tls.Server(s.client, p.cfg.TLS)
+		if err := tc.Handshake(); err != nil {
+			return fmt.Errorf("TLS handshake: %w", err)
+		}
+		s.mu.Lock()
+		s.client = tc
+		s.mu.Unlock()
+		if pkt, seq, err = readPacket(s.client, nil, 1<<16); err != nil {
+			return fmt.Errorf("reading handshake response: %w", err)
+		}
+	} else if p.cfg.TLS != nil && p.cfg.RequireTLS {
+		e := newError(erAccessDenied, "Access denied: tandem requires TLS")
+		_ = writeRaw(s.client, seq+1, appendErr(nil, e))
+		return e
+	}
+	resp, err := parseHandshakeResponse(pkt)
+	if err != nil {
+		_ = writeRaw(s.client, seq+1, appendErr(nil, newError(erHandshake, "Bad handshake")))
+		return err
+	}
+	s.caps = resp.Caps & advertised
+	s.user = resp.User
+	seq++
+	cr, seq, err := s.authenticate(&clientAuth{user: resp.User, plugin: resp.Plugin, auth: resp.Auth}, seq,
+		func(seq byte, b []byte) error { return writeRaw(s.client, seq, b) },
+		func() ([]byte, byte, error) { return readPacket(s.client, nil, 1<<12) })
+	if err != nil {
+		var e *sqlError
+		if errors.As(err, &e) {
+			_ = writeRaw(s.client, seq, appendErr(nil, e))
+		}
+		return err
+	}
+	if !p.admit(s) {
+		if s.evicted.Load() {
+			return ErrClosed
+		}
+		e := newError(erConCount, "Too many connections")
+		_ = writeRaw(s.client, seq, appendErr(nil, e))
+		return e
+	}
+	if cr.fastAuthOK {
+		// Fast authentication succeeded: tandem knows the password, so
+		// it never needs the full (RSA or TLS) exchange.
+		if err := writeRaw(s.client, seq, []byte{1, 3}); err != nil {
+			return err
+		}
+		seq++
+	}
+	s.pass, s.stage1 = cr.password, cr.stage1
+	s.attrs = resp.Attrs
+	s.facts.reset(resp.DB, resp.Collation)
+	lp := s.loginParams()
+	be, err := pl.login(lp, p.cfg.LoginTimeout)
+	pl = nil // closed by login on error
+	if err != nil {
+		if _, refused := isNodeRefusal(err); !refused {
+			// The node connection opened at the greeting failed (the
+			// node went away, or closed it after its connect_timeout):
+			// log in afresh, to whichever node the route names.
+			be, rt, err = p.dialRoute(lp, time.Now().Add(p.cfg.HoldTimeout))
+		}
+	}
+	if err != nil {
+		e, refused := isNodeRefusal(err)
+		if !refused {
+			e = backendError("tandem: %v", err)
+		}
+		_ = writeRaw(s.client, seq, appendErr(nil, e))
+		return err
+	}
+	s.route = rt
+	s.mu.Lock()
+	s.be = be
+	closed := s.closed.Load()
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	s.facts.noteStatus(be.status)
+	ok := appendOK(nil, be.status&^mysql.SERVER_SESSION_STATE_CHANGED, s.caps)
+	if err := writeRaw(s.client, seq, ok); err != nil {
+		return err
+	}
+	s.cio = newConnIO(s.client)
+	s.crd = &clientReader{conn: s.client, r: s.cio, timeout: p.cfg.NetReadTimeout}
+	s.cwr = &clientWriter{conn: s.client, w: s.cio, timeout: p.cfg.NetWriteTimeout}
+	s.cr = bufio.NewReaderSize(s.crd, clientBufSize)
+	return nil
+}
+
+// handshakeFailure classifies a failed handshake for the Observer.
+func handshakeFailure(err error) string {
+	var ne net.Error
+	var e *sqlError
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.As(err, &e) && e.Code == erAccessDenied:
+		return "auth"
+	case errors.As(err, &e) && e.Code == erConCount:
+		return "limit"
+	case errors.Is(err, ErrHandshake), errors.Is(err, ErrPacketTooLarge):
+		return "protocol"
+	case errors.As(err, &e) && e.Code == erUnknown, errors.Is(err, errNoRoute):
+		return "backend"
+	default:
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Op == "dial" {
+			return "backend"
+		}
+		return "protocol"
+	}
+}
+
+func remoteHost(c net.Conn) string {
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return "localhost"
+	}
+	return host
+}
+
+// changeUser handles COM_CHANGE_USER: tandem checks the new user's password
+// itself (a [[user]] or a node account), then sends the node a
+// COM_CHANGE_USER of its own on the same connection, answering the node's
+// scramble with the new user's credential: the node resets the session and
+// keeps its thread id, as it would for the client directly.
+func (s *session) changeUser(r *relay, length int) error {
+	body, err := s.clientPayload(length)
+	if err != nil {
+		return err
+	}
+	cu, err := parseChangeUser(body, s.caps)
+	if err != nil {
+		return s.replyErr(r, newError(erHandshake, "Bad handshake"))
+	}
+	send := func(seq byte, b []byte) error {
+		if _, err := writePacket(r.cw, seq, b); err != nil {
+			return err
+		}
+		return r.cw.Flush()
+	}
+	pluginAuth := s.caps&mysql.CLIENT_PLUGIN_AUTH != 0
+	ca := &clientAuth{user: cu.User, plugin: cu.Plugin, auth: cu.Auth,
+		forceSwitch: pluginAuth && cu.Plugin == "", freshSalt: true}
+	if !pluginAuth && !clientPluginOK(cu.Plugin) && cu.Plugin != "" {
+		ca.plugin = mysql.AUTH_NATIVE_PASSWORD
+	}
+	out, seq, err := s.authenticate(ca, 1, send, func() ([]byte, byte, error) { return readPacket(s.cr, nil, 1<<12) })
+	if err != nil {
+		var e *sqlError
+		if errors.As(err, &e) {
+			_ = queueErr(r.cw, seq, e)
+		}
+		return err // MySQL closes the connection after a failed change of user
+	}
+	if out.fastAuthOK {
+		if seq, err = writePacket(r.cw, seq, []byte{1, 3}); err != nil {
+			return err
+		}
+	}
+	collation := cu.Collation
+	if collation == 0 {
+		collation = s.facts.Collation
+	}
+	lp := s.loginParams()
+	lp.User, lp.Password, lp.Stage1, lp.DB, lp.Collation, lp.Attrs = cu.User, out.password, out.stage1, cu.DB, collation, cu.Attrs
+	status, err := s.be.changeUser(lp, s.p.cfg.LoginTimeout)
+	if err != nil {
+		e, refused := isNodeRefusal(err)
+		if !refused {
+			e = backendError("tandem: changing user on node %s: %v", s.be.node, err)
+		}
+		_ = queueErr(r.cw, seq, e)
+		return err
+	}
+	s.user, s.pass, s.stage1, s.attrs = cu.User, out.password, out.stage1, cu.Attrs
+	if s.stmts != nil {
+		s.stmts = map[uint32]uint32{}
+	}
+	s.nextStmt = 0
+	s.facts.reset(cu.DB, collation)
+	s.facts.noteStatus(status)
+	_, err = writePacket(r.cw, seq, appendOK(nil, status&^mysql.SERVER_SESSION_STATE_CHANGED, s.caps))
+	return err
+}
+
+// clientAuth is a client's login attempt: a handshake response or a
+// COM_CHANGE_USER.
+type clientAuth struct {
+	user   string
+	plugin string // the plugin the client's response is for ("": native)
+	auth   []byte
+	// forceSwitch asks for an auth switch even when the plugin is fine
+	// (a COM_CHANGE_USER without a plugin name from a client that speaks
+	// CLIENT_PLUGIN_AUTH); freshSalt makes the switch use a new salt.
+	forceSwitch, freshSalt bool
+}
+
+// authOutcome is an authenticated client's credential for node logins.
+type authOutcome struct {
+	password string
+	stage1   []byte
+	// fastAuthOK: the client used caching_sha2_password and expects the
+	// "fast auth succeeded" packet before the OK.
+	fastAuthOK bool
+}
+
+// authenticate checks a client's credentials, a user of Config.Users with
+// its password, else a node account (Config.Accounts). When the client's
+// response is for a plugin tandem cannot check for this user, it first
+// switches the client to one it can (send writes a packet with a sequence
+// id, recv reads the answer). It returns the outcome and the sequence id
+// of the next packet to the client. A *sqlError is the answer the client
+// must get (the caller sends it with that sequence id).
+func (s *session) authenticate(ca *clientAuth, seq byte, send func(byte, []byte) error, recv func() ([]byte, byte, error)) (*authOutcome, byte, error) {
+	p := s.p
+	plugin := ca.plugin
+	if plugin == "" {
+		plugin = mysql.AUTH_NATIVE_PASSWORD
+	}
+	password, known := p.cfg.Users[ca.user]
+	want := plugin
+	switch {
+	case !known && p.accounts != nil:
+		want = mysql.AUTH_NATIVE_PASSWORD // the only plugin whose stored hash suffices
+	case !clientPluginOK(plugin) || ca.forceSwitch:
+		want = p.cfg.DefaultAuthPlugin
+	}
+	auth := ca.auth
+	if want != ca.plugin && (want != plugin || ca.forceSwitch) {
+		if ca.freshSalt {
+			s.salt = mysql.RandomBuf(20)
+		}
+		if err := send(seq, appendAuthSwitch(nil, want, s.salt)); err != nil {
+			return nil, seq, err
+		}
+		var rseq byte
+		var err error
+		if auth, rseq, err = recv(); err != nil {
+			if errors.Is(err, ErrPacketTooLarge) {
+				return nil, seq, fmt.Errorf("%w: auth switch response: %v", errClientProtocol, err)
+			}
+			return nil, seq, err
+		}
+		seq = rseq + 1
+	}
+	host := remoteHost(s.client)
+	using := "YES"
+	if emptyAuth(auth) {
+		using = "NO"
+	}
+	denied := newError(erAccessDenied, "Access denied for user '%s'@'%s' (using password: %s)", ca.user, host, using)
+	switch {
+	case known:
+		if !checkScramble(want, s.salt, auth, password) {
+			return nil, seq, denied
+		}
+		return &authOutcome{password: password, fastAuthOK: want == mysql.AUTH_CACHING_SHA2_PASSWORD && password != ""}, seq, nil
+	case p.accounts != nil:
+		node := s.route.node
+		if s.be != nil {
+			node = s.be.node
+		}
+		name := ""
+		if node != nil {
+			name = node.Name
+		}
+		cred, res, detail := p.checkAccount(ca.user, host, name, s.salt, auth)
+		switch res {
+		case authOK:
+			return &authOutcome{password: cred.password, stage1: cred.stage1}, seq, nil
+		case authUnsupported:
+			p.log.Info("login refused: the account's plugin needs the password, which tandem does not have; list the user in [[user]]",
+				"user", ca.user, "host", host, "plugin", detail)
+		case authUnavailable:
+			p.log.Warn("login refused: cannot read the node's accounts", "user", ca.user, "node", name, "error", detail)
+			return nil, seq, backendError("tandem: cannot read the accounts of node %s: %s", name, detail)
+		}
+		return nil, seq, denied
+	}
+	return nil, seq, denied
 }
