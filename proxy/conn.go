@@ -66,6 +66,10 @@ type session struct {
 	// session has moved (nil until then: the ids are the node's).
 	stmts    map[uint32]uint32
 	nextStmt uint32
+	// lastStmt is the client's id of the statement it prepared last; 0
+	// when there is none (closed, reset, or the last prepare failed). It
+	// is what the id lastStmtID names, as MariaDB's "last statement".
+	lastStmt uint32
 
 	mark txMark // markers for settling outcomes (settle.go)
 
@@ -396,6 +400,9 @@ func (s *session) command(r *relay, cmd byte, length int) error {
 		if id, ok := s.mapStmt(length); ok {
 			s.facts.noteStmtClose(id)
 			delete(s.stmts, id)
+			if id == s.lastStmt {
+				s.lastStmt = 0
+			}
 		}
 		return s.forward(r, length, nil, false)
 	case mysql.COM_STMT_SEND_LONG_DATA:
@@ -404,8 +411,9 @@ func (s *session) command(r *relay, cmd byte, length int) error {
 	case mysql.COM_STMT_RESET:
 		s.mapStmt(length)
 		return s.forward(r, length, s.readOne, false)
-	case mysql.COM_PING, mysql.COM_SET_OPTION, mysql.COM_DEBUG,
-		mysql.COM_REFRESH, mysql.COM_SHUTDOWN:
+	case mysql.COM_SET_OPTION:
+		return s.setOption(r, length)
+	case mysql.COM_PING, mysql.COM_DEBUG, mysql.COM_REFRESH, mysql.COM_SHUTDOWN:
 		return s.forward(r, length, s.readOne, false)
 	case mysql.COM_STATISTICS:
 		return s.forward(r, length, s.readOne, false)
@@ -434,6 +442,7 @@ func (s *session) command(r *relay, cmd byte, length int) error {
 				if s.stmts != nil {
 					s.stmts = map[uint32]uint32{}
 				}
+				s.lastStmt = 0
 			}
 			return err
 		}, false)
@@ -490,10 +499,18 @@ func (s *session) forward(r *relay, length int, resp responseFunc, binary bool) 
 // last".
 const unknownStmt = 0xfffffffe
 
+// lastStmtID is the statement id that MariaDB reads as "the statement
+// prepared last" on the connection (MariaDB Connector/J and Connector/C
+// send it in a COM_STMT_EXECUTE pipelined right after COM_STMT_PREPARE).
+const lastStmtID = 0xffffffff
+
 // mapStmt rewrites, in the client reader's buffer, the statement id of the
 // COM_STMT_* packet about to be relayed from the client's id to the node's,
-// and returns the client's id. The bytes are still unread (Peek), so the
-// relay then copies the rewritten packet.
+// and returns the client's id (lastStmtID resolved to the client's last
+// prepared statement). After a move, lastStmtID becomes the node's id of
+// that statement: the node's own "last" is whatever tandem re-prepared last.
+// The bytes are still unread (Peek), so the relay then copies the rewritten
+// packet.
 func (s *session) mapStmt(length int) (clientID uint32, ok bool) {
 	if length < 5 {
 		return 0, false
@@ -503,6 +520,9 @@ func (s *session) mapStmt(length int) (clientID uint32, ok bool) {
 		return 0, false
 	}
 	clientID = binary.LittleEndian.Uint32(b[1:])
+	if clientID == lastStmtID && s.lastStmt != 0 {
+		clientID = s.lastStmt
+	}
 	if s.stmts != nil {
 		id, ok := s.stmts[clientID]
 		if !ok {
@@ -648,10 +668,37 @@ func (r *relay) next() (head []byte, first byte, length int, err error) {
 // readOne relays a response of exactly one packet.
 func (s *session) readOne(r *relay, _ bool) error {
 	head, first, _, err := r.next()
-	if err == nil && (first == 0x00 || first == 0xfe) && head != nil {
-		s.facts.noteStatus(okStatus(head, s.caps))
+	if err == nil && head != nil {
+		switch first {
+		case 0x00:
+			s.facts.noteStatus(okStatus(head, s.caps))
+		case 0xfe: // EOF, or an OK with header 0xfe (CLIENT_DEPRECATE_EOF)
+			s.facts.noteStatus(s.terminatorStatus(head))
+		}
 	}
 	return err
+}
+
+// setOption relays COM_SET_OPTION. Turning multi-statements on or off lasts
+// for the rest of the session: it is kept in s.caps, so that the login to a
+// node after a move asks for the same.
+func (s *session) setOption(r *relay, length int) error {
+	var opt uint16 = 0xffff
+	if b, err := s.cr.Peek(min(length, 3)); err == nil && len(b) == 3 {
+		opt = binary.LittleEndian.Uint16(b[1:])
+	}
+	return s.forward(r, length, func(r *relay, _ bool) error {
+		err := s.readOne(r, false)
+		if err == nil && !r.failed {
+			switch opt {
+			case mysql.MYSQL_OPTION_MULTI_STATEMENTS_ON:
+				s.caps |= mysql.CLIENT_MULTI_STATEMENTS
+			case mysql.MYSQL_OPTION_MULTI_STATEMENTS_OFF:
+				s.caps &^= mysql.CLIENT_MULTI_STATEMENTS
+			}
+		}
+		return err
+	}, false)
 }
 
 // readOneOK relays a one-packet OK/ERR response and reports whether it was OK.
@@ -796,7 +843,8 @@ func (s *session) prepare(r *relay, length int) error {
 			r.wrote = true
 			_, first, err := relayBody(r.cw, r.br, &r.hdr, length)
 			r.failed = first == 0xff
-			return err // not a prepare OK
+			s.lastStmt = 0 // a failed prepare leaves no last statement
+			return err     // not a prepare OK
 		}
 		head, err := r.br.Peek(length)
 		if err != nil {
@@ -805,6 +853,7 @@ func (s *session) prepare(r *relay, length int) error {
 		if head[0] != 0x00 { // ERR: relay it as it is
 			r.wrote = true
 			r.failed = head[0] == 0xff
+			s.lastStmt = 0
 			_, _, err := relayBody(r.cw, r.br, &r.hdr, length)
 			return err
 		}
@@ -825,6 +874,7 @@ func (s *session) prepare(r *relay, length int) error {
 		}
 		r.wrote = true
 		s.facts.notePrepare(id, string(body[1:]))
+		s.lastStmt = id
 		for _, n := range [2]int{params, cols} {
 			if n == 0 {
 				continue

@@ -36,12 +36,19 @@ func startScriptedWith(t testing.TB, caps uint32, cfg Config) *scriptedSession {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startScriptedOn(t, p, caps)
+}
+
+// startScriptedOn starts a scripted session of p, logged in to p's active
+// node as the test's node end.
+func startScriptedOn(t testing.TB, p *Proxy, caps uint32) *scriptedSession {
+	t.Helper()
 	cTest, cProxy := tcpPair(t)
 	nProxy, nTest := tcpPair(t)
 	s := &session{p: p, client: cProxy, caps: caps, route: p.route.Load()}
-	s.be = &backend{node: p.nodes[0], conn: nProxy, rw: newConnIO(nProxy), caps: caps}
+	s.be = &backend{node: p.Active(), conn: nProxy, rw: newConnIO(nProxy), caps: caps}
 	s.cio = newConnIO(cProxy)
-	s.crd = &clientReader{conn: cProxy, r: s.cio, timeout: time.Second}
+	s.crd = &clientReader{conn: cProxy, r: s.cio, timeout: p.cfg.NetReadTimeout}
 	s.cwr = &clientWriter{conn: cProxy, w: s.cio, timeout: p.cfg.NetWriteTimeout}
 	s.cr = bufio.NewReaderSize(s.crd, clientBufSize)
 	s.facts.reset("", 45)

@@ -117,19 +117,7 @@ func startScriptedFacts(t *testing.T, caps uint32) *scriptedSession {
 		t.Fatal(err)
 	}
 	p.snapshotFacts = true
-	cTest, cProxy := tcpPair(t)
-	nProxy, nTest := tcpPair(t)
-	s := &session{p: p, client: cProxy, caps: caps, route: p.route.Load()}
-	s.be = &backend{node: p.nodes[0], conn: nProxy, rw: newConnIO(nProxy), caps: caps}
-	s.cio = newConnIO(cProxy)
-	s.crd = &clientReader{conn: cProxy, r: s.cio, timeout: time.Second}
-	s.cwr = &clientWriter{conn: cProxy, w: s.cio, timeout: p.cfg.NetWriteTimeout}
-	s.cr = bufio.NewReaderSize(s.crd, clientBufSize)
-	s.facts.reset("", 45)
-	s.lastCmd = time.Now()
-	ss := &scriptedSession{s: s, client: cTest, node: nTest, done: make(chan error, 1)}
-	go func() { ss.done <- s.commandLoop() }()
-	return ss
+	return startScriptedOn(t, p, caps)
 }
 
 // nodeExpects reads one command from the node end, checks its payload and
