@@ -855,3 +855,106 @@ func TestGrammarSetOptionSurvivesMove(t *testing.T) {
 		endInStep(t, m.scriptedSession, li.conn)
 	}
 }
+
+// --- a node answering garbage.
+
+// fuzzCommands are the commands FuzzNodeResponse sends, one per response
+// grammar of conn.go.
+var fuzzCommands = [][]byte{
+	append([]byte{mysql.COM_QUERY}, "SELECT 1"...),
+	append(append([]byte{mysql.COM_STMT_EXECUTE}, u32(1)...), 0, 1, 0, 0, 0),
+	append(append([]byte{mysql.COM_STMT_EXECUTE}, u32(1)...), mysql.CURSOR_TYPE_READ_ONLY, 1, 0, 0, 0),
+	append(append([]byte{mysql.COM_STMT_FETCH}, u32(1)...), u32(10)...),
+	append([]byte{mysql.COM_STMT_PREPARE}, "SELECT ?"...),
+	append([]byte{mysql.COM_STMT_RESET}, u32(1)...),
+	append([]byte{mysql.COM_FIELD_LIST}, "t\x00"...),
+	{mysql.COM_PROCESS_INFO},
+	{mysql.COM_STATISTICS},
+	{mysql.COM_PING},
+	{mysql.COM_SET_OPTION, 1, 0},
+	{mysql.COM_RESET_CONNECTION},
+	append([]byte{mysql.COM_INIT_DB}, "shop"...),
+}
+
+// FuzzNodeResponse: whatever a node answers a command with, the session
+// relays it to the client byte for byte, possibly followed by one ERR of
+// its own (the node "failed" before the end of its answer); when it
+// reports a complete response, it relayed exactly the bytes it consumed.
+// It never panics and, the input being finite, always returns. client is
+// what the client sends after the command (a LOCAL INFILE upload).
+func FuzzNodeResponse(f *testing.F) {
+	for _, caps := range []uint32{gramCaps, gramDeprecateEOF} {
+		dep := caps == gramDeprecateEOF
+		rs := framesFrom(1, resultSet(caps, stAC, 2, textRow([]byte("1"), nil), textRow(bigValue(300), []byte("x")))...)
+		f.Add(uint8(0), dep, rs, []byte(nil))
+		multi := framesFrom(1, catP(resultSet(caps, stAC|stMore, 1, textRow([]byte("1"))), [][]byte{okP(1, 0, stAC|stMore, "")}, [][]byte{errP(1146, "no")})...)
+		f.Add(uint8(0), dep, multi, []byte(nil))
+		infile := append(framesFrom(1, []byte{0xfb, 'f'}), framesFrom(4, okP(1, 0, stAC, ""))...)
+		f.Add(uint8(0), dep, infile, framesFrom(2, []byte("1\n"), nil))
+		f.Add(uint8(1), dep, framesFrom(1, resultSet(caps, stAC, 2, binRow(1, 2))...), []byte(nil))
+		f.Add(uint8(2), dep, framesFrom(1, []byte{2}, colDef("a"), colDef("b"), termP(caps, stAC|mysql.SERVER_STATUS_CURSOR_EXISTS)), []byte(nil))
+		f.Add(uint8(3), dep, framesFrom(1, binRow(1), termP(caps, stAC|mysql.SERVER_STATUS_LAST_ROW_SEND)), []byte(nil))
+		f.Add(uint8(4), dep, framesFrom(1, preparedAnswer(caps, 1, 1, 1)...), []byte(nil))
+		f.Add(uint8(6), dep, framesFrom(1, colDef("a"), termP(caps, stAC)), []byte(nil))
+		f.Add(uint8(10), dep, framesFrom(1, termP(caps, stAC)), []byte(nil))
+	}
+	f.Add(uint8(8), false, framesFrom(1, []byte("Uptime: 1")), []byte(nil))
+	f.Add(uint8(0), false, []byte{9, 0, 0, 1, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, []byte(nil))
+	f.Add(uint8(4), true, []byte{12, 0, 0, 1, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0}, []byte(nil))
+	f.Add(uint8(0), true, []byte{0xff, 0xff, 0xff, 1, 0xfe}, []byte(nil))
+	p, err := New(Config{}, []*Node{{Name: "fake", Address: "127.0.0.1:1"}}, "fake")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, which uint8, deprecate bool, node, client []byte) {
+		caps := uint32(gramCaps)
+		if deprecate {
+			caps = gramDeprecateEOF
+		}
+		command := fuzzCommands[int(which)%len(fuzzCommands)]
+		conn, other := net.Pipe() // only for deadlines
+		defer conn.Close()
+		defer other.Close()
+		fromNode := bytes.NewReader(node)
+		var out bytes.Buffer
+		s := &session{p: p, client: conn, caps: caps, route: p.route.Load()}
+		s.be = &backend{node: p.Active(), conn: conn, caps: caps,
+			rw: struct {
+				io.Reader
+				io.Writer
+			}{fromNode, io.Discard}}
+		s.crd = &clientReader{conn: conn, r: bytes.NewReader(append(framesFrom(0, command), client...)), timeout: time.Second}
+		s.cwr = &clientWriter{conn: conn, w: &out, timeout: time.Second}
+		s.cr = bufio.NewReaderSize(s.crd, clientBufSize)
+		s.facts.reset("", 45)
+		length, _, err := readHeader(s.cr, &s.hdr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := s.getRelay()
+		err = s.command(r, command[0], length)
+		if ferr := r.cw.Flush(); ferr != nil {
+			t.Fatal(ferr)
+		}
+		got := out.Bytes()
+		k := 0
+		for k < len(got) && k < len(node) && got[k] == node[k] {
+			k++
+		}
+		if k < len(got) {
+			// Some prefix of the node's bytes, then one ERR packet.
+			for j := k; j >= 0; j-- {
+				own := got[j:]
+				n, _, herr := readHeader(bytes.NewReader(own), &[headerLen]byte{})
+				if _, ok := parseErr(own[min(headerLen, len(own)):]); herr == nil && len(own) == headerLen+n && ok {
+					return
+				}
+			}
+			t.Fatalf("client got % x after the node's first %d bytes: not one ERR packet", got[k:], k)
+		}
+		consumed := len(node) - fromNode.Len() - r.br.Buffered()
+		if err == nil && k != consumed {
+			t.Fatalf("complete response: relayed %d bytes of the %d consumed", k, consumed)
+		}
+	})
+}
