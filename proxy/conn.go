@@ -136,8 +136,15 @@ func (c *clientWriter) Write(p []byte) (int, error) {
 	c.since.Store(now.UnixNano())
 	n, err := c.w.Write(p)
 	c.since.Store(0)
+	if err != nil {
+		err = fmt.Errorf("%w: %w", errClientGone, err)
+	}
 	return n, err
 }
+
+// errClientGone marks a failed write to the client, or a failed read in the
+// middle of its LOCAL INFILE upload: the client's failure, not the node's.
+var errClientGone = errors.New("client connection failed")
 
 // stuck reports whether a write to the client has been waiting for longer
 // than d at time now.
@@ -563,7 +570,7 @@ func (s *session) finish(r *relay, err error) error {
 // session lives on: its next command moves it to a working node. If part of
 // the response was sent, the client connection must be closed.
 func (s *session) nodeFailed(r *relay, err error) error {
-	if errors.Is(err, errClientProtocol) || errors.Is(err, ErrPacketTooLarge) {
+	if errors.Is(err, errClientProtocol) || errors.Is(err, ErrPacketTooLarge) || errors.Is(err, errClientGone) {
 		return err
 	}
 	node := s.be.node
@@ -813,7 +820,10 @@ func (s *session) relayInfile(r *relay) error {
 	for {
 		_, _, length, _, err := relayPacket(r.bw, s.cr, &s.hdr)
 		if err != nil {
-			return err
+			if ferr := r.bw.Flush(); ferr != nil {
+				return ferr // the write to the node failed
+			}
+			return fmt.Errorf("%w: during its LOCAL INFILE upload: %w", errClientGone, err)
 		}
 		if length == 0 {
 			// The client now waits for the node's OK or ERR: if the

@@ -958,3 +958,68 @@ func FuzzNodeResponse(f *testing.F) {
 		}
 	})
 }
+
+// --- failures on the client's side are not the node's.
+
+// startNodeFailedRig is a scripted session whose NodeFailed calls land in
+// the returned channel.
+func startNodeFailedRig(t *testing.T) (*scriptedSession, chan string) {
+	t.Helper()
+	failed := make(chan string, 4)
+	return startScriptedWith(t, gramCaps, Config{NodeFailed: func(n string) { failed <- n }}), failed
+}
+
+// sessionEnds waits for the session to end with an error, and checks
+// that it did not blame the node.
+func sessionEnds(t *testing.T, ss *scriptedSession, failed chan string) {
+	t.Helper()
+	select {
+	case err := <-ss.done:
+		if err == nil || !strings.Contains(err.Error(), "client") {
+			t.Errorf("session ended with %v; want the client's failure", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the session did not end")
+	}
+	select {
+	case n := <-failed:
+		t.Errorf("NodeFailed(%q) for the client's failure", n)
+	default:
+	}
+}
+
+// A client that goes away in the middle of its LOCAL INFILE upload ends
+// its session without the node being reported as failed.
+func TestGrammarClientGoneDuringInfile(t *testing.T) {
+	ss, failed := startNodeFailedRig(t)
+	load := queryCmd("LOAD DATA LOCAL INFILE 'f.csv' INTO TABLE t")
+	runSteps(t, ss.client, ss.node, []gstep{{send: load, reply: nodeAnswer([]byte{0xfb, 'f'})}})
+	half := framesFrom(2, []byte("1,a\n2,b\n"))
+	if _, err := ss.client.Write(half[:len(half)-3]); err != nil {
+		t.Fatal(err)
+	}
+	ss.client.Close()
+	sessionEnds(t, ss, failed)
+}
+
+// A client that goes away while a result streams to it ends its session
+// without the node being reported as failed.
+func TestGrammarClientGoneDuringResult(t *testing.T) {
+	ss, failed := startNodeFailedRig(t)
+	if _, err := ss.client.Write(queryCmd("SELECT big")); err != nil {
+		t.Fatal(err)
+	}
+	expectBytes(t, ss.node, queryCmd("SELECT big"), "node")
+	rows := make([][]byte, 400)
+	for i := range rows {
+		rows[i] = textRow(bigValue(64 << 10))
+	}
+	go func() { _, _ = ss.node.Write(framesFrom(1, resultSet(gramCaps, stAC, 1, rows...)...)) }()
+	// Read the start of the result, then leave.
+	_ = ss.client.SetReadDeadline(time.Now().Add(60 * time.Second))
+	if _, err := io.ReadFull(ss.client, make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	ss.client.Close()
+	sessionEnds(t, ss, failed)
+}
