@@ -35,7 +35,7 @@ const (
 
 // --- fixtures: payloads of the protocol's packets.
 
-// frames frames payloads as consecutive packets from sequence id seq,
+// framesFrom frames payloads as consecutive packets from sequence id seq,
 // splitting those of 2^24-1 bytes or more as the protocol requires.
 func framesFrom(seq byte, payloads ...[]byte) []byte {
 	var buf bytes.Buffer
@@ -52,10 +52,10 @@ func framesFrom(seq byte, payloads ...[]byte) []byte {
 	return buf.Bytes()
 }
 
-// answer frames a response from sequence id 1.
+// nodeAnswer frames a response from sequence id 1.
 func nodeAnswer(payloads ...[]byte) []byte { return framesFrom(1, payloads...) }
 
-// cmd is a command packet from the client.
+// cmdPacket is a command packet from the client.
 func cmdPacket(c byte, body ...[]byte) []byte {
 	p := []byte{c}
 	for _, b := range body {
@@ -80,7 +80,7 @@ func okP(rows, insertID uint64, status uint16, info string) []byte {
 func okTracked(status uint16, db string) []byte {
 	p := okP(0, 0, status|mysql.SERVER_SESSION_STATE_CHANGED, "")
 	entry := lenStr(nil, db)
-	state := append([]byte{0 /* SESSION_TRACK_SCHEMA */}, appendLenEnc(nil, uint64(len(entry)))...)
+	state := append([]byte{1 /* SESSION_TRACK_SCHEMA */}, appendLenEnc(nil, uint64(len(entry)))...)
 	state = append(state, entry...)
 	return append(appendLenEnc(p, uint64(len(state))), state...)
 }
@@ -95,7 +95,7 @@ func eofP(warnings, status uint16) []byte {
 	return binary.LittleEndian.AppendUint16(p, status)
 }
 
-// term is the packet that ends rows (and, without CLIENT_DEPRECATE_EOF,
+// termP is the packet that ends rows (and, without CLIENT_DEPRECATE_EOF,
 // column definitions): an EOF, or an OK with header 0xfe.
 func termP(caps uint32, status uint16) []byte {
 	if caps&mysql.CLIENT_DEPRECATE_EOF != 0 {
@@ -162,7 +162,7 @@ func prepareOK(id uint32, cols, params uint16) []byte {
 	return append(p, 0, 0, 0)
 }
 
-// prepared is a whole COM_STMT_PREPARE answer.
+// preparedAnswer is a whole COM_STMT_PREPARE answer.
 func preparedAnswer(caps uint32, id uint32, cols, params int) [][]byte {
 	ps := [][]byte{prepareOK(id, uint16(cols), uint16(params))}
 	for _, n := range []int{params, cols} {
@@ -198,7 +198,7 @@ func bigValue(n int) []byte { return bytes.Repeat([]byte("v"), n) }
 
 // --- the runner.
 
-// step is one exchange: what the client sends, what the node must
+// gstep is one exchange: what the client sends, what the node must
 // receive, what the node answers and what the client must receive.
 type gstep struct {
 	send  []byte
@@ -233,7 +233,7 @@ func expectBytes(t *testing.T, c net.Conn, want []byte, what string) {
 	}
 }
 
-// run plays steps between client and node.
+// runSteps plays steps between client and node.
 func runSteps(t *testing.T, client, node net.Conn, steps []gstep) {
 	t.Helper()
 	for i, st := range steps {
