@@ -254,7 +254,7 @@ func (s *session) changeUser(r *relay, length int) error {
 	if s.stmts != nil {
 		s.stmts = map[uint32]uint32{}
 	}
-	s.nextStmt = 0
+	s.nextStmt, s.lastStmt = 0, 0
 	s.facts.reset(cu.DB, collation)
 	s.facts.noteStatus(status)
 	_, err = writePacket(r.cw, seq, appendOK(nil, status&^mysql.SERVER_SESSION_STATE_CHANGED, s.caps))
