@@ -40,6 +40,9 @@ type session struct {
 	cwr    *clientWriter // every write to the client after the handshake
 	cr     *bufio.Reader
 	caps   uint32 // negotiated with the client
+	// extCaps are MariaDB's extended capabilities negotiated with the
+	// client (packet.go, supportedExtCaps).
+	extCaps uint32
 	user   string
 	pass   string
 	stage1 []byte // SHA1(password) of a node account (accounts.go), else nil
@@ -66,6 +69,15 @@ type session struct {
 	// session has moved (nil until then: the ids are the node's).
 	stmts    map[uint32]uint32
 	nextStmt uint32
+	// lastStmt is the client's id of the statement prepared last (0:
+	// none, or its prepare failed), which MariaDB's statement id
+	// 0xffffffff names; execStmt is the client's id of the statement the
+	// command in flight executes.
+	lastStmt, execStmt uint32
+	// meta follows the column definitions each prepared statement's
+	// client holds, with MARIADB_CLIENT_CACHE_METADATA (cachedmeta.go);
+	// nil otherwise.
+	meta map[uint32]stmtMeta
 
 	mark txMark // markers for settling outcomes (settle.go)
 
@@ -157,6 +169,9 @@ type relay struct {
 	// commit is set while the command is a COMMIT (its failure has an
 	// unknown outcome).
 	commit bool
+	// progress: the session negotiated MARIADB_CLIENT_PROGRESS, so an
+	// ERR with code 0xffff is a progress report, not the end of a response.
+	progress bool
 	// hdr holds packet headers read from the node (a field, so that it
 	// does not escape to the heap on every packet).
 	hdr [headerLen]byte
@@ -177,6 +192,7 @@ func (s *session) getRelay() *relay {
 	r.cw.Reset(s.cwr)
 	r.wrote = false
 	r.out, r.failed, r.commit = 0, false, false
+	r.progress = s.extCaps&mariadbClientProgress != 0
 	return r
 }
 
@@ -335,6 +351,7 @@ func (s *session) commandLoop() error {
 			if s.p.settle != nil {
 				s.beginCommand(cmd)
 			}
+			newCommandOn(s.be.rw) // a compressed node link counts from 0 again
 			err = s.command(r, cmd, length)
 			if s.p.settle != nil && err == nil {
 				s.endCommand(r.failed)
@@ -384,8 +401,10 @@ func (s *session) command(r *relay, cmd byte, length int) error {
 	switch cmd {
 	case mysql.COM_QUERY:
 		return s.query(r, length)
-	case mysql.COM_STMT_EXECUTE:
-		s.mapStmt(length)
+	case mysql.COM_STMT_EXECUTE, comStmtBulkExecute:
+		// A bulk execute (MariaDB) is answered as an execute: OK, ERR,
+		// or result sets (RETURNING, unit results).
+		s.execStmt, _ = s.mapStmt(length)
 		return s.forward(r, length, s.readResults, true)
 	case mysql.COM_STMT_PREPARE:
 		return s.prepare(r, length)
@@ -396,6 +415,10 @@ func (s *session) command(r *relay, cmd byte, length int) error {
 		if id, ok := s.mapStmt(length); ok {
 			s.facts.noteStmtClose(id)
 			delete(s.stmts, id)
+			delete(s.meta, id)
+			if id == s.lastStmt {
+				s.lastStmt = 0
+			}
 		}
 		return s.forward(r, length, nil, false)
 	case mysql.COM_STMT_SEND_LONG_DATA:
@@ -434,6 +457,7 @@ func (s *session) command(r *relay, cmd byte, length int) error {
 				if s.stmts != nil {
 					s.stmts = map[uint32]uint32{}
 				}
+				s.forgetStmts()
 			}
 			return err
 		}, false)
@@ -484,6 +508,10 @@ func (s *session) forward(r *relay, length int, resp responseFunc, binary bool) 
 	return s.finish(r, resp(r, binary))
 }
 
+// lastPreparedID is MariaDB's statement id for "the statement this
+// connection prepared last" (a prepare and its execute sent together).
+const lastPreparedID = 0xffffffff
+
 // unknownStmt is a statement id no node hands out (they count up from 1),
 // which the node answers with "unknown prepared statement handler"
 // (1243). Not 0xffffffff: MariaDB reads that as "the statement prepared
@@ -503,7 +531,11 @@ func (s *session) mapStmt(length int) (clientID uint32, ok bool) {
 		return 0, false
 	}
 	clientID = binary.LittleEndian.Uint32(b[1:])
-	if s.stmts != nil {
+	last := clientID == lastPreparedID
+	if last {
+		clientID = s.lastStmt
+	}
+	if s.stmts != nil { // 0 (no statement prepared last) maps to unknownStmt
 		id, ok := s.stmts[clientID]
 		if !ok {
 			// Not a statement of this session's: it must not reach
@@ -543,7 +575,7 @@ func (s *session) finish(r *relay, err error) error {
 // session lives on: its next command moves it to a working node. If part of
 // the response was sent, the client connection must be closed.
 func (s *session) nodeFailed(r *relay, err error) error {
-	if errors.Is(err, errClientProtocol) || errors.Is(err, ErrPacketTooLarge) {
+	if errors.Is(err, errClientProtocol) || errors.Is(err, ErrPacketTooLarge) || errors.Is(err, errStaleMetadata) {
 		return err
 	}
 	node := s.be.node
@@ -629,20 +661,33 @@ func (s *session) discardClient(length int) error {
 // next relays one logical packet from the node to the client. Before a read
 // that would block it flushes what the client has not seen yet, so rows
 // stream and the client never waits on our buffer.
+//
+// With MARIADB_CLIENT_PROGRESS, progress reports the node sends while a
+// command runs are relayed on the way: next returns the packet after them.
 func (r *relay) next() (head []byte, first byte, length int, err error) {
-	if r.br.Buffered() == 0 && r.cw.Buffered() > 0 {
-		if err := r.cw.Flush(); err != nil {
-			return nil, 0, 0, err
+	for {
+		if r.br.Buffered() == 0 && r.cw.Buffered() > 0 {
+			if err := r.cw.Flush(); err != nil {
+				return nil, 0, 0, err
+			}
+		}
+		if length, _, err = readHeader(r.br, &r.hdr); err != nil {
+			return nil, 0, 0, err // nothing of this packet reached cw
+		}
+		r.wrote = true
+		r.out += headerLen + length
+		head, first, err = relayBody(r.cw, r.br, &r.hdr, length)
+		r.failed = first == 0xff
+		if err != nil || first != 0xff || !r.progress || !isProgress(head) {
+			return head, first, length, err
 		}
 	}
-	if length, _, err = readHeader(r.br, &r.hdr); err != nil {
-		return nil, 0, 0, err // nothing of this packet reached cw
-	}
-	r.wrote = true
-	r.out += headerLen + length
-	head, first, err = relayBody(r.cw, r.br, &r.hdr, length)
-	r.failed = first == 0xff
-	return head, first, length, err
+}
+
+// isProgress reports whether a packet is a MariaDB progress report: an
+// ERR packet with error code 0xffff.
+func isProgress(p []byte) bool {
+	return len(p) >= 3 && p[0] == 0xff && p[1] == 0xff && p[2] == 0xff
 }
 
 // readOne relays a response of exactly one packet.
@@ -696,14 +741,38 @@ func (s *session) readResults(r *relay, binary bool) error {
 		if head == nil {
 			return fmt.Errorf("%w: oversized result set header", errNodeProtocol)
 		}
-		ncols, _, ok := lenEncInt(head, 0)
+		ncols, pos, ok := lenEncInt(head, 0)
 		if !ok {
 			return fmt.Errorf("%w: bad column count", errNodeProtocol)
 		}
-		for i := uint64(0); i < ncols; i++ {
-			if _, _, _, err := r.next(); err != nil {
+		follows, track := true, false
+		if s.extCaps&mariadbClientCacheMetadata != 0 {
+			// MARIADB_CLIENT_CACHE_METADATA: a byte says whether the
+			// column definitions follow (a prepared statement's
+			// client may hold them already).
+			if pos >= len(head) {
+				return fmt.Errorf("%w: column count without its metadata flag", errNodeProtocol)
+			}
+			follows = head[pos] != 0
+			if binary {
+				if !follows && s.meta[s.execStmt].stale {
+					return s.staleMetadata(r, length)
+				}
+				track = follows
+			}
+		}
+		var crc uint32
+		for i := uint64(0); follows && i < ncols; i++ {
+			head, first, _, err := r.next()
+			if err != nil {
 				return err
 			}
+			if track {
+				crc = metaCRC(crc, head, first)
+			}
+		}
+		if track {
+			s.noteMeta(s.execStmt, crc)
 		}
 		if s.caps&mysql.CLIENT_DEPRECATE_EOF == 0 {
 			head, _, _, err := r.next()
@@ -785,12 +854,25 @@ func (s *session) prepare(r *relay, length int) error {
 	if err != nil {
 		return err
 	}
+	s.lastStmt = 0
 	return s.sendToNode(r, body, func(r *relay, _ bool) error {
 		// Read the first packet by hand: after a move, the node's
 		// statement id is replaced by one of the session's own.
 		length, _, err := readHeader(r.br, &r.hdr)
 		if err != nil {
 			return err
+		}
+		for r.progress && length < r.br.Size() {
+			if p, err := r.br.Peek(min(3, length)); err != nil || !isProgress(p) {
+				break
+			}
+			r.wrote = true
+			if _, _, err := relayBody(r.cw, r.br, &r.hdr, length); err != nil {
+				return err
+			}
+			if length, _, err = readHeader(r.br, &r.hdr); err != nil {
+				return err
+			}
 		}
 		if length < 12 || length >= r.br.Size() {
 			r.wrote = true
@@ -825,18 +907,26 @@ func (s *session) prepare(r *relay, length int) error {
 		}
 		r.wrote = true
 		s.facts.notePrepare(id, string(body[1:]))
-		for _, n := range [2]int{params, cols} {
-			if n == 0 {
-				continue
-			}
-			if s.caps&mysql.CLIENT_DEPRECATE_EOF == 0 {
-				n++ // the EOF after the definitions
-			}
+		s.lastStmt = id
+		var crc uint32
+		for i, n := range [2]int{params, cols} {
 			for range n {
-				if _, _, _, err := r.next(); err != nil {
+				head, first, _, err := r.next()
+				if err != nil {
+					return err
+				}
+				if i == 1 {
+					crc = metaCRC(crc, head, first)
+				}
+			}
+			if n > 0 && s.caps&mysql.CLIENT_DEPRECATE_EOF == 0 {
+				if _, _, _, err := r.next(); err != nil { // the EOF after the definitions
 					return err
 				}
 			}
+		}
+		if s.extCaps&mariadbClientCacheMetadata != 0 {
+			s.noteMeta(id, crc)
 		}
 		return nil
 	})

@@ -1,0 +1,234 @@
+package proxy
+
+// The compressed protocol (CLIENT_COMPRESS, zlib). After the login's OK,
+// everything on a compressed connection travels in compressed packets: a
+// 7-byte header (3-byte compressed length, 1-byte compressed sequence id,
+// 3-byte uncompressed length, 0 meaning "stored as is") and a zlib stream.
+// A compressed packet may carry several MySQL packets or part of one; its
+// sequence id counts separately from theirs.
+//
+// Where tandem inflates: on both links. The relay must see the MySQL
+// packets to follow the protocol, so the client link is inflated on read
+// and deflated on write; the node link is compressed too whenever the
+// client's is, so that the node negotiates what it would directly
+// (SHOW STATUS LIKE 'Compression' says ON, and a node across the network
+// gets the bandwidth saving the client asked for). The cost: every byte is
+// inflated and deflated twice in tandem (CPU), one pooled zlib writer per
+// write in progress (about 800 KB each, shared by all sessions) and per
+// session two buffers that grow to the largest compressed packet seen.
+// zstd (CLIENT_ZSTD_COMPRESSION_ALGORITHM) is not offered: it is MySQL 8's,
+// and MariaDB nodes do not speak it.
+
+import (
+	"bytes"
+	"compress/zlib"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+const (
+	// compHeaderLen is the size of a compressed packet's header.
+	compHeaderLen = 7
+	// minCompressLen: shorter writes are sent stored, as MySQL does
+	// (MIN_COMPRESS_LENGTH): deflating them costs more than it saves.
+	minCompressLen = 50
+	// compressChunk is the most tandem puts in one compressed packet.
+	compressChunk = 1 << 20
+	// keepCompBuf: buffers grown beyond this by a large packet are
+	// dropped after it, so an idle session stays small.
+	keepCompBuf = 256 << 10
+)
+
+// ErrCompressed is wrapped by every malformed compressed packet.
+var ErrCompressed = errors.New("bad compressed packet")
+
+var (
+	zlibWriters = sync.Pool{New: func() any { return zlib.NewWriter(nil) }}
+	zlibReaders sync.Pool // io.ReadCloser implementing zlib.Resetter
+)
+
+// compressedIO reads and writes the compressed protocol over rw. Read
+// returns the MySQL packets' bytes, inflated; each Write goes out as one
+// compressed packet (or several, for writes over compressChunk). Not safe
+// for concurrent use: one session goroutine reads and writes it.
+type compressedIO struct {
+	rw io.ReadWriter
+	// seq is the next compressed sequence id to write: one more than the
+	// last one read, as a server does; newCommand sets it to 0, as a
+	// client does before each command. Incoming sequence ids are not
+	// checked: servers and clients disagree on them in pipelined
+	// exchanges, and the MySQL packets inside carry their own.
+	seq byte
+
+	hdr [compHeaderLen]byte
+	in  []byte // a compressed payload
+	out []byte // the current packet, inflated
+	pos int    // next byte of out to return
+	br  bytes.Reader
+
+	wbuf []byte // header and deflated payload of the packet being written
+}
+
+func newCompressedIO(rw io.ReadWriter) *compressedIO { return &compressedIO{rw: rw} }
+
+// newCommand starts a command on a link where tandem is the client.
+func (c *compressedIO) newCommand() { c.seq = 0 }
+
+// buffered is the number of inflated bytes read but not yet returned.
+func (c *compressedIO) buffered() int { return len(c.out) - c.pos }
+
+// Read returns inflated bytes, reading the next compressed packet when
+// those of the current one are used up.
+func (c *compressedIO) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for c.pos == len(c.out) {
+		if err := c.readPacket(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, c.out[c.pos:])
+	c.pos += n
+	return n, nil
+}
+
+// readPacket reads and inflates one compressed packet into c.out.
+func (c *compressedIO) readPacket() error {
+	if cap(c.out) > keepCompBuf {
+		c.out = nil
+	}
+	if cap(c.in) > keepCompBuf {
+		c.in = nil
+	}
+	c.out, c.pos = c.out[:0], 0
+	if _, err := io.ReadFull(c.rw, c.hdr[:]); err != nil {
+		if err == io.ErrUnexpectedEOF {
+			return fmt.Errorf("%w: truncated header", ErrCompressed)
+		}
+		return err // io.EOF: a clean close between packets
+	}
+	clen := int(c.hdr[0]) | int(c.hdr[1])<<8 | int(c.hdr[2])<<16
+	c.seq = c.hdr[3] + 1
+	ulen := int(c.hdr[4]) | int(c.hdr[5])<<8 | int(c.hdr[6])<<16
+	var err error
+	if ulen == 0 { // stored
+		c.out, err = appendFull(c.rw, c.out, clen)
+		return compressedEOF(err)
+	}
+	if c.in, err = appendFull(c.rw, c.in[:0], clen); err != nil {
+		return compressedEOF(err)
+	}
+	c.br.Reset(c.in)
+	var zr io.ReadCloser
+	if v := zlibReaders.Get(); v != nil {
+		zr = v.(io.ReadCloser)
+		err = zr.(zlib.Resetter).Reset(&c.br, nil)
+	} else {
+		zr, err = zlib.NewReader(&c.br)
+	}
+	if err != nil {
+		if zr != nil {
+			zlibReaders.Put(zr)
+		}
+		return fmt.Errorf("%w: %v", ErrCompressed, err)
+	}
+	defer zlibReaders.Put(zr)
+	// Inflate exactly ulen bytes (a bomb cannot make more), then the
+	// stream must end there, its checksum right.
+	if cap(c.out) < ulen {
+		c.out = make([]byte, 0, ulen)
+	}
+	c.out = c.out[:ulen]
+	if _, err := io.ReadFull(zr, c.out); err != nil {
+		c.out = c.out[:0]
+		return fmt.Errorf("%w: inflating %d bytes: %v", ErrCompressed, ulen, err)
+	}
+	var one [1]byte
+	if n, err := zr.Read(one[:]); n != 0 || err != io.EOF {
+		c.out = c.out[:0]
+		if err == nil || err == io.EOF {
+			return fmt.Errorf("%w: more than the announced %d bytes", ErrCompressed, ulen)
+		}
+		return fmt.Errorf("%w: %v", ErrCompressed, err)
+	}
+	if c.br.Len() != 0 {
+		c.out = c.out[:0]
+		return fmt.Errorf("%w: bytes after the zlib stream", ErrCompressed)
+	}
+	return nil
+}
+
+func compressedEOF(err error) error {
+	if err == io.EOF {
+		return fmt.Errorf("%w: truncated payload", ErrCompressed)
+	}
+	return err
+}
+
+// appendWriter appends to a byte slice (what zlib writes into).
+type appendWriter struct{ b *[]byte }
+
+func (w appendWriter) Write(p []byte) (int, error) {
+	*w.b = append(*w.b, p...)
+	return len(p), nil
+}
+
+// Write sends p as compressed packets, each in one write to rw.
+func (c *compressedIO) Write(p []byte) (int, error) {
+	done := 0
+	for len(p) > 0 {
+		n := min(len(p), compressChunk)
+		if err := c.writePacket(p[:n]); err != nil {
+			return done, err
+		}
+		done += n
+		p = p[n:]
+	}
+	return done, nil
+}
+
+func (c *compressedIO) writePacket(p []byte) error {
+	if cap(c.wbuf) > keepCompBuf+compHeaderLen {
+		c.wbuf = nil
+	}
+	c.wbuf = append(c.wbuf[:0], make([]byte, compHeaderLen)...)
+	ulen := 0
+	if len(p) >= minCompressLen {
+		zw := zlibWriters.Get().(*zlib.Writer)
+		zw.Reset(appendWriter{&c.wbuf})
+		_, err := zw.Write(p)
+		if err == nil {
+			err = zw.Close()
+		}
+		zlibWriters.Put(zw)
+		if err != nil {
+			return err
+		}
+		ulen = len(p)
+		if len(c.wbuf)-compHeaderLen >= len(p) { // did not shrink: store it
+			c.wbuf, ulen = c.wbuf[:compHeaderLen], 0
+		}
+	}
+	if ulen == 0 {
+		c.wbuf = append(c.wbuf, p...)
+	}
+	clen := len(c.wbuf) - compHeaderLen
+	h := c.wbuf[:compHeaderLen]
+	h[0], h[1], h[2] = byte(clen), byte(clen>>8), byte(clen>>16)
+	h[3] = c.seq
+	h[4], h[5], h[6] = byte(ulen), byte(ulen>>8), byte(ulen>>16)
+	c.seq++
+	_, err := c.rw.Write(c.wbuf)
+	return err
+}
+
+// newCommandOn tells rw, when it is compressed, that tandem starts a
+// command on it as a client.
+func newCommandOn(rw io.ReadWriter) {
+	if c, ok := rw.(*compressedIO); ok {
+		c.newCommand()
+	}
+}
