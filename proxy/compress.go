@@ -232,3 +232,33 @@ func newCommandOn(rw io.ReadWriter) {
 		c.newCommand()
 	}
 }
+
+// seqShift renumbers a node's answer for a compressed client. On a
+// compressed link a server numbers its answer's packets from the number of
+// compressed packets the command came in, not from the command's packets;
+// tandem cuts its writes to the node into compressed packets of its own,
+// so the node's numbering follows tandem's count, and the client expects
+// its own. The first packet of an answer (and the first after a LOCAL
+// INFILE upload) fixes the shift: the client's count minus the node's
+// number. Clients do not check these numbers on a compressed link (the
+// compressed header carries the checked one), but they log them.
+type seqShift struct {
+	client *compressedIO // nil: the client link is not compressed
+	sync   bool          // the next packet fixes by
+	by     byte
+}
+
+func (q *seqShift) start(s *session) {
+	q.client, _ = s.cio.(*compressedIO)
+	q.sync, q.by = q.client != nil, 0
+}
+
+func (q *seqShift) resync() { q.sync = q.client != nil }
+
+// add returns what to add to the sequence id of a node packet numbered seq.
+func (q *seqShift) add(seq byte) byte {
+	if q.sync {
+		q.by, q.sync = q.client.seq-seq, false
+	}
+	return q.by
+}

@@ -172,6 +172,8 @@ type relay struct {
 	// progress: the session negotiated MARIADB_CLIENT_PROGRESS, so an
 	// ERR with code 0xffff is a progress report, not the end of a response.
 	progress bool
+	// seq follows a compressed client's numbering (compress.go).
+	seq seqShift
 	// hdr holds packet headers read from the node (a field, so that it
 	// does not escape to the heap on every packet).
 	hdr [headerLen]byte
@@ -193,6 +195,7 @@ func (s *session) getRelay() *relay {
 	r.wrote = false
 	r.out, r.failed, r.commit = 0, false, false
 	r.progress = s.extCaps&mariadbClientProgress != 0
+	r.seq.start(s)
 	return r
 }
 
@@ -676,7 +679,7 @@ func (r *relay) next() (head []byte, first byte, length int, err error) {
 		}
 		r.wrote = true
 		r.out += headerLen + length
-		head, first, err = relayBody(r.cw, r.br, &r.hdr, length)
+		head, first, err = relayBodySeq(r.cw, r.br, &r.hdr, length, r.seq.add(r.hdr[3]))
 		r.failed = first == 0xff
 		if err != nil || first != 0xff || !r.progress || !isProgress(head) {
 			return head, first, length, err
@@ -842,6 +845,7 @@ func (s *session) relayInfile(r *relay) error {
 			// node fails before it, tandem's own ERR (sequence id
 			// replySeq) is a clean answer.
 			r.wrote = false
+			r.seq.resync() // the node's answer follows the file's packets
 			return r.bw.Flush()
 		}
 	}
@@ -867,7 +871,7 @@ func (s *session) prepare(r *relay, length int) error {
 				break
 			}
 			r.wrote = true
-			if _, _, err := relayBody(r.cw, r.br, &r.hdr, length); err != nil {
+			if _, _, err := relayBodySeq(r.cw, r.br, &r.hdr, length, r.seq.add(r.hdr[3])); err != nil {
 				return err
 			}
 			if length, _, err = readHeader(r.br, &r.hdr); err != nil {
@@ -876,7 +880,7 @@ func (s *session) prepare(r *relay, length int) error {
 		}
 		if length < 12 || length >= r.br.Size() {
 			r.wrote = true
-			_, first, err := relayBody(r.cw, r.br, &r.hdr, length)
+			_, first, err := relayBodySeq(r.cw, r.br, &r.hdr, length, r.seq.add(r.hdr[3]))
 			r.failed = first == 0xff
 			return err // not a prepare OK
 		}
@@ -887,7 +891,7 @@ func (s *session) prepare(r *relay, length int) error {
 		if head[0] != 0x00 { // ERR: relay it as it is
 			r.wrote = true
 			r.failed = head[0] == 0xff
-			_, _, err := relayBody(r.cw, r.br, &r.hdr, length)
+			_, _, err := relayBodySeq(r.cw, r.br, &r.hdr, length, r.seq.add(r.hdr[3]))
 			return err
 		}
 		id := binary.LittleEndian.Uint32(head[1:])
@@ -902,7 +906,7 @@ func (s *session) prepare(r *relay, length int) error {
 			id = s.nextStmt
 			binary.LittleEndian.PutUint32(head[1:], id)
 		}
-		if _, _, err := relayBody(r.cw, r.br, &r.hdr, length); err != nil {
+		if _, _, err := relayBodySeq(r.cw, r.br, &r.hdr, length, r.seq.add(r.hdr[3])); err != nil {
 			return err
 		}
 		r.wrote = true
@@ -941,6 +945,7 @@ func (s *session) query(r *relay, length int) error {
 		return err
 	}
 	text = text[1:]
+	start := 1 // where the statement begins in the payload
 	if s.caps&mysql.CLIENT_QUERY_ATTRIBUTES != 0 {
 		// MySQL 8 clients put query attributes before the statement.
 		off, ok := skipQueryAttrs(text)
@@ -949,6 +954,7 @@ func (s *session) query(r *relay, length int) error {
 			return s.forward(r, length, s.readResults, false)
 		}
 		text = text[off:]
+		start += off
 	}
 	if k, ok := parseKill(text); ok && length == n {
 		_, _ = s.cr.Discard(n)
@@ -961,15 +967,16 @@ func (s *session) query(r *relay, length int) error {
 	if s.p.settle != nil {
 		if mk := s.markerFor(text, length == n, r.commit); mk != nil {
 			s.startSettleable()
-			return s.forwardMarked(r, n, mk)
+			return s.forwardMarked(r, n, start, mk)
 		}
 	}
 	return s.forward(r, length, s.readResults, false)
 }
 
 // forwardMarked relays a COM_QUERY of n bytes, all in the client reader's
-// buffer, with mk in front of the statement (settle.go), then its response.
-func (s *session) forwardMarked(r *relay, n int, mk []byte) error {
+// buffer, with mk in front of the statement, which begins at start (after
+// the query attributes, if any), then its response (settle.go).
+func (s *session) forwardMarked(r *relay, n, start int, mk []byte) error {
 	body, err := s.cr.Peek(n)
 	if err != nil {
 		return err
@@ -978,16 +985,16 @@ func (s *session) forwardMarked(r *relay, n int, mk []byte) error {
 	if sp {
 		// Mark a transaction of prepared statements (settle.go): the
 		// savepoint goes first, in the same write as the COMMIT.
-		s.mark.savepoint = s.p.settle.appendSavepoint(append(s.mark.savepoint[:0], mysql.COM_QUERY), markID{s.id, s.mark.seq})
+		s.mark.savepoint = s.p.settle.appendSavepoint(appendQuery(s.mark.savepoint[:0], s.be.caps, ""), markID{s.id, s.mark.seq})
 		if _, err := writePacket(r.bw, 0, s.mark.savepoint); err != nil {
 			return err
 		}
 	}
 	putHeader(r.hdr[:], n+len(mk), s.hdr[headerLen-1]) // r.hdr: no escape
 	_, _ = r.bw.Write(r.hdr[:])
-	_ = r.bw.WriteByte(body[0])
+	_, _ = r.bw.Write(body[:start])
 	_, _ = r.bw.Write(mk)
-	_, _ = r.bw.Write(body[1:])
+	_, _ = r.bw.Write(body[start:])
 	_, _ = s.cr.Discard(n)
 	if err := r.bw.Flush(); err != nil {
 		return s.nodeFailed(r, err)

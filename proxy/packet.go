@@ -152,6 +152,13 @@ func relayPacket(dst *bufio.Writer, src *bufio.Reader, hdr *[headerLen]byte) (he
 // relayBody is relayPacket after the header of the first chunk was read
 // into hdr: it writes that header to dst and copies the payload.
 func relayBody(dst *bufio.Writer, src *bufio.Reader, hdr *[headerLen]byte, length int) (head []byte, first byte, err error) {
+	return relayBodySeq(dst, src, hdr, length, 0)
+}
+
+// relayBodySeq is relayBody adding add to the sequence id of every chunk
+// (compress.go: a compressed link numbers a response differently).
+func relayBodySeq(dst *bufio.Writer, src *bufio.Reader, hdr *[headerLen]byte, length int, add byte) (head []byte, first byte, err error) {
+	hdr[3] += add
 	if _, err = dst.Write(hdr[:]); err != nil {
 		return nil, 0, err
 	}
@@ -187,6 +194,7 @@ func relayBody(dst *bufio.Writer, src *bufio.Reader, hdr *[headerLen]byte, lengt
 		if n, _, err = readHeader(src, hdr); err != nil {
 			return nil, first, unexpectedEOF(err)
 		}
+		hdr[3] += add
 		if _, err = dst.Write(hdr[:]); err != nil {
 			return nil, first, err
 		}

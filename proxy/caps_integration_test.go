@@ -1,0 +1,573 @@
+package proxy
+
+// Capabilities on the real pair, directly and through tandem: MariaDB's
+// extended capabilities (bulk execute, extended metadata, metadata cache,
+// progress reports) with hand-built packets, and the compressed protocol
+// with go-sql-driver and with the hand-built client.
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	driver "github.com/go-sql-driver/mysql"
+
+	"github.com/tandemdb/tandem/internal/testpair"
+)
+
+// extConn is a hand-built client that negotiates MariaDB's extended
+// capabilities and, optionally, compression.
+type extConn struct {
+	t    testing.TB
+	conn net.Conn
+	rw   io.ReadWriter
+	br   *bytes.Buffer
+	g    *greeting
+	caps uint32
+	ext  uint32
+	seqs []byte // the sequence id of every packet read
+}
+
+// dialExt logs in to addr as the app user asking for caps and ext (masked
+// with what the greeting offers).
+func dialExt(t testing.TB, addr string, caps, ext uint32) *extConn {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
+	p, _, err := readPacket(conn, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := parseGreeting(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps = (requiredCaps | clientPluginAuth | connectWithDB | caps) & g.Caps &^ mysql.CLIENT_LONG_PASSWORD
+	ext &= g.ExtCaps
+	auth, _ := scramble(g.AuthPlugin, g.Salt, testpair.AppPassword)
+	resp := appendHandshakeResponse(nil, &handshakeResponse{Caps: caps, ExtCaps: ext, MaxPacket: 1 << 30, Collation: 45,
+		User: testpair.AppUser, Auth: auth, DB: testpair.AppDB, Plugin: g.AuthPlugin})
+	if err := writeRaw(conn, 1, resp); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if p, _, err = readPacket(conn, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		if p[0] != 1 {
+			break
+		}
+	}
+	if p[0] != 0 {
+		t.Fatalf("login failed: %x", p)
+	}
+	c := &extConn{t: t, conn: conn, rw: conn, g: g, caps: caps, ext: ext}
+	if caps&mysql.CLIENT_COMPRESS != 0 {
+		c.rw = newCompressedIO(conn)
+	}
+	return c
+}
+
+func (c *extConn) send(payload []byte) {
+	c.t.Helper()
+	newCommandOn(c.rw)
+	if err := writeRaw(c.rw, 0, payload); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *extConn) readOne() []byte {
+	c.t.Helper()
+	p, seq, err := readPacket(c.rw, nil, 0)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.seqs = append(c.seqs, seq)
+	return p
+}
+
+// readResponse reads one whole response (OK, ERR or result sets, text or
+// binary) and returns its packets, following DEPRECATE_EOF and the
+// metadata cache byte as a client would.
+func (c *extConn) readResponse(binary bool) [][]byte {
+	c.t.Helper()
+	var out [][]byte
+	for {
+		p := c.readOne()
+		out = append(out, p)
+		if isProgress(p) {
+			continue
+		}
+		switch p[0] {
+		case 0x00:
+			if okStatus(p, c.caps)&mysql.SERVER_MORE_RESULTS_EXISTS != 0 {
+				continue
+			}
+			return out
+		case 0xff:
+			return out
+		}
+		n, pos, _ := lenEncInt(p, 0)
+		follows := true
+		if c.ext&mariadbClientCacheMetadata != 0 {
+			follows = p[pos] == 1
+		}
+		if follows {
+			for range n {
+				out = append(out, c.readOne())
+			}
+		}
+		if c.caps&mysql.CLIENT_DEPRECATE_EOF == 0 {
+			out = append(out, c.readOne())
+		}
+		for {
+			p := c.readOne()
+			out = append(out, p)
+			if p[0] == 0xff {
+				return out
+			}
+			if p[0] == 0xfe && len(p) < 0xffffff {
+				var st uint16
+				if c.caps&mysql.CLIENT_DEPRECATE_EOF != 0 {
+					st = okStatus(p, c.caps)
+				} else {
+					st = eofStatus(p)
+				}
+				if st&mysql.SERVER_MORE_RESULTS_EXISTS == 0 {
+					return out
+				}
+				break
+			}
+		}
+		_ = binary
+	}
+}
+
+// prepare prepares text and returns the statement id and the response.
+func (c *extConn) prepare(text string) (uint32, [][]byte) {
+	c.t.Helper()
+	c.send(append([]byte{mysql.COM_STMT_PREPARE}, text...))
+	ok := c.readOne()
+	if ok[0] != 0 {
+		c.t.Fatalf("prepare %q: %x", text, ok)
+	}
+	out := [][]byte{ok}
+	params := int(binary.LittleEndian.Uint16(ok[7:]))
+	cols := int(binary.LittleEndian.Uint16(ok[5:]))
+	for _, n := range []int{params, cols} {
+		for range n {
+			out = append(out, c.readOne())
+		}
+		if n > 0 && c.caps&mysql.CLIENT_DEPRECATE_EOF == 0 {
+			out = append(out, c.readOne())
+		}
+	}
+	return binary.LittleEndian.Uint32(ok[1:]), out
+}
+
+// execute runs statement id with no parameters.
+func (c *extConn) execute(id uint32) [][]byte {
+	c.t.Helper()
+	b := []byte{mysql.COM_STMT_EXECUTE, 0, 0, 0, 0, 0, 1, 0, 0, 0}
+	binary.LittleEndian.PutUint32(b[1:], id)
+	c.send(b)
+	return c.readResponse(true)
+}
+
+func (c *extConn) query(text string) [][]byte {
+	c.t.Helper()
+	c.send(append([]byte{mysql.COM_QUERY}, text...))
+	return c.readResponse(false)
+}
+
+const allExt = mariadbClientProgress | mariadbClientBulkOperations | mariadbClientExtendedMeta | mariadbClientCacheMetadata
+
+// bulkInsert builds a COM_STMT_BULK_EXECUTE of (BIGINT, VARCHAR) rows.
+func bulkInsert(id uint32, rows []int64) []byte {
+	b := []byte{comStmtBulkExecute, 0, 0, 0, 0, 128, 0} // flags: STMT_BULK_FLAG_SEND_TYPES
+	binary.LittleEndian.PutUint32(b[1:], id)
+	b = append(b, mysql.MYSQL_TYPE_LONGLONG, 0, mysql.MYSQL_TYPE_VAR_STRING, 0)
+	for _, r := range rows {
+		b = append(b, 0) // indicator: a value follows
+		b = binary.LittleEndian.AppendUint64(b, uint64(r))
+		v := fmt.Sprintf("row %d", r)
+		if r%3 == 0 {
+			b = append(b, 1) // indicator: NULL
+			continue
+		}
+		b = append(b, 0)
+		b = append(mysql.AppendLengthEncodedInteger(b, uint64(len(v))), v...)
+	}
+	return b
+}
+
+func TestGreetingOffersNodeExtendedCaps(t *testing.T) {
+	p := startProxy(t, nil)
+	read := func(addr string) *greeting {
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+		pkt, _, err := readPacket(conn, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := parseGreeting(pkt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	d, x := read(testpair.Addr(testpair.A)), read(p.addr)
+	t.Logf("node: caps 0x%08x ext 0x%08x; tandem: caps 0x%08x ext 0x%08x", d.Caps, d.ExtCaps, x.Caps, x.ExtCaps)
+	if d.Caps&mysql.CLIENT_LONG_PASSWORD != 0 || x.Caps&mysql.CLIENT_LONG_PASSWORD != 0 {
+		t.Fatalf("CLIENT_MYSQL set: node 0x%x tandem 0x%x", d.Caps, x.Caps)
+	}
+	if want := d.ExtCaps & supportedExtCaps; x.ExtCaps != want || want&allExt != allExt {
+		t.Fatalf("tandem offers extended caps 0x%x, want the node's 0x%x masked to 0x%x", x.ExtCaps, d.ExtCaps, want)
+	}
+	if x.Caps&mysql.CLIENT_COMPRESS == 0 || d.Caps&mysql.CLIENT_COMPRESS == 0 {
+		t.Fatal("CLIENT_COMPRESS not offered")
+	}
+}
+
+// compareExt runs f directly against node a and through tandem with the
+// same capabilities and compares the packets.
+func compareExt(t *testing.T, p *testProxy, caps, ext uint32, f func(c *extConn) [][]byte) {
+	t.Helper()
+	dc, xc := dialExt(t, testpair.Addr(testpair.A), caps, ext), dialExt(t, p.addr, caps, ext)
+	d, x := f(dc), f(xc)
+	if !bytes.Equal(dc.seqs, xc.seqs) {
+		t.Fatalf("sequence ids differ:\ndirect %v\ntandem %v", dc.seqs, xc.seqs)
+	}
+	if len(d) != len(x) {
+		t.Fatalf("direct gave %d packets, tandem %d:\ndirect %q\ntandem %q", len(d), len(x), d, x)
+	}
+	for i := range d {
+		if !bytes.Equal(d[i], x[i]) {
+			t.Fatalf("packet %d differs:\ndirect %q\ntandem %q", i, d[i], x[i])
+		}
+	}
+}
+
+func setupCapsTable(t *testing.T) {
+	t.Helper()
+	db := openDB(t, driverConfig(testpair.Addr(testpair.A)))
+	mustExec(t, db, "DROP TABLE IF EXISTS caps_t")
+	mustExec(t, db, "CREATE TABLE caps_t (id BIGINT PRIMARY KEY, v VARCHAR(20), j JSON, g POINT)")
+	testpair.WaitInSync(t, 30*time.Second)
+}
+
+func TestBulkExecuteDirectAndThroughTandem(t *testing.T) {
+	p := startProxy(t, nil)
+	setupCapsTable(t)
+	for _, caps := range []uint32{0, mysql.CLIENT_DEPRECATE_EOF} {
+		compareExt(t, p, caps, allExt, func(c *extConn) [][]byte {
+			c.query("DELETE FROM caps_t")
+			id, _ := c.prepare("INSERT INTO caps_t (id, v) VALUES (?, ?)")
+			var out [][]byte
+			rows := []int64{1, 2, 3, 4, 5, 6, 7}
+			c.send(bulkInsert(id, rows))
+			out = append(out, c.readResponse(true)...)
+			// A duplicate key: the node's ERR, relayed.
+			c.send(bulkInsert(id, []int64{8, 1}))
+			out = append(out, c.readResponse(true)...)
+			out = append(out, c.query("SELECT id, v FROM caps_t ORDER BY id")...)
+			// INSERT ... RETURNING in bulk: result sets.
+			rid, _ := c.prepare("INSERT INTO caps_t (id, v) VALUES (?, ?) RETURNING id, v")
+			c.send(bulkInsert(rid, []int64{20, 21, 22}))
+			out = append(out, c.readResponse(true)...)
+			// The statement prepared last, by MariaDB's id 0xffffffff.
+			c.send(bulkInsert(lastPreparedID, []int64{30, 31}))
+			out = append(out, c.readResponse(true)...)
+			return out
+		})
+	}
+	db := openDB(t, driverConfig(p.addr))
+	var n int
+	// 7 + 3 RETURNING + 2 by id 0xffffffff; the duplicate-key bulk
+	// insert is rolled back as a whole.
+	if err := db.QueryRow("SELECT COUNT(*) FROM caps_t").Scan(&n); err != nil || n != 12 {
+		t.Fatalf("rows after the bulk inserts: %d, %v; want 12", n, err)
+	}
+}
+
+func TestExtendedAndCachedMetadataDirectAndThroughTandem(t *testing.T) {
+	p := startProxy(t, nil)
+	setupCapsTable(t)
+	db := openDB(t, driverConfig(testpair.Addr(testpair.A)))
+	mustExec(t, db, "INSERT INTO caps_t VALUES (1, 'a', '{\"k\": 1}', POINT(1, 2)), (2, NULL, NULL, NULL)")
+	testpair.WaitInSync(t, 30*time.Second)
+	for _, caps := range []uint32{0, mysql.CLIENT_DEPRECATE_EOF} {
+		for _, ext := range []uint32{allExt, mariadbClientExtendedMeta, mariadbClientCacheMetadata} {
+			compareExt(t, p, caps, ext, func(c *extConn) [][]byte {
+				out := c.query("SELECT id, v, j, g FROM caps_t ORDER BY id")
+				id, prep := c.prepare("SELECT id, v, j, g FROM caps_t WHERE id > ? ORDER BY id")
+				prep[0] = prep[0][:1] // the statement id may differ
+				out = append(out, prep...)
+				b := []byte{mysql.COM_STMT_EXECUTE, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, mysql.MYSQL_TYPE_LONGLONG, 0}
+				binary.LittleEndian.PutUint32(b[1:], id)
+				b = binary.LittleEndian.AppendUint64(b, 0)
+				for range 3 { // the metadata is left out after the first
+					c.send(b)
+					out = append(out, c.readResponse(true)...)
+				}
+				return out
+			})
+		}
+	}
+}
+
+func TestProgressReportsRelayed(t *testing.T) {
+	p := startProxy(t, nil)
+	setupCapsTable(t)
+	db := openDB(t, driverConfig(testpair.Addr(testpair.A)))
+	mustExec(t, db, "INSERT INTO caps_t (id, v) SELECT seq, 'x' FROM seq_1_to_50000")
+	testpair.WaitInSync(t, 60*time.Second)
+	count := func(addr string) int {
+		c := dialExt(t, addr, 0, allExt)
+		c.query("SET SESSION progress_report_time = 1")
+		// Progress is reported at most once a second: a statement
+		// that runs long enough on this machine reports at least once
+		// directly; through tandem the reports must come too.
+		n := 0
+		for i := 0; n == 0 && i < 5; i++ {
+			out := c.query("ALTER TABLE caps_t FORCE, ALGORITHM=COPY")
+			for _, p := range out {
+				if isProgress(p) {
+					n++
+				}
+			}
+			if last := out[len(out)-1]; last[0] != 0 {
+				t.Fatalf("ALTER TABLE: %q", last)
+			}
+		}
+		if r := c.query("SELECT 1"); len(r) < 3 {
+			t.Fatalf("after the progress reports: %q", r)
+		}
+		return n
+	}
+	d := count(testpair.Addr(testpair.A))
+	x := count(p.addr)
+	t.Logf("progress reports: direct %d, through tandem %d", d, x)
+	if d == 0 {
+		t.Skip("the node sent no progress report within 5 ALTERs: nothing to compare")
+	}
+	if x == 0 {
+		t.Fatal("no progress report came through tandem")
+	}
+}
+
+// countingConn counts the bytes a client reads.
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func TestCompressionWithGoSQLDriver(t *testing.T) {
+	p := startProxy(t, nil)
+	both(t, p, func(t *testing.T, addr string) {
+		c := driverConfig(addr)
+		c.Apply(driver.EnableCompression(true))
+		var read atomic.Int64
+		c.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			conn, err := d.DialContext(ctx, network, addr)
+			return countingConn{conn, &read}, err
+		}
+		db := openDB(t, c)
+		db.SetMaxOpenConns(1)
+		var name, val string
+		if err := db.QueryRow("SHOW SESSION STATUS LIKE 'Compression'").Scan(&name, &val); err != nil || val != "ON" {
+			t.Fatalf("Compression = %q, %v; want ON", val, err)
+		}
+		before := read.Load()
+		var s string
+		if err := db.QueryRow("SELECT REPEAT('tandem', 200000)").Scan(&s); err != nil || len(s) != 1200000 {
+			t.Fatalf("large compressible value: %d bytes, %v", len(s), err)
+		}
+		if got := read.Load() - before; got > 200000 {
+			t.Fatalf("the client read %d bytes for a 1.2 MB compressible value: not compressed", got)
+		}
+		// Prepared statements, many small packets, a large packet
+		// split over several compressed packets.
+		mustExec(t, db, "DROP TEMPORARY TABLE IF EXISTS ct")
+		mustExec(t, db, "CREATE TEMPORARY TABLE ct (id INT PRIMARY KEY, b LONGBLOB)")
+		big := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB + a random tail
+		big = append(big, []byte(strings.Repeat("z", 1234))...)
+		mustExec(t, db, "INSERT INTO ct VALUES (?, ?)", 1, big)
+		var back []byte
+		if err := db.QueryRow("SELECT b FROM ct WHERE id = ?", 1).Scan(&back); err != nil || !bytes.Equal(back, big) {
+			t.Fatalf("16 MiB blob round trip: %d bytes, %v", len(back), err)
+		}
+		stmt, err := db.Prepare("SELECT ? + id FROM ct")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stmt.Close()
+		for i := range 200 {
+			var v int
+			if err := stmt.QueryRow(i).Scan(&v); err != nil || v != i+1 {
+				t.Fatalf("prepared %d: %d, %v", i, v, err)
+			}
+		}
+	})
+}
+
+// The hand-built client, compressed, with cached metadata: the packets are
+// the same directly and through tandem.
+func TestCompressedExtendedSessionDirectAndThroughTandem(t *testing.T) {
+	p := startProxy(t, nil)
+	setupCapsTable(t)
+	compareExt(t, p, mysql.CLIENT_COMPRESS|mysql.CLIENT_DEPRECATE_EOF, allExt, func(c *extConn) [][]byte {
+		var out [][]byte
+		out = append(out, c.query("SHOW SESSION STATUS LIKE 'Compression'")...)
+		id, _ := c.prepare("INSERT INTO caps_t (id, v) VALUES (?, ?)")
+		c.query("DELETE FROM caps_t")
+		c.send(bulkInsert(id, []int64{1, 2, 4, 5}))
+		out = append(out, c.readResponse(true)...)
+		out = append(out, c.query("SELECT id, v, REPEAT(v, 1000) FROM caps_t ORDER BY id")...)
+		return out
+	})
+}
+
+// A switchover while compressed sessions hold prepared statements with
+// cached metadata: the statements run on the new node, and the rows
+// decode with the column definitions the client holds.
+func TestSwitchoverWithCompressedCachedMetadataSessions(t *testing.T) {
+	p := startProxy(t, nil)
+	defer p.Route("a")
+	setupCapsTable(t)
+	db := openDB(t, driverConfig(testpair.Addr(testpair.A)))
+	mustExec(t, db, "INSERT INTO caps_t (id, v) VALUES (1, 'one'), (2, 'two')")
+	testpair.WaitInSync(t, 30*time.Second)
+
+	c := dialExt(t, p.addr, mysql.CLIENT_COMPRESS|mysql.CLIENT_DEPRECATE_EOF, allExt)
+	sel, _ := c.prepare("SELECT id, v FROM caps_t ORDER BY id")
+	ins, _ := c.prepare("INSERT INTO caps_t (id, v) VALUES (?, ?)")
+	first := c.execute(sel)
+	again := c.execute(sel)
+	n, pos, _ := lenEncInt(again[0], 0)
+	if n != 2 || again[0][pos] != 0 {
+		t.Fatalf("second execute: %q, want 2 columns without metadata", again[0])
+	}
+	// go-sql-driver, compressed, with a prepared statement open too.
+	dc := driverConfig(p.addr)
+	dc.Apply(driver.EnableCompression(true))
+	gdb := openDB(t, dc)
+	gdb.SetMaxOpenConns(1)
+	stmt, err := gdb.Prepare("SELECT v FROM caps_t WHERE id = ?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stmt.Close()
+	var v string
+	if err := stmt.QueryRow(1).Scan(&v); err != nil || v != "one" {
+		t.Fatalf("before the switchover: %q, %v", v, err)
+	}
+
+	if err := p.Route("b"); err != nil {
+		t.Fatal(err)
+	}
+	after := c.execute(sel)
+	if port := c.query("SELECT @@port"); !bytes.Contains(port[len(port)-2], []byte(fmt.Sprint(testpair.Port(testpair.B)))) {
+		t.Fatalf("the session did not move to b: %q", port)
+	}
+	// b left the metadata out (it has it from tandem's re-prepare, the
+	// same bytes as the client's), and the rows are a's.
+	if len(after) != len(again) {
+		t.Fatalf("after the move: %q, before %q", after, again)
+	}
+	for i := range after {
+		if !bytes.Equal(after[i], again[i]) {
+			t.Fatalf("packet %d after the move %q, before %q (first %q)", i, after[i], again[i], first)
+		}
+	}
+	// b is read-only: the re-prepared bulk insert runs there and gets
+	// b's own refusal.
+	c.send(bulkInsert(ins, []int64{10, 11}))
+	if r := c.readResponse(true); len(r) != 1 {
+		t.Fatalf("bulk insert after the move: %q", r)
+	} else if e, ok := parseErr(r[0]); !ok || e.Code != mysql.ER_OPTION_PREVENTS_STATEMENT {
+		t.Fatalf("bulk insert after the move on read-only b: %q", r)
+	}
+	if err := stmt.QueryRow(2).Scan(&v); err != nil || v != "two" {
+		t.Fatalf("go-sql-driver after the switchover: %q, %v", v, err)
+	}
+	var name, val string
+	if err := gdb.QueryRow("SHOW SESSION STATUS LIKE 'Compression'").Scan(&name, &val); err != nil || val != "ON" {
+		t.Fatalf("Compression after the move = %q, %v; want ON", val, err)
+	}
+}
+
+// A moved statement whose result changed shape on the new node: the node
+// leaves out definitions the client does not hold, and tandem closes the
+// session with an error rather than relay rows the client would misread.
+func TestStaleCachedMetadataAfterMoveClosesSession(t *testing.T) {
+	p := startProxy(t, nil)
+	defer p.Route("a")
+	db := openDB(t, driverConfig(testpair.Addr(testpair.A)))
+	mustExec(t, db, "DROP TABLE IF EXISTS caps_s")
+	mustExec(t, db, "CREATE TABLE caps_s (id INT PRIMARY KEY, v VARCHAR(20))")
+	mustExec(t, db, "INSERT INTO caps_s VALUES (1, 'one')")
+	testpair.WaitInSync(t, 30*time.Second)
+	t.Cleanup(func() {
+		cdb := openDB(t, driverConfig(testpair.Addr(testpair.A)))
+		_, _ = cdb.Exec("DROP TABLE IF EXISTS caps_s")
+		testpair.WaitInSync(t, 30*time.Second)
+	})
+
+	c := dialExt(t, p.addr, mysql.CLIENT_DEPRECATE_EOF, mariadbClientCacheMetadata)
+	sel, _ := c.prepare("SELECT * FROM caps_s")
+	c.execute(sel)
+	// Change the table on b only (not logged, not replicated).
+	bdb := testpair.AdminDB(t, testpair.B)
+	conn, err := bdb.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{"SET SESSION sql_log_bin = 0", "ALTER TABLE app.caps_s MODIFY v VARCHAR(40)"} {
+		if _, err := conn.ExecContext(context.Background(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := p.Route("b"); err != nil {
+		t.Fatal(err)
+	}
+	c.send([]byte{mysql.COM_STMT_EXECUTE, byte(sel), byte(sel >> 8), byte(sel >> 16), byte(sel >> 24), 0, 1, 0, 0, 0})
+	first := c.readOne()
+	if n, pos, ok := lenEncInt(first, 0); ok && first[0] != 0xff && first[pos] == 1 {
+		t.Logf("node b sent the new definitions itself (%d columns): relayed", n)
+		return
+	}
+	e, ok := parseErr(first)
+	if !ok || e.Code != erConnectionKilled {
+		t.Fatalf("execute of a statement whose metadata changed on the new node: %q, want error %d", first, erConnectionKilled)
+	}
+	if _, _, err := readPacket(c.rw, nil, 0); err == nil {
+		t.Fatal("the session stayed open")
+	}
+}
+
+
