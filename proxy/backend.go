@@ -363,9 +363,10 @@ func (b *backend) changeUser(lp *loginParams, timeout time.Duration) (uint16, er
 	}
 	_ = b.conn.SetDeadline(time.Now().Add(timeout))
 	defer b.conn.SetDeadline(time.Time{})
-	newCommandOn(b.rw)
-	br := bufio.NewReaderSize(b.rw, 1024)
-	bw := bufio.NewWriterSize(b.rw, 1024)
+	rw := b.stream()
+	newCommandOn(rw)
+	br := bufio.NewReaderSize(rw, 1024)
+	bw := bufio.NewWriterSize(rw, 1024)
 	if _, err := writePacket(bw, 0, body); err != nil {
 		return 0, err
 	}
@@ -379,11 +380,21 @@ func (b *backend) changeUser(lp *loginParams, timeout time.Duration) (uint16, er
 	return status, err
 }
 
+// stream is what tandem reads and writes the node through: rw, compressed
+// when the link is (compress.go).
+func (b *backend) stream() io.ReadWriter {
+	if b.rw == nil {
+		return b.conn
+	}
+	return b.rw
+}
+
 // close sends COM_QUIT and closes the connection.
 func (b *backend) close() {
 	_ = b.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	newCommandOn(b.rw)
-	_, _ = b.rw.Write([]byte{1, 0, 0, 0, mysql.COM_QUIT})
+	rw := b.stream()
+	newCommandOn(rw)
+	_, _ = rw.Write([]byte{1, 0, 0, 0, mysql.COM_QUIT})
 	_ = b.conn.Close()
 }
 

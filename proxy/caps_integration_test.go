@@ -569,5 +569,3 @@ func TestStaleCachedMetadataAfterMoveClosesSession(t *testing.T) {
 		t.Fatal("the session stayed open")
 	}
 }
-
-

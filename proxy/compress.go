@@ -162,7 +162,7 @@ func (c *compressedIO) readPacket() error {
 }
 
 func compressedEOF(err error) error {
-	if err == io.EOF {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		return fmt.Errorf("%w: truncated payload", ErrCompressed)
 	}
 	return err

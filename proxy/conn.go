@@ -40,12 +40,14 @@ type session struct {
 	cwr    *clientWriter // every write to the client after the handshake
 	cr     *bufio.Reader
 	caps   uint32 // negotiated with the client
-	// extCaps are MariaDB's extended capabilities negotiated with the
-	// client (packet.go, supportedExtCaps).
-	extCaps uint32
 	user   string
 	pass   string
 	stage1 []byte // SHA1(password) of a node account (accounts.go), else nil
+
+	// extCaps are MariaDB's extended capabilities negotiated with the
+	// client (packet.go, supportedExtCaps).
+	extCaps uint32
+
 	// greetID is the connection id of the greeting: the node thread id
 	// of the session's first node connection.
 	greetID uint32

@@ -270,7 +270,8 @@ type syncConn struct {
 
 // newSyncConn returns a syncConn on be's connection.
 func newSyncConn(be *backend) *syncConn {
-	return &syncConn{rw: be.rw, br: bufio.NewReaderSize(be.rw, 4096), bw: bufio.NewWriterSize(be.rw, 4096), caps: be.caps}
+	rw := be.stream()
+	return &syncConn{rw: rw, br: bufio.NewReaderSize(rw, 4096), bw: bufio.NewWriterSize(rw, 4096), caps: be.caps}
 }
 
 func (c *syncConn) roundTrip(cmd byte, text string) ([]byte, error) {

@@ -338,12 +338,13 @@ type greeting struct {
 	ConnID     uint32
 	Salt       []byte // 20 bytes
 	Caps       uint32
-	// ExtCaps are MariaDB's extended capabilities, present when Caps
-	// lacks CLIENT_LONG_PASSWORD.
-	ExtCaps    uint32
 	Collation  byte
 	Status     uint16
 	AuthPlugin string
+
+	// ExtCaps are MariaDB's extended capabilities, present when Caps
+	// lacks CLIENT_LONG_PASSWORD.
+	ExtCaps uint32
 }
 
 // appendGreeting appends the payload of an initial handshake packet.
@@ -436,10 +437,7 @@ func parseGreeting(p []byte) (*greeting, error) {
 
 // handshakeResponse is a client's HandshakeResponse41.
 type handshakeResponse struct {
-	Caps uint32
-	// ExtCaps are MariaDB's extended capabilities, sent when Caps lacks
-	// CLIENT_LONG_PASSWORD.
-	ExtCaps   uint32
+	Caps      uint32
 	MaxPacket uint32
 	Collation byte
 	User      string
@@ -449,6 +447,10 @@ type handshakeResponse struct {
 	// Attrs is the raw connection-attributes block (length-encoded
 	// length included), passed on to the node as it is.
 	Attrs []byte
+
+	// ExtCaps are MariaDB's extended capabilities, sent when Caps lacks
+	// CLIENT_LONG_PASSWORD.
+	ExtCaps uint32
 }
 
 // isSSLRequest reports whether a first client packet is an SSLRequest.
