@@ -136,13 +136,10 @@ func (c *compressedIO) readPacket() error {
 		return fmt.Errorf("%w: %v", ErrCompressed, err)
 	}
 	defer zlibReaders.Put(zr)
-	// Inflate exactly ulen bytes (a bomb cannot make more), then the
-	// stream must end there, its checksum right.
-	if cap(c.out) < ulen {
-		c.out = make([]byte, 0, ulen)
-	}
-	c.out = c.out[:ulen]
-	if _, err := io.ReadFull(zr, c.out); err != nil {
+	// Inflate exactly ulen bytes (a bomb cannot make more), the buffer
+	// growing with the bytes inflated, not with the announced length;
+	// then the stream must end there, its checksum right.
+	if c.out, err = appendFull(zr, c.out, ulen); err != nil {
 		c.out = c.out[:0]
 		return fmt.Errorf("%w: inflating %d bytes: %v", ErrCompressed, ulen, err)
 	}

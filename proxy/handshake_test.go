@@ -106,6 +106,8 @@ func TestParseGreetingMariaDB(t *testing.T) {
 		Collation:  45,         // utf8mb4_general_ci
 		Status:     mysql.SERVER_STATUS_AUTOCOMMIT,
 		AuthPlugin: mysql.AUTH_NATIVE_PASSWORD,
+		// progress, bulk operations, extended and cached metadata
+		ExtCaps: 0x1d,
 	}
 	if !reflect.DeepEqual(g, want) {
 		t.Errorf("parseGreeting =\n%+v\nwant\n%+v", g, want)
