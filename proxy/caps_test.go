@@ -14,6 +14,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -525,4 +526,23 @@ func FuzzCompressedReader(f *testing.F) {
 			t.Fatalf("round trip: %d bytes, %v; want %d", len(got), err, len(wire))
 		}
 	})
+}
+
+// BenchmarkCompressedWrite is the cost of deflating one write of the
+// relay (a small answer, a row batch, a full relay buffer).
+func BenchmarkCompressedWrite(b *testing.B) {
+	for _, n := range []int{60, 1000, 64 << 10} {
+		data := bytes.Repeat([]byte("row number 12345 xxxxxxxxxxxxxxxxxxxx "), n/38+1)[:n]
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			c := newCompressedIO(struct {
+				io.Reader
+				io.Writer
+			}{nil, io.Discard})
+			b.SetBytes(int64(n))
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = c.Write(data)
+			}
+		})
+	}
 }
