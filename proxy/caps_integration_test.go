@@ -12,6 +12,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -431,6 +434,25 @@ func TestCompressionWithGoSQLDriver(t *testing.T) {
 				t.Fatalf("prepared %d: %d, %v", i, v, err)
 			}
 		}
+		// LOCAL INFILE: the file's packets are numbered on from the
+		// request, on both links.
+		path := filepath.Join(t.TempDir(), "rows.csv")
+		var buf bytes.Buffer
+		for i := range 30000 {
+			fmt.Fprintf(&buf, "%d,value-%d\n", i+10, i)
+		}
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		driver.RegisterLocalFile(path)
+		r := mustExec(t, db, fmt.Sprintf("LOAD DATA LOCAL INFILE '%s' INTO TABLE ct FIELDS TERMINATED BY ','", path))
+		if n, _ := r.RowsAffected(); n != 30000 {
+			t.Fatalf("loaded %d rows, want 30000", n)
+		}
+		var n int
+		if err := db.QueryRow("SELECT COUNT(*) FROM ct").Scan(&n); err != nil || n != 30001 {
+			t.Fatalf("rows after LOAD DATA: %d, %v", n, err)
+		}
 	})
 }
 
@@ -567,5 +589,38 @@ func TestStaleCachedMetadataAfterMoveClosesSession(t *testing.T) {
 	}
 	if _, _, err := readPacket(c.rw, nil, 0); err == nil {
 		t.Fatal("the session stayed open")
+	}
+}
+
+// The mariadb command-line client (libmariadb: extended capabilities,
+// progress reports) with --compress, directly and through tandem.
+func TestMariaDBClientCompressed(t *testing.T) {
+	p := startProxy(t, nil)
+	host, port, _ := net.SplitHostPort(p.addr)
+	_, aport, _ := net.SplitHostPort(testpair.Addr(testpair.A))
+	run := func(port string, args ...string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		base := []string{"-h", host, "-P", port, "-u" + testpair.AppUser, "-p" + testpair.AppPassword, "--protocol=tcp", "--ssl=0", "--compress", "-D", "app"}
+		out, err := exec.CommandContext(ctx, "mariadb", append(base, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("mariadb %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	script := `SHOW SESSION STATUS LIKE 'Compression';
+CREATE TABLE IF NOT EXISTS cli_z (id INT PRIMARY KEY, v TEXT);
+DELETE FROM cli_z;
+INSERT INTO cli_z SELECT seq, REPEAT(CONCAT('v', seq), 50) FROM seq_1_to_2000;
+SELECT COUNT(*), SUM(LENGTH(v)), MD5(GROUP_CONCAT(v ORDER BY id)) FROM cli_z;
+SELECT id, v FROM cli_z WHERE id IN (1, 777, 2000) ORDER BY id;
+SET @x = 5; PREPARE s FROM 'SELECT ? * id FROM cli_z WHERE id < 4 ORDER BY id'; EXECUTE s USING @x;
+ALTER TABLE cli_z FORCE;
+SELECT REPEAT('z', 300000) = REPEAT('z', 300000) AS same, LENGTH(REPEAT('abc', 100000)) AS len;
+DROP TABLE cli_z;`
+	direct := run(aport, "-e", script)
+	through := run(port, "-e", script)
+	if direct != through || !strings.Contains(through, "Compression\tON") {
+		t.Fatalf("mariadb --compress output differs:\ndirect:\n%s\ntandem:\n%s", direct, through)
 	}
 }
