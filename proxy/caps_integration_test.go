@@ -22,6 +22,7 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	driver "github.com/go-sql-driver/mysql"
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/tandemdb/tandem/internal/testpair"
 )
@@ -622,5 +623,85 @@ DROP TABLE cli_z;`
 	through := run(port, "-e", script)
 	if direct != through || !strings.Contains(through, "Compression\tON") {
 		t.Fatalf("mariadb --compress output differs:\ndirect:\n%s\ntandem:\n%s", direct, through)
+	}
+}
+
+// commandCounter is an Observer counting commands by their first byte.
+type commandCounter struct {
+	nopObserver
+	n [256]atomic.Int64
+}
+
+func (c *commandCounter) Command(cmd byte, _, _ int, _ time.Duration, _ bool) { c.n[cmd].Add(1) }
+
+const connectorJBatch = `import java.sql.*;
+public class Batch {
+  public static void main(String[] a) throws Exception {
+    try (Connection c = DriverManager.getConnection("jdbc:mariadb://" + a[0] + "/app?user=app&password=" + a[1] + a[2])) {
+      try (Statement s = c.createStatement()) {
+        s.execute("CREATE TABLE IF NOT EXISTS cj_t (id INT PRIMARY KEY, v VARCHAR(20))");
+        s.execute("DELETE FROM cj_t");
+      }
+      try (PreparedStatement p = c.prepareStatement("INSERT INTO cj_t VALUES (?, ?)")) {
+        for (int i = 0; i < 100; i++) { p.setInt(1, i); p.setString(2, "v" + i); p.addBatch(); }
+        int[] r = p.executeBatch();
+        System.out.println("batch " + r.length + " " + r[0] + " " + r[99]);
+      }
+      try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(
+          "SELECT COUNT(*), SUM(id), (SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'COMPRESSION') FROM cj_t")) {
+        rs.next();
+        System.out.println("rows " + rs.getInt(1) + " " + rs.getLong(2) + " compression " + rs.getString(3));
+      }
+    }
+  }
+}
+`
+
+// MariaDB Connector/J (Debian's 2.7) runs a batch of 100 inserts as one
+// COM_STMT_BULK_EXECUTE through tandem, as directly; compressed too.
+func TestConnectorJBatchIsOneBulkExecute(t *testing.T) {
+	const jar = "/usr/share/java/mariadb-java-client.jar"
+	if _, err := os.Stat(jar); err != nil {
+		t.Fatalf("MariaDB Connector/J is not installed (apt-get install libmariadb-java): %v", err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Batch.java"), []byte(connectorJBatch), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "javac", "-cp", jar, "-d", dir, filepath.Join(dir, "Batch.java")).CombinedOutput(); err != nil {
+		t.Fatalf("javac: %v\n%s", err, out)
+	}
+	obs := &commandCounter{}
+	p := startProxy(t, func(c *Config, _ []*Node) {
+		c.Observer = obs
+		c.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: testWriter{t}})
+	})
+	run := func(addr, opts string) string {
+		out, err := exec.CommandContext(ctx, "java", "-cp", jar+":"+dir, "Batch", addr, testpair.AppPassword, opts).CombinedOutput()
+		if err != nil {
+			t.Fatalf("java Batch %s%s: %v\n%s", addr, opts, err, out)
+		}
+		return string(out)
+	}
+	// Debian's Connector/J 2.7 uses bulk execute when asked
+	// (useBulkStmts); 3.x does by default.
+	for _, opts := range []string{"&useBulkStmts=true", "&useBulkStmts=true&useCompression=true"} {
+		direct := run(testpair.Addr(testpair.A), opts)
+		before := obs.n[comStmtBulkExecute].Load()
+		execs := obs.n[mysql.COM_STMT_EXECUTE].Load()
+		through := run(p.addr, opts)
+		if direct != through || !strings.Contains(through, "rows 100 4950") {
+			t.Fatalf("Connector/J%s:\ndirect:\n%s\ntandem:\n%s", opts, direct, through)
+		}
+		if n := obs.n[comStmtBulkExecute].Load() - before; n != 1 || obs.n[mysql.COM_STMT_EXECUTE].Load() != execs {
+			t.Fatalf("Connector/J%s: %d bulk executes and %d executes through tandem; want one bulk execute", opts,
+				n, obs.n[mysql.COM_STMT_EXECUTE].Load()-execs)
+		}
+		t.Logf("Connector/J%s: %s", opts, strings.ReplaceAll(strings.TrimSpace(through), "\n", "; "))
+	}
+	if !strings.Contains(run(p.addr, "&useBulkStmts=true&useCompression=true"), "compression ON") {
+		t.Fatal("Compression is not ON through tandem for a compressed Connector/J session")
 	}
 }
