@@ -705,3 +705,47 @@ func TestConnectorJBatchIsOneBulkExecute(t *testing.T) {
 		t.Fatal("Compression is not ON through tandem for a compressed Connector/J session")
 	}
 }
+
+const phpCompressed = `<?php
+mysqli_report(MYSQLI_REPORT_ERROR | MYSQLI_REPORT_STRICT);
+[$_, $host, $port, $pass, $flags] = $argv;
+$m = mysqli_init();
+$m->real_connect($host, 'app', $pass, 'app', (int)$port, null, (int)$flags);
+$r = $m->query("SHOW SESSION STATUS LIKE 'Compression'"); echo implode(' ', $r->fetch_row()), "\n";
+$m->query("CREATE TEMPORARY TABLE pz (id INT PRIMARY KEY, v TEXT)");
+$s = $m->prepare("INSERT INTO pz VALUES (?, ?)");
+for ($i = 0; $i < 300; $i++) { $v = str_repeat("v$i", 40); $s->bind_param('is', $i, $v); $s->execute(); }
+$s->close();
+$s = $m->prepare("SELECT id, v FROM pz WHERE id >= ? ORDER BY id");
+$lo = 250; $s->bind_param('i', $lo); $s->execute(); $res = $s->get_result();
+$n = 0; $h = ''; while ($row = $res->fetch_row()) { $n++; $h = md5($h . $row[0] . $row[1]); } echo "rows $n $h\n";
+$r = $m->query("SELECT REPEAT('x', 2000000) AS big, CONNECTION_ID() = " . $m->thread_id . " AS sameid");
+$row = $r->fetch_row(); echo strlen($row[0]), " sameid ", $row[1], "\n";
+$m->multi_query("SELECT 1; SELECT 2, 3");
+do { if ($res = $m->store_result()) { echo implode(',', $res->fetch_row()), "\n"; } } while ($m->next_result());
+`
+
+// PHP's mysqli (mysqlnd) with MYSQLI_CLIENT_COMPRESS, directly and
+// through tandem.
+func TestPHPMysqliCompressed(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "z.php")
+	if err := os.WriteFile(script, []byte(phpCompressed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, nil)
+	run := func(addr string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		host, port, _ := net.SplitHostPort(addr)
+		out, err := exec.CommandContext(ctx, "php", script, host, port, testpair.AppPassword, "32").CombinedOutput() // 32: MYSQLI_CLIENT_COMPRESS
+		if err != nil {
+			t.Fatalf("php %s: %v\n%s", addr, err, out)
+		}
+		return string(out)
+	}
+	direct, through := run(testpair.Addr(testpair.A)), run(p.addr)
+	if direct != through || !strings.HasPrefix(through, "Compression ON\nrows 50 ") || !strings.Contains(through, "sameid 1") {
+		t.Fatalf("php mysqli compressed:\ndirect:\n%s\ntandem:\n%s", direct, through)
+	}
+}

@@ -546,3 +546,41 @@ func BenchmarkCompressedWrite(b *testing.B) {
 		})
 	}
 }
+
+// On a compressed link a command numbered from 1 is accepted, as a node
+// accepts it (Connector/J sends one after COM_STMT_CLOSE); uncompressed it
+// is a protocol error.
+func TestCompressedCommandNumberNotChecked(t *testing.T) {
+	ss := startScriptedExt(t, mysql.CLIENT_PROTOCOL_41|mysql.CLIENT_COMPRESS, 0, Config{})
+	cz, nz := newCompressedIO(ss.client), newCompressedIO(ss.node)
+	cz.newCommand()
+	if _, err := cz.Write(append(packet(0, []byte{mysql.COM_STMT_CLOSE, 1, 0, 0, 0}), packet(1, []byte{mysql.COM_PING})...)); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range [][]byte{{mysql.COM_STMT_CLOSE, 1, 0, 0, 0}, {mysql.COM_PING}} {
+		got, _, err := readPacket(nz, nil, 0)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("node got %q, %v; want %q", got, err, want)
+		}
+	}
+	ok := appendOK(nil, mysql.SERVER_STATUS_AUTOCOMMIT, 0)
+	if _, err := nz.Write(packet(nz.seq, ok)); err != nil {
+		t.Fatal(err)
+	}
+	if p, _, err := readPacket(cz, nil, 0); err != nil || !bytes.Equal(p, ok) {
+		t.Fatalf("client got %q, %v", p, err)
+	}
+
+	plain := startScriptedExt(t, mysql.CLIENT_PROTOCOL_41, 0, Config{})
+	if _, err := plain.client.Write(packet(1, []byte{mysql.COM_PING})); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-plain.done:
+		if !errors.Is(err, ErrPacketSequence) {
+			t.Fatalf("session ended with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a command numbered 1 was accepted on a plain link")
+	}
+}
