@@ -26,7 +26,7 @@ import (
 // startScriptedExt is startScriptedWith for a session that negotiated
 // extended capabilities ext and, with CLIENT_COMPRESS in caps, compressed
 // links on both sides (the test's ends must then speak it too).
-func startScriptedExt(t testing.TB, caps, ext uint32, cfg Config) *scriptedSession {
+func startScriptedExt(t testing.TB, caps, ext uint32, cfg Config, setup ...func(*session)) *scriptedSession {
 	t.Helper()
 	p, err := New(cfg, []*Node{{Name: "fake", Address: "127.0.0.1:1"}}, "fake")
 	if err != nil {
@@ -49,6 +49,9 @@ func startScriptedExt(t testing.TB, caps, ext uint32, cfg Config) *scriptedSessi
 	ss := &scriptedSession{s: s, client: cTest, node: nTest, done: make(chan error, 1)}
 	_ = cTest.SetDeadline(time.Now().Add(30 * time.Second))
 	_ = nTest.SetDeadline(time.Now().Add(30 * time.Second))
+	for _, f := range setup {
+		f(s) // before the session's goroutine starts
+	}
 	go func() { ss.done <- s.commandLoop() }()
 	return ss
 }
@@ -217,10 +220,10 @@ func TestCachedMetadataFollowed(t *testing.T) {
 }
 
 func TestStaleCachedMetadataIsNotRelayed(t *testing.T) {
-	ss := startScriptedExt(t, mysql.CLIENT_PROTOCOL_41|mysql.CLIENT_DEPRECATE_EOF, mariadbClientCacheMetadata, Config{})
 	// As after a move whose re-prepare of statement 9 gave other
 	// definitions than the client holds.
-	ss.s.meta = map[uint32]stmtMeta{9: {crc: 1, stale: true}}
+	stale := func(s *session) { s.meta = map[uint32]stmtMeta{9: {crc: 1, stale: true}} }
+	ss := startScriptedExt(t, mysql.CLIENT_PROTOCOL_41|mysql.CLIENT_DEPRECATE_EOF, mariadbClientCacheMetadata, Config{}, stale)
 	exec := []byte{mysql.COM_STMT_EXECUTE, 9, 0, 0, 0, 0, 1, 0, 0, 0}
 	got := exchange(t, ss, exec, packets(1, []byte{1, 0}, []byte{0, 0, 1}, []byte{0xfe, 0, 0, 2, 0, 0, 0}), 1)
 	if e, ok := parseErr(got[0]); !ok || e.Code != erConnectionKilled {
@@ -236,12 +239,17 @@ func TestStaleCachedMetadataIsNotRelayed(t *testing.T) {
 	}
 
 	// With the definitions sent, the statement is fresh again.
-	ss = startScriptedExt(t, mysql.CLIENT_PROTOCOL_41|mysql.CLIENT_DEPRECATE_EOF, mariadbClientCacheMetadata, Config{})
-	ss.s.meta = map[uint32]stmtMeta{9: {crc: 1, stale: true}}
+	ss = startScriptedExt(t, mysql.CLIENT_PROTOCOL_41|mysql.CLIENT_DEPRECATE_EOF, mariadbClientCacheMetadata, Config{}, stale)
 	col := []byte("\x03def\x00\x00\x00\x01a\x00\x0c\x3f\x00\x01\x00\x00\x00\x08\x00\x00\x00\x00\x00")
 	exchange(t, ss, exec, packets(1, []byte{1, 1}, col, []byte{0, 0, 1}, []byte{0xfe, 0, 0, 2, 0, 0, 0}), 4)
 	exchange(t, ss, exec, packets(1, []byte{1, 0}, []byte{0, 0, 1}, []byte{0xfe, 0, 0, 2, 0, 0, 0}), 3)
 	stillServing(t, ss)
+	ss.client.Close()
+	select {
+	case <-ss.done: // the session's goroutine is over: its state may be read
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session did not end when its client left")
+	}
 	if m := ss.s.meta[9]; m.stale || m.crc != metaCRC(0, col, col[0]) {
 		t.Fatalf("after the definitions came: %+v", m)
 	}
@@ -264,9 +272,10 @@ func TestRepreparedStatementGoesStaleOnlyIfItsDefinitionsDiffer(t *testing.T) {
 }
 
 func TestLastPreparedStatementIDAfterMove(t *testing.T) {
-	ss := startScriptedExt(t, mysql.CLIENT_PROTOCOL_41, mariadbClientBulkOperations, Config{})
-	ss.s.stmts = map[uint32]uint32{7: 3}
-	ss.s.lastStmt = 7
+	ss := startScriptedExt(t, mysql.CLIENT_PROTOCOL_41, mariadbClientBulkOperations, Config{}, func(s *session) {
+		s.stmts = map[uint32]uint32{7: 3}
+		s.lastStmt = 7
+	})
 	ok := appendOK(nil, mysql.SERVER_STATUS_AUTOCOMMIT, 0)
 	if _, err := ss.client.Write(packet(0, bulkInsert(lastPreparedID, []int64{1}))); err != nil {
 		t.Fatal(err)
@@ -283,7 +292,9 @@ func TestLastPreparedStatementIDAfterMove(t *testing.T) {
 	}
 	// No statement prepared last (its prepare failed, or it was closed):
 	// the node must not run whatever it prepared last (a re-prepare).
-	ss.s.lastStmt = 0
+	ss = startScriptedExt(t, mysql.CLIENT_PROTOCOL_41, mariadbClientBulkOperations, Config{}, func(s *session) {
+		s.stmts = map[uint32]uint32{7: 3}
+	})
 	if _, err := ss.client.Write(packet(0, bulkInsert(lastPreparedID, []int64{1}))); err != nil {
 		t.Fatal(err)
 	}
