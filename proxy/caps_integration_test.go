@@ -190,6 +190,40 @@ func (c *extConn) execute(id uint32) [][]byte {
 	return c.readResponse(true)
 }
 
+// changeUser sends COM_CHANGE_USER to the app user (native password,
+// answering the greeting's scramble) and returns the answer's last packet.
+func (c *extConn) changeUser() []byte {
+	c.t.Helper()
+	auth, _ := scramble(mysql.AUTH_NATIVE_PASSWORD, c.g.Salt, testpair.AppPassword)
+	b := append([]byte{mysql.COM_CHANGE_USER}, testpair.AppUser...)
+	b = append(b, 0, byte(len(auth)))
+	b = append(b, auth...)
+	b = append(b, testpair.AppDB...)
+	b = append(b, 0, 45, 0)
+	b = append(b, mysql.AUTH_NATIVE_PASSWORD...)
+	b = append(b, 0)
+	c.send(b)
+	for {
+		p, seq, err := readPacket(c.rw, nil, 0)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if p[0] != 0xfe { // OK or ERR (its sequence id not compared: a
+			// node may ask for an auth switch where tandem does not)
+			return p
+		}
+		// An auth switch: answer it.
+		_, salt, err := parseAuthSwitch(p)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		r, _ := scramble(mysql.AUTH_NATIVE_PASSWORD, salt, testpair.AppPassword)
+		if err := writeRaw(c.rw, seq+1, r); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+}
+
 func (c *extConn) query(text string) [][]byte {
 	c.t.Helper()
 	c.send(append([]byte{mysql.COM_QUERY}, text...))
@@ -470,6 +504,11 @@ func TestCompressedExtendedSessionDirectAndThroughTandem(t *testing.T) {
 		c.send(bulkInsert(id, []int64{1, 2, 4, 5}))
 		out = append(out, c.readResponse(true)...)
 		out = append(out, c.query("SELECT id, v, REPEAT(v, 1000) FROM caps_t ORDER BY id")...)
+		if ok := c.changeUser(); ok[0] != 0 {
+			t.Fatalf("COM_CHANGE_USER on a compressed session: %q", ok)
+		}
+		out = append(out, c.query("SELECT CURRENT_USER(), DATABASE(), @@session.autocommit")...)
+		out = append(out, c.query("SHOW SESSION STATUS LIKE 'Compression'")...)
 		return out
 	})
 }
@@ -747,5 +786,58 @@ func TestPHPMysqliCompressed(t *testing.T) {
 	direct, through := run(testpair.Addr(testpair.A)), run(p.addr)
 	if direct != through || !strings.HasPrefix(through, "Compression ON\nrows 50 ") || !strings.Contains(through, "sameid 1") {
 		t.Fatalf("php mysqli compressed:\ndirect:\n%s\ntandem:\n%s", direct, through)
+	}
+}
+
+// A failover (node a SIGKILLed, traffic routed to b) while compressed
+// sessions hold prepared statements with cached metadata.
+func TestNodeKillWithCompressedCachedMetadataSessions(t *testing.T) {
+	p := startProxy(t, nil)
+	setupCapsTable(t)
+	db := openDB(t, driverConfig(testpair.Addr(testpair.A)))
+	mustExec(t, db, "INSERT INTO caps_t (id, v) VALUES (1, 'one'), (2, 'two')")
+	testpair.WaitInSync(t, 30*time.Second)
+	t.Cleanup(func() { testpair.Reset(t) })
+
+	c := dialExt(t, p.addr, mysql.CLIENT_COMPRESS, allExt) // EOF packets, not DEPRECATE_EOF
+	sel, _ := c.prepare("SELECT id, v FROM caps_t ORDER BY id")
+	c.execute(sel)
+	before := c.execute(sel)
+	dc := driverConfig(p.addr)
+	dc.Apply(driver.EnableCompression(true))
+	gdb := openDB(t, dc)
+	gdb.SetMaxOpenConns(1)
+	stmt, err := gdb.Prepare("SELECT v FROM caps_t WHERE id = ?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stmt.Close()
+	var v string
+	if err := stmt.QueryRow(1).Scan(&v); err != nil || v != "one" {
+		t.Fatalf("before the failover: %q, %v", v, err)
+	}
+
+	testpair.Kill(t, testpair.A)
+	if err := p.Route("b"); err != nil {
+		t.Fatal(err)
+	}
+	after := c.execute(sel)
+	if len(after) != len(before) {
+		t.Fatalf("after the failover: %q, before %q", after, before)
+	}
+	for i := range after {
+		if !bytes.Equal(after[i], before[i]) {
+			t.Fatalf("packet %d after the failover %q, before %q", i, after[i], before[i])
+		}
+	}
+	if r := c.query("SELECT @@port"); !bytes.Contains(r[len(r)-2], []byte(fmt.Sprint(testpair.Port(testpair.B)))) {
+		t.Fatalf("not on b: %q", r)
+	}
+	if err := stmt.QueryRow(2).Scan(&v); err != nil || v != "two" {
+		t.Fatalf("go-sql-driver after the failover: %q, %v", v, err)
+	}
+	var name, val string
+	if err := gdb.QueryRow("SHOW SESSION STATUS LIKE 'Compression'").Scan(&name, &val); err != nil || val != "ON" {
+		t.Fatalf("Compression after the failover = %q, %v; want ON", val, err)
 	}
 }
