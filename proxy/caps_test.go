@@ -14,6 +14,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -593,5 +594,33 @@ func TestCompressedCommandNumberNotChecked(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a command numbered 1 was accepted on a plain link")
+	}
+}
+
+// A zlib bomb (16 MiB from a few KiB) costs what arrives, not what it
+// announces: reading its first bytes allocates far less than 16 MiB.
+func TestCompressedBombCostsWhatArrives(t *testing.T) {
+	bomb := zpacket(0, make([]byte, maxPayload), maxPayload)
+	if len(bomb) > 64<<10 {
+		t.Fatalf("bomb of %d bytes", len(bomb))
+	}
+	r := compressedReader(bomb, nil)
+	buf := make([]byte, 4096)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Fatalf("reading 4 KiB of a 16 MiB bomb allocated %d bytes", grew)
+	}
+	if r.buffered() != maxPayload-len(buf) {
+		t.Fatalf("%d bytes left, want %d", r.buffered(), maxPayload-len(buf))
+	}
+	n, err := io.Copy(io.Discard, r)
+	if err != nil || n != int64(maxPayload-len(buf)) {
+		t.Fatalf("rest of the bomb: %d bytes, %v", n, err)
 	}
 }

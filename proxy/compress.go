@@ -15,8 +15,10 @@ package proxy
 // gets the bandwidth saving the client asked for). The cost: every byte is
 // inflated and deflated twice in tandem (CPU; tandem deflates at zlib level
 // 1), one pooled zlib writer per write in progress (shared by all
-// sessions) and per session three buffers that grow with the largest
-// compressed packet seen (dropped after one over 256 KiB).
+// sessions), and per session two buffers (the compressed packet being read,
+// the one being written) that grow with the largest compressed packet
+// (dropped after one over 256 KiB); a packet is inflated as the relay asks
+// for its bytes, never whole.
 // zstd (CLIENT_ZSTD_COMPRESSION_ALGORITHM) is not offered: it is MySQL 8's,
 // and MariaDB nodes do not speak it.
 
@@ -54,9 +56,10 @@ var (
 )
 
 // compressedIO reads and writes the compressed protocol over rw. Read
-// returns the MySQL packets' bytes, inflated; each Write goes out as one
-// compressed packet (or several, for writes over compressChunk). Not safe
-// for concurrent use: one session goroutine reads and writes it.
+// returns the MySQL packets' bytes, inflated as they are asked for; each
+// Write goes out as one compressed packet (or several, for writes over
+// compressChunk). Not safe for concurrent use: one session goroutine reads
+// and writes it.
 type compressedIO struct {
 	rw io.ReadWriter
 	// seq is the next compressed sequence id to write: one more than the
@@ -66,11 +69,15 @@ type compressedIO struct {
 	// exchanges, and the MySQL packets inside carry their own.
 	seq byte
 
-	hdr [compHeaderLen]byte
-	in  []byte // a compressed payload
-	out []byte // the current packet, inflated
-	pos int    // next byte of out to return
-	br  bytes.Reader
+	hdr  [compHeaderLen]byte
+	in   []byte // the current packet's payload, as it came
+	left int    // bytes of the current packet not yet returned
+	// zr inflates the current packet (nil: stored, read from in).
+	// Inflating as the bytes are asked for, never a whole packet ahead,
+	// keeps a zlib bomb (16 MiB from 16 KiB) from costing 16 MiB.
+	zr     io.ReadCloser
+	stored []byte // the rest of a stored packet
+	br     bytes.Reader
 
 	wbuf []byte // header and deflated payload of the packet being written
 }
@@ -80,8 +87,8 @@ func newCompressedIO(rw io.ReadWriter) *compressedIO { return &compressedIO{rw: 
 // newCommand starts a command on a link where tandem is the client.
 func (c *compressedIO) newCommand() { c.seq = 0 }
 
-// buffered is the number of inflated bytes read but not yet returned.
-func (c *compressedIO) buffered() int { return len(c.out) - c.pos }
+// buffered is the number of bytes read from the peer but not yet returned.
+func (c *compressedIO) buffered() int { return c.left }
 
 // Read returns inflated bytes, reading the next compressed packet when
 // those of the current one are used up.
@@ -89,25 +96,59 @@ func (c *compressedIO) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	for c.pos == len(c.out) {
+	for c.left == 0 {
 		if err := c.readPacket(); err != nil {
 			return 0, err
 		}
 	}
-	n := copy(p, c.out[c.pos:])
-	c.pos += n
+	p = p[:min(len(p), c.left)]
+	var n int
+	if c.zr == nil {
+		n = copy(p, c.stored)
+		c.stored = c.stored[n:]
+	} else {
+		var err error
+		if n, err = io.ReadAtLeast(c.zr, p, 1); err != nil {
+			c.endPacket()
+			return 0, fmt.Errorf("%w: inflating: %v", ErrCompressed, err)
+		}
+	}
+	if c.left -= n; c.left == 0 {
+		if err := c.endPacket(); err != nil {
+			return n, err
+		}
+	}
 	return n, nil
 }
 
-// readPacket reads and inflates one compressed packet into c.out.
-func (c *compressedIO) readPacket() error {
-	if cap(c.out) > keepCompBuf {
-		c.out = nil
+// endPacket ends the current packet: a zlib stream must end exactly where
+// the header said, its checksum right.
+func (c *compressedIO) endPacket() error {
+	c.left, c.stored = 0, nil
+	if c.zr == nil {
+		return nil
 	}
+	var one [1]byte
+	n, err := c.zr.Read(one[:])
+	zlibReaders.Put(c.zr)
+	c.zr = nil
+	switch {
+	case n != 0 || err == nil:
+		return fmt.Errorf("%w: more than the announced bytes", ErrCompressed)
+	case err != io.EOF:
+		return fmt.Errorf("%w: %v", ErrCompressed, err)
+	case c.br.Len() != 0:
+		return fmt.Errorf("%w: bytes after the zlib stream", ErrCompressed)
+	}
+	return nil
+}
+
+// readPacket reads the next compressed packet's header and payload and
+// prepares to return its bytes.
+func (c *compressedIO) readPacket() error {
 	if cap(c.in) > keepCompBuf {
 		c.in = nil
 	}
-	c.out, c.pos = c.out[:0], 0
 	if _, err := io.ReadFull(c.rw, c.hdr[:]); err != nil {
 		if err == io.ErrUnexpectedEOF {
 			return fmt.Errorf("%w: truncated header", ErrCompressed)
@@ -118,47 +159,28 @@ func (c *compressedIO) readPacket() error {
 	c.seq = c.hdr[3] + 1
 	ulen := int(c.hdr[4]) | int(c.hdr[5])<<8 | int(c.hdr[6])<<16
 	var err error
-	if ulen == 0 { // stored
-		c.out, err = appendFull(c.rw, c.out, clen)
-		return compressedEOF(err)
-	}
 	if c.in, err = appendFull(c.rw, c.in[:0], clen); err != nil {
 		return compressedEOF(err)
 	}
+	if ulen == 0 { // stored
+		c.stored, c.left = c.in, clen
+		return nil
+	}
 	c.br.Reset(c.in)
-	var zr io.ReadCloser
 	if v := zlibReaders.Get(); v != nil {
-		zr = v.(io.ReadCloser)
-		err = zr.(zlib.Resetter).Reset(&c.br, nil)
+		c.zr = v.(io.ReadCloser)
+		err = c.zr.(zlib.Resetter).Reset(&c.br, nil)
 	} else {
-		zr, err = zlib.NewReader(&c.br)
+		c.zr, err = zlib.NewReader(&c.br)
 	}
 	if err != nil {
-		if zr != nil {
-			zlibReaders.Put(zr)
+		if c.zr != nil {
+			zlibReaders.Put(c.zr)
+			c.zr = nil
 		}
 		return fmt.Errorf("%w: %v", ErrCompressed, err)
 	}
-	defer zlibReaders.Put(zr)
-	// Inflate exactly ulen bytes (a bomb cannot make more), the buffer
-	// growing with the bytes inflated, not with the announced length;
-	// then the stream must end there, its checksum right.
-	if c.out, err = appendFull(zr, c.out, ulen); err != nil {
-		c.out = c.out[:0]
-		return fmt.Errorf("%w: inflating %d bytes: %v", ErrCompressed, ulen, err)
-	}
-	var one [1]byte
-	if n, err := zr.Read(one[:]); n != 0 || err != io.EOF {
-		c.out = c.out[:0]
-		if err == nil || err == io.EOF {
-			return fmt.Errorf("%w: more than the announced %d bytes", ErrCompressed, ulen)
-		}
-		return fmt.Errorf("%w: %v", ErrCompressed, err)
-	}
-	if c.br.Len() != 0 {
-		c.out = c.out[:0]
-		return fmt.Errorf("%w: bytes after the zlib stream", ErrCompressed)
-	}
+	c.left = ulen
 	return nil
 }
 
