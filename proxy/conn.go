@@ -918,6 +918,7 @@ func (s *session) prepare(r *relay, length int) error {
 		r.wrote = true
 		s.facts.notePrepare(id, string(body[1:]))
 		s.lastStmt = id
+		cached := s.extCaps&mariadbClientCacheMetadata != 0
 		var crc uint32
 		for i, n := range [2]int{params, cols} {
 			for range n {
@@ -925,7 +926,7 @@ func (s *session) prepare(r *relay, length int) error {
 				if err != nil {
 					return err
 				}
-				if i == 1 {
+				if cached && i == 1 { // the column definitions the client now holds
 					crc = metaCRC(crc, head, first)
 				}
 			}
@@ -935,7 +936,7 @@ func (s *session) prepare(r *relay, length int) error {
 				}
 			}
 		}
-		if s.extCaps&mariadbClientCacheMetadata != 0 {
+		if cached {
 			s.noteMeta(id, crc)
 		}
 		return nil
