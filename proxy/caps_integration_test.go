@@ -8,6 +8,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -839,5 +840,73 @@ func TestNodeKillWithCompressedCachedMetadataSessions(t *testing.T) {
 	var name, val string
 	if err := gdb.QueryRow("SHOW SESSION STATUS LIKE 'Compression'").Scan(&name, &val); err != nil || val != "ON" {
 		t.Fatalf("Compression after the failover = %q, %v; want ON", val, err)
+	}
+}
+
+// With settling on, a transaction of prepared statements is marked by a
+// SAVEPOINT sent in the same write as its COMMIT: on a compressed link
+// both go in one compressed packet, and the COMMIT's answer still reaches
+// the client as the node's, numbered as the client counts.
+func TestCompressedMarkedCommit(t *testing.T) {
+	p := startProxy(t, func(c *Config, _ []*Node) {
+		c.Settle = func(context.Context, SettleRequest) SettleResult { return SettleResult{Why: "not used"} }
+	})
+	setupCapsTable(t)
+	dc := driverConfig(p.addr)
+	dc.Apply(driver.EnableCompression(true))
+	db := openDB(t, dc)
+	db.SetMaxOpenConns(1)
+	ctx := context.Background()
+	for i := range 20 {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stmt, err := tx.Prepare("INSERT INTO caps_t (id, v) VALUES (?, ?)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stmt.Exec(100+i, strings.Repeat("v", 20)); err != nil {
+			t.Fatal(err)
+		}
+		stmt.Close()
+		if err := tx.Commit(); err != nil {
+			t.Fatalf("COMMIT %d: %v", i, err)
+		}
+	}
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM caps_t WHERE id >= 100").Scan(&n); err != nil || n != 20 {
+		t.Fatalf("rows: %d, %v", n, err)
+	}
+	// The savepoints were logged: the transactions were marked.
+	var events int
+	adb := testpair.AdminDB(t, testpair.A)
+	var file string
+	var pos int64
+	var doDB, ignoreDB sql.RawBytes
+	if err := adb.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &doDB, &ignoreDB); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := adb.Query("SHOW BINLOG EVENTS IN '" + file + "'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	vals := make([]sql.RawBytes, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(vals[len(vals)-1], []byte("SAVEPOINT `tandem_")) {
+			events++
+		}
+	}
+	if events < 20 {
+		t.Fatalf("%d marking savepoints in the binlog, want at least 20", events)
 	}
 }
