@@ -883,7 +883,7 @@ func TestCompressedMarkedCommit(t *testing.T) {
 	adb := testpair.AdminDB(t, testpair.A)
 	var file string
 	var pos int64
-	var doDB, ignoreDB sql.RawBytes
+	var doDB, ignoreDB sql.NullString
 	if err := adb.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &doDB, &ignoreDB); err != nil {
 		t.Fatal(err)
 	}
