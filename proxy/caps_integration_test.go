@@ -619,11 +619,10 @@ func TestStaleCachedMetadataAfterMoveClosesSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.send([]byte{mysql.COM_STMT_EXECUTE, byte(sel), byte(sel >> 8), byte(sel >> 16), byte(sel >> 24), 0, 1, 0, 0, 0})
+	// MariaDB 10.11's b leaves the definitions out (it sent them to
+	// tandem's re-prepare), so the client would decode VARCHAR(40) rows
+	// with VARCHAR(20) definitions.
 	first := c.readOne()
-	if n, pos, ok := lenEncInt(first, 0); ok && first[0] != 0xff && first[pos] == 1 {
-		t.Logf("node b sent the new definitions itself (%d columns): relayed", n)
-		return
-	}
 	e, ok := parseErr(first)
 	if !ok || e.Code != erConnectionKilled {
 		t.Fatalf("execute of a statement whose metadata changed on the new node: %q, want error %d", first, erConnectionKilled)
