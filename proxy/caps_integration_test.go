@@ -286,7 +286,7 @@ func TestGreetingOffersNodeExtendedCaps(t *testing.T) {
 
 // compareExt runs f directly against node a and through tandem with the
 // same capabilities and compares the packets.
-func compareExt(t *testing.T, p *testProxy, caps, ext uint32, f func(c *extConn) [][]byte) {
+func capsCompare(t *testing.T, p *testProxy, caps, ext uint32, f func(c *extConn) [][]byte) {
 	t.Helper()
 	dc, xc := dialExt(t, testpair.Addr(testpair.A), caps, ext), dialExt(t, p.addr, caps, ext)
 	d, x := f(dc), f(xc)
@@ -315,7 +315,7 @@ func TestBulkExecuteDirectAndThroughTandem(t *testing.T) {
 	p := startProxy(t, nil)
 	setupCapsTable(t)
 	for _, caps := range []uint32{0, mysql.CLIENT_DEPRECATE_EOF} {
-		compareExt(t, p, caps, allExt, func(c *extConn) [][]byte {
+		capsCompare(t, p, caps, allExt, func(c *extConn) [][]byte {
 			c.query("DELETE FROM caps_t")
 			id, _ := c.prepare("INSERT INTO caps_t (id, v) VALUES (?, ?)")
 			var out [][]byte
@@ -353,7 +353,7 @@ func TestExtendedAndCachedMetadataDirectAndThroughTandem(t *testing.T) {
 	testpair.WaitInSync(t, 30*time.Second)
 	for _, caps := range []uint32{0, mysql.CLIENT_DEPRECATE_EOF} {
 		for _, ext := range []uint32{allExt, mariadbClientExtendedMeta, mariadbClientCacheMetadata} {
-			compareExt(t, p, caps, ext, func(c *extConn) [][]byte {
+			capsCompare(t, p, caps, ext, func(c *extConn) [][]byte {
 				out := c.query("SELECT id, v, j, g FROM caps_t ORDER BY id")
 				id, prep := c.prepare("SELECT id, v, j, g FROM caps_t WHERE id > ? ORDER BY id")
 				prep[0] = prep[0][:1] // the statement id may differ
@@ -375,49 +375,63 @@ func TestProgressReportsRelayed(t *testing.T) {
 	p := startProxy(t, nil)
 	setupCapsTable(t)
 	db := openDB(t, driverConfig(testpair.Addr(testpair.A)))
-	mustExec(t, db, "INSERT INTO caps_t (id, v) SELECT seq, 'x' FROM seq_1_to_50000")
-	testpair.WaitInSync(t, 60*time.Second)
-	count := func(addr string) int {
-		c := dialExt(t, addr, 0, allExt)
-		c.query("SET SESSION progress_report_time = 1")
-		// Progress is reported at most once a second: a statement
-		// that runs long enough on this machine reports at least once
-		// directly; through tandem the reports must come too.
+	rows := 50000
+	mustExec(t, db, fmt.Sprintf("INSERT INTO caps_t (id, v) SELECT seq, 'x' FROM seq_1_to_%d", rows))
+	// One ALTER TABLE that copies the rows, counting the progress reports
+	// (at most one a second) before its OK.
+	alter := func(c *extConn) int {
 		n := 0
-		for i := 0; n == 0 && i < 5; i++ {
-			out := c.query("ALTER TABLE caps_t FORCE, ALGORITHM=COPY")
-			for _, p := range out {
-				if isProgress(p) {
-					n++
-				}
-			}
-			if last := out[len(out)-1]; last[0] != 0 {
-				t.Fatalf("ALTER TABLE: %q", last)
+		out := c.query("ALTER TABLE caps_t FORCE, ALGORITHM=COPY")
+		for _, p := range out {
+			if isProgress(p) {
+				n++
 			}
 		}
-		if r := c.query("SELECT 1"); len(r) < 3 {
-			t.Fatalf("after the progress reports: %q", r)
+		if last := out[len(out)-1]; last[0] != 0 {
+			t.Fatalf("ALTER TABLE: %q", last)
 		}
 		return n
 	}
-	d := count(testpair.Addr(testpair.A))
-	x := count(p.addr)
-	t.Logf("progress reports: direct %d, through tandem %d", d, x)
-	if d == 0 {
-		t.Skip("the node sent no progress report within 5 ALTERs: nothing to compare")
+	open := func(addr string) *extConn {
+		c := dialExt(t, addr, 0, allExt)
+		c.query("SET SESSION progress_report_time = 1")
+		return c
 	}
+	// Directly: enough rows for the copy to last over a second here.
+	direct := open(testpair.Addr(testpair.A))
+	d := alter(direct)
+	for d == 0 {
+		if rows >= 1<<21 {
+			t.Fatalf("no progress report directly for an ALTER TABLE of %d rows", rows)
+		}
+		mustExec(t, db, fmt.Sprintf("INSERT INTO caps_t (id, v) SELECT seq + %d, 'x' FROM seq_1_to_%d", rows, rows))
+		rows *= 2
+		d = alter(direct)
+	}
+	// Through tandem, the same table: the reports come, and the session
+	// is in step after them.
+	through := open(p.addr)
+	x := 0
+	for i := 0; x == 0 && i < 5; i++ {
+		x = alter(through)
+	}
+	t.Logf("progress reports for %d rows: direct %d, through tandem %d", rows, d, x)
 	if x == 0 {
-		t.Fatal("no progress report came through tandem")
+		t.Fatal("no progress report came through tandem in 5 ALTERs")
 	}
+	if r := through.query("SELECT 1"); len(r) < 3 {
+		t.Fatalf("after the progress reports: %q", r)
+	}
+	testpair.WaitInSync(t, 120*time.Second)
 }
 
-// countingConn counts the bytes a client reads.
-type countingConn struct {
+// capsCountingConn counts the bytes a client reads.
+type capsCountingConn struct {
 	net.Conn
 	n *atomic.Int64
 }
 
-func (c countingConn) Read(p []byte) (int, error) {
+func (c capsCountingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.n.Add(int64(n))
 	return n, err
@@ -432,7 +446,7 @@ func TestCompressionWithGoSQLDriver(t *testing.T) {
 		c.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var d net.Dialer
 			conn, err := d.DialContext(ctx, network, addr)
-			return countingConn{conn, &read}, err
+			return capsCountingConn{conn, &read}, err
 		}
 		db := openDB(t, c)
 		db.SetMaxOpenConns(1)
@@ -497,7 +511,7 @@ func TestCompressionWithGoSQLDriver(t *testing.T) {
 func TestCompressedExtendedSessionDirectAndThroughTandem(t *testing.T) {
 	p := startProxy(t, nil)
 	setupCapsTable(t)
-	compareExt(t, p, mysql.CLIENT_COMPRESS|mysql.CLIENT_DEPRECATE_EOF, allExt, func(c *extConn) [][]byte {
+	capsCompare(t, p, mysql.CLIENT_COMPRESS|mysql.CLIENT_DEPRECATE_EOF, allExt, func(c *extConn) [][]byte {
 		var out [][]byte
 		out = append(out, c.query("SHOW SESSION STATUS LIKE 'Compression'")...)
 		id, _ := c.prepare("INSERT INTO caps_t (id, v) VALUES (?, ?)")
@@ -665,13 +679,13 @@ DROP TABLE cli_z;`
 	}
 }
 
-// commandCounter is an Observer counting commands by their first byte.
-type commandCounter struct {
+// capsCommandCounter is an Observer counting commands by their first byte.
+type capsCommandCounter struct {
 	nopObserver
 	n [256]atomic.Int64
 }
 
-func (c *commandCounter) Command(cmd byte, _, _ int, _ time.Duration, _ bool) { c.n[cmd].Add(1) }
+func (c *capsCommandCounter) Command(cmd byte, _, _ int, _ time.Duration, _ bool) { c.n[cmd].Add(1) }
 
 const connectorJBatch = `import java.sql.*;
 public class Batch {
@@ -712,7 +726,7 @@ func TestConnectorJBatchIsOneBulkExecute(t *testing.T) {
 	if out, err := exec.CommandContext(ctx, "javac", "-cp", jar, "-d", dir, filepath.Join(dir, "Batch.java")).CombinedOutput(); err != nil {
 		t.Fatalf("javac: %v\n%s", err, out)
 	}
-	obs := &commandCounter{}
+	obs := &capsCommandCounter{}
 	p := startProxy(t, func(c *Config, _ []*Node) {
 		c.Observer = obs
 		c.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: testWriter{t}})

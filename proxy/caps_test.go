@@ -58,7 +58,7 @@ func startScriptedExt(t testing.TB, caps, ext uint32, cfg Config, setup ...func(
 }
 
 // packets frames payloads with consecutive sequence ids from seq.
-func packets(seq byte, payloads ...[]byte) []byte {
+func capsPackets(seq byte, payloads ...[]byte) []byte {
 	var b []byte
 	for i, p := range payloads {
 		b = append(b, packet(seq+byte(i), p)...)
@@ -68,7 +68,7 @@ func packets(seq byte, payloads ...[]byte) []byte {
 
 // exchange sends the client's command, checks what the node receives,
 // plays the node's answer and returns what the client receives (n packets).
-func exchange(t *testing.T, ss *scriptedSession, cmd, answer []byte, n int) [][]byte {
+func capsExchange(t *testing.T, ss *scriptedSession, cmd, answer []byte, n int) [][]byte {
 	t.Helper()
 	if _, err := ss.client.Write(packet(0, cmd)); err != nil {
 		t.Fatal(err)
@@ -94,10 +94,10 @@ func exchange(t *testing.T, ss *scriptedSession, cmd, answer []byte, n int) [][]
 
 // stillServing checks that the session answers a COM_PING after what came
 // before: it was not out of step.
-func stillServing(t *testing.T, ss *scriptedSession) {
+func capsStillServing(t *testing.T, ss *scriptedSession) {
 	t.Helper()
 	ok := appendOK(nil, mysql.SERVER_STATUS_AUTOCOMMIT, 0)
-	got := exchange(t, ss, []byte{mysql.COM_PING}, packet(1, ok), 1)
+	got := capsExchange(t, ss, []byte{mysql.COM_PING}, packet(1, ok), 1)
 	if !bytes.Equal(got[0], ok) {
 		t.Fatalf("COM_PING answered %q", got[0])
 	}
@@ -135,30 +135,30 @@ func TestProgressReportsAreNotTheAnswer(t *testing.T) {
 	ss := startScriptedExt(t, mysql.CLIENT_PROTOCOL_41, mariadbClientProgress, Config{})
 	query := append([]byte{mysql.COM_QUERY}, "ALTER TABLE t FORCE"...)
 	ok := appendOK(nil, mysql.SERVER_STATUS_AUTOCOMMIT, 0)
-	got := exchange(t, ss, query, packets(1, progressPacket(1), progressPacket(2), ok), 3)
+	got := capsExchange(t, ss, query, capsPackets(1, progressPacket(1), progressPacket(2), ok), 3)
 	if !isProgress(got[0]) || !isProgress(got[1]) || !bytes.Equal(got[2], ok) {
 		t.Fatalf("client got %q", got)
 	}
-	stillServing(t, ss)
+	capsStillServing(t, ss)
 
 	// In a result set, between two results, and before a prepare's OK.
-	multi := packets(1, progressPacket(1), []byte{1}, []byte("\x03def\x00\x00\x00\x01a\x00\x0c\x3f\x00\x01\x00\x00\x00\x08\x00\x00\x00\x00\x00"),
+	multi := capsPackets(1, progressPacket(1), []byte{1}, []byte("\x03def\x00\x00\x00\x01a\x00\x0c\x3f\x00\x01\x00\x00\x00\x08\x00\x00\x00\x00\x00"),
 		[]byte{0xfe, 0, 0, 2, 0}, []byte("\x011"), progressPacket(2), []byte{0xfe, 0, 0, 2, 0})
-	if got := exchange(t, ss, append([]byte{mysql.COM_QUERY}, "SELECT 1"...), multi, 7); !bytes.Equal(got[6], []byte{0xfe, 0, 0, 2, 0}) {
+	if got := capsExchange(t, ss, append([]byte{mysql.COM_QUERY}, "SELECT 1"...), multi, 7); !bytes.Equal(got[6], []byte{0xfe, 0, 0, 2, 0}) {
 		t.Fatalf("result set with progress reports: %q", got)
 	}
 	prep := []byte{0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
-	if got := exchange(t, ss, append([]byte{mysql.COM_STMT_PREPARE}, "DO 1"...), packets(1, progressPacket(1), prep), 2); !bytes.Equal(got[1], prep) {
+	if got := capsExchange(t, ss, append([]byte{mysql.COM_STMT_PREPARE}, "DO 1"...), capsPackets(1, progressPacket(1), prep), 2); !bytes.Equal(got[1], prep) {
 		t.Fatalf("prepare with a progress report: %q", got)
 	}
-	stillServing(t, ss)
+	capsStillServing(t, ss)
 
 	// Without MARIADB_CLIENT_PROGRESS such a packet is an ERR: the end.
 	ss2 := startScriptedExt(t, mysql.CLIENT_PROTOCOL_41, 0, Config{})
-	if got := exchange(t, ss2, query, packet(1, progressPacket(1)), 1); !isProgress(got[0]) {
+	if got := capsExchange(t, ss2, query, packet(1, progressPacket(1)), 1); !isProgress(got[0]) {
 		t.Fatalf("client got %q", got)
 	}
-	stillServing(t, ss2)
+	capsStillServing(t, ss2)
 }
 
 func TestBulkExecuteRelayed(t *testing.T) {
@@ -166,7 +166,7 @@ func TestBulkExecuteRelayed(t *testing.T) {
 		ss := startScriptedExt(t, caps, mariadbClientBulkOperations|mariadbClientCacheMetadata, Config{})
 		bulk := bulkInsert(7, []int64{1, 2, 3})
 		ok := appendOKInfo(nil, 3, 0, mysql.SERVER_STATUS_AUTOCOMMIT, "Records: 3", caps)
-		if got := exchange(t, ss, bulk, packet(1, ok), 1); !bytes.Equal(got[0], ok) {
+		if got := capsExchange(t, ss, bulk, packet(1, ok), 1); !bytes.Equal(got[0], ok) {
 			t.Fatalf("bulk execute OK: %q", got)
 		}
 		// INSERT ... RETURNING in bulk: a binary result set.
@@ -179,11 +179,11 @@ func TestBulkExecuteRelayed(t *testing.T) {
 			end = append(end, 0, 0)
 		}
 		answer = append(answer, []byte{0, 0, 1, 0, 0, 0, 0, 0, 0, 0}, []byte{0, 0, 2, 0, 0, 0, 0, 0, 0, 0}, end)
-		got := exchange(t, ss, bulk, packets(1, answer...), len(answer))
+		got := capsExchange(t, ss, bulk, capsPackets(1, answer...), len(answer))
 		if !bytes.Equal(got[len(got)-1], end) {
 			t.Fatalf("bulk execute result set: %q", got)
 		}
-		stillServing(t, ss)
+		capsStillServing(t, ss)
 	}
 }
 
@@ -202,7 +202,7 @@ func TestCachedMetadataFollowed(t *testing.T) {
 			text = append(text, eof)
 		}
 		text = append(text, []byte("\x011"), end)
-		exchange(t, ss, append([]byte{mysql.COM_QUERY}, "SELECT 1"...), packets(1, text...), len(text))
+		capsExchange(t, ss, append([]byte{mysql.COM_QUERY}, "SELECT 1"...), capsPackets(1, text...), len(text))
 		// An execute whose definitions are left out: the column count
 		// with flag 0, the EOF (without DEPRECATE_EOF), the rows. A row
 		// starting with 0xfe... is a definition the relay must not expect.
@@ -212,11 +212,11 @@ func TestCachedMetadataFollowed(t *testing.T) {
 			bin = append(bin, eof)
 		}
 		bin = append(bin, []byte{0, 0, 1}, []byte{0, 0, 2}, end)
-		got := exchange(t, ss, exec, packets(1, bin...), len(bin))
+		got := capsExchange(t, ss, exec, capsPackets(1, bin...), len(bin))
 		if !bytes.Equal(got[len(got)-1], end) {
 			t.Fatalf("execute without definitions: %q", got)
 		}
-		stillServing(t, ss)
+		capsStillServing(t, ss)
 	}
 }
 
@@ -226,7 +226,7 @@ func TestStaleCachedMetadataIsNotRelayed(t *testing.T) {
 	stale := func(s *session) { s.meta = map[uint32]stmtMeta{9: {crc: 1, stale: true}} }
 	ss := startScriptedExt(t, mysql.CLIENT_PROTOCOL_41|mysql.CLIENT_DEPRECATE_EOF, mariadbClientCacheMetadata, Config{}, stale)
 	exec := []byte{mysql.COM_STMT_EXECUTE, 9, 0, 0, 0, 0, 1, 0, 0, 0}
-	got := exchange(t, ss, exec, packets(1, []byte{1, 0}, []byte{0, 0, 1}, []byte{0xfe, 0, 0, 2, 0, 0, 0}), 1)
+	got := capsExchange(t, ss, exec, capsPackets(1, []byte{1, 0}, []byte{0, 0, 1}, []byte{0xfe, 0, 0, 2, 0, 0, 0}), 1)
 	if e, ok := parseErr(got[0]); !ok || e.Code != erConnectionKilled {
 		t.Fatalf("stale metadata: client got %q, want error %d", got[0], erConnectionKilled)
 	}
@@ -242,9 +242,9 @@ func TestStaleCachedMetadataIsNotRelayed(t *testing.T) {
 	// With the definitions sent, the statement is fresh again.
 	ss = startScriptedExt(t, mysql.CLIENT_PROTOCOL_41|mysql.CLIENT_DEPRECATE_EOF, mariadbClientCacheMetadata, Config{}, stale)
 	col := []byte("\x03def\x00\x00\x00\x01a\x00\x0c\x3f\x00\x01\x00\x00\x00\x08\x00\x00\x00\x00\x00")
-	exchange(t, ss, exec, packets(1, []byte{1, 1}, col, []byte{0, 0, 1}, []byte{0xfe, 0, 0, 2, 0, 0, 0}), 4)
-	exchange(t, ss, exec, packets(1, []byte{1, 0}, []byte{0, 0, 1}, []byte{0xfe, 0, 0, 2, 0, 0, 0}), 3)
-	stillServing(t, ss)
+	capsExchange(t, ss, exec, capsPackets(1, []byte{1, 1}, col, []byte{0, 0, 1}, []byte{0xfe, 0, 0, 2, 0, 0, 0}), 4)
+	capsExchange(t, ss, exec, capsPackets(1, []byte{1, 0}, []byte{0, 0, 1}, []byte{0xfe, 0, 0, 2, 0, 0, 0}), 3)
+	capsStillServing(t, ss)
 	ss.client.Close()
 	select {
 	case <-ss.done: // the session's goroutine is over: its state may be read
