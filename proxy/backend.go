@@ -41,6 +41,7 @@ type backend struct {
 	salt     []byte // the scramble of the node's greeting (COM_CHANGE_USER answers it)
 	plugin   string // the auth plugin of the node's greeting
 	caps     uint32 // capabilities in effect on this connection
+	extCaps  uint32 // MariaDB's extended capabilities in effect
 	status   uint16 // status flags of the login OK
 }
 
@@ -54,6 +55,7 @@ type loginParams struct {
 	Stage1    []byte
 	DB        string
 	Caps      uint32 // the client's negotiated flags, relayed as they are
+	ExtCaps   uint32 // the client's negotiated MariaDB extended capabilities
 	Collation byte
 	MaxPacket uint32
 	Attrs     []byte
@@ -216,6 +218,17 @@ func finishLogin(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte
 		// differently, so refuse it plainly.
 		return nil, backendError("node %s does not support capability flags 0x%x that this session negotiated", n.Name, missing)
 	}
+	var ext uint32
+	if caps&mysql.CLIENT_LONG_PASSWORD == 0 {
+		if g.Caps&mysql.CLIENT_LONG_PASSWORD != 0 {
+			caps |= mysql.CLIENT_LONG_PASSWORD // not a MariaDB node: no extended capabilities
+		} else {
+			ext = lp.ExtCaps & supportedExtCaps
+		}
+	}
+	if missing := ext &^ g.ExtCaps; missing != 0 {
+		return nil, backendError("node %s does not support MariaDB extended capabilities 0x%x that this session negotiated", n.Name, missing)
+	}
 	caps &= g.Caps | mysql.CLIENT_CONNECT_ATTRS
 	if lp.DB != "" {
 		caps |= mysql.CLIENT_CONNECT_WITH_DB
@@ -229,7 +242,7 @@ func finishLogin(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte
 		auth, _ = lp.respond(plugin, g.Salt)
 	}
 	resp := &handshakeResponse{
-		Caps: caps, MaxPacket: lp.MaxPacket, Collation: lp.Collation,
+		Caps: caps, ExtCaps: ext, MaxPacket: lp.MaxPacket, Collation: lp.Collation,
 		User: lp.User, Auth: auth, DB: lp.DB, Plugin: plugin, Attrs: lp.Attrs,
 	}
 	if caps&mysql.CLIENT_CONNECT_ATTRS != 0 && len(lp.Attrs) == 0 {
@@ -251,7 +264,10 @@ func finishLogin(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte
 		return nil, fmt.Errorf("%w: node sent data after its login OK", ErrHandshake)
 	}
 	b := &backend{node: n, conn: conn, rw: newConnIO(conn), threadID: g.ConnID, salt: g.Salt, plugin: g.AuthPlugin,
-		caps: resp.Caps, status: status}
+		caps: resp.Caps, extCaps: ext, status: status}
+	if resp.Caps&mysql.CLIENT_COMPRESS != 0 {
+		b.rw = newCompressedIO(b.rw)
+	}
 	return b, nil
 }
 
@@ -347,8 +363,10 @@ func (b *backend) changeUser(lp *loginParams, timeout time.Duration) (uint16, er
 	}
 	_ = b.conn.SetDeadline(time.Now().Add(timeout))
 	defer b.conn.SetDeadline(time.Time{})
-	br := bufio.NewReaderSize(b.conn, 1024)
-	bw := bufio.NewWriterSize(b.conn, 1024)
+	rw := b.stream()
+	newCommandOn(rw)
+	br := bufio.NewReaderSize(rw, 1024)
+	bw := bufio.NewWriterSize(rw, 1024)
 	if _, err := writePacket(bw, 0, body); err != nil {
 		return 0, err
 	}
@@ -362,10 +380,21 @@ func (b *backend) changeUser(lp *loginParams, timeout time.Duration) (uint16, er
 	return status, err
 }
 
+// stream is what tandem reads and writes the node through: rw, compressed
+// when the link is (compress.go).
+func (b *backend) stream() io.ReadWriter {
+	if b.rw == nil {
+		return b.conn
+	}
+	return b.rw
+}
+
 // close sends COM_QUIT and closes the connection.
 func (b *backend) close() {
 	_ = b.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	_, _ = b.conn.Write([]byte{1, 0, 0, 0, mysql.COM_QUIT})
+	rw := b.stream()
+	newCommandOn(rw)
+	_, _ = rw.Write([]byte{1, 0, 0, 0, mysql.COM_QUIT})
 	_ = b.conn.Close()
 }
 

@@ -43,6 +43,11 @@ type session struct {
 	user   string
 	pass   string
 	stage1 []byte // SHA1(password) of a node account (accounts.go), else nil
+
+	// extCaps are MariaDB's extended capabilities negotiated with the
+	// client (packet.go, supportedExtCaps).
+	extCaps uint32
+
 	// greetID is the connection id of the greeting: the node thread id
 	// of the session's first node connection.
 	greetID uint32
@@ -66,10 +71,15 @@ type session struct {
 	// session has moved (nil until then: the ids are the node's).
 	stmts    map[uint32]uint32
 	nextStmt uint32
-	// lastStmt is the client's id of the statement it prepared last; 0
-	// when there is none (closed, reset, or the last prepare failed). It
-	// is what the id lastStmtID names, as MariaDB's "last statement".
-	lastStmt uint32
+	// lastStmt is the client's id of the statement prepared last (0:
+	// none, or its prepare failed), which MariaDB's statement id
+	// 0xffffffff names; execStmt is the client's id of the statement the
+	// command in flight executes.
+	lastStmt, execStmt uint32
+	// meta follows the column definitions each prepared statement's
+	// client holds, with MARIADB_CLIENT_CACHE_METADATA (cachedmeta.go);
+	// nil otherwise.
+	meta map[uint32]stmtMeta
 
 	mark txMark // markers for settling outcomes (settle.go)
 
@@ -168,6 +178,11 @@ type relay struct {
 	// commit is set while the command is a COMMIT (its failure has an
 	// unknown outcome).
 	commit bool
+	// progress: the session negotiated MARIADB_CLIENT_PROGRESS, so an
+	// ERR with code 0xffff is a progress report, not the end of a response.
+	progress bool
+	// seq follows a compressed client's numbering (compress.go).
+	seq seqShift
 	// hdr holds packet headers read from the node (a field, so that it
 	// does not escape to the heap on every packet).
 	hdr [headerLen]byte
@@ -188,6 +203,8 @@ func (s *session) getRelay() *relay {
 	r.cw.Reset(s.cwr)
 	r.wrote = false
 	r.out, r.failed, r.commit = 0, false, false
+	r.progress = s.extCaps&mariadbClientProgress != 0
+	r.seq.start(s)
 	return r
 }
 
@@ -318,7 +335,11 @@ func (s *session) commandLoop() error {
 			}
 			return err
 		}
-		if seq != 0 {
+		if seq != 0 && s.caps&mysql.CLIENT_COMPRESS == 0 {
+			// On a compressed link the compressed header carries the
+			// checked number; a node does not check the packets' own
+			// (Connector/J numbers a command after a COM_STMT_CLOSE
+			// from 1), so tandem does not either.
 			return fmt.Errorf("%w: command packet with sequence id %d", ErrPacketSequence, seq)
 		}
 		if length == 0 {
@@ -346,6 +367,7 @@ func (s *session) commandLoop() error {
 			if s.p.settle != nil {
 				s.beginCommand(cmd)
 			}
+			newCommandOn(s.be.rw) // a compressed node link counts from 0 again
 			err = s.command(r, cmd, length)
 			if s.p.settle != nil && err == nil {
 				s.endCommand(r.failed)
@@ -395,8 +417,10 @@ func (s *session) command(r *relay, cmd byte, length int) error {
 	switch cmd {
 	case mysql.COM_QUERY:
 		return s.query(r, length)
-	case mysql.COM_STMT_EXECUTE:
-		s.mapStmt(length)
+	case mysql.COM_STMT_EXECUTE, comStmtBulkExecute:
+		// A bulk execute (MariaDB) is answered as an execute: OK, ERR,
+		// or result sets (RETURNING, unit results).
+		s.execStmt, _ = s.mapStmt(length)
 		return s.forward(r, length, s.readResults, true)
 	case mysql.COM_STMT_PREPARE:
 		return s.prepare(r, length)
@@ -407,6 +431,7 @@ func (s *session) command(r *relay, cmd byte, length int) error {
 		if id, ok := s.mapStmt(length); ok {
 			s.facts.noteStmtClose(id)
 			delete(s.stmts, id)
+			delete(s.meta, id)
 			if id == s.lastStmt {
 				s.lastStmt = 0
 			}
@@ -449,7 +474,7 @@ func (s *session) command(r *relay, cmd byte, length int) error {
 				if s.stmts != nil {
 					s.stmts = map[uint32]uint32{}
 				}
-				s.lastStmt = 0
+				s.forgetStmts()
 			}
 			return err
 		}, false)
@@ -500,21 +525,20 @@ func (s *session) forward(r *relay, length int, resp responseFunc, binary bool) 
 	return s.finish(r, resp(r, binary))
 }
 
+// lastPreparedID is MariaDB's statement id for "the statement this
+// connection prepared last" (a prepare and its execute sent together).
+const lastPreparedID = 0xffffffff
+
 // unknownStmt is a statement id no node hands out (they count up from 1),
 // which the node answers with "unknown prepared statement handler"
 // (1243). Not 0xffffffff: MariaDB reads that as "the statement prepared
 // last".
 const unknownStmt = 0xfffffffe
 
-// lastStmtID is the statement id that MariaDB reads as "the statement
-// prepared last" on the connection (MariaDB Connector/J and Connector/C
-// send it in a COM_STMT_EXECUTE pipelined right after COM_STMT_PREPARE).
-const lastStmtID = 0xffffffff
-
 // mapStmt rewrites, in the client reader's buffer, the statement id of the
 // COM_STMT_* packet about to be relayed from the client's id to the node's,
-// and returns the client's id (lastStmtID resolved to the client's last
-// prepared statement). After a move, lastStmtID becomes the node's id of
+// and returns the client's id (lastPreparedID resolved to the client's last
+// prepared statement). After a move, lastPreparedID becomes the node's id of
 // that statement: the node's own "last" is whatever tandem re-prepared last.
 // The bytes are still unread (Peek), so the relay then copies the rewritten
 // packet.
@@ -527,10 +551,11 @@ func (s *session) mapStmt(length int) (clientID uint32, ok bool) {
 		return 0, false
 	}
 	clientID = binary.LittleEndian.Uint32(b[1:])
-	if clientID == lastStmtID && s.lastStmt != 0 {
+	last := clientID == lastPreparedID
+	if last {
 		clientID = s.lastStmt
 	}
-	if s.stmts != nil {
+	if s.stmts != nil { // 0 (no statement prepared last) maps to unknownStmt
 		id, ok := s.stmts[clientID]
 		if !ok {
 			// Not a statement of this session's: it must not reach
@@ -570,7 +595,7 @@ func (s *session) finish(r *relay, err error) error {
 // session lives on: its next command moves it to a working node. If part of
 // the response was sent, the client connection must be closed.
 func (s *session) nodeFailed(r *relay, err error) error {
-	if errors.Is(err, errClientProtocol) || errors.Is(err, ErrPacketTooLarge) || errors.Is(err, errClientGone) {
+	if errors.Is(err, errClientProtocol) || errors.Is(err, ErrPacketTooLarge) || errors.Is(err, errClientGone) || errors.Is(err, errStaleMetadata) {
 		return err
 	}
 	node := s.be.node
@@ -656,20 +681,33 @@ func (s *session) discardClient(length int) error {
 // next relays one logical packet from the node to the client. Before a read
 // that would block it flushes what the client has not seen yet, so rows
 // stream and the client never waits on our buffer.
+//
+// With MARIADB_CLIENT_PROGRESS, progress reports the node sends while a
+// command runs are relayed on the way: next returns the packet after them.
 func (r *relay) next() (head []byte, first byte, length int, err error) {
-	if r.br.Buffered() == 0 && r.cw.Buffered() > 0 {
-		if err := r.cw.Flush(); err != nil {
-			return nil, 0, 0, err
+	for {
+		if r.br.Buffered() == 0 && r.cw.Buffered() > 0 {
+			if err := r.cw.Flush(); err != nil {
+				return nil, 0, 0, err
+			}
+		}
+		if length, _, err = readHeader(r.br, &r.hdr); err != nil {
+			return nil, 0, 0, err // nothing of this packet reached cw
+		}
+		r.wrote = true
+		r.out += headerLen + length
+		head, first, err = relayBodySeq(r.cw, r.br, &r.hdr, length, r.seq.add(r.hdr[3]))
+		r.failed = first == 0xff
+		if err != nil || first != 0xff || !r.progress || !isProgress(head) {
+			return head, first, length, err
 		}
 	}
-	if length, _, err = readHeader(r.br, &r.hdr); err != nil {
-		return nil, 0, 0, err // nothing of this packet reached cw
-	}
-	r.wrote = true
-	r.out += headerLen + length
-	head, first, err = relayBody(r.cw, r.br, &r.hdr, length)
-	r.failed = first == 0xff
-	return head, first, length, err
+}
+
+// isProgress reports whether a packet is a MariaDB progress report: an
+// ERR packet with error code 0xffff.
+func isProgress(p []byte) bool {
+	return len(p) >= 3 && p[0] == 0xff && p[1] == 0xff && p[2] == 0xff
 }
 
 // readOne relays a response of exactly one packet.
@@ -750,14 +788,38 @@ func (s *session) readResults(r *relay, binary bool) error {
 		if head == nil {
 			return fmt.Errorf("%w: oversized result set header", errNodeProtocol)
 		}
-		ncols, _, ok := lenEncInt(head, 0)
+		ncols, pos, ok := lenEncInt(head, 0)
 		if !ok {
 			return fmt.Errorf("%w: bad column count", errNodeProtocol)
 		}
-		for i := uint64(0); i < ncols; i++ {
-			if _, _, _, err := r.next(); err != nil {
+		follows, track := true, false
+		if s.extCaps&mariadbClientCacheMetadata != 0 {
+			// MARIADB_CLIENT_CACHE_METADATA: a byte says whether the
+			// column definitions follow (a prepared statement's
+			// client may hold them already).
+			if pos >= len(head) {
+				return fmt.Errorf("%w: column count without its metadata flag", errNodeProtocol)
+			}
+			follows = head[pos] != 0
+			if binary {
+				if !follows && s.meta[s.execStmt].stale {
+					return s.staleMetadata(r, length)
+				}
+				track = follows
+			}
+		}
+		var crc uint32
+		for i := uint64(0); follows && i < ncols; i++ {
+			head, first, _, err := r.next()
+			if err != nil {
 				return err
 			}
+			if track {
+				crc = metaCRC(crc, head, first)
+			}
+		}
+		if track {
+			s.noteMeta(s.execStmt, crc)
 		}
 		if s.caps&mysql.CLIENT_DEPRECATE_EOF == 0 {
 			head, _, _, err := r.next()
@@ -830,6 +892,7 @@ func (s *session) relayInfile(r *relay) error {
 			// node fails before it, tandem's own ERR (sequence id
 			// replySeq) is a clean answer.
 			r.wrote = false
+			r.seq.resync() // the node's answer follows the file's packets
 			return r.bw.Flush()
 		}
 	}
@@ -842,6 +905,7 @@ func (s *session) prepare(r *relay, length int) error {
 	if err != nil {
 		return err
 	}
+	s.lastStmt = 0
 	return s.sendToNode(r, body, func(r *relay, _ bool) error {
 		// Read the first packet by hand: after a move, the node's
 		// statement id is replaced by one of the session's own.
@@ -849,9 +913,21 @@ func (s *session) prepare(r *relay, length int) error {
 		if err != nil {
 			return err
 		}
+		for r.progress && length < r.br.Size() {
+			if p, err := r.br.Peek(min(3, length)); err != nil || !isProgress(p) {
+				break
+			}
+			r.wrote = true
+			if _, _, err := relayBodySeq(r.cw, r.br, &r.hdr, length, r.seq.add(r.hdr[3])); err != nil {
+				return err
+			}
+			if length, _, err = readHeader(r.br, &r.hdr); err != nil {
+				return err
+			}
+		}
 		if length < 12 || length >= r.br.Size() {
 			r.wrote = true
-			_, first, err := relayBody(r.cw, r.br, &r.hdr, length)
+			_, first, err := relayBodySeq(r.cw, r.br, &r.hdr, length, r.seq.add(r.hdr[3]))
 			r.failed = first == 0xff
 			s.lastStmt = 0 // a failed prepare leaves no last statement
 			return err     // not a prepare OK
@@ -864,7 +940,7 @@ func (s *session) prepare(r *relay, length int) error {
 			r.wrote = true
 			r.failed = head[0] == 0xff
 			s.lastStmt = 0
-			_, _, err := relayBody(r.cw, r.br, &r.hdr, length)
+			_, _, err := relayBodySeq(r.cw, r.br, &r.hdr, length, r.seq.add(r.hdr[3]))
 			return err
 		}
 		id := binary.LittleEndian.Uint32(head[1:])
@@ -879,24 +955,32 @@ func (s *session) prepare(r *relay, length int) error {
 			id = s.nextStmt
 			binary.LittleEndian.PutUint32(head[1:], id)
 		}
-		if _, _, err := relayBody(r.cw, r.br, &r.hdr, length); err != nil {
+		if _, _, err := relayBodySeq(r.cw, r.br, &r.hdr, length, r.seq.add(r.hdr[3])); err != nil {
 			return err
 		}
 		r.wrote = true
 		s.facts.notePrepare(id, string(body[1:]))
 		s.lastStmt = id
-		for _, n := range [2]int{params, cols} {
-			if n == 0 {
-				continue
-			}
-			if s.caps&mysql.CLIENT_DEPRECATE_EOF == 0 {
-				n++ // the EOF after the definitions
-			}
+		cached := s.extCaps&mariadbClientCacheMetadata != 0
+		var crc uint32
+		for i, n := range [2]int{params, cols} {
 			for range n {
-				if _, _, _, err := r.next(); err != nil {
+				head, first, _, err := r.next()
+				if err != nil {
+					return err
+				}
+				if cached && i == 1 { // the column definitions the client now holds
+					crc = metaCRC(crc, head, first)
+				}
+			}
+			if n > 0 && s.caps&mysql.CLIENT_DEPRECATE_EOF == 0 {
+				if _, _, _, err := r.next(); err != nil { // the EOF after the definitions
 					return err
 				}
 			}
+		}
+		if cached {
+			s.noteMeta(id, crc)
 		}
 		return nil
 	})
@@ -911,6 +995,7 @@ func (s *session) query(r *relay, length int) error {
 		return err
 	}
 	text = text[1:]
+	start := 1 // where the statement begins in the payload
 	if s.caps&mysql.CLIENT_QUERY_ATTRIBUTES != 0 {
 		// MySQL 8 clients put query attributes before the statement.
 		off, ok := skipQueryAttrs(text)
@@ -919,6 +1004,7 @@ func (s *session) query(r *relay, length int) error {
 			return s.forward(r, length, s.readResults, false)
 		}
 		text = text[off:]
+		start += off
 	}
 	if k, ok := parseKill(text); ok && length == n {
 		_, _ = s.cr.Discard(n)
@@ -931,15 +1017,16 @@ func (s *session) query(r *relay, length int) error {
 	if s.p.settle != nil {
 		if mk := s.markerFor(text, length == n, r.commit); mk != nil {
 			s.startSettleable()
-			return s.forwardMarked(r, n, mk)
+			return s.forwardMarked(r, n, start, mk)
 		}
 	}
 	return s.forward(r, length, s.readResults, false)
 }
 
 // forwardMarked relays a COM_QUERY of n bytes, all in the client reader's
-// buffer, with mk in front of the statement (settle.go), then its response.
-func (s *session) forwardMarked(r *relay, n int, mk []byte) error {
+// buffer, with mk in front of the statement, which begins at start (after
+// the query attributes, if any), then its response (settle.go).
+func (s *session) forwardMarked(r *relay, n, start int, mk []byte) error {
 	body, err := s.cr.Peek(n)
 	if err != nil {
 		return err
@@ -948,16 +1035,16 @@ func (s *session) forwardMarked(r *relay, n int, mk []byte) error {
 	if sp {
 		// Mark a transaction of prepared statements (settle.go): the
 		// savepoint goes first, in the same write as the COMMIT.
-		s.mark.savepoint = s.p.settle.appendSavepoint(append(s.mark.savepoint[:0], mysql.COM_QUERY), markID{s.id, s.mark.seq})
+		s.mark.savepoint = s.p.settle.appendSavepoint(appendQuery(s.mark.savepoint[:0], s.be.caps, ""), markID{s.id, s.mark.seq})
 		if _, err := writePacket(r.bw, 0, s.mark.savepoint); err != nil {
 			return err
 		}
 	}
 	putHeader(r.hdr[:], n+len(mk), s.hdr[headerLen-1]) // r.hdr: no escape
 	_, _ = r.bw.Write(r.hdr[:])
-	_ = r.bw.WriteByte(body[0])
+	_, _ = r.bw.Write(body[:start])
 	_, _ = r.bw.Write(mk)
-	_, _ = r.bw.Write(body[1:])
+	_, _ = r.bw.Write(body[start:])
 	_, _ = s.cr.Discard(n)
 	if err := r.bw.Flush(); err != nil {
 		return s.nodeFailed(r, err)

@@ -803,9 +803,9 @@ func TestGrammarStatementIDsAfterMove(t *testing.T) {
 			{send: prep("SELECT 3"), reply: nodeAnswer(preparedAnswer(c, 5, 0, 0)...), want: prepared3},
 			{send: executeCmd(3, 0), node: executeCmd(5, 0), reply: ok},
 			// The "last prepared statement" id is the client's last.
-			{send: executeCmd(lastStmtID, 0), node: executeCmd(5, 0), reply: ok},
+			{send: executeCmd(lastPreparedID, 0), node: executeCmd(5, 0), reply: ok},
 			{send: cmdPacket(mysql.COM_STMT_CLOSE, u32(3)), node: cmdPacket(mysql.COM_STMT_CLOSE, u32(5))},
-			{send: executeCmd(lastStmtID, 0), node: executeCmd(unknownStmt, 0), reply: unknown},
+			{send: executeCmd(lastPreparedID, 0), node: executeCmd(unknownStmt, 0), reply: unknown},
 			{send: cmdPacket(mysql.COM_STMT_CLOSE, u32(1)), node: cmdPacket(mysql.COM_STMT_CLOSE, u32(21))},
 			{send: executeCmd(1, 0), node: executeCmd(unknownStmt, 0), reply: unknown},
 		})
@@ -828,7 +828,7 @@ func TestGrammarLastStatementAfterMove(t *testing.T) {
 		}
 		runSteps(t, m.client, m.node, []gstep{relayed(cmdPacket(mysql.COM_STMT_PREPARE, []byte(last)), preparedAnswer(gramCaps, first[last], 0, 0)...)})
 		ids := map[string]uint32{"SELECT 1": 31, "SELECT 2": 32}
-		li := m.move(t, gramCaps, executeCmd(lastStmtID, 0), ids)
+		li := m.move(t, gramCaps, executeCmd(lastPreparedID, 0), ids)
 		m.relayFirst(t, li, executeCmd(ids[last], 0), nodeAnswer(okP(0, 0, stAC, "")))
 		endInStep(t, m.scriptedSession, li.conn)
 	}

@@ -49,12 +49,19 @@ func (s *session) handshake() error {
 	if len(s.salt) != 20 {
 		s.salt = mysql.RandomBuf(20)
 	}
-	advertised := g.Caps&supportedCaps | requiredCaps | mysql.CLIENT_PLUGIN_AUTH | mysql.CLIENT_CONNECT_ATTRS | mysql.CLIENT_LONG_PASSWORD
+	// The node's own capabilities, masked to what the relay follows:
+	// a MariaDB node's extended ones included (it clears
+	// CLIENT_LONG_PASSWORD, alias CLIENT_MYSQL, to announce them).
+	advertised := g.Caps&supportedCaps | requiredCaps | mysql.CLIENT_PLUGIN_AUTH | mysql.CLIENT_CONNECT_ATTRS
+	var advertisedExt uint32
+	if g.Caps&mysql.CLIENT_LONG_PASSWORD == 0 {
+		advertisedExt = g.ExtCaps & supportedExtCaps
+	}
 	if p.cfg.TLS != nil {
 		advertised |= mysql.CLIENT_SSL
 	}
 	hello := &greeting{
-		Version: g.Version, ConnID: g.ConnID, Salt: s.salt, Caps: advertised,
+		Version: g.Version, ConnID: g.ConnID, Salt: s.salt, Caps: advertised, ExtCaps: advertisedExt,
 		Collation: g.Collation, Status: mysql.SERVER_STATUS_AUTOCOMMIT,
 		AuthPlugin: p.cfg.DefaultAuthPlugin,
 	}
@@ -94,6 +101,9 @@ func (s *session) handshake() error {
 		return err
 	}
 	s.caps = resp.Caps & advertised
+	if resp.Caps&mysql.CLIENT_LONG_PASSWORD == 0 {
+		s.extCaps = resp.ExtCaps & advertisedExt
+	}
 	s.user = resp.User
 	seq++
 	cr, seq, err := s.authenticate(&clientAuth{user: resp.User, plugin: resp.Plugin, auth: resp.Auth}, seq,
@@ -158,6 +168,9 @@ func (s *session) handshake() error {
 		return err
 	}
 	s.cio = newConnIO(s.client)
+	if s.caps&mysql.CLIENT_COMPRESS != 0 {
+		s.cio = newCompressedIO(s.cio)
+	}
 	s.crd = &clientReader{conn: s.client, r: s.cio, timeout: p.cfg.NetReadTimeout}
 	s.cwr = &clientWriter{conn: s.client, w: s.cio, timeout: p.cfg.NetWriteTimeout}
 	s.cr = bufio.NewReaderSize(s.crd, clientBufSize)
@@ -254,7 +267,8 @@ func (s *session) changeUser(r *relay, length int) error {
 	if s.stmts != nil {
 		s.stmts = map[uint32]uint32{}
 	}
-	s.nextStmt, s.lastStmt = 0, 0
+	s.nextStmt = 0
+	s.forgetStmts()
 	s.facts.reset(cu.DB, collation)
 	s.facts.noteStatus(status)
 	_, err = writePacket(r.cw, seq, appendOK(nil, status&^mysql.SERVER_SESSION_STATE_CHANGED, s.caps))

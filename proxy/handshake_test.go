@@ -106,6 +106,8 @@ func TestParseGreetingMariaDB(t *testing.T) {
 		Collation:  45,         // utf8mb4_general_ci
 		Status:     mysql.SERVER_STATUS_AUTOCOMMIT,
 		AuthPlugin: mysql.AUTH_NATIVE_PASSWORD,
+		// progress, bulk operations, extended and cached metadata
+		ExtCaps: 0x1d,
 	}
 	if !reflect.DeepEqual(g, want) {
 		t.Errorf("parseGreeting =\n%+v\nwant\n%+v", g, want)
@@ -224,11 +226,13 @@ func TestGreetingBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := appendGreeting(nil, g)
-	// MariaDB puts its extended capabilities in the last 4 filler bytes;
-	// tandem writes zeros there.
-	want := append([]byte{}, p...)
-	filler := 1 + len(g.Version) + 1 + 4 + 8 + 1 + 2 + 1 + 2 + 2 + 1 + 6
-	copy(want[filler:filler+4], []byte{0, 0, 0, 0})
+	// MariaDB puts its extended capabilities in the last 4 filler bytes
+	// (it clears CLIENT_MYSQL): progress, bulk, extended and cached
+	// metadata; tandem writes them back.
+	if g.Caps&mysql.CLIENT_LONG_PASSWORD != 0 || g.ExtCaps != 0x1d {
+		t.Errorf("caps 0x%x, extended 0x%x; want CLIENT_MYSQL clear and 0x1d", g.Caps, g.ExtCaps)
+	}
+	want := p
 	if !bytes.Equal(out, want) {
 		t.Errorf("appendGreeting =\n% x\nwant\n% x", out, want)
 	}

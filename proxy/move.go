@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -160,7 +161,14 @@ func (s *session) refuse(r *relay, cmd byte, length int, e *sqlError) error {
 // error). Any doubt counts as alive: the command then runs and fails as
 // usual.
 func (s *session) backendAlive() bool {
-	if r, ok := s.be.rw.(*rawIO); ok {
+	rw := s.be.rw
+	if c, ok := rw.(*compressedIO); ok {
+		if c.buffered() > 0 {
+			return false // the node sent something unasked
+		}
+		rw = c.rw
+	}
+	if r, ok := rw.(*rawIO); ok {
 		return r.idleAndOpen()
 	}
 	return true
@@ -190,7 +198,7 @@ func (s *session) reattach(deadline time.Time, vars []string) (*route, error) {
 // read on the old node), and makes it the session's node connection.
 func (s *session) restore(be *backend, vars []string) error {
 	_ = be.conn.SetDeadline(time.Now().Add(s.p.cfg.LoginTimeout))
-	sc := &syncConn{br: bufio.NewReaderSize(be.conn, 4096), bw: bufio.NewWriterSize(be.conn, 4096), caps: be.caps}
+	sc := newSyncConn(be)
 	fail := func(err error) error {
 		be.close()
 		return err
@@ -217,11 +225,12 @@ func (s *session) restore(be *backend, vars []string) error {
 	}
 	stmts := make(map[uint32]uint32, len(s.facts.Prepared))
 	for clientID, text := range s.facts.Prepared {
-		id, err := sc.prepare(text)
+		id, crc, err := sc.prepare(text)
 		if err != nil {
 			return fail(fmt.Errorf("re-preparing statement %d: %w", clientID, err))
 		}
 		stmts[clientID] = id
+		s.reprepared(clientID, crc)
 	}
 	if sc.br.Buffered() > 0 {
 		return fail(fmt.Errorf("%w: node sent more than was asked while restoring a session", errNodeProtocol))
@@ -246,16 +255,23 @@ func (s *session) restore(be *backend, vars []string) error {
 // loginParams are the session's credentials and options for a node login.
 func (s *session) loginParams() *loginParams {
 	return &loginParams{User: s.user, Password: s.pass, Stage1: s.stage1, DB: s.facts.Schema, Caps: s.caps &^ mysql.CLIENT_SSL,
-		Collation: s.facts.Collation, MaxPacket: 1<<30 - 1, Attrs: s.attrs}
+		ExtCaps: s.extCaps, Collation: s.facts.Collation, MaxPacket: 1<<30 - 1, Attrs: s.attrs}
 }
 
 // syncConn runs tandem's own statements on a node connection that no client
 // uses yet.
 type syncConn struct {
+	rw     io.ReadWriter // be.rw: compressed when the link is
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	caps   uint32
 	status uint16
+}
+
+// newSyncConn returns a syncConn on be's connection.
+func newSyncConn(be *backend) *syncConn {
+	rw := be.stream()
+	return &syncConn{rw: rw, br: bufio.NewReaderSize(rw, 4096), bw: bufio.NewWriterSize(rw, 4096), caps: be.caps}
 }
 
 func (c *syncConn) roundTrip(cmd byte, text string) ([]byte, error) {
@@ -263,6 +279,7 @@ func (c *syncConn) roundTrip(cmd byte, text string) ([]byte, error) {
 	if cmd == mysql.COM_QUERY {
 		body = appendQuery(nil, c.caps, text)
 	}
+	newCommandOn(c.rw)
 	if _, err := writePacket(c.bw, 0, body); err != nil {
 		return nil, err
 	}
@@ -270,6 +287,9 @@ func (c *syncConn) roundTrip(cmd byte, text string) ([]byte, error) {
 		return nil, err
 	}
 	p, _, err := readPacket(c.br, nil, 1<<20)
+	for err == nil && isProgress(p) { // MARIADB_CLIENT_PROGRESS
+		p, _, err = readPacket(c.br, nil, 1<<20)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -293,29 +313,39 @@ func (c *syncConn) exec(stmt string) error {
 	return nil
 }
 
-// prepare prepares text and returns the node's statement id.
-func (c *syncConn) prepare(text string) (uint32, error) {
+// prepare prepares text and returns the node's statement id and the
+// checksum of its column definitions (cachedmeta.go).
+func (c *syncConn) prepare(text string) (id, crc uint32, err error) {
 	p, err := c.roundTrip(mysql.COM_STMT_PREPARE, text)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if len(p) < 12 || p[0] != 0 {
-		return 0, fmt.Errorf("%w: bad COM_STMT_PREPARE response", errNodeProtocol)
+		return 0, 0, fmt.Errorf("%w: bad COM_STMT_PREPARE response", errNodeProtocol)
 	}
-	id := binary.LittleEndian.Uint32(p[1:])
-	skip := 0
-	for _, n := range []uint16{binary.LittleEndian.Uint16(p[7:]), binary.LittleEndian.Uint16(p[5:])} {
-		if n > 0 {
-			skip += int(n)
-			if c.caps&mysql.CLIENT_DEPRECATE_EOF == 0 {
-				skip++
+	id = binary.LittleEndian.Uint32(p[1:])
+	for i, n := range []uint16{binary.LittleEndian.Uint16(p[7:]), binary.LittleEndian.Uint16(p[5:])} {
+		for range n {
+			def, _, err := readPacket(c.br, nil, 1<<20)
+			if err != nil {
+				return 0, 0, err
+			}
+			if i == 1 {
+				var first byte
+				if len(def) > 0 {
+					first = def[0]
+				}
+				if len(def) >= relayBufSize { // as the relay sees it
+					def = nil
+				}
+				crc = metaCRC(crc, def, first)
+			}
+		}
+		if n > 0 && c.caps&mysql.CLIENT_DEPRECATE_EOF == 0 {
+			if _, _, err := readPacket(c.br, nil, 1<<20); err != nil {
+				return 0, 0, err
 			}
 		}
 	}
-	for range skip {
-		if _, _, err := readPacket(c.br, nil, 1<<20); err != nil {
-			return 0, err
-		}
-	}
-	return id, nil
+	return id, crc, nil
 }

@@ -152,6 +152,13 @@ func relayPacket(dst *bufio.Writer, src *bufio.Reader, hdr *[headerLen]byte) (he
 // relayBody is relayPacket after the header of the first chunk was read
 // into hdr: it writes that header to dst and copies the payload.
 func relayBody(dst *bufio.Writer, src *bufio.Reader, hdr *[headerLen]byte, length int) (head []byte, first byte, err error) {
+	return relayBodySeq(dst, src, hdr, length, 0)
+}
+
+// relayBodySeq is relayBody adding add to the sequence id of every chunk
+// (compress.go: a compressed link numbers a response differently).
+func relayBodySeq(dst *bufio.Writer, src *bufio.Reader, hdr *[headerLen]byte, length int, add byte) (head []byte, first byte, err error) {
+	hdr[3] += add
 	if _, err = dst.Write(hdr[:]); err != nil {
 		return nil, 0, err
 	}
@@ -187,6 +194,7 @@ func relayBody(dst *bufio.Writer, src *bufio.Reader, hdr *[headerLen]byte, lengt
 		if n, _, err = readHeader(src, hdr); err != nil {
 			return nil, first, unexpectedEOF(err)
 		}
+		hdr[3] += add
 		if _, err = dst.Write(hdr[:]); err != nil {
 			return nil, first, err
 		}
@@ -266,14 +274,19 @@ func nulString(b []byte, pos int) (v []byte, next int, ok bool) {
 
 // supportedCaps are the capability flags tandem can relay unchanged: every
 // one of them either changes nothing tandem parses or is understood by the
-// relay state machine. Left out on purpose: CLIENT_COMPRESS and
-// CLIENT_ZSTD_COMPRESSION_ALGORITHM (the relay would have to inflate),
-// CLIENT_OPTIONAL_RESULTSET_METADATA (changes result set framing),
+// relay state machine. CLIENT_COMPRESS is relayed too (compress.go): tandem
+// inflates both links. Left out on purpose:
+// CLIENT_ZSTD_COMPRESSION_ALGORITHM (MySQL 8 only; MariaDB does not offer
+// it, so tandem has no node to test it against), CLIENT_OPTIONAL_RESULTSET_METADATA
+// (MySQL 8's metadata-less result sets: not followed by the relay),
 // CLIENT_SSL (offered only when tandem has a certificate, and never passed
-// on: the node link is separate), MariaDB's extended capabilities (tandem
-// presents itself with CLIENT_LONG_PASSWORD set, so clients do not use them).
+// on: the node link is separate). CLIENT_LONG_PASSWORD is MariaDB's
+// CLIENT_MYSQL: a MariaDB node clears it in its greeting and puts its
+// extended capabilities (supportedExtCaps) in the greeting's filler; tandem
+// greets the same way.
 const supportedCaps = mysql.CLIENT_LONG_PASSWORD | mysql.CLIENT_FOUND_ROWS |
 	mysql.CLIENT_LONG_FLAG | mysql.CLIENT_CONNECT_WITH_DB | mysql.CLIENT_NO_SCHEMA |
+	mysql.CLIENT_COMPRESS |
 	mysql.CLIENT_ODBC | mysql.CLIENT_LOCAL_FILES | mysql.CLIENT_IGNORE_SPACE |
 	mysql.CLIENT_PROTOCOL_41 | mysql.CLIENT_INTERACTIVE | mysql.CLIENT_IGNORE_SIGPIPE |
 	mysql.CLIENT_TRANSACTIONS | mysql.CLIENT_SECURE_CONNECTION |
@@ -282,6 +295,33 @@ const supportedCaps = mysql.CLIENT_LONG_PASSWORD | mysql.CLIENT_FOUND_ROWS |
 	mysql.CLIENT_CONNECT_ATTRS | mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA |
 	mysql.CLIENT_SESSION_TRACK | mysql.CLIENT_DEPRECATE_EOF |
 	mysql.CLIENT_QUERY_ATTRIBUTES
+
+// MariaDB's extended capabilities: bits 32 and up of the capability flags,
+// carried as a 4-byte field (bit 0 here is bit 32 there) in the last 4
+// bytes of the greeting's reserved filler and of the handshake response's,
+// when the sender clears CLIENT_MYSQL (= CLIENT_LONG_PASSWORD).
+const (
+	mariadbClientProgress        = 1 << 0 // MARIADB_CLIENT_PROGRESS: progress reports (ERR 0xffff) during a command
+	mariadbClientComMulti        = 1 << 1 // MARIADB_CLIENT_COM_MULTI: obsolete, never relayed
+	mariadbClientBulkOperations  = 1 << 2 // MARIADB_CLIENT_STMT_BULK_OPERATIONS: COM_STMT_BULK_EXECUTE
+	mariadbClientExtendedMeta    = 1 << 3 // MARIADB_CLIENT_EXTENDED_METADATA: longer column definitions
+	mariadbClientCacheMetadata   = 1 << 4 // MARIADB_CLIENT_CACHE_METADATA: "metadata follows" byte after a column count
+	mariadbClientBulkUnitResults = 1 << 5 // MARIADB_CLIENT_BULK_UNIT_RESULTS (11.5+): per-row results of a bulk execute
+)
+
+// supportedExtCaps are the extended capabilities tandem relays: the relay
+// skips progress reports, follows COM_STMT_BULK_EXECUTE and its responses
+// (OK, ERR or result sets), relays column definitions without reading them,
+// and reads the "metadata follows" byte (conn.go, cachedmeta.go).
+const supportedExtCaps = mariadbClientProgress | mariadbClientBulkOperations | mariadbClientExtendedMeta |
+	mariadbClientCacheMetadata | mariadbClientBulkUnitResults
+
+// comStmtBulkExecute is MariaDB's COM_STMT_BULK_EXECUTE.
+const comStmtBulkExecute = 0xfa
+
+// extCapsOffset is where the extended capabilities sit in a handshake
+// response (and an SSLRequest): bytes 28 to 31.
+const extCapsOffset = 28
 
 // requiredCaps must be set by every client: tandem speaks protocol 4.1 only.
 const requiredCaps = mysql.CLIENT_PROTOCOL_41 | mysql.CLIENT_SECURE_CONNECTION
@@ -301,6 +341,10 @@ type greeting struct {
 	Collation  byte
 	Status     uint16
 	AuthPlugin string
+
+	// ExtCaps are MariaDB's extended capabilities, present when Caps
+	// lacks CLIENT_LONG_PASSWORD.
+	ExtCaps uint32
 }
 
 // appendGreeting appends the payload of an initial handshake packet.
@@ -316,7 +360,12 @@ func appendGreeting(b []byte, g *greeting) []byte {
 	b = binary.LittleEndian.AppendUint16(b, g.Status)
 	b = binary.LittleEndian.AppendUint16(b, uint16(g.Caps>>16))
 	b = append(b, byte(len(g.Salt)+1))
-	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+	b = append(b, 0, 0, 0, 0, 0, 0)
+	if g.Caps&mysql.CLIENT_LONG_PASSWORD == 0 {
+		b = binary.LittleEndian.AppendUint32(b, g.ExtCaps)
+	} else {
+		b = append(b, 0, 0, 0, 0)
+	}
 	b = append(b, g.Salt[8:]...)
 	b = append(b, 0)
 	b = append(b, g.AuthPlugin...)
@@ -359,6 +408,9 @@ func parseGreeting(p []byte) (*greeting, error) {
 	g.Status = binary.LittleEndian.Uint16(p[pos+1:])
 	g.Caps |= uint32(binary.LittleEndian.Uint16(p[pos+3:])) << 16
 	saltLen := int(p[pos+5])
+	if g.Caps&mysql.CLIENT_LONG_PASSWORD == 0 { // a MariaDB server
+		g.ExtCaps = binary.LittleEndian.Uint32(p[pos+6+6:])
+	}
 	pos += 6 + 10
 	if g.Caps&mysql.CLIENT_SECURE_CONNECTION != 0 {
 		n := max(13, saltLen-8)
@@ -395,6 +447,10 @@ type handshakeResponse struct {
 	// Attrs is the raw connection-attributes block (length-encoded
 	// length included), passed on to the node as it is.
 	Attrs []byte
+
+	// ExtCaps are MariaDB's extended capabilities, sent when Caps lacks
+	// CLIENT_LONG_PASSWORD.
+	ExtCaps uint32
 }
 
 // isSSLRequest reports whether a first client packet is an SSLRequest.
@@ -412,6 +468,9 @@ func parseHandshakeResponse(p []byte) (*handshakeResponse, error) {
 		Caps:      binary.LittleEndian.Uint32(p),
 		MaxPacket: binary.LittleEndian.Uint32(p[4:]),
 		Collation: p[8],
+	}
+	if r.Caps&mysql.CLIENT_LONG_PASSWORD == 0 {
+		r.ExtCaps = binary.LittleEndian.Uint32(p[extCapsOffset:])
 	}
 	if r.Caps&requiredCaps != requiredCaps {
 		return nil, fmt.Errorf("%w: client lacks CLIENT_PROTOCOL_41 or CLIENT_SECURE_CONNECTION", ErrHandshake)
@@ -471,7 +530,12 @@ func appendHandshakeResponse(b []byte, r *handshakeResponse) []byte {
 	b = binary.LittleEndian.AppendUint32(b, caps)
 	b = binary.LittleEndian.AppendUint32(b, r.MaxPacket)
 	b = append(b, r.Collation)
-	b = append(b, make([]byte, 23)...)
+	b = append(b, make([]byte, 19)...)
+	if caps&mysql.CLIENT_LONG_PASSWORD == 0 {
+		b = binary.LittleEndian.AppendUint32(b, r.ExtCaps)
+	} else {
+		b = append(b, 0, 0, 0, 0)
+	}
 	b = append(b, r.User...)
 	b = append(b, 0)
 	if caps&mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA != 0 {

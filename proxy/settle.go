@@ -192,9 +192,9 @@ func (s *session) beginCommand(cmd byte) {
 	m.inTx, m.autocom = s.facts.InTransaction, s.facts.Autocommit
 	m.ends = false
 	switch cmd {
-	case mysql.COM_QUERY, mysql.COM_STMT_EXECUTE:
+	case mysql.COM_QUERY, mysql.COM_STMT_EXECUTE, comStmtBulkExecute:
 		m.ends = !m.inTx && m.autocom
-		if cmd == mysql.COM_STMT_EXECUTE {
+		if cmd != mysql.COM_QUERY {
 			// Prepared text carries no marker: a transaction is marked
 			// by a savepoint before its COMMIT; an autocommit
 			// execution cannot be.

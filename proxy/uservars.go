@@ -6,7 +6,6 @@ package proxy
 // variables in information_schema.USER_VARIABLES.
 
 import (
-	"bufio"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -110,7 +109,7 @@ func (s *session) readState() captured {
 		// Cut's deadline may have come before ours: the node failed.
 		return captured{err: errors.New("the node's connections were cut")}
 	}
-	sc := &syncConn{br: bufio.NewReaderSize(be.conn, 4096), bw: bufio.NewWriterSize(be.conn, 4096), caps: be.caps}
+	sc := newSyncConn(be)
 	var c captured
 	rows, err := sc.query("SELECT LAST_INSERT_ID()")
 	if err != nil || len(rows) != 1 || len(rows[0]) != 1 || rows[0][0] == nil {
