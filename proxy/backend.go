@@ -38,10 +38,11 @@ type backend struct {
 	conn     net.Conn
 	rw       io.ReadWriter // the relay's reads and writes (rawio.go)
 	threadID uint32
-	salt     []byte // the scramble of the node's greeting (COM_CHANGE_USER answers it)
-	plugin   string // the auth plugin of the node's greeting
-	caps     uint32 // capabilities in effect on this connection
-	status   uint16 // status flags of the login OK
+	salt     []byte    // the scramble of the node's greeting (COM_CHANGE_USER answers it)
+	plugin   string    // the auth plugin of the node's greeting
+	caps     uint32    // capabilities in effect on this connection
+	status   uint16    // status flags of the login OK
+	born     time.Time // when the login finished (PoolConfig.MaxAge)
 }
 
 // loginParams are what a client session asks of its node connection.
@@ -251,7 +252,7 @@ func finishLogin(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte
 		return nil, fmt.Errorf("%w: node sent data after its login OK", ErrHandshake)
 	}
 	b := &backend{node: n, conn: conn, rw: newConnIO(conn), threadID: g.ConnID, salt: g.Salt, plugin: g.AuthPlugin,
-		caps: resp.Caps, status: status}
+		caps: resp.Caps, status: status, born: time.Now()}
 	return b, nil
 }
 
