@@ -221,10 +221,7 @@ func (pl *pool) get(rt *route, lp *loginParams) *backend {
 			pl.mu.Unlock()
 			return nil
 		}
-		if pl.known[key] == nil && pl.cfg.MinIdle > 0 {
-			c := *lp
-			pl.known[key] = &c
-		}
+		pl.learn(key, lp)
 		list := pl.idle[key]
 		i := len(list) - 1
 		for j := i; j >= 0; j-- { // the newest with the same schema and collation
@@ -264,6 +261,15 @@ func (pl *pool) get(rt *route, lp *loginParams) *backend {
 	}
 }
 
+// learn remembers lp as an account to open sessions ahead for (MinIdle).
+// pl.mu is held.
+func (pl *pool) learn(key poolKey, lp *loginParams) {
+	if pl.known[key] == nil && pl.cfg.MinIdle > 0 {
+		c := *lp
+		pl.known[key] = &c
+	}
+}
+
 // alive peeks, without blocking, whether the node closed the idle session
 // or sent something unasked.
 func (pl *pool) alive(be *backend) bool {
@@ -298,6 +304,7 @@ func (pl *pool) put(be *backend, lp *loginParams) {
 func (pl *pool) add(be *backend, lp *loginParams, counter *int) {
 	key := keyOf(lp)
 	pl.mu.Lock()
+	pl.learn(key, lp)
 	rt := pl.p.route.Load()
 	if pl.closed || rt.node != be.node || rt.held || len(pl.idle[key]) >= pl.cfg.Size {
 		if !pl.closed && rt.node == be.node && !rt.held {
@@ -383,7 +390,8 @@ func (pl *pool) close() {
 	pl.wg.Wait()
 }
 
-// janitor evicts idle sessions past IdleTimeout or MaxAge and opens
+// janitor evicts idle sessions past IdleTimeout or MaxAge or closed by
+// the node, and opens
 // sessions ahead (MinIdle), until close.
 func (pl *pool) janitor() {
 	defer pl.wg.Done()
@@ -402,14 +410,16 @@ func (pl *pool) janitor() {
 	}
 }
 
-// evict closes the idle sessions that are past IdleTimeout or MaxAge at now.
+// evict closes the idle sessions that are past IdleTimeout or MaxAge at
+// now, and those the node closed (a peek each: a node that died, or its
+// wait_timeout).
 func (pl *pool) evict(now time.Time) {
 	var out []*backend
 	pl.mu.Lock()
 	for key, list := range pl.idle {
 		kept := list[:0]
 		for _, e := range list {
-			if now.Sub(e.since) >= pl.cfg.IdleTimeout || now.Sub(e.be.born) >= pl.cfg.MaxAge {
+			if now.Sub(e.since) >= pl.cfg.IdleTimeout || now.Sub(e.be.born) >= pl.cfg.MaxAge || !pl.alive(e.be) {
 				out = append(out, e.be)
 				continue
 			}
@@ -483,7 +493,19 @@ func (pl *pool) login(lp *loginParams, deadline time.Time) (*backend, *route, er
 			return be, rt, nil
 		}
 	}
-	return pl.p.dialRoute(lp, deadline)
+	// As a client greeted with a node connection would: a node that
+	// cannot be reached is reported (Config.NodeFailed) and the login
+	// waits for the route to change.
+	o, rt, err := pl.p.openRoute(deadline)
+	if err != nil {
+		return nil, rt, err
+	}
+	pl.noteGreeting(o.node, o.g)
+	be, err := o.login(lp, pl.p.cfg.LoginTimeout)
+	if _, refused := isNodeRefusal(err); err != nil && !refused {
+		return pl.p.dialRoute(lp, deadline)
+	}
+	return be, rt, err
 }
 
 // release hands the session's node connection to the pool, reset, when the
