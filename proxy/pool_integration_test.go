@@ -485,3 +485,36 @@ func (c *rawClient) query1(q string) (string, error) {
 	}
 	return *rows[0][0], nil
 }
+
+// TestResetConnectionKeepsSchema checks, directly on the node, why the
+// pool resets with COM_CHANGE_USER rather than COM_RESET_CONNECTION: the
+// latter resets session state and the character set (to the handshake's)
+// too, but keeps the schema, and cannot give the session another
+// client's schema or collation.
+func TestResetConnectionKeepsSchema(t *testing.T) {
+	testpair.Require(t)
+	c, err := loginAs(testpair.Addr(testpair.A), testpair.AppDB, 8) // latin1_swedish_ci
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.quit()
+	for _, q := range []string{"USE sbtest", "SET @v = 1", "SET SESSION wait_timeout = 1234", "SET NAMES utf8mb4"} {
+		if err := c.sc.exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.sc.roundTrip(gmysql.COM_RESET_CONNECTION, ""); err != nil {
+		t.Fatalf("COM_RESET_CONNECTION: %v", err)
+	}
+	got := c.value(t, "SELECT CONCAT_WS(' ', DATABASE(), IFNULL(@v, 'unset'), @@session.wait_timeout = @@global.wait_timeout, @@character_set_client)")
+	if got != "sbtest unset 1 latin1" {
+		t.Fatalf("after COM_RESET_CONNECTION: %q; want schema kept, variables reset, the handshake's character set", got)
+	}
+	// COM_CHANGE_USER sets the schema and the collation it is given.
+	if _, err := c.be.changeUser(&loginParams{User: testpair.AppUser, Password: testpair.AppPassword, DB: testpair.AppDB, Collation: 45}, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.value(t, "SELECT CONCAT_WS(' ', DATABASE(), @@character_set_client)"); got != "app utf8mb4" {
+		t.Fatalf("after COM_CHANGE_USER: %q, want app utf8mb4", got)
+	}
+}
