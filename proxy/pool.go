@@ -22,9 +22,13 @@ package proxy
 // pool's lock, which a drain takes after publishing the new route.
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
 )
 
 // PoolConfig configures pooled node sessions. Pooling is off unless Users
@@ -288,7 +292,7 @@ func (pl *pool) put(be *backend, lp *loginParams) {
 		pl.count1(&pl.stats.Evicted)
 		return
 	}
-	status, err := be.changeUser(lp, pl.p.cfg.LoginTimeout)
+	status, err := resetSession(be, lp, pl.p.cfg.LoginTimeout)
 	if err != nil {
 		pl.p.log.Debug("pool: reset failed; closing the node session", "node", be.node.Name, "error", err)
 		be.close()
@@ -297,6 +301,95 @@ func (pl *pool) put(be *backend, lp *loginParams) {
 	}
 	be.status = status
 	pl.add(be, lp, &pl.stats.Resets)
+}
+
+// roleQuery asks a reset session for its role: neither
+// COM_RESET_CONNECTION nor COM_CHANGE_USER undoes a SET ROLE on MariaDB
+// 10.11, so a session with a role is closed rather than pooled.
+const roleQuery = "SELECT CURRENT_ROLE() IS NULL"
+
+// errRoleSet: the reset session still has a role.
+var errRoleSet = errors.New("the session has a role set (SET ROLE or a default role)")
+
+// resetSession resets be for a next client: COM_RESET_CONNECTION and
+// COM_INIT_DB db when db is set (COM_RESET_CONNECTION keeps the schema; the
+// character set goes back to the one of be's last login or
+// COM_CHANGE_USER), else COM_CHANGE_USER with lp; then roleQuery. All of
+// it is sent at once (one round trip) when db is set. It returns the
+// status flags of the last OK, within timeout.
+func resetSession(be *backend, lp *loginParams, timeout time.Duration) (uint16, error) {
+	var status uint16
+	if lp.DB == "" {
+		st, err := be.changeUser(lp, timeout)
+		if err != nil {
+			return 0, err
+		}
+		status = st
+	}
+	_ = be.conn.SetDeadline(time.Now().Add(timeout))
+	defer be.conn.SetDeadline(time.Time{})
+	var b []byte
+	oks := 0
+	if lp.DB != "" {
+		b = appendFrame(b, []byte{mysql.COM_RESET_CONNECTION})
+		b = appendFrame(b, append([]byte{mysql.COM_INIT_DB}, lp.DB...))
+		oks = 2
+	}
+	b = appendFrame(b, appendQuery(nil, be.caps, roleQuery))
+	if _, err := be.conn.Write(b); err != nil {
+		return 0, err
+	}
+	br := bufio.NewReaderSize(be.conn, 512)
+	for range oks {
+		p, _, err := readPacket(br, nil, 1<<16)
+		if err != nil {
+			return 0, err
+		}
+		switch {
+		case len(p) > 0 && p[0] == 0xff:
+			e, _ := parseErr(p)
+			return 0, &e
+		case len(p) == 0 || p[0] != 0:
+			return 0, fmt.Errorf("%w: unexpected answer to a session reset", errNodeProtocol)
+		}
+		status = okStatus(p, be.caps)
+	}
+	// One column, one row ("1": no role), then EOF or OK.
+	var row []byte
+	eof := 2
+	if be.caps&mysql.CLIENT_DEPRECATE_EOF != 0 {
+		eof = 1
+	}
+	for i := range 3 + eof {
+		p, _, err := readPacket(br, nil, 1<<16)
+		if err != nil {
+			return 0, err
+		}
+		if len(p) > 0 && p[0] == 0xff {
+			e, _ := parseErr(p)
+			return 0, &e
+		}
+		if i == 0 && (len(p) != 1 || p[0] != 1) {
+			return 0, fmt.Errorf("%w: unexpected answer to %q", errNodeProtocol, roleQuery)
+		}
+		if i == 1+eof {
+			row = p
+		}
+	}
+	if br.Buffered() > 0 {
+		return 0, fmt.Errorf("%w: node sent more than a session reset asked", errNodeProtocol)
+	}
+	if string(row) != "\x011" {
+		return 0, errRoleSet
+	}
+	return status, nil
+}
+
+// appendFrame appends payload (under 16 MiB) framed as a packet with
+// sequence id 0.
+func appendFrame(b, payload []byte) []byte {
+	b = append(b, byte(len(payload)), byte(len(payload)>>8), byte(len(payload)>>16), 0)
+	return append(b, payload...)
 }
 
 // add pools be (reset, idle, logged in with lp) and counts it in *counter,

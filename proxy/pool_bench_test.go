@@ -4,15 +4,17 @@ package proxy
 // sessions, and directly, on the real pair: 8 clients each connect, run
 // one point SELECT and close, as a PHP page view does. Run with
 //
-//	go test -run '^$' -bench ConnectPerRequest -benchtime 2000x -count 5 ./proxy/
+//	go test -run '^$' -bench ConnectPerRequest -benchtime 2000x -v ./proxy/
 //
-// and compare the req/s medians. Targets alternate within each count.
+// Each of 5 rounds runs b.N page views against each target in turn; the
+// medians and their ratios are reported.
 // tandem runs in the benchmark's own process (its CPU shares the 2 cores
 // with the load generator, as a separate process would).
 
 import (
 	"context"
 	"database/sql/driver"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,40 +31,60 @@ func BenchmarkConnectPerRequest(b *testing.B) {
 	setup := openDB(b, driverConfig(testpair.Addr(testpair.A)))
 	mustExec(b, setup, "CREATE TABLE IF NOT EXISTS pool_bench (id INT PRIMARY KEY, v VARCHAR(32))")
 	mustExec(b, setup, "INSERT IGNORE INTO pool_bench VALUES (1, 'one'), (2, 'two'), (3, 'three')")
-	for _, target := range []struct{ name, addr string }{
+	targets := []struct{ name, addr string }{
 		{"direct", testpair.Addr(testpair.A)}, {"tandem", plain.addr}, {"pooled", pooled.addr},
-	} {
-		b.Run(target.name, func(b *testing.B) {
+	}
+	rates := map[string][]float64{}
+	for round := range connectRounds {
+		for _, target := range targets {
 			conn, err := mysql.NewConnector(driverConfig(target.addr))
 			if err != nil {
 				b.Fatal(err)
 			}
-			const clients = 8
-			var next atomic.Int64
-			var failed atomic.Int64
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			start := time.Now()
-			for range clients {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for next.Add(1) <= int64(b.N) {
-						if err := onePageView(conn); err != nil {
-							failed.Add(1)
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			el := time.Since(start)
-			b.StopTimer()
-			if n := failed.Load(); n > 0 {
-				b.Fatalf("%d of %d requests failed", n, b.N)
-			}
-			b.ReportMetric(float64(b.N)/el.Seconds(), "req/s")
-		})
+			rate := pageViews(b, conn, b.N)
+			rates[target.name] = append(rates[target.name], rate)
+			b.Logf("round %d %s: %.0f req/s", round, target.name, rate)
+		}
 	}
+	for _, target := range targets {
+		b.ReportMetric(median(rates[target.name]), target.name+"-req/s")
+	}
+	b.ReportMetric(median(rates["pooled"])/median(rates["direct"]), "pooled/direct")
+	b.ReportMetric(median(rates["tandem"])/median(rates["direct"]), "tandem/direct")
+}
+
+// connectRounds is how many times each target runs, alternating.
+const connectRounds = 5
+
+// pageViews runs n page views, 8 clients at a time, and returns their rate.
+func pageViews(b *testing.B, conn driver.Connector, n int) float64 {
+	const clients = 8
+	var next, failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				if err := onePageView(conn); err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	if f := failed.Load(); f > 0 {
+		b.Fatalf("%d of %d requests failed", f, n)
+	}
+	return float64(n) / el.Seconds()
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // onePageView connects, runs one point SELECT and closes.

@@ -129,6 +129,9 @@ func TestPoolLeaksNoState(t *testing.T) {
 	}
 	setup.quit()
 	direct := openDB(t, driverConfig(testpair.Addr(testpair.A)))
+	admin := testpair.AdminDB(t, testpair.A)
+	mustExec(t, admin, "CREATE ROLE IF NOT EXISTS pool_role")
+	mustExec(t, admin, "GRANT pool_role TO 'app'@'127.0.0.1'")
 	cases := []struct {
 		name  string
 		leave []string // run by the first client, which then quits
@@ -192,6 +195,20 @@ func TestPoolLeaksNoState(t *testing.T) {
 					t.Fatalf("GET_LOCK of the previous client still held by thread %s", got)
 				}
 			}},
+		{"LAST_INSERT_ID()", []string{"DO LAST_INSERT_ID(42)"},
+			func(t *testing.T, c *rawClient) {
+				if got := c.value(t, "SELECT LAST_INSERT_ID()"); got != "0" {
+					t.Fatalf("LAST_INSERT_ID() of the previous client: %s", got)
+				}
+			}},
+		{"next transaction's characteristics", []string{"SET TRANSACTION READ ONLY"},
+			func(t *testing.T, c *rawClient) {
+				for _, q := range []string{"START TRANSACTION", "INSERT INTO pool_leak VALUES (9)", "ROLLBACK"} {
+					if err := c.sc.exec(q); err != nil {
+						t.Fatalf("%s after the previous client's SET TRANSACTION READ ONLY: %v", q, err)
+					}
+				}
+			}},
 		{"schema", []string{"USE sbtest"},
 			func(t *testing.T, c *rawClient) {
 				if got := c.value(t, "SELECT DATABASE()"); got != testpair.AppDB {
@@ -223,6 +240,26 @@ func TestPoolLeaksNoState(t *testing.T) {
 			tc.check(t, next)
 		})
 	}
+	t.Run("role", func(t *testing.T) {
+		// Neither reset undoes SET ROLE: such a session is closed.
+		first, id := poolClient(t, p.addr)
+		if err := first.sc.exec("SET ROLE pool_role"); err != nil {
+			t.Fatal(err)
+		}
+		before := p.PoolStats()
+		quitPooled(t, p, first)
+		if st := p.PoolStats(); st.Evicted != before.Evicted+1 || st.Idle != before.Idle {
+			t.Fatalf("a session with a role was pooled: %+v", st)
+		}
+		next, err := loginAs(p.addr, testpair.AppDB, 45)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer quitPooled(t, p, next)
+		if got := next.value(t, "SELECT CONCAT_WS(' ', CONNECTION_ID() = "+id+", IFNULL(CURRENT_ROLE(), 'none'))"); got != "0 none" {
+			t.Fatalf("next client (same thread, role): %q", got)
+		}
+	})
 	t.Run("binary prepared statements", func(t *testing.T) {
 		first, id := poolClient(t, p.addr)
 		stmt, err := first.sc.prepare("SELECT 1")
@@ -242,12 +279,42 @@ func TestPoolLeaksNoState(t *testing.T) {
 			t.Fatalf("executing the previous client's statement %d: %v, want error 1243", stmt, err)
 		}
 	})
+	t.Run("without a schema", func(t *testing.T) {
+		// A client that logged in without a schema: its session is
+		// reset with COM_CHANGE_USER (COM_RESET_CONNECTION keeps the
+		// schema).
+		first, err := loginAs(p.addr, "", 45)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := first.value(t, "SELECT CONNECTION_ID()")
+		for _, q := range []string{"USE app", "SET @pool_secret = 'leaked'", "CREATE TEMPORARY TABLE pool_tmp2 (v INT)"} {
+			if err := first.sc.exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		quitPooled(t, p, first)
+		waitIdle(t, p, 2) // with the one of the clients with a schema
+		next, err := loginAs(p.addr, "", 45)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer quitPooled(t, p, next)
+		got := next.value(t, "SELECT CONCAT_WS(' ', CONNECTION_ID(), IFNULL(DATABASE(), 'none'), IFNULL(@pool_secret, 'unset'))")
+		if got != id+" none unset" {
+			t.Fatalf("got %q, want the pooled thread %s with no schema and no user variable", got, id)
+		}
+		err = next.sc.exec("INSERT INTO app.pool_tmp2 VALUES (1)")
+		if e := (*sqlError)(nil); !errors.As(err, &e) || e.Code != gmysql.ER_NO_SUCH_TABLE {
+			t.Fatalf("temporary table of the previous client: %v, want error 1146", err)
+		}
+	})
 	t.Run("other schema and collation", func(t *testing.T) {
 		// A client asking for another schema and collation gets the
 		// pooled session changed to them.
 		first, id := poolClient(t, p.addr)
 		quitPooled(t, p, first)
-		waitIdle(t, p, 1)
+		waitIdle(t, p, 2) // this one, and the one without a schema
 		c, err := loginAs(p.addr, "sbtest", 8)
 		if err != nil {
 			t.Fatal(err)
