@@ -25,6 +25,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -303,20 +304,18 @@ func (pl *pool) put(be *backend, lp *loginParams) {
 	pl.add(be, lp, &pl.stats.Resets)
 }
 
-// roleQuery asks a reset session for its role: neither
+// errRoleSet: the reset session still has a role. Neither
 // COM_RESET_CONNECTION nor COM_CHANGE_USER undoes a SET ROLE on MariaDB
 // 10.11, so a session with a role is closed rather than pooled.
-const roleQuery = "SELECT CURRENT_ROLE() IS NULL"
-
-// errRoleSet: the reset session still has a role.
 var errRoleSet = errors.New("the session has a role set (SET ROLE or a default role)")
 
-// resetSession resets be for a next client: COM_RESET_CONNECTION and
-// COM_INIT_DB db when db is set (COM_RESET_CONNECTION keeps the schema; the
-// character set goes back to the one of be's last login or
-// COM_CHANGE_USER), else COM_CHANGE_USER with lp; then roleQuery. All of
-// it is sent at once (one round trip) when db is set. It returns the
-// status flags of the last OK, within timeout.
+// resetSession resets be for a next client with lp's schema, within
+// timeout, and returns the status flags of the last OK. With a schema:
+// COM_RESET_CONNECTION (it keeps the schema; the character set goes back
+// to the one of be's last login or COM_CHANGE_USER), and a query asking
+// whether a role is set and the schema is lp's, both sent at once (one
+// round trip); COM_INIT_DB only if the schema is another. Without one:
+// COM_CHANGE_USER, then the same query.
 func resetSession(be *backend, lp *loginParams, timeout time.Duration) (uint16, error) {
 	var status uint16
 	if lp.DB == "" {
@@ -328,39 +327,31 @@ func resetSession(be *backend, lp *loginParams, timeout time.Duration) (uint16, 
 	}
 	_ = be.conn.SetDeadline(time.Now().Add(timeout))
 	defer be.conn.SetDeadline(time.Time{})
+	q := "SELECT CURRENT_ROLE() IS NULL, DATABASE() IS NULL"
 	var b []byte
-	oks := 0
 	if lp.DB != "" {
 		b = appendFrame(b, []byte{mysql.COM_RESET_CONNECTION})
-		b = appendFrame(b, append([]byte{mysql.COM_INIT_DB}, lp.DB...))
-		oks = 2
+		q = "SELECT CURRENT_ROLE() IS NULL, DATABASE() <=> " + quoteString(lp.DB)
 	}
-	b = appendFrame(b, appendQuery(nil, be.caps, roleQuery))
+	b = appendFrame(b, appendQuery(nil, be.caps, q))
 	if _, err := be.conn.Write(b); err != nil {
 		return 0, err
 	}
 	br := bufio.NewReaderSize(be.conn, 512)
-	for range oks {
-		p, _, err := readPacket(br, nil, 1<<16)
+	if lp.DB != "" {
+		st, err := readOK(br, be.caps)
 		if err != nil {
 			return 0, err
 		}
-		switch {
-		case len(p) > 0 && p[0] == 0xff:
-			e, _ := parseErr(p)
-			return 0, &e
-		case len(p) == 0 || p[0] != 0:
-			return 0, fmt.Errorf("%w: unexpected answer to a session reset", errNodeProtocol)
-		}
-		status = okStatus(p, be.caps)
+		status = st
 	}
-	// One column, one row ("1": no role), then EOF or OK.
+	// Two columns, one row, then EOF or OK.
 	var row []byte
 	eof := 2
 	if be.caps&mysql.CLIENT_DEPRECATE_EOF != 0 {
 		eof = 1
 	}
-	for i := range 3 + eof {
+	for i := range 4 + eof {
 		p, _, err := readPacket(br, nil, 1<<16)
 		if err != nil {
 			return 0, err
@@ -369,21 +360,52 @@ func resetSession(be *backend, lp *loginParams, timeout time.Duration) (uint16, 
 			e, _ := parseErr(p)
 			return 0, &e
 		}
-		if i == 0 && (len(p) != 1 || p[0] != 1) {
-			return 0, fmt.Errorf("%w: unexpected answer to %q", errNodeProtocol, roleQuery)
+		if i == 0 && (len(p) != 1 || p[0] != 2) {
+			return 0, fmt.Errorf("%w: unexpected answer to %q", errNodeProtocol, q)
 		}
-		if i == 1+eof {
+		if i == 2+eof {
 			row = p
 		}
 	}
 	if br.Buffered() > 0 {
 		return 0, fmt.Errorf("%w: node sent more than a session reset asked", errNodeProtocol)
 	}
-	if string(row) != "\x011" {
+	switch string(row) {
+	case "\x011\x011":
+		return status, nil
+	case "\x011\x010":
+		if lp.DB == "" {
+			break
+		}
+		if _, err := writeFrame(be.conn, append([]byte{mysql.COM_INIT_DB}, lp.DB...)); err != nil {
+			return 0, err
+		}
+		return readOK(br, be.caps)
+	}
+	if len(row) > 1 && row[1] == '0' {
 		return 0, errRoleSet
 	}
-	return status, nil
+	return 0, fmt.Errorf("%w: the session's schema is not %q after a reset (%q)", errNodeProtocol, lp.DB, row)
 }
+
+// readOK reads an OK packet and returns its status flags; an ERR is
+// returned as *sqlError.
+func readOK(br *bufio.Reader, caps uint32) (uint16, error) {
+	p, _, err := readPacket(br, nil, 1<<16)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case len(p) > 0 && p[0] == 0xff:
+		e, _ := parseErr(p)
+		return 0, &e
+	case len(p) == 0 || p[0] != 0:
+		return 0, fmt.Errorf("%w: unexpected answer to a session reset", errNodeProtocol)
+	}
+	return okStatus(p, caps), nil
+}
+
+func writeFrame(w io.Writer, payload []byte) (int, error) { return w.Write(appendFrame(nil, payload)) }
 
 // appendFrame appends payload (under 16 MiB) framed as a packet with
 // sequence id 0.

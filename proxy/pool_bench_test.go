@@ -4,9 +4,9 @@ package proxy
 // sessions, and directly, on the real pair: 8 clients each connect, run
 // one point SELECT and close, as a PHP page view does. Run with
 //
-//	go test -run '^$' -bench ConnectPerRequest -benchtime 2000x -v ./proxy/
+//	go test -run '^$' -bench ConnectPerRequest -benchtime 1x -v ./proxy/
 //
-// Each of 5 rounds runs b.N page views against each target in turn; the
+// Each of 5 rounds runs 2000 page views against each target in turn; the
 // medians and their ratios are reported.
 // tandem runs in the benchmark's own process (its CPU shares the 2 cores
 // with the load generator, as a separate process would).
@@ -14,7 +14,11 @@ package proxy
 import (
 	"context"
 	"database/sql/driver"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,9 +45,12 @@ func BenchmarkConnectPerRequest(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			rate := pageViews(b, conn, b.N)
+			self0, node0 := cpuTime("self"), cpuTime(nodePID(b))
+			rate := pageViews(b, conn, pageViewsPerRound)
+			self1, node1 := cpuTime("self"), cpuTime(nodePID(b))
 			rates[target.name] = append(rates[target.name], rate)
-			b.Logf("round %d %s: %.0f req/s", round, target.name, rate)
+			b.Logf("round %d %s: %.0f req/s; CPU per page view: %v load generator and tandem, %v node (pool %+v)", round, target.name, rate,
+				(self1-self0)/pageViewsPerRound, (node1-node0)/pageViewsPerRound, pooled.PoolStats())
 		}
 	}
 	for _, target := range targets {
@@ -53,8 +60,13 @@ func BenchmarkConnectPerRequest(b *testing.B) {
 	b.ReportMetric(median(rates["tandem"])/median(rates["direct"]), "tandem/direct")
 }
 
-// connectRounds is how many times each target runs, alternating.
-const connectRounds = 5
+// connectRounds is how many times each target runs, alternating, with
+// pageViewsPerRound page views each time (b.N is not used: run with
+// -benchtime 1x).
+const (
+	connectRounds     = 5
+	pageViewsPerRound = 2000
+)
 
 // pageViews runs n page views, 8 clients at a time, and returns their rate.
 func pageViews(b *testing.B, conn driver.Connector, n int) float64 {
@@ -105,4 +117,30 @@ func onePageView(conn driver.Connector) error {
 		return err
 	}
 	return rows.Close()
+}
+
+// cpuTime is the user and system CPU time process pid ("self", or a
+// number) has used, from /proc (0 when unreadable).
+func cpuTime(pid string) time.Duration {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.Atoi(f[11])
+	k, _ := strconv.Atoi(f[12])
+	return time.Duration(u+k) * time.Second / 100 // USER_HZ
+}
+
+// nodePID is node a's process id.
+func nodePID(b *testing.B) string {
+	pid, err := os.ReadFile(filepath.Join(testpair.Dir(), "a", "mysqld.pid"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return strings.TrimSpace(string(pid))
 }

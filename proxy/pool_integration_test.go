@@ -215,6 +215,18 @@ func TestPoolLeaksNoState(t *testing.T) {
 					t.Fatalf("schema %q, want the client's own %q", got, testpair.AppDB)
 				}
 			}},
+		{"schema changed where tandem does not look", []string{"EXECUTE IMMEDIATE 'USE sbtest'"},
+			func(t *testing.T, c *rawClient) {
+				if got := c.value(t, "SELECT DATABASE()"); got != testpair.AppDB {
+					t.Fatalf("schema %q, want the client's own %q", got, testpair.AppDB)
+				}
+			}},
+		{"role set where tandem does not look", []string{"EXECUTE IMMEDIATE 'SET ROLE NONE'"},
+			func(t *testing.T, c *rawClient) {
+				if got := c.value(t, "SELECT IFNULL(CURRENT_ROLE(), 'none')"); got != "none" {
+					t.Fatalf("role %q", got)
+				}
+			}},
 		{"character set", []string{"SET NAMES latin1"},
 			func(t *testing.T, c *rawClient) {
 				if got := c.value(t, "SELECT CONCAT(@@character_set_client, ' ', @@character_set_results, ' ', @@collation_connection)"); got != "utf8mb4 utf8mb4 utf8mb4_general_ci" {
@@ -243,7 +255,9 @@ func TestPoolLeaksNoState(t *testing.T) {
 	t.Run("role", func(t *testing.T) {
 		// Neither reset undoes SET ROLE: such a session is closed.
 		first, id := poolClient(t, p.addr)
-		if err := first.sc.exec("SET ROLE pool_role"); err != nil {
+		// EXECUTE IMMEDIATE: tandem does not see the statement; the
+		// reset's own check does.
+		if err := first.sc.exec("EXECUTE IMMEDIATE 'SET ROLE pool_role'"); err != nil {
 			t.Fatal(err)
 		}
 		before := p.PoolStats()
