@@ -247,7 +247,10 @@ func (pl *pool) get(rt *route, lp *loginParams) *backend {
 
 		be := e.be
 		ok := be.node == rt.node && now.Sub(be.born) < pl.cfg.MaxAge && pl.alive(be)
-		if ok && (e.db != lp.DB || e.collation != lp.Collation) {
+		// The node checked the account when the session was pooled; one
+		// idle for longer than the accounts may be stale is checked again.
+		stale := now.Sub(e.since) >= pl.p.cfg.AccountsRefresh
+		if ok && (stale || e.db != lp.DB || e.collation != lp.Collation) {
 			status, err := be.changeUser(lp, pl.p.cfg.LoginTimeout)
 			be.status = status
 			ok = err == nil
@@ -309,42 +312,27 @@ func (pl *pool) put(be *backend, lp *loginParams) {
 // 10.11, so a session with a role is closed rather than pooled.
 var errRoleSet = errors.New("the session has a role set (SET ROLE or a default role)")
 
-// resetSession resets be for a next client with lp's schema, within
-// timeout, and returns the status flags of the last OK. With a schema:
-// COM_RESET_CONNECTION (it keeps the schema; the character set goes back
-// to the one of be's last login or COM_CHANGE_USER), and a query asking
-// whether a role is set and the schema is lp's, both sent at once (one
-// round trip); COM_INIT_DB only if the schema is another. Without one:
-// COM_CHANGE_USER, then the same query.
+// resetSession resets be for a next client with lp's schema and
+// collation, within timeout, and returns the status flags of the last OK:
+// COM_CHANGE_USER to the same account, which makes the node check the
+// credential and the account again (a password changed, an account locked
+// or dropped since: the session is closed), then a query asking whether a
+// role is set and the schema is lp's.
 func resetSession(be *backend, lp *loginParams, timeout time.Duration) (uint16, error) {
-	var status uint16
-	if lp.DB == "" {
-		st, err := be.changeUser(lp, timeout)
-		if err != nil {
-			return 0, err
-		}
-		status = st
+	status, err := be.changeUser(lp, timeout)
+	if err != nil {
+		return 0, err
 	}
 	_ = be.conn.SetDeadline(time.Now().Add(timeout))
 	defer be.conn.SetDeadline(time.Time{})
 	q := "SELECT CURRENT_ROLE() IS NULL, DATABASE() IS NULL"
-	var b []byte
 	if lp.DB != "" {
-		b = appendFrame(b, []byte{mysql.COM_RESET_CONNECTION})
 		q = "SELECT CURRENT_ROLE() IS NULL, DATABASE() <=> " + quoteString(lp.DB)
 	}
-	b = appendFrame(b, appendQuery(nil, be.caps, q))
-	if _, err := be.conn.Write(b); err != nil {
+	if _, err := writeFrame(be.conn, appendQuery(nil, be.caps, q)); err != nil {
 		return 0, err
 	}
 	br := bufio.NewReaderSize(be.conn, 512)
-	if lp.DB != "" {
-		st, err := readOK(br, be.caps)
-		if err != nil {
-			return 0, err
-		}
-		status = st
-	}
 	// Two columns, one row, then EOF or OK.
 	var row []byte
 	eof := 2
@@ -370,39 +358,13 @@ func resetSession(be *backend, lp *loginParams, timeout time.Duration) (uint16, 
 	if br.Buffered() > 0 {
 		return 0, fmt.Errorf("%w: node sent more than a session reset asked", errNodeProtocol)
 	}
-	switch string(row) {
-	case "\x011\x011":
+	switch {
+	case string(row) == "\x011\x011":
 		return status, nil
-	case "\x011\x010":
-		if lp.DB == "" {
-			break
-		}
-		if _, err := writeFrame(be.conn, append([]byte{mysql.COM_INIT_DB}, lp.DB...)); err != nil {
-			return 0, err
-		}
-		return readOK(br, be.caps)
-	}
-	if len(row) > 1 && row[1] == '0' {
+	case len(row) > 1 && row[1] == '0':
 		return 0, errRoleSet
 	}
-	return 0, fmt.Errorf("%w: the session's schema is not %q after a reset (%q)", errNodeProtocol, lp.DB, row)
-}
-
-// readOK reads an OK packet and returns its status flags; an ERR is
-// returned as *sqlError.
-func readOK(br *bufio.Reader, caps uint32) (uint16, error) {
-	p, _, err := readPacket(br, nil, 1<<16)
-	if err != nil {
-		return 0, err
-	}
-	switch {
-	case len(p) > 0 && p[0] == 0xff:
-		e, _ := parseErr(p)
-		return 0, &e
-	case len(p) == 0 || p[0] != 0:
-		return 0, fmt.Errorf("%w: unexpected answer to a session reset", errNodeProtocol)
-	}
-	return okStatus(p, caps), nil
+	return 0, fmt.Errorf("%w: the session's schema is not %q after COM_CHANGE_USER (%q)", errNodeProtocol, lp.DB, row)
 }
 
 func writeFrame(w io.Writer, payload []byte) (int, error) { return w.Write(appendFrame(nil, payload)) }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	gmysql "github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/tandemdb/tandem/internal/testpair"
 )
@@ -595,5 +596,53 @@ func TestResetConnectionKeepsSchema(t *testing.T) {
 	}
 	if got := c.value(t, "SELECT CONCAT_WS(' ', DATABASE(), @@character_set_client)"); got != "app utf8mb4" {
 		t.Fatalf("after COM_CHANGE_USER: %q, want app utf8mb4", got)
+	}
+}
+
+// TestPoolNodeAccountChecksTheNodeAgain: a pooled session does not outlive
+// the node's verdict on its account for longer than AccountsRefresh. A
+// session returned after its account was locked is closed (the reset's
+// COM_CHANGE_USER fails), and one pooled before the lock is checked again
+// at checkout once it has been idle for AccountsRefresh.
+func TestPoolNodeAccountChecksTheNodeAgain(t *testing.T) {
+	runtimeAccounts(t, map[string]string{"'acc_pool'@'127.0.0.1'": "IDENTIFIED BY 'pw-pool'"})
+	const refresh = 300 * time.Millisecond
+	p := startProxy(t, func(c *Config, _ []*Node) {
+		c.Users = nil
+		c.Accounts = pairAccounts(t)
+		c.AccountsRefresh = refresh
+		c.Pool = PoolConfig{Users: []string{"*"}}
+	})
+	admin := testpair.AdminDB(t, testpair.A)
+	if cur, code := tryLogin(t, p.addr, "acc_pool", "pw-pool"); code != 0 || cur != "acc_pool@127.0.0.1" {
+		t.Fatalf("login: %q, error %d", cur, code)
+	}
+	waitIdle(t, p, 1)
+	pooledAt := time.Now()
+	mustExec(t, admin, "ALTER USER 'acc_pool'@'127.0.0.1' ACCOUNT LOCK")
+	waitFor(t, 30*time.Second, "the pooled session to be idle for AccountsRefresh", func() bool { return time.Since(pooledAt) > refresh })
+	if _, code := tryLogin(t, p.addr, "acc_pool", "pw-pool"); code != 4151 {
+		t.Fatalf("login to a locked account with a pooled session: error %d, want 4151", code)
+	}
+	if st := p.PoolStats(); st.Idle != 0 || st.Hits != 0 {
+		t.Fatalf("%+v: the locked account's session was handed out or kept", st)
+	}
+	mustExec(t, admin, "ALTER USER 'acc_pool'@'127.0.0.1' ACCOUNT UNLOCK")
+	cfg := driverConfig(p.addr)
+	cfg.User, cfg.Passwd = "acc_pool", "pw-pool"
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := connector.Connect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, admin, "ALTER USER 'acc_pool'@'127.0.0.1' ACCOUNT LOCK")
+	before := p.PoolStats()
+	c.Close()
+	waitFor(t, 30*time.Second, "the session to be returned", func() bool { return p.PoolStats().Evicted > before.Evicted })
+	if st := p.PoolStats(); st.Idle != 0 || st.Resets != before.Resets {
+		t.Fatalf("%+v: a session of a locked account was pooled", st)
 	}
 }
