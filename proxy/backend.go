@@ -43,6 +43,7 @@ type backend struct {
 	caps     uint32    // capabilities in effect on this connection
 	status   uint16    // status flags of the login OK
 	born     time.Time // when the login finished (PoolConfig.MaxAge)
+	authed   time.Time // when the node last checked the account (pool.go)
 }
 
 // loginParams are what a client session asks of its node connection.
@@ -252,7 +253,8 @@ func finishLogin(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte
 		return nil, fmt.Errorf("%w: node sent data after its login OK", ErrHandshake)
 	}
 	b := &backend{node: n, conn: conn, rw: newConnIO(conn), threadID: g.ConnID, salt: g.Salt, plugin: g.AuthPlugin,
-		caps: resp.Caps, status: status, born: time.Now()}
+		caps: resp.Caps, status: status}
+	b.born, b.authed = time.Now(), time.Now()
 	return b, nil
 }
 

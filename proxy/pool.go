@@ -247,12 +247,12 @@ func (pl *pool) get(rt *route, lp *loginParams) *backend {
 
 		be := e.be
 		ok := be.node == rt.node && now.Sub(be.born) < pl.cfg.MaxAge && pl.alive(be)
-		// The node checked the account when the session was pooled; one
-		// idle for longer than the accounts may be stale is checked again.
-		stale := now.Sub(e.since) >= pl.p.cfg.AccountsRefresh
+		// A session whose account the node last checked longer ago than
+		// tandem's accounts may be stale is checked again.
+		stale := now.Sub(be.authed) >= pl.p.cfg.AccountsRefresh
 		if ok && (stale || e.db != lp.DB || e.collation != lp.Collation) {
 			status, err := be.changeUser(lp, pl.p.cfg.LoginTimeout)
-			be.status = status
+			be.status, be.authed = status, time.Now()
 			ok = err == nil
 		}
 		if !ok {
@@ -296,7 +296,7 @@ func (pl *pool) put(be *backend, lp *loginParams) {
 		pl.count1(&pl.stats.Evicted)
 		return
 	}
-	status, err := resetSession(be, lp, pl.p.cfg.LoginTimeout)
+	status, err := resetSession(be, lp, pl.p.cfg.AccountsRefresh, pl.p.cfg.LoginTimeout)
 	if err != nil {
 		pl.p.log.Debug("pool: reset failed; closing the node session", "node", be.node.Name, "error", err)
 		be.close()
@@ -313,15 +313,24 @@ func (pl *pool) put(be *backend, lp *loginParams) {
 var errRoleSet = errors.New("the session has a role set (SET ROLE or a default role)")
 
 // resetSession resets be for a next client with lp's schema and
-// collation, within timeout, and returns the status flags of the last OK:
-// COM_CHANGE_USER to the same account, which makes the node check the
-// credential and the account again (a password changed, an account locked
-// or dropped since: the session is closed), then a query asking whether a
-// role is set and the schema is lp's.
-func resetSession(be *backend, lp *loginParams, timeout time.Duration) (uint16, error) {
-	status, err := be.changeUser(lp, timeout)
-	if err != nil {
-		return 0, err
+// collation, within timeout, and returns the status flags of the last OK.
+// When the node last checked the account more than recheck ago (or lp has
+// no schema, which COM_RESET_CONNECTION would keep): COM_CHANGE_USER to the
+// same account, so the node checks the credential and the account again
+// (a password changed, an account locked or dropped since: the session is
+// closed). Otherwise COM_RESET_CONNECTION, which keeps the schema and
+// takes the character set back to the last login's. Then, in the same
+// write as COM_RESET_CONNECTION, a query asking whether a role is set and
+// whether the schema is lp's; COM_INIT_DB follows only if it is not.
+func resetSession(be *backend, lp *loginParams, recheck, timeout time.Duration) (uint16, error) {
+	var status uint16
+	full := lp.DB == "" || time.Since(be.authed) >= recheck
+	if full {
+		st, err := be.changeUser(lp, timeout)
+		if err != nil {
+			return 0, err
+		}
+		be.authed, status = time.Now(), st
 	}
 	_ = be.conn.SetDeadline(time.Now().Add(timeout))
 	defer be.conn.SetDeadline(time.Time{})
@@ -329,10 +338,21 @@ func resetSession(be *backend, lp *loginParams, timeout time.Duration) (uint16, 
 	if lp.DB != "" {
 		q = "SELECT CURRENT_ROLE() IS NULL, DATABASE() <=> " + quoteString(lp.DB)
 	}
-	if _, err := writeFrame(be.conn, appendQuery(nil, be.caps, q)); err != nil {
+	var b []byte
+	if !full {
+		b = appendFrame(b, []byte{mysql.COM_RESET_CONNECTION})
+	}
+	if _, err := be.conn.Write(appendFrame(b, appendQuery(nil, be.caps, q))); err != nil {
 		return 0, err
 	}
 	br := bufio.NewReaderSize(be.conn, 512)
+	if !full {
+		st, err := readOK(br, be.caps)
+		if err != nil {
+			return 0, err
+		}
+		status = st
+	}
 	// Two columns, one row, then EOF or OK.
 	var row []byte
 	eof := 2
@@ -363,8 +383,30 @@ func resetSession(be *backend, lp *loginParams, timeout time.Duration) (uint16, 
 		return status, nil
 	case len(row) > 1 && row[1] == '0':
 		return 0, errRoleSet
+	case !full: // the schema changed where tandem did not look
+		if _, err := writeFrame(be.conn, append([]byte{mysql.COM_INIT_DB}, lp.DB...)); err != nil {
+			return 0, err
+		}
+		return readOK(br, be.caps)
 	}
 	return 0, fmt.Errorf("%w: the session's schema is not %q after COM_CHANGE_USER (%q)", errNodeProtocol, lp.DB, row)
+}
+
+// readOK reads an OK packet and returns its status flags; an ERR is
+// returned as *sqlError.
+func readOK(br *bufio.Reader, caps uint32) (uint16, error) {
+	p, _, err := readPacket(br, nil, 1<<16)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case len(p) > 0 && p[0] == 0xff:
+		e, _ := parseErr(p)
+		return 0, &e
+	case len(p) == 0 || p[0] != 0:
+		return 0, fmt.Errorf("%w: unexpected answer to a session reset", errNodeProtocol)
+	}
+	return okStatus(p, caps), nil
 }
 
 func writeFrame(w io.Writer, payload []byte) (int, error) { return w.Write(appendFrame(nil, payload)) }

@@ -118,7 +118,17 @@ func TestPoolReusesALoggedInSession(t *testing.T) {
 // TestPoolLeaksNoState leaves each kind of session state behind and checks
 // that the next client, on the same node thread, sees none of it.
 func TestPoolLeaksNoState(t *testing.T) {
-	p := startPoolProxy(t, nil)
+	// Within AccountsRefresh of the node's last check of the account the
+	// reset is COM_RESET_CONNECTION; past it (here: always), COM_CHANGE_USER.
+	t.Run("COM_RESET_CONNECTION", func(t *testing.T) { testPoolLeaksNoState(t, 0) })
+	t.Run("COM_CHANGE_USER", func(t *testing.T) { testPoolLeaksNoState(t, time.Nanosecond) })
+}
+
+func testPoolLeaksNoState(t *testing.T, accountsRefresh time.Duration) {
+	p := startProxy(t, func(c *Config, _ []*Node) {
+		c.Pool = PoolConfig{Users: []string{testpair.AppUser}}
+		c.AccountsRefresh = accountsRefresh
+	})
 	setup, err := loginAs(testpair.Addr(testpair.A), testpair.AppDB, 45)
 	if err != nil {
 		t.Fatal(err)
@@ -600,10 +610,10 @@ func TestResetConnectionKeepsSchema(t *testing.T) {
 }
 
 // TestPoolNodeAccountChecksTheNodeAgain: a pooled session does not outlive
-// the node's verdict on its account for longer than AccountsRefresh. A
-// session returned after its account was locked is closed (the reset's
-// COM_CHANGE_USER fails), and one pooled before the lock is checked again
-// at checkout once it has been idle for AccountsRefresh.
+// the node's verdict on its account for longer than AccountsRefresh. One
+// pooled before its account was locked is checked again at checkout once
+// the node's last check is AccountsRefresh old, and one returned that long
+// after its login is closed (the reset's COM_CHANGE_USER fails).
 func TestPoolNodeAccountChecksTheNodeAgain(t *testing.T) {
 	runtimeAccounts(t, map[string]string{"'acc_pool'@'127.0.0.1'": "IDENTIFIED BY 'pw-pool'"})
 	const refresh = 300 * time.Millisecond
@@ -638,7 +648,11 @@ func TestPoolNodeAccountChecksTheNodeAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	loggedIn := time.Now()
 	mustExec(t, admin, "ALTER USER 'acc_pool'@'127.0.0.1' ACCOUNT LOCK")
+	// Within AccountsRefresh of the node's last check, the reset does
+	// not ask the node again (COM_RESET_CONNECTION); past it, it does.
+	waitFor(t, 30*time.Second, "AccountsRefresh to pass since the login", func() bool { return time.Since(loggedIn) > refresh })
 	before := p.PoolStats()
 	c.Close()
 	waitFor(t, 30*time.Second, "the session to be returned", func() bool { return p.PoolStats().Evicted > before.Evicted })
