@@ -61,7 +61,8 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Users) != 2 || f.Users[1].Secret() != "tandem" || f.Failover.AdminSecret() != "tandem" {
+	if len(f.Users) != 2 || f.Users[1].Secret() != "tandem" || f.Failover.AdminSecret() != "tandem" ||
+		len(f.Pool.Users) != 0 || f.Pool.Size != 16 || f.Pool.MaxAge.Duration != time.Hour {
 		t.Fatalf("example config: %+v", f)
 	}
 }
