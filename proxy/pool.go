@@ -182,12 +182,10 @@ func (pl *pool) noteGreeting(n *Node, g *greeting) {
 	if pl == nil {
 		return
 	}
+	c := *g
+	c.Salt = nil
 	pl.mu.Lock()
-	if pl.greet[n] == nil {
-		c := *g
-		c.Salt = nil
-		pl.greet[n] = &c
-	}
+	pl.greet[n] = &c // the latest: a node upgraded meanwhile says so
 	pl.mu.Unlock()
 }
 
@@ -291,6 +289,13 @@ func (pl *pool) alive(be *backend) bool {
 // if its node is still the routed one and its account has room; otherwise
 // it closes be.
 func (pl *pool) put(be *backend, lp *loginParams) {
+	pl.mu.Lock()
+	closed := pl.closed
+	pl.mu.Unlock()
+	if closed {
+		be.close()
+		return
+	}
 	if time.Since(be.born) >= pl.cfg.MaxAge {
 		be.close()
 		pl.count1(&pl.stats.Evicted)
