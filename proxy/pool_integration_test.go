@@ -68,13 +68,16 @@ func waitIdle(t *testing.T, p *testProxy, n int) {
 	waitFor(t, 30*time.Second, fmt.Sprintf("%d idle pooled sessions", n), func() bool { return p.PoolStats().Idle == n })
 }
 
-// appThreads counts the app user's connections on node n.
+// appThreads counts the app user's connections on node n, or returns -1
+// when it cannot ask (a node at max_connections while connections of
+// earlier tests are ending): callers poll it.
 func appThreads(t *testing.T, n testpair.Node) int {
 	t.Helper()
 	var c int
 	if err := testpair.AdminDB(t, n).QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ?",
 		testpair.AppUser).Scan(&c); err != nil {
-		t.Fatal(err)
+		t.Logf("counting app threads on node %s: %v", n, err)
+		return -1
 	}
 	return c
 }
