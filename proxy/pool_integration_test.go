@@ -660,3 +660,26 @@ func TestPoolNodeAccountChecksTheNodeAgain(t *testing.T) {
 		t.Fatalf("%+v: a session of a locked account was pooled", st)
 	}
 }
+
+func TestPoolDrainsOnDown(t *testing.T) {
+	p := startPoolProxy(t, nil)
+	t.Cleanup(func() { _ = p.Route("a") })
+	c, _ := poolClient(t, p.addr)
+	quitPooled(t, p, c)
+	waitIdle(t, p, 1)
+	p.Down("maintenance")
+	if st := p.PoolStats(); st.Idle != 0 || st.Drained != 1 {
+		t.Fatalf("after Down: %+v, want the idle session drained", st)
+	}
+	if _, err := tryClient(p.addr); err == nil {
+		t.Fatal("a client logged in while no node takes traffic")
+	}
+	if err := p.Route("a"); err != nil {
+		t.Fatal(err)
+	}
+	c, _ = poolClient(t, p.addr)
+	if got := c.value(t, "SELECT @@port"); got != strconv.Itoa(testpair.Port(testpair.A)) {
+		t.Fatalf("after Route(a): port %s", got)
+	}
+	quitPooled(t, p, c)
+}
