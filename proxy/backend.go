@@ -38,11 +38,13 @@ type backend struct {
 	conn     net.Conn
 	rw       io.ReadWriter // the relay's reads and writes (rawio.go)
 	threadID uint32
-	salt     []byte // the scramble of the node's greeting (COM_CHANGE_USER answers it)
-	plugin   string // the auth plugin of the node's greeting
-	caps     uint32 // capabilities in effect on this connection
-	extCaps  uint32 // MariaDB's extended capabilities in effect
-	status   uint16 // status flags of the login OK
+	salt     []byte    // the scramble of the node's greeting (COM_CHANGE_USER answers it)
+	plugin   string    // the auth plugin of the node's greeting
+	caps     uint32    // capabilities in effect on this connection
+	extCaps  uint32    // MariaDB's extended capabilities in effect
+	status   uint16    // status flags of the login OK
+	born     time.Time // when the login finished (PoolConfig.MaxAge)
+	authed   time.Time // when the node last checked the account (pool.go)
 }
 
 // loginParams are what a client session asks of its node connection.
@@ -268,6 +270,7 @@ func finishLogin(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte
 	if resp.Caps&mysql.CLIENT_COMPRESS != 0 {
 		b.rw = newCompressedIO(b.rw)
 	}
+	b.born, b.authed = time.Now(), time.Now()
 	return b, nil
 }
 

@@ -49,7 +49,8 @@ type session struct {
 	extCaps uint32
 
 	// greetID is the connection id of the greeting: the node thread id
-	// of the session's first node connection.
+	// of the session's first node connection, or pooledGreetID when
+	// tandem greeted the client itself (pool.go).
 	greetID uint32
 	salt    []byte
 	hdr     [headerLen]byte
@@ -270,9 +271,11 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	_ = s.client.SetDeadline(time.Time{})
 	p.log.Debug("session started", "session", s.id, "user", s.user, "node", s.be.node.Name, "backend_thread", s.be.threadID)
 	err := s.commandLoop()
-	s.mu.Lock()
-	s.be.close()
-	s.mu.Unlock()
+	if !s.release(err) { // pool.go
+		s.mu.Lock()
+		s.be.close()
+		s.mu.Unlock()
+	}
 	if err != nil && !s.closed.Load() {
 		p.log.Info("session closed", "session", s.id, "error", err)
 	}

@@ -64,6 +64,7 @@ func (p *Proxy) Route(name string) error {
 		return err
 	}
 	p.setRoute(&route{node: n})
+	p.pool.drain("")
 	p.log.Info("routing traffic", "node", n.Name, "address", n.Address)
 	return nil
 }
@@ -90,6 +91,7 @@ func (p *Proxy) Resume() {
 // Down refuses all traffic at once with reason, until the next Route.
 func (p *Proxy) Down(reason string) {
 	p.setRoute(&route{reason: reason})
+	p.pool.drain("")
 	p.log.Warn("no node takes traffic", "reason", reason)
 }
 
@@ -97,6 +99,7 @@ func (p *Proxy) Down(reason string) {
 // client gets one error and its session moves at its next command. Used
 // when that node has failed (a hung node never answers by itself).
 func (p *Proxy) Cut(name string) {
+	p.pool.drain(name)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, s := range p.sessions {

@@ -26,26 +26,37 @@ import (
 // the very salt the node will check.
 func (s *session) handshake() error {
 	p := s.p
-	// Waiting for a route (a failover under way) may take half the
-	// handshake's time: the rest is for the client and the login.
-	pl, rt, err := p.openRoute(s.accepted.Add(min(p.cfg.HoldTimeout, p.cfg.HandshakeTimeout/2)))
-	if err != nil {
-		e, refused := isNodeRefusal(err)
-		if !refused {
-			e = backendError("tandem: %v", err)
+	// With pooling on, tandem greets the client itself, with what the
+	// routed node's greeting said (pool.go); else it opens the node
+	// connection first.
+	g, rt := p.pool.greeting()
+	var pl *pendingLogin
+	if g != nil {
+		s.greetID = pooledGreetID(s.id)
+	} else {
+		// Waiting for a route (a failover under way) may take half the
+		// handshake's time: the rest is for the client and the login.
+		var err error
+		pl, rt, err = p.openRoute(s.accepted.Add(min(p.cfg.HoldTimeout, p.cfg.HandshakeTimeout/2)))
+		if err != nil {
+			e, refused := isNodeRefusal(err)
+			if !refused {
+				e = backendError("tandem: %v", err)
+			}
+			_ = writeRaw(s.client, 0, appendErr(nil, e))
+			return e
 		}
-		_ = writeRaw(s.client, 0, appendErr(nil, e))
-		return e
+		defer func() {
+			if pl != nil { // not handed to the login
+				pl.abandon()
+			}
+		}()
+		g = pl.g
+		p.pool.noteGreeting(pl.node, g)
+		s.greetID = g.ConnID
+		s.salt = g.Salt
 	}
-	defer func() {
-		if pl != nil { // not handed to the login
-			pl.abandon()
-		}
-	}()
 	s.route = rt
-	g := pl.g
-	s.greetID = g.ConnID
-	s.salt = g.Salt
 	if len(s.salt) != 20 {
 		s.salt = mysql.RandomBuf(20)
 	}
@@ -61,7 +72,7 @@ func (s *session) handshake() error {
 		advertised |= mysql.CLIENT_SSL
 	}
 	hello := &greeting{
-		Version: g.Version, ConnID: g.ConnID, Salt: s.salt, Caps: advertised, ExtCaps: advertisedExt,
+		Version: g.Version, ConnID: s.greetID, Salt: s.salt, Caps: advertised, ExtCaps: advertisedExt,
 		Collation: g.Collation, Status: mysql.SERVER_STATUS_AUTOCOMMIT,
 		AuthPlugin: p.cfg.DefaultAuthPlugin,
 	}
@@ -136,10 +147,13 @@ func (s *session) handshake() error {
 	s.attrs = resp.Attrs
 	s.facts.reset(resp.DB, resp.Collation)
 	lp := s.loginParams()
-	be, err := pl.login(lp, p.cfg.LoginTimeout)
-	pl = nil // closed by login on error
-	if err != nil {
-		if _, refused := isNodeRefusal(err); !refused {
+	var be *backend
+	if pl == nil {
+		be, rt, err = p.pool.login(lp, time.Now().Add(p.cfg.HoldTimeout))
+	} else {
+		be, err = pl.login(lp, p.cfg.LoginTimeout)
+		pl = nil // closed by login on error
+		if _, refused := isNodeRefusal(err); err != nil && !refused {
 			// The node connection opened at the greeting failed (the
 			// node went away, or closed it after its connect_timeout):
 			// log in afresh, to whichever node the route names.

@@ -129,6 +129,11 @@ type Config struct {
 	// Default: none.
 	Settle func(ctx context.Context, req SettleRequest) SettleResult
 
+	// Pool configures pooled node sessions (pool.go): off unless
+	// Pool.Users names a user. While it is on, tandem greets clients
+	// itself instead of with a node connection opened at accept.
+	Pool PoolConfig
+
 	// Logger receives session-level events. Default: hclog.NewNullLogger().
 	Logger hclog.Logger
 }
@@ -208,7 +213,7 @@ func (c *Config) Validate() error {
 	if c.MaxPacket < 0 {
 		return fmt.Errorf("MaxPacket: %d is negative", c.MaxPacket)
 	}
-	return nil
+	return c.Pool.validate()
 }
 
 // Proxy accepts client sessions and relays each to the active node.
@@ -218,6 +223,7 @@ type Proxy struct {
 	nodes []*Node
 
 	accounts *accountCache // nil without Config.Accounts
+	pool     *pool         // nil unless Config.Pool.Users is set
 
 	route   atomic.Pointer[route]
 	routeMu sync.Mutex // orders route changes
@@ -276,6 +282,7 @@ func New(cfg Config, nodes []*Node, active string) (*Proxy, error) {
 	} else if err := p.Route(active); err != nil {
 		return nil, err
 	}
+	p.pool = newPool(p, p.cfg.Pool)
 	return p, nil
 }
 
@@ -326,6 +333,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		_ = l.Close()
 	}
 	p.mu.Unlock()
+	p.pool.close()
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
 	select {

@@ -149,6 +149,8 @@ func serve(args []string, stderr io.Writer) int {
 	pcfg.DefaultAuthPlugin = cfg.Proxy.DefaultAuthPlugin
 	pcfg.MaxPacket = cfg.Proxy.MaxPacket
 	pcfg.RequireTLS = cfg.Proxy.RequireTLS
+	pcfg.Pool = proxy.PoolConfig{Users: cfg.Pool.Users, Size: cfg.Pool.Size, MinIdle: cfg.Pool.MinIdle,
+		IdleTimeout: cfg.Pool.IdleTimeout.Duration, MaxAge: cfg.Pool.MaxAge.Duration}
 	pcfg.Logger = log.Named("proxy")
 	reg := metrics.New()
 	pcfg.Observer = reg.ProxyObserver()

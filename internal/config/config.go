@@ -26,6 +26,7 @@ type File struct {
 	Failover Failover `toml:"failover"`
 	Admin    Admin    `toml:"admin"`
 	Alert    Alert    `toml:"alert"`
+	Pool     Pool     `toml:"pool"`
 	// Etcd, when its endpoints are set, makes several tandems agree
 	// through etcd; absent, tandem decides alone as a single instance.
 	Etcd Etcd `toml:"etcd"`
@@ -269,6 +270,24 @@ type Proxy struct {
 	MaxProcs int `toml:"max_procs"`
 }
 
+// Pool is the [pool] section: pooled node sessions (README, "Pooled node
+// sessions"). Off unless users names at least one user.
+type Pool struct {
+	// Users lists the users whose node sessions are pooled, or ["*"] for
+	// every user. Default none: pooling off.
+	Users []string `toml:"users"`
+	// Size is the most idle sessions kept per account. Default 16.
+	Size int `toml:"size"`
+	// MinIdle is how many idle sessions per account tandem opens ahead
+	// once it has seen a client of that account log in. Default 0.
+	MinIdle int `toml:"min_idle"`
+	// IdleTimeout closes a session idle in the pool this long. Default 60s.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// MaxAge closes a node session this old instead of pooling it.
+	// Default 1h.
+	MaxAge Duration `toml:"max_age"`
+}
+
 // User is one account clients log in to tandem with, optional: tandem logs
 // in to the nodes as the same user with the same password. Users not listed
 // log in with their node account (see Proxy.AccountsRefresh); list a user
@@ -371,6 +390,7 @@ func Default() File {
 			MaxPacket:         64 << 20,
 		},
 		Admin: Admin{Listen: "127.0.0.1:9306"},
+		Pool:  Pool{Size: 16, IdleTimeout: Duration{60 * time.Second}, MaxAge: Duration{time.Hour}},
 		Failover: Failover{
 			StateFile:      "/var/lib/tandem/state.json",
 			AdminUser:      "tandem",
@@ -474,6 +494,9 @@ func (f *File) Validate() error {
 	}
 	if p.MaxPacket < 1024 {
 		return fmt.Errorf("proxy.max_packet: %d is under 1024 bytes", p.MaxPacket)
+	}
+	if err := f.Pool.validate(); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for i := range f.Users {
@@ -635,6 +658,26 @@ func checkHostPort(a string) error {
 	}
 	if _, err := net.LookupPort("tcp", port); err != nil || port == "0" {
 		return fmt.Errorf("%q has a bad port", a)
+	}
+	return nil
+}
+
+func (p *Pool) validate() error {
+	for i, u := range p.Users {
+		if u == "" {
+			return fmt.Errorf("pool.users[%d]: empty user name", i)
+		}
+	}
+	if p.Size <= 0 {
+		return fmt.Errorf("pool.size: %d must be positive", p.Size)
+	}
+	if p.MinIdle < 0 || p.MinIdle > p.Size {
+		return fmt.Errorf("pool.min_idle: %d must be between 0 and pool.size (%d)", p.MinIdle, p.Size)
+	}
+	for key, d := range map[string]Duration{"pool.idle_timeout": p.IdleTimeout, "pool.max_age": p.MaxAge} {
+		if d.Duration <= 0 {
+			return fmt.Errorf("%s: %v must be positive", key, d.Duration)
+		}
 	}
 	return nil
 }

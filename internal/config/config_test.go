@@ -42,7 +42,8 @@ func TestGoodConfigGetsDefaults(t *testing.T) {
 		f.Users[0].Secret() != "apppass" || f.Failover.AdminSecret() != "tandem" || f.Log.Level != "info" ||
 		f.Proxy.MaxHandshakes != 64 || f.Proxy.NetWriteTimeout.Duration != 60*time.Second || !f.Proxy.SettleCommits ||
 		f.Failover.AckTimeout.Duration != time.Second || f.Failover.SemiSyncTimeout.Duration != 30*time.Second ||
-		f.Failover.MaxSwitchoverTimeout.Duration != time.Minute {
+		f.Failover.MaxSwitchoverTimeout.Duration != time.Minute || len(f.Pool.Users) != 0 || f.Pool.Size != 16 ||
+		f.Pool.IdleTimeout.Duration != time.Minute || f.Pool.MaxAge.Duration != time.Hour {
 		t.Fatalf("defaults not applied: %+v", f)
 	}
 	f, err = load(t, strings.Replace(good, "[proxy]", "[proxy]\nsettle_commits = false", 1))
@@ -60,7 +61,8 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Users) != 2 || f.Users[1].Secret() != "tandem" || f.Failover.AdminSecret() != "tandem" {
+	if len(f.Users) != 2 || f.Users[1].Secret() != "tandem" || f.Failover.AdminSecret() != "tandem" ||
+		len(f.Pool.Users) != 0 || f.Pool.Size != 16 || f.Pool.MaxAge.Duration != time.Hour {
 		t.Fatalf("example config: %+v", f)
 	}
 }
@@ -104,6 +106,13 @@ password_env = "Y"`, "user[0] (app): password, password_env and password_file: s
 		{"|[proxy]|[proxy]\nmax_connections = -1", "proxy.max_connections"},
 		{"|[proxy]|[proxy]\nmax_connections = \"many\"", "max_connections"},
 		{"|[proxy]|[proxy]\nmax_handshakes = 0", "proxy.max_handshakes"},
+		{"\n[pool]\nusers = [\"app\"]\nsize = 0", "pool.size"},
+		{"\n[pool]\nusers = [\"app\", \"\"]", "pool.users[1]"},
+		{"\n[pool]\nusers = [\"app\"]\nmin_idle = 17", "pool.min_idle"},
+		{"\n[pool]\nusers = [\"app\"]\nidle_timeout = \"0s\"", "pool.idle_timeout"},
+		{"\n[pool]\nusers = [\"app\"]\nmax_age = \"-1s\"", "pool.max_age"},
+		{"\n[pool]\nusers = [\"*\"]\nmin_idle = 2\nmax_age = \"10m\"", ""},
+		{"\n[pool]\nsizes = 3", "unknown key pool.sizes"},
 		{"|[proxy]|[proxy]\nnet_write_timeout = \"0s\"", "proxy.net_write_timeout"},
 		{"\n[alert]\n[[alert.webhook]]\nurl = \"ftp://x\"", "alert.webhook[0].URL"},
 		{"\n[alert]\n[[alert.webhook]]\nurl = \"http://127.0.0.1:9/hook\"\nformat = \"xml\"", "alert.webhook[0].Format"},
