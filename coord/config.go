@@ -13,9 +13,10 @@ import (
 // Config configures a Session. Build it from DefaultConfig.
 type Config struct {
 	// Endpoints are the etcd members' client addresses, host:port or
-	// http(s)://host:port. Give all of them (three in production): the
-	// renewal loop spreads its requests over them, so one hung member
-	// delays a renewal by at most RenewTimeout. Required.
+	// http(s)://host:port. Give all of them (three in production): every
+	// renewal, read and save goes to all of them at once over one
+	// connection each, and the first answer wins, so a member that is
+	// hung or cut off delays nothing. Required.
 	Endpoints []string
 	// Prefix is the key prefix of one cluster of tandems ("/tandem/prod");
 	// tandems with the same Prefix agree with each other, others never
@@ -60,7 +61,8 @@ type Config struct {
 	// difference in rate does. Default 100ms.
 	Margin time.Duration
 	// RequestTimeout bounds each other etcd request (grant, register,
-	// ack, campaign step, load, save). Default 1s.
+	// ack, campaign step, load, save), sent to every member at once.
+	// Default 1s.
 	RequestTimeout time.Duration
 	// DialTimeout bounds connecting to etcd in Open. Default 2s.
 	DialTimeout time.Duration
