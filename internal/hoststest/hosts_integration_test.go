@@ -15,7 +15,9 @@ import (
 // TestHostsFaults runs two tandems (host1, host2) on the namespace hosts of
 // scripts/cluster.sh with a write load through both at once, and injects,
 // in turn: a partition of host1 with node b active, then with node a
-// active; SIGKILL of the coordinator tandem; SIGKILL of the active node
+// active, each with host1's tandem coordinator and then host2's (repeated
+// -hosts.rounds times; the phases of each are logged, and their medians at
+// the end, lines "TIMING"); SIGKILL of the coordinator tandem; SIGKILL of the active node
 // together with the coordinator tandem (the active dies during a
 // coordinator change); the loss of all of etcd, and the active node's
 // death while etcd is gone (nothing may be promoted until etcd is back);
@@ -30,7 +32,7 @@ func TestHostsFaults(t *testing.T) {
 	r := newRig(t)
 	coord := r.settled(t, "a", 60*time.Second)
 	t.Logf("cluster built in %v: both tandems route to a, coordinator %s", time.Since(began).Round(time.Millisecond), coord)
-	smp := startSampler(r, 8*time.Minute)
+	smp := startSampler(r, 8*time.Minute+time.Duration(*rounds)*4*time.Minute)
 	defer func() {
 		// Also when a scenario stopped the test.
 		smp.close()
@@ -69,42 +71,50 @@ func TestHostsFaults(t *testing.T) {
 	}
 
 	// step runs one scenario; the next ones run unless it stopped
-	// (t.Fatal): they start from the state it leaves.
+	// (t.Fatal): they start from the state it leaves. A scenario left out
+	// by -run does not stop the others.
 	step := func(name string, f func(t *testing.T)) bool {
-		completed := false
+		entered, completed := false, false
 		t.Run(name, func(t *testing.T) {
+			entered = true
 			f(t)
 			completed = true
 		})
-		return completed
+		return !entered || completed
 	}
 
-	ok := step("partition host1, b active", func(t *testing.T) {
-		coord := r.settled(t, "a", 30*time.Second)
-		r.switchover(t, coord, "b")
-		r.settled(t, "b", 30*time.Second)
-		active = "b"
-		w1, w2 := load(t, "pb")
-		r.partitionHost1(t, "b", w1, w2)
-		finish(t, "b", 1, w1, w2)
-	})
-	if !ok {
-		return
+	// host1 (its tandem, node a and etcd member) cut off, with each node
+	// active and each tandem coordinator; -hosts.rounds repeats them.
+	var tm timings
+	defer func() {
+		for _, l := range tm.summary() {
+			t.Logf("TIMING partition of host1, %s", l)
+		}
+	}()
+	for round := 1; round <= *rounds; round++ {
+		for _, sc := range []struct{ active, coord string }{{"b", "host1"}, {"b", "host2"}, {"a", "host1"}, {"a", "host2"}} {
+			name := fmt.Sprintf("%s active, coordinator %s", sc.active, sc.coord)
+			ok := step(fmt.Sprintf("partition round %d: %s", round, name), func(t *testing.T) {
+				r.settled(t, active, 30*time.Second)
+				if active != sc.active {
+					r.switchover(t, r.settled(t, active, 30*time.Second), sc.active)
+					r.settled(t, sc.active, 30*time.Second)
+					active = sc.active
+				}
+				r.placeCoordinator(t, sc.coord, active)
+				tag := fmt.Sprintf("p%s%s%d", sc.active, sc.coord[4:], round)
+				w1, w2 := load(t, tag)
+				p := r.partitionHost1(t, active, w1, w2)
+				tm.add(name, p)
+				active = "b"
+				finish(t, "b", map[string]int{"a": 2, "b": 1}[sc.active], w1, w2)
+			})
+			if !ok {
+				return
+			}
+		}
 	}
-	ok = step("partition host1, a active", func(t *testing.T) {
-		coord := r.settled(t, "b", 30*time.Second)
-		r.switchover(t, coord, "a")
-		r.settled(t, "a", 30*time.Second)
-		active = "a"
-		w1, w2 := load(t, "pa")
-		r.partitionHost1(t, "a", w1, w2)
-		active = "b"
-		finish(t, "b", 2, w1, w2)
-	})
-	if !ok {
-		return
-	}
-	ok = step("kill the coordinator tandem", func(t *testing.T) {
+	ok := step("kill the coordinator tandem", func(t *testing.T) {
 		coord := r.settled(t, active, 30*time.Second)
 		other := peerHost(coord)
 		w1, w2 := load(t, "kc")
@@ -368,8 +378,9 @@ func nodeStatus(s failover.Status, name string) failover.NodeStatus {
 // partitionHost1 cuts host1 (its tandem, node a and etcd member) off while
 // both workloads run, checks that host2's side serves writes on b and that
 // host1's tandem fences itself, then heals and waits until both tandems
-// route to b and node a is a clean passive again.
-func (r *rig) partitionHost1(t *testing.T, active string, w1, w2 *workload) {
+// route to b and node a is a clean passive again. It returns the phases,
+// timed from the cut.
+func (r *rig) partitionHost1(t *testing.T, active string, w1, w2 *workload) partitionTiming {
 	t.Helper()
 	// Measured from when the script returned: the link is down by then
 	// (it went down during the script's few milliseconds).
@@ -382,8 +393,18 @@ func (r *rig) partitionHost1(t *testing.T, active string, w1, w2 *workload) {
 	w2.waitAcks(t, 50, 20*time.Second)
 	served := w2.firstAckAfter(cut).Sub(cut)
 	pause := w2.longestPause(cut)
+	p := partitionTiming{phFenced: fenced, phRouting: coordinated, phFirst: served, phPause: pause}
+	if later, err := r.status("host2"); err == nil {
+		r.hostPhases(cut, later, p) // its events up to now
+	} else {
+		r.hostPhases(cut, s, p)
+	}
+	if lead, ok := p[phLeads]; ok {
+		p[phAfterLead] = served - lead
+	}
 	t.Logf("host1 cut off with %s active: host1's tandem self-fenced after %v; host2's tandem coordinator routing to b (epoch %d) after %v; first write started after the cut acknowledged through host2 %v after the cut; longest pause between two writes acknowledged through host2: %v",
 		active, fenced.Round(time.Millisecond), s.Decision.Epoch, coordinated.Round(time.Millisecond), served.Round(time.Millisecond), pause.Round(time.Millisecond))
+	t.Logf("phases after the cut: %s", p)
 	t.Logf("errors since the cut: through host1: %s; through host2: %s", w1.errorSummary(cut), w2.errorSummary(cut))
 	if served > 3*time.Second || pause > 3*time.Second {
 		// Reported, not failed on: the machine is shared and slow.
@@ -420,6 +441,27 @@ func (r *rig) partitionHost1(t *testing.T, active string, w1, w2 *workload) {
 	t.Logf("healed: both tandems route to b after %v", time.Since(healed).Round(time.Millisecond))
 	r.waitRejoined(t, "a", 60*time.Second)
 	t.Logf("node a passive and replicating again %v after the heal", time.Since(healed).Round(time.Millisecond))
+	return p
+}
+
+// placeCoordinator makes host's tandem the coordinator, both tandems
+// routing to active: if the other one is coordinator, it is SIGKILLed,
+// host's tandem takes over once its lease expires, and it is started
+// again (it then follows).
+func (r *rig) placeCoordinator(t testing.TB, host, active string) {
+	t.Helper()
+	c := r.settled(t, active, 30*time.Second)
+	if c == host {
+		return
+	}
+	r.run(t, "kill", c, "tandem")
+	r.waitStatus(t, host, 20*time.Second, "coordinator routing to "+active, func(s failover.Status) bool {
+		return s.Coordinator && routing(active)(s)
+	})
+	r.run(t, "start", c, "tandem")
+	if got := r.settled(t, active, 30*time.Second); got != host {
+		t.Fatalf("coordinator %s after restarting the tandem on %s; want %s", got, c, host)
+	}
 }
 
 // majorityServes waits until host2's tandem, host1 being cut off, is the
