@@ -120,11 +120,11 @@ cluster-demo: pair-install etcd-build build
 cluster-down:
 	scripts/cluster.sh down
 
-# host1 cut off (a or b active, either tandem coordinator) CLUSTER_BENCH_ROUNDS times (default 5) under TestHostsFaults's load: each round's phases and their medians, lines TIMING (root; full log in CLUSTER_BENCH_LOG).
+# TestHostsFaults's timed faults CLUSTER_BENCH_ROUNDS times (default 5): host1 cut off (a or b active, either tandem coordinator), the active node killed, the witness cut off; each one's phases and their medians, lines TIMING (root; full log in CLUSTER_BENCH_LOG).
 CLUSTER_BENCH_ROUNDS ?= 5
 CLUSTER_BENCH_LOG ?= /tmp/tandem-cluster-bench.log
 cluster-bench: pair-install etcd-build
-	@$(GO) test -count=1 -timeout 90m -v -run 'TestHostsFaults/partition_round' ./internal/hoststest \
+	@$(GO) test -count=1 -timeout 90m -v -run 'TestHostsFaults/round' ./internal/hoststest \
 		-hosts.rounds $(CLUSTER_BENCH_ROUNDS) >$(CLUSTER_BENCH_LOG) 2>&1; rc=$$?; \
 	grep -E 'TIMING|phases after|NOTE|--- (PASS|FAIL)|^(ok|FAIL)' $(CLUSTER_BENCH_LOG); \
 	echo "full log: $(CLUSTER_BENCH_LOG)"; exit $$rc

@@ -56,7 +56,7 @@
 # HOST/tandem/tandem.log, listens on HOST's address and 127.0.0.1, port
 # 3306, its admin API on HOST's address port 9306 with the token in
 # admin.token, and joins etcd under prefix ${TANDEM_CLUSTER_PREFIX:-/tandem}
-# with id host1 or host2 (lease_ttl 1s).
+# with id host1 or host2 (lease_ttl 1s, preferred_leader witness).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -334,6 +334,9 @@ prefix = "$PREFIX"
 id = "$h"
 host = "$h"
 lease_ttl = "1s"
+# The coordinator keeps etcd's raft leader on the witness: an app server's
+# death then never also costs an etcd election and a lease extension.
+preferred_leader = "witness"
 EOF
 }
 

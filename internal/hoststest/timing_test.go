@@ -19,9 +19,10 @@ import (
 // medians that `make cluster-bench` prints.
 var rounds = flag.Int("hosts.rounds", 1, "rounds of the partition scenarios in TestHostsFaults (make cluster-bench)")
 
-// The phases of a partition of host1, each timed from the cut: what
-// host1's tandem did, what host2's tandem did (its events and its log), and
-// when writes through host2 flowed again.
+// The phases of a fault, each timed from it: for a partition of host1,
+// what host1's tandem did, what host2's tandem did (its events and its
+// log), and when writes through host2 flowed again; for the other faults,
+// when writes through each tandem flowed again.
 const (
 	phFenced    = "host1 self-fenced"
 	phElected   = "host2 elected"   // coord's "became coordinator" in host2's log: host1's lease expired in etcd, plus one poll
@@ -35,9 +36,14 @@ const (
 	phPause     = "longest pause"   // longest time between two inserts acknowledged through host2
 	phAfterLead = "leads→write"     // first write − host2 leads (what acting costs once elected)
 	phDetect    = "failover length" // failover end − failover start
+	phFirst1    = "first write via host1"
+	phFirst2    = "first write via host2"
+	phPause1    = "longest pause via host1"
+	phPause2    = "longest pause via host2"
 )
 
-var phaseOrder = []string{phFenced, phElected, phLeads, phDown, phFailStart, phFailEnd, phUnsynced, phRouting, phFirst, phPause, phAfterLead, phDetect}
+var phaseOrder = []string{phFenced, phElected, phLeads, phDown, phFailStart, phFailEnd, phUnsynced, phRouting, phFirst, phPause, phAfterLead, phDetect,
+	phFirst1, phFirst2, phPause1, phPause2}
 
 // partitionTiming is one partition's phases.
 type partitionTiming map[string]time.Duration
