@@ -2,6 +2,7 @@ package hoststest
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -489,6 +490,30 @@ func (r *rig) partitionHost1(t *testing.T, active string, w1, w2 *workload) part
 	t.Logf("host1 cut off with %s active: host1's tandem self-fenced after %v; host2's tandem coordinator routing to b (epoch %d) after %v; first write started after the cut acknowledged through host2 %v after the cut; longest pause between two writes acknowledged through host2: %v",
 		active, fenced.Round(time.Millisecond), s.Decision.Epoch, coordinated.Round(time.Millisecond), served.Round(time.Millisecond), pause.Round(time.Millisecond))
 	t.Logf("phases after the cut: %s", p)
+	if active == "a" {
+		// Sessions whose insert was interrupted wait for tandem to settle
+		// it by reading b's newest binlog file from its start: the longer
+		// the file, the later they write again.
+		var name, size string
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		rows, err := r.nodes["b"].QueryContext(ctx, "SHOW BINARY LOGS")
+		if err == nil {
+			for rows.Next() {
+				cols, _ := rows.Columns()
+				vals := make([]any, len(cols))
+				ss := make([]sql.NullString, len(cols))
+				for i := range vals {
+					vals[i] = &ss[i]
+				}
+				if rows.Scan(vals...) == nil {
+					name, size = ss[0].String, ss[1].String
+				}
+			}
+			rows.Close()
+		}
+		cancel()
+		t.Logf("node b's newest binlog file (which settling an interrupted insert reads): %s, %s bytes (%v)", name, size, err)
+	}
 	t.Logf("errors since the cut: through host1: %s; through host2: %s", w1.errorSummary(cut), w2.errorSummary(cut))
 	if served > 3*time.Second || pause > 3*time.Second {
 		// Reported, not failed on: the machine is shared and slow.
