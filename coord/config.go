@@ -45,7 +45,10 @@ type Config struct {
 	// RenewInterval is how often the session renews its lease, counted
 	// from one renewal's send to the next. Each renewal goes to every
 	// endpoint at once (one connection per member), so a member that is
-	// hung, cut off or catching up never delays it. Default 250ms.
+	// hung, cut off or catching up never delays it. After a failed
+	// renewal the next one goes RenewInterval/5 after its send (while etcd
+	// elects a leader, members refuse at once; the first renewal after
+	// the election should not wait a whole interval). Default 250ms.
 	RenewInterval time.Duration
 	// RenewTimeout bounds one renewal (and the coordinator key check that
 	// follows it). Default 300ms.

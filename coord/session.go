@@ -251,7 +251,8 @@ func (s *Session) Status() Status {
 
 // renewLoop renews the lease every RenewInterval through every member at
 // once (renewOnce), each renewal bounded by RenewTimeout and sent with
-// WithRequireLeader, so a hung or leaderless member costs nothing. It never relies on the client
+// WithRequireLeader, so a hung or leaderless member costs nothing; after a
+// failed renewal it tries again every RenewInterval/5. It never relies on the client
 // library's KeepAlive stream or Session.Done, which notice a loss late.
 func (s *Session) renewLoop() {
 	defer s.wg.Done()
@@ -301,9 +302,17 @@ func (s *Session) renewLoop() {
 				s.log.Warn("lease renewal failed", "error", err, "valid_until", until)
 				failing = true
 			}
+			// Again soon, not a whole interval later: while etcd elects
+			// a new leader, members answer "no leader" at once, and the
+			// first renewal after the election should land right after
+			// it, before the validity left runs out.
+			timer.Reset(max(0, time.Until(sent.Add(s.retryInterval()))))
 		}
 	}
 }
+
+// retryInterval spaces renewals after a failed one: RenewInterval/5.
+func (s *Session) retryInterval() time.Duration { return s.cfg.RenewInterval / 5 }
 
 // renewOnce sends one renewal of lease through every member at once, each
 // bounded by RenewTimeout and refused by a member without a leader, and

@@ -105,6 +105,9 @@ func TestHostsFaults(t *testing.T) {
 					active = sc.active
 				}
 				r.placeCoordinator(t, sc.coord, active)
+				// etcd's leader where production keeps it (preferred_leader):
+				// not on the host that is cut off.
+				r.run(t, "leader", "witness")
 				tag := fmt.Sprintf("p%s%s%d", sc.active, sc.coord[4:], round)
 				w1, w2 := load(t, tag)
 				p := r.partitionHost1(t, active, w1, w2)
