@@ -463,6 +463,16 @@ signal_service() {
 	kill "-$1" "$pid"
 	if [[ $1 == KILL ]]; then
 		wait_gone "$pid" 10 || die "$3 on $2 (pid $pid) survived SIGKILL"
+		if [[ $3 == node ]]; then
+			# The main thread may be a zombie while other threads still
+			# hold the listening socket: wait until the port is free, so
+			# that `start` right after does not find it taken.
+			local deadline=$((SECONDS + 10))
+			while port_in_use "$(host_node "$2")" "$NODE_PORT"; do
+				((SECONDS < deadline)) || die "node on $2: port $NODE_PORT still taken 10 s after SIGKILL"
+				sleep 0.05
+			done
+		fi
 	fi
 	say "$3 on $2: SIG$1 (pid $pid)"
 }
