@@ -3,9 +3,12 @@ package coord
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // TestEveryRequestSurvivesAHungMember: with one of the three members hung
@@ -112,5 +115,51 @@ func TestRequestsTakeEffectOnce(t *testing.T) {
 	if m.AckedEpoch != n || after.Kvs[0].Version != before.Kvs[0].Version+n {
 		t.Fatalf("member key after %d acks: acked %d, version %d (was %d); want acked %d, version %d",
 			n, m.AckedEpoch, after.Kvs[0].Version, before.Kvs[0].Version, n, before.Kvs[0].Version+n)
+	}
+}
+
+// TestAckRecreatesDeletedMemberKey: an acknowledgement after the member key
+// was deleted by hand (the lease still alive) registers the tandem again,
+// so the barrier counts it; one under another lease is refused.
+func TestAckRecreatesDeletedMemberKey(t *testing.T) {
+	prefix := prefixFor(t)
+	a := open(t, testConfig(t, prefix, "a"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.Ack(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	obs := observer(t)
+	key := a.cfg.memberKey("a")
+	if _, err := obs.Delete(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Ack(ctx, 2); err != nil {
+		t.Fatalf("ack after the member key was deleted: %v", err)
+	}
+	resp, err := obs.Get(ctx, key)
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("member key after the ack: %v %v", resp, err)
+	}
+	var m Member
+	if err := json.Unmarshal(resp.Kvs[0].Value, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.AckedEpoch != 2 || resp.Kvs[0].Lease != a.Status().Lease {
+		t.Fatalf("member key: acked %d under lease %x; want 2 under %x", m.AckedEpoch, resp.Kvs[0].Lease, a.Status().Lease)
+	}
+	// Someone else's key under this id (another lease): refused.
+	g, err := obs.Grant(ctx, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := obs.Put(ctx, key, `{"id":"a"}`, clientv3.WithLease(g.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Ack(ctx, 3); !errors.Is(err, ErrNoLease) {
+		t.Fatalf("ack over another lease's key: %v; want ErrNoLease", err)
+	}
+	if _, err := obs.Revoke(ctx, g.ID); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -101,6 +101,7 @@ func (s *Session) Ack(ctx context.Context, epoch uint64) error {
 	// takes effect and the others find its value; a copy that arrives late
 	// can never overwrite a later acknowledgement.
 	key := s.cfg.memberKey(s.cfg.ID)
+ack:
 	for attempt := 1; ; attempt++ {
 		rev := s.memberRev // read here: copies may still run when first returns
 		resp, err := first(rctx, s, func(ctx context.Context, c *clientv3.Client) (*clientv3.TxnResponse, error) {
@@ -114,18 +115,24 @@ func (s *Session) Ack(ctx context.Context, epoch uint64) error {
 		}
 		if resp.Succeeded {
 			s.memberRev = resp.Header.Revision
-			break
+			break ack
 		}
 		kvs := resp.Responses[0].GetResponseRange().Kvs
-		if len(kvs) == 0 || kvs[0].Lease != int64(lease) {
-			return fmt.Errorf("coord: ack epoch %d: this tandem's member key is gone or under another lease: %w", epoch, ErrNoLease)
+		switch {
+		case len(kvs) == 0:
+			// Deleted by hand while the lease lives: a missing key's
+			// ModRevision is 0, so the next attempt creates it again.
+			s.memberRev = 0
+		case kvs[0].Lease != int64(lease):
+			return fmt.Errorf("coord: ack epoch %d: this tandem's member key is under another lease: %w", epoch, ErrNoLease)
+		default:
+			s.memberRev = kvs[0].ModRevision
+			if m, err := parseMember(kvs[0].Value); err == nil && m.AckedEpoch >= epoch {
+				break ack // another copy of this acknowledgement took effect
+			}
 		}
-		s.memberRev = kvs[0].ModRevision
-		if m, err := parseMember(kvs[0].Value); err == nil && m.AckedEpoch >= epoch {
-			break // another copy of this acknowledgement took effect
-		}
-		// An earlier write whose answer was lost took effect: again, over
-		// the revision it left.
+		// An earlier write whose answer was lost took effect, or the key
+		// was gone: again, over the revision found.
 		if attempt == 3 {
 			return fmt.Errorf("coord: ack epoch %d: the member key keeps changing under this tandem", epoch)
 		}
