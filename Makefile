@@ -110,7 +110,7 @@ failover-bench: pair-up
 # witness: etcd. Namespaces $${TANDEM_CLUSTER_NS:-tdm}-*, addresses
 # $${TANDEM_CLUSTER_NET:-10.77.0}.11-13, data $${TANDEM_CLUSTER_DIR:-/tmp/tandem-cluster}.
 
-.PHONY: cluster-demo cluster-down
+.PHONY: cluster-demo cluster-down cluster-bench
 
 # Start the three hosts, the pair in host1/host2 and a tandem on each; print how to connect.
 cluster-demo: pair-install etcd-build build
@@ -119,3 +119,12 @@ cluster-demo: pair-install etcd-build build
 # Stop everything cluster-demo started and delete the namespaces (data kept; scripts/cluster.sh down --purge deletes it).
 cluster-down:
 	scripts/cluster.sh down
+
+# TestHostsFaults's timed faults CLUSTER_BENCH_ROUNDS times (default 5): host1 cut off (a or b active, either tandem coordinator), the active node killed, the witness cut off; each one's phases and their medians, lines TIMING (root; full log in CLUSTER_BENCH_LOG).
+CLUSTER_BENCH_ROUNDS ?= 5
+CLUSTER_BENCH_LOG ?= /tmp/tandem-cluster-bench.log
+cluster-bench: pair-install etcd-build
+	@$(GO) test -count=1 -timeout 90m -v -run 'TestHostsFaults/round' ./internal/hoststest \
+		-hosts.rounds $(CLUSTER_BENCH_ROUNDS) >$(CLUSTER_BENCH_LOG) 2>&1; rc=$$?; \
+	grep -E 'TIMING|phases after|NOTE|--- (PASS|FAIL)|^(ok|FAIL)' $(CLUSTER_BENCH_LOG); \
+	echo "full log: $(CLUSTER_BENCH_LOG)"; exit $$rc

@@ -13,9 +13,10 @@ import (
 // Config configures a Session. Build it from DefaultConfig.
 type Config struct {
 	// Endpoints are the etcd members' client addresses, host:port or
-	// http(s)://host:port. Give all of them (three in production): the
-	// renewal loop spreads its requests over them, so one hung member
-	// delays a renewal by at most RenewTimeout. Required.
+	// http(s)://host:port. Give all of them (three in production): every
+	// renewal, read and save goes to all of them at once over one
+	// connection each, and the first answer wins, so a member that is
+	// hung or cut off delays nothing. Required.
 	Endpoints []string
 	// Prefix is the key prefix of one cluster of tandems ("/tandem/prod");
 	// tandems with the same Prefix agree with each other, others never
@@ -44,7 +45,10 @@ type Config struct {
 	// RenewInterval is how often the session renews its lease, counted
 	// from one renewal's send to the next. Each renewal goes to every
 	// endpoint at once (one connection per member), so a member that is
-	// hung, cut off or catching up never delays it. Default 250ms.
+	// hung, cut off or catching up never delays it. After a failed
+	// renewal the next one goes RenewInterval/5 after its send (while etcd
+	// elects a leader, members refuse at once; the first renewal after
+	// the election should not wait a whole interval). Default 250ms.
 	RenewInterval time.Duration
 	// RenewTimeout bounds one renewal (and the coordinator key check that
 	// follows it). Default 300ms.
@@ -60,7 +64,8 @@ type Config struct {
 	// difference in rate does. Default 100ms.
 	Margin time.Duration
 	// RequestTimeout bounds each other etcd request (grant, register,
-	// ack, campaign step, load, save). Default 1s.
+	// ack, campaign step, load, save), sent to every member at once.
+	// Default 1s.
 	RequestTimeout time.Duration
 	// DialTimeout bounds connecting to etcd in Open. Default 2s.
 	DialTimeout time.Duration

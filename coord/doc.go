@@ -6,6 +6,9 @@
 // the coordinator makes a new node writable (a barrier).
 //
 // All agreement comes from etcd; coord never decides anything by itself.
+// Every request on the way to acting goes to every etcd member at once and
+// the first answer wins (fanout.go), so a member that is cut off or hung
+// never costs a timeout.
 // It knows nothing of failover's types: the decision is opaque JSON whose
 // epoch the caller keeps.
 //

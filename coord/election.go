@@ -26,8 +26,9 @@ import (
 // Campaign blocks until this session is coordinator, or ctx ends. It only
 // tries while Valid(); a lost lease ends a term, and the session must
 // campaign again. Attempts start every PollInterval (and when a watch says
-// the key changed), up to three at once, so one stuck on an unreachable
-// member does not delay the next.
+// the key changed), up to three at once; each reads the key from every
+// member at once and, if it is free, sends the creating transaction to
+// every member at once, so an unreachable member delays nothing.
 func (s *Session) Campaign(ctx context.Context) error {
 	key := s.cfg.coordinatorKey()
 	wake, stop := s.wakeOn(ctx, key, false)
@@ -78,13 +79,33 @@ func (s *Session) Campaign(ctx context.Context) error {
 		if !ok {
 			return false
 		}
+		// A linearizable read first (cheap, no raft entry): while another
+		// tandem is coordinator, that is all an attempt costs etcd.
 		rctx, cancel := s.reqCtx(ctx)
+		defer cancel()
 		sent := time.Now()
-		resp, err := s.cli.Txn(rctx).
-			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, string(val), clientv3.WithLease(lease))).
-			Else(clientv3.OpGet(key)).Commit()
-		cancel()
+		cur, err := first(rctx, s, func(ctx context.Context, c *clientv3.Client) (*clientv3.GetResponse, error) {
+			return c.Get(ctx, key)
+		})
+		if err != nil {
+			s.log.Debug("campaign: read the coordinator key", "error", err)
+			return false
+		}
+		if len(cur.Kvs) == 1 {
+			if cur.Kvs[0].Lease == int64(lease) {
+				// An earlier attempt of this session created it.
+				won(lease, cur.Kvs[0].CreateRevision)
+			}
+			return s.IsCoordinator()
+		}
+		// Sent to every member: at most one copy creates the key; the
+		// others find it under this lease.
+		resp, err := first(rctx, s, func(ctx context.Context, c *clientv3.Client) (*clientv3.TxnResponse, error) {
+			return c.Txn(ctx).
+				If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+				Then(clientv3.OpPut(key, string(val), clientv3.WithLease(lease))).
+				Else(clientv3.OpGet(key)).Commit()
+		})
 		if s.log.IsTrace() {
 			s.log.Trace("campaign attempt", "error", err, "took", time.Since(sent), "won", err == nil && resp.Succeeded)
 		}
@@ -96,7 +117,8 @@ func (s *Session) Campaign(ctx context.Context) error {
 		default:
 			kvs := resp.Responses[0].GetResponseRange().Kvs
 			if len(kvs) == 1 && kvs[0].Lease == int64(lease) {
-				// An earlier attempt whose answer was lost.
+				// Another copy of this attempt, or an earlier attempt
+				// whose answer was lost.
 				won(lease, kvs[0].CreateRevision)
 			}
 		}
@@ -190,9 +212,7 @@ func (s *Session) checkCoordinator(lease clientv3.LeaseID) {
 	if !elected {
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.stopCtx, s.cfg.RenewTimeout)
-	defer cancel()
-	resp, err := s.cli.Get(clientv3.WithRequireLeader(ctx), s.cfg.coordinatorKey())
+	resp, err := s.getCoordinatorKey(s.stopCtx, s.cfg.RenewTimeout)
 	if err != nil {
 		return // validity runs out by itself if etcd stays unreachable
 	}
@@ -206,13 +226,13 @@ func (s *Session) checkCoordinator(lease clientv3.LeaseID) {
 // caller gave up. Left alone it would block every election for as long as
 // this tandem lives.
 func (s *Session) checkOrphan(lease clientv3.LeaseID) {
-	ctx, cancel := context.WithTimeout(s.stopCtx, s.cfg.RenewTimeout)
-	defer cancel()
 	key := s.cfg.coordinatorKey()
-	resp, err := s.cli.Get(clientv3.WithRequireLeader(ctx), key)
+	resp, err := s.getCoordinatorKey(s.stopCtx, s.cfg.RenewTimeout)
 	if err != nil || len(resp.Kvs) == 0 || resp.Kvs[0].Lease != int64(lease) {
 		return
 	}
+	ctx, cancel := context.WithTimeout(s.stopCtx, s.cfg.RenewTimeout)
+	defer cancel()
 	s.mu.Lock()
 	busy := s.campaigns > 0 || (s.elected && s.electRev == resp.Kvs[0].CreateRevision)
 	s.mu.Unlock()
@@ -241,9 +261,11 @@ func (s *Session) Resign(ctx context.Context) error {
 	rctx, cancel := s.reqCtx(ctx)
 	defer cancel()
 	key := s.cfg.coordinatorKey()
-	_, err := s.cli.Txn(rctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).
-		Then(clientv3.OpDelete(key)).Commit()
+	_, err := first(rctx, s, func(ctx context.Context, c *clientv3.Client) (*clientv3.TxnResponse, error) {
+		return c.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).
+			Then(clientv3.OpDelete(key)).Commit()
+	})
 	if err != nil {
 		return fmt.Errorf("coord: resign: %w", err)
 	}
@@ -254,9 +276,7 @@ func (s *Session) Resign(ctx context.Context) error {
 // decided by the key's lease, never by the stored value: the ID in the
 // value may be this tandem's own from before a restart.
 func (s *Session) Coordinator(ctx context.Context) (Member, bool, error) {
-	rctx, cancel := s.reqCtx(ctx)
-	defer cancel()
-	resp, err := s.cli.Get(rctx, s.cfg.coordinatorKey())
+	resp, err := s.getCoordinatorKey(ctx, s.cfg.RequestTimeout)
 	if err != nil {
 		return Member{}, false, fmt.Errorf("coord: read coordinator: %w", err)
 	}
@@ -274,4 +294,15 @@ func (s *Session) Coordinator(ctx context.Context) (Member, bool, error) {
 	m.Lease, m.CreateRevision, m.Present = kv.Lease, kv.CreateRevision, true
 	m.Self = lease != 0 && kv.Lease == lease
 	return m, true, nil
+}
+
+// getCoordinatorKey reads the coordinator key (linearizable) from every
+// member at once, bounded by timeout.
+func (s *Session) getCoordinatorKey(ctx context.Context, timeout time.Duration) (*clientv3.GetResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	key := s.cfg.coordinatorKey()
+	return first(clientv3.WithRequireLeader(ctx), s, func(ctx context.Context, c *clientv3.Client) (*clientv3.GetResponse, error) {
+		return c.Get(ctx, key)
+	})
 }

@@ -54,19 +54,25 @@ func (s *Session) register(ctx context.Context, lease clientv3.LeaseID) error {
 	key := s.cfg.memberKey(s.cfg.ID)
 	rctx, cancel := s.reqCtx(ctx)
 	defer cancel()
-	resp, err := s.cli.Txn(rctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(val), clientv3.WithLease(lease))).
-		Else(clientv3.OpGet(key)).Commit()
+	// Sent to every member: at most one copy creates the key, the others
+	// find it under this lease.
+	resp, err := first(rctx, s, func(ctx context.Context, c *clientv3.Client) (*clientv3.TxnResponse, error) {
+		return c.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, string(val), clientv3.WithLease(lease))).
+			Else(clientv3.OpGet(key)).Commit()
+	})
 	if err != nil {
 		return fmt.Errorf("coord: register member %q: %w", s.cfg.ID, err)
 	}
 	if resp.Succeeded {
+		s.memberRev = resp.Header.Revision
 		return nil
 	}
 	kvs := resp.Responses[0].GetResponseRange().Kvs
 	if len(kvs) == 1 && kvs[0].Lease == int64(lease) {
-		return nil // an earlier attempt landed
+		s.memberRev = kvs[0].ModRevision
+		return nil // another copy, or an earlier attempt, landed
 	}
 	return fmt.Errorf("coord: ID %q %w", s.cfg.ID, errIDTaken)
 }
@@ -89,10 +95,47 @@ func (s *Session) Ack(ctx context.Context, epoch uint64) error {
 	}
 	rctx, cancel := s.reqCtx(ctx)
 	defer cancel()
-	// Only this session writes its key (Open made sure of that), so a
-	// plain put under the lease is enough; an expired lease fails it.
-	if _, err := s.cli.Put(rctx, s.cfg.memberKey(s.cfg.ID), string(val), clientv3.WithLease(lease)); err != nil {
-		return fmt.Errorf("coord: ack epoch %d: %w", epoch, err)
+	// Only this session writes its key (Open made sure of that), under its
+	// lease (an expired lease fails the put), each write conditional on the
+	// ModRevision it last wrote: sent to every member at once, one copy
+	// takes effect and the others find its value; a copy that arrives late
+	// can never overwrite a later acknowledgement.
+	key := s.cfg.memberKey(s.cfg.ID)
+ack:
+	for attempt := 1; ; attempt++ {
+		rev := s.memberRev // read here: copies may still run when first returns
+		resp, err := first(rctx, s, func(ctx context.Context, c *clientv3.Client) (*clientv3.TxnResponse, error) {
+			return c.Txn(ctx).
+				If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+				Then(clientv3.OpPut(key, string(val), clientv3.WithLease(lease))).
+				Else(clientv3.OpGet(key)).Commit()
+		})
+		if err != nil {
+			return fmt.Errorf("coord: ack epoch %d: %w", epoch, err)
+		}
+		if resp.Succeeded {
+			s.memberRev = resp.Header.Revision
+			break ack
+		}
+		kvs := resp.Responses[0].GetResponseRange().Kvs
+		switch {
+		case len(kvs) == 0:
+			// Deleted by hand while the lease lives: a missing key's
+			// ModRevision is 0, so the next attempt creates it again.
+			s.memberRev = 0
+		case kvs[0].Lease != int64(lease):
+			return fmt.Errorf("coord: ack epoch %d: this tandem's member key is under another lease: %w", epoch, ErrNoLease)
+		default:
+			s.memberRev = kvs[0].ModRevision
+			if m, err := parseMember(kvs[0].Value); err == nil && m.AckedEpoch >= epoch {
+				break ack // another copy of this acknowledgement took effect
+			}
+		}
+		// An earlier write whose answer was lost took effect, or the key
+		// was gone: again, over the revision found.
+		if attempt == 3 {
+			return fmt.Errorf("coord: ack epoch %d: the member key keeps changing under this tandem", epoch)
+		}
 	}
 	s.mu.Lock()
 	if epoch > s.acked {
@@ -102,13 +145,17 @@ func (s *Session) Ack(ctx context.Context, epoch uint64) error {
 	return nil
 }
 
-// Members lists every member, with a linearizable read: those whose key
+// Members lists every member, with a linearizable read from every etcd
+// member at once (the first answer wins): those whose key
 // exists (Present) and those this session saw before whose key is gone.
 // Sorted by ID.
 func (s *Session) Members(ctx context.Context) ([]Member, error) {
 	rctx, cancel := s.reqCtx(ctx)
 	defer cancel()
-	resp, err := s.cli.Get(rctx, s.cfg.membersPrefix(), clientv3.WithPrefix())
+	prefix := s.cfg.membersPrefix()
+	resp, err := first(rctx, s, func(ctx context.Context, c *clientv3.Client) (*clientv3.GetResponse, error) {
+		return c.Get(ctx, prefix, clientv3.WithPrefix())
+	})
 	if err != nil {
 		return nil, fmt.Errorf("coord: list members: %w", err)
 	}

@@ -36,15 +36,20 @@ type Session struct {
 	log  hclog.Logger
 	cli  *clientv3.Client
 	ccfg clientv3.Config // to reach one member directly (MoveLeaderTo)
-	// renewers: one client per endpoint, for renewals (or just cli).
-	renewers []*clientv3.Client
+	// perMember: one client per endpoint (or just cli when there is one),
+	// to send a request to every member at once (first, renewOnce).
+	perMember []*clientv3.Client
 
 	stopCtx context.Context
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
 
-	// regMu serialises writes of this session's member key.
-	regMu sync.Mutex
+	// regMu serialises writes of this session's member key; memberRev is
+	// the key's ModRevision as this session last wrote or read it (Ack
+	// compares it, so that each acknowledgement takes effect once, in
+	// order, however many members it was sent to).
+	regMu     sync.Mutex
+	memberRev int64
 
 	mu       sync.Mutex
 	lease    clientv3.LeaseID // 0 while lost
@@ -102,12 +107,12 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Session, error) {
 	}
 	s := &Session{cfg: cfg, log: log.Named("coord"), cli: cli, ccfg: ccfg, seen: map[string]Member{}}
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
-	// One client per member for renewals, sent to all at once: the shared
-	// client's balancer may queue a renewal behind a member that is cut
-	// off or catching up, while a direct one to each member cannot be.
-	s.renewers = []*clientv3.Client{cli}
+	// One client per member, for the requests sent to all at once: the
+	// shared client's balancer may queue a request behind a member that is
+	// cut off or catching up, while a direct one to each member cannot be.
+	s.perMember = []*clientv3.Client{cli}
 	if len(cfg.Endpoints) > 1 {
-		s.renewers = nil
+		s.perMember = nil
 		for _, ep := range cfg.Endpoints {
 			one := ccfg
 			one.Endpoints = []string{ep}
@@ -117,7 +122,7 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Session, error) {
 				s.closeClients()
 				return nil, fmt.Errorf("coord: connect to etcd %s: %w", ep, err)
 			}
-			s.renewers = append(s.renewers, rc)
+			s.perMember = append(s.perMember, rc)
 		}
 	}
 
@@ -202,7 +207,9 @@ func (s *Session) setLease(lease clientv3.LeaseID, ttl time.Duration, sent time.
 func (s *Session) revoke(lease clientv3.LeaseID) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
-	if _, err := s.cli.Revoke(ctx, lease); err != nil {
+	if _, err := first(ctx, s, func(ctx context.Context, c *clientv3.Client) (*clientv3.LeaseRevokeResponse, error) {
+		return c.Revoke(ctx, lease)
+	}); err != nil {
 		s.log.Debug("revoke lease", "error", err)
 	}
 }
@@ -244,7 +251,8 @@ func (s *Session) Status() Status {
 
 // renewLoop renews the lease every RenewInterval through every member at
 // once (renewOnce), each renewal bounded by RenewTimeout and sent with
-// WithRequireLeader, so a hung or leaderless member costs nothing. It never relies on the client
+// WithRequireLeader, so a hung or leaderless member costs nothing; after a
+// failed renewal it tries again every RenewInterval/5. It never relies on the client
 // library's KeepAlive stream or Session.Done, which notice a loss late.
 func (s *Session) renewLoop() {
 	defer s.wg.Done()
@@ -294,9 +302,17 @@ func (s *Session) renewLoop() {
 				s.log.Warn("lease renewal failed", "error", err, "valid_until", until)
 				failing = true
 			}
+			// Again soon, not a whole interval later: while etcd elects
+			// a new leader, members answer "no leader" at once, and the
+			// first renewal after the election should land right after
+			// it, before the validity left runs out.
+			timer.Reset(max(0, time.Until(sent.Add(s.retryInterval()))))
 		}
 	}
 }
+
+// retryInterval spaces renewals after a failed one: RenewInterval/5.
+func (s *Session) retryInterval() time.Duration { return s.cfg.RenewInterval / 5 }
 
 // renewOnce sends one renewal of lease through every member at once, each
 // bounded by RenewTimeout and refused by a member without a leader, and
@@ -309,8 +325,8 @@ func (s *Session) renewOnce(lease clientv3.LeaseID) (time.Duration, error) {
 		ttl time.Duration
 		err error
 	}
-	results := make(chan result, len(s.renewers))
-	for _, rc := range s.renewers {
+	results := make(chan result, len(s.perMember))
+	for _, rc := range s.perMember {
 		go func(rc *clientv3.Client) {
 			resp, err := rc.KeepAliveOnce(clientv3.WithRequireLeader(ctx), lease)
 			if err != nil {
@@ -321,7 +337,7 @@ func (s *Session) renewOnce(lease clientv3.LeaseID) (time.Duration, error) {
 		}(rc)
 	}
 	var notFound, other error
-	for range s.renewers {
+	for range s.perMember {
 		r := <-results
 		switch {
 		case r.err == nil:
@@ -338,10 +354,10 @@ func (s *Session) renewOnce(lease clientv3.LeaseID) (time.Duration, error) {
 	return 0, other
 }
 
-// closeClients closes the shared client and the renewal clients.
+// closeClients closes the shared client and the per-member clients.
 func (s *Session) closeClients() error {
 	err := s.cli.Close()
-	for _, rc := range s.renewers {
+	for _, rc := range s.perMember {
 		if rc != s.cli {
 			rc.Close()
 		}

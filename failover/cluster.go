@@ -375,19 +375,23 @@ func (m *Manager) notCoordinator(ctx context.Context) error {
 }
 
 // refreshMembers keeps the cluster's view for the status, at most every
-// second.
+// second, read in the background: the Run loop, which also takes the
+// nodes' checks, never waits for etcd for the status's sake.
 func (m *Manager) refreshMembers(ctx context.Context) {
-	if time.Since(m.membersRead) < time.Second {
+	if time.Since(m.membersRead) < time.Second || !m.membersBusy.CompareAndSwap(false, true) {
 		return
 	}
 	m.membersRead = time.Now()
-	cctx, cancel := context.WithTimeout(ctx, m.cfg.BarrierTimeout)
-	defer cancel()
-	ms, err := m.cluster.Members(cctx)
-	if err != nil {
-		return
-	}
-	m.mu.Lock()
-	m.status.Cluster = ms
-	m.mu.Unlock()
+	go func() {
+		defer m.membersBusy.Store(false)
+		cctx, cancel := context.WithTimeout(ctx, m.cfg.BarrierTimeout)
+		defer cancel()
+		ms, err := m.cluster.Members(cctx)
+		if err != nil {
+			return
+		}
+		m.mu.Lock()
+		m.status.Cluster = ms
+		m.mu.Unlock()
+	}()
 }

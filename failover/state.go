@@ -153,6 +153,7 @@ type Manager struct {
 	relatch          chan struct{}
 	followErrLogged  time.Time
 	membersRead      time.Time
+	membersBusy      atomic.Bool // a refreshMembers read runs
 	// step, when set (tests only), is called between the steps of a
 	// failover and a switchover; see export_test.go.
 	step func(name string)

@@ -40,7 +40,8 @@
 # 1-6 lowercase letters or digits). Addresses: ${TANDEM_CLUSTER_NET:-10.77.0}.11,
 # .12, .13 /24 (host1, host2, witness); etcd clients on :2379, peers on :2380.
 # Data, logs and pid files under ${TANDEM_CLUSTER_DIR:-/tmp/tandem-cluster}/HOST/.
-# etcd timing: heartbeat 50 ms, election 500 ms (minimum lease TTL 1 s).
+# etcd timing: heartbeat ${TANDEM_CLUSTER_HEARTBEAT:-50} ms, election
+# ${TANDEM_CLUSTER_ELECTION:-500} ms (at most 666: minimum lease TTL 1 s).
 # TANDEM_ETCD_BIN overrides the etcd binary (default bin/etcd, see
 # scripts/etcd.sh build); TANDEM_CLUSTER_TIMEOUT (30) bounds waits, seconds.
 #
@@ -56,7 +57,7 @@
 # HOST/tandem/tandem.log, listens on HOST's address and 127.0.0.1, port
 # 3306, its admin API on HOST's address port 9306 with the token in
 # admin.token, and joins etcd under prefix ${TANDEM_CLUSTER_PREFIX:-/tandem}
-# with id host1 or host2 (lease_ttl 1s).
+# with id host1 or host2 (lease_ttl 1s, preferred_leader witness).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,6 +71,8 @@ HOSTS=(host1 host2 witness)
 NODE_PORT=${TANDEM_CLUSTER_NODE_PORT:-3307}
 TANDEM_BIN=${TANDEM_BIN:-$ROOT/bin/tandem}
 PREFIX=${TANDEM_CLUSTER_PREFIX:-/tandem}
+HEARTBEAT=${TANDEM_CLUSTER_HEARTBEAT:-50}
+ELECTION=${TANDEM_CLUSTER_ELECTION:-500}
 
 say() { printf 'cluster: %s\n' "$*"; }
 die() { printf 'cluster: error: %s\n' "$*" >&2; exit 1; }
@@ -80,6 +83,8 @@ die() { printf 'cluster: error: %s\n' "$*" >&2; exit 1; }
 [[ $NODE_PORT =~ ^[0-9]+$ && $NODE_PORT != 3306 && $NODE_PORT != 2379 && $NODE_PORT != 2380 && $NODE_PORT != 9306 ]] ||
 	die "TANDEM_CLUSTER_NODE_PORT must be a port other than 3306 (tandem's), 2379, 2380 and 9306 (got '$NODE_PORT')"
 [[ $PREFIX =~ ^/[A-Za-z0-9._/-]*$ ]] || die "TANDEM_CLUSTER_PREFIX must be an etcd key prefix such as /tandem (got '$PREFIX')"
+[[ $HEARTBEAT =~ ^[0-9]+$ && $ELECTION =~ ^[0-9]+$ && $ELECTION -ge $((5 * HEARTBEAT)) && $ELECTION -le 666 ]] ||
+	die "TANDEM_CLUSTER_HEARTBEAT and TANDEM_CLUSTER_ELECTION must be milliseconds, the election at least 5 heartbeats and at most 666 (the tandems' lease_ttl is 1s) (got $HEARTBEAT, $ELECTION)"
 
 host_index() {
 	case ${1:-} in
@@ -171,7 +176,7 @@ start_member() {
 		--listen-peer-urls="http://$(ip_of "$h"):2380" \
 		--initial-advertise-peer-urls="http://$(ip_of "$h"):2380" \
 		--initial-cluster="$cluster" --initial-cluster-state=new --initial-cluster-token="$token" \
-		--heartbeat-interval=50 --election-timeout=500 \
+		--heartbeat-interval="$HEARTBEAT" --election-timeout="$ELECTION" \
 		--log-level=warn </dev/null >>"$d/etcd.log" 2>&1 &
 	echo $! >"$d/etcd.pid"
 }
@@ -334,6 +339,9 @@ prefix = "$PREFIX"
 id = "$h"
 host = "$h"
 lease_ttl = "1s"
+# The coordinator keeps etcd's raft leader on the witness: an app server's
+# death then never also costs an etcd election and a lease extension.
+preferred_leader = "witness"
 EOF
 }
 
@@ -455,6 +463,16 @@ signal_service() {
 	kill "-$1" "$pid"
 	if [[ $1 == KILL ]]; then
 		wait_gone "$pid" 10 || die "$3 on $2 (pid $pid) survived SIGKILL"
+		if [[ $3 == node ]]; then
+			# The main thread may be a zombie while other threads still
+			# hold the listening socket: wait until the port is free, so
+			# that `start` right after does not find it taken.
+			local deadline=$((SECONDS + 10))
+			while port_in_use "$(host_node "$2")" "$NODE_PORT"; do
+				((SECONDS < deadline)) || die "node on $2: port $NODE_PORT still taken 10 s after SIGKILL"
+				sleep 0.05
+			done
+		fi
 	fi
 	say "$3 on $2: SIG$1 (pid $pid)"
 }

@@ -2,6 +2,7 @@ package hoststest
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,7 +16,11 @@ import (
 // TestHostsFaults runs two tandems (host1, host2) on the namespace hosts of
 // scripts/cluster.sh with a write load through both at once, and injects,
 // in turn: a partition of host1 with node b active, then with node a
-// active; SIGKILL of the coordinator tandem; SIGKILL of the active node
+// active, each with host1's tandem coordinator and then host2's; SIGKILL
+// of the active node, every tandem alive; a partition of the witness
+// (etcd's raft leader) (these repeated -hosts.rounds times; the phases of
+// each are logged, and their medians at the end, lines "TIMING"); SIGKILL
+// of the coordinator tandem; SIGKILL of the active node
 // together with the coordinator tandem (the active dies during a
 // coordinator change); the loss of all of etcd, and the active node's
 // death while etcd is gone (nothing may be promoted until etcd is back);
@@ -30,7 +35,7 @@ func TestHostsFaults(t *testing.T) {
 	r := newRig(t)
 	coord := r.settled(t, "a", 60*time.Second)
 	t.Logf("cluster built in %v: both tandems route to a, coordinator %s", time.Since(began).Round(time.Millisecond), coord)
-	smp := startSampler(r, 8*time.Minute)
+	smp := startSampler(r, 8*time.Minute+time.Duration(*rounds)*4*time.Minute)
 	defer func() {
 		// Also when a scenario stopped the test.
 		smp.close()
@@ -69,42 +74,135 @@ func TestHostsFaults(t *testing.T) {
 	}
 
 	// step runs one scenario; the next ones run unless it stopped
-	// (t.Fatal): they start from the state it leaves.
+	// (t.Fatal): they start from the state it leaves. A scenario left out
+	// by -run does not stop the others.
 	step := func(name string, f func(t *testing.T)) bool {
-		completed := false
+		entered, completed := false, false
 		t.Run(name, func(t *testing.T) {
+			entered = true
 			f(t)
 			completed = true
 		})
-		return completed
+		return !entered || completed
 	}
 
-	ok := step("partition host1, b active", func(t *testing.T) {
-		coord := r.settled(t, "a", 30*time.Second)
-		r.switchover(t, coord, "b")
-		r.settled(t, "b", 30*time.Second)
-		active = "b"
-		w1, w2 := load(t, "pb")
-		r.partitionHost1(t, "b", w1, w2)
-		finish(t, "b", 1, w1, w2)
-	})
-	if !ok {
-		return
+	// host1 (its tandem, node a and etcd member) cut off, with each node
+	// active and each tandem coordinator; -hosts.rounds repeats them.
+	var tm timings
+	defer func() {
+		for _, l := range tm.summary() {
+			t.Logf("TIMING %s", l)
+		}
+	}()
+	for round := 1; round <= *rounds; round++ {
+		for _, sc := range []struct{ active, coord string }{{"b", "host1"}, {"b", "host2"}, {"a", "host1"}, {"a", "host2"}} {
+			name := fmt.Sprintf("host1 cut off, %s active, coordinator %s", sc.active, sc.coord)
+			ok := step(fmt.Sprintf("round %d: partition host1, %s active, coordinator %s", round, sc.active, sc.coord), func(t *testing.T) {
+				r.settled(t, active, 30*time.Second)
+				if active != sc.active {
+					r.switchover(t, r.settled(t, active, 30*time.Second), sc.active)
+					r.settled(t, sc.active, 30*time.Second)
+					active = sc.active
+				}
+				r.placeCoordinator(t, sc.coord, active)
+				// etcd's leader where production keeps it (preferred_leader):
+				// not on the host that is cut off.
+				r.run(t, "leader", "witness")
+				tag := fmt.Sprintf("p%s%s%d", sc.active, sc.coord[4:], round)
+				w1, w2 := load(t, tag)
+				p := r.partitionHost1(t, active, w1, w2)
+				tm.add(name, p)
+				active = "b"
+				finish(t, "b", map[string]int{"a": 2, "b": 1}[sc.active], w1, w2)
+			})
+			if !ok {
+				return
+			}
+		}
+		// The active node dies, every tandem alive: writes back through
+		// both tandems (the bar: within 2 s).
+		ok := step(fmt.Sprintf("round %d: kill the active node", round), func(t *testing.T) {
+			coord := r.settled(t, active, 30*time.Second)
+			old, next := active, peerNode(active)
+			w1, w2 := load(t, fmt.Sprintf("kn%d", round))
+			r.run(t, "kill", hostOf[old], "node")
+			killed := time.Now()
+			for _, h := range []string{"host1", "host2"} {
+				r.waitStatus(t, h, 20*time.Second, "routing to "+next, routing(next))
+			}
+			w1.waitAcks(t, 50, 20*time.Second)
+			w2.waitAcks(t, 50, 20*time.Second)
+			p := partitionTiming{phFirst1: w1.firstAckAfter(killed).Sub(killed), phFirst2: w2.firstAckAfter(killed).Sub(killed)}
+			if s, err := r.status(coord); err == nil {
+				for _, e := range s.Events {
+					if e.Time.After(killed) && e.Type == failover.EventFailoverFinished {
+						p[phFailEnd] = e.Time.Sub(killed)
+						break
+					}
+				}
+			}
+			tm.add("active node SIGKILLed, both tandems alive", p)
+			t.Logf("node %s SIGKILLed (coordinator on %s): %s; errors through host1: %s; host2: %s",
+				old, coord, p, w1.errorSummary(killed), w2.errorSummary(killed))
+			if p[phFirst1] > 2*time.Second || p[phFirst2] > 2*time.Second {
+				t.Logf("NOTE: over the 2 s bar: %s", p)
+			}
+			active = next
+			r.run(t, "start", hostOf[old], "node")
+			r.settled(t, active, 30*time.Second)
+			r.waitRejoined(t, old, 60*time.Second)
+			finish(t, active, 2, w1, w2)
+		})
+		if !ok {
+			return
+		}
+		// The witness, which holds etcd's raft leader, cut off: etcd elects
+		// another leader; no node changes, and every tandem's lease (which
+		// the new leader extends) survives. What clients see is measured:
+		// a tandem whose renewals fail for its whole validity meanwhile
+		// self-fences until the new leader answers.
+		ok = step(fmt.Sprintf("round %d: partition the witness (etcd's leader)", round), func(t *testing.T) {
+			r.settled(t, active, 30*time.Second)
+			r.run(t, "leader", "witness")
+			before, err := r.status("host1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			w1, w2 := load(t, fmt.Sprintf("pw%d", round))
+			r.run(t, "partition", "witness")
+			cut := time.Now()
+			// Watch for longer than a lease and a failover take.
+			fenced := map[string]bool{}
+			for end := time.Now().Add(4 * time.Second); time.Now().Before(end); {
+				for _, h := range []string{"host1", "host2"} {
+					s, err := r.status(h)
+					if err != nil {
+						continue
+					}
+					if s.SelfFenced {
+						fenced[h] = true
+					}
+					if s.Decision.Epoch != before.Decision.Epoch || s.Decision.Active != active {
+						t.Fatalf("tandem on %s changed the decision when only the witness was cut off: %s", h, describe(s))
+					}
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			w1.waitAcks(t, 50, 20*time.Second)
+			w2.waitAcks(t, 50, 20*time.Second)
+			p := partitionTiming{phPause1: w1.longestPause(cut), phPause2: w2.longestPause(cut)}
+			tm.add("witness (etcd's leader) cut off", p)
+			t.Logf("witness cut off: %s; tandems seen self-fenced meanwhile: %v; errors through host1: %s; host2: %s",
+				p, fenced, w1.errorSummary(cut), w2.errorSummary(cut))
+			r.run(t, "heal", "witness")
+			r.settled(t, active, 30*time.Second)
+			finish(t, active, 1, w1, w2)
+		})
+		if !ok {
+			return
+		}
 	}
-	ok = step("partition host1, a active", func(t *testing.T) {
-		coord := r.settled(t, "b", 30*time.Second)
-		r.switchover(t, coord, "a")
-		r.settled(t, "a", 30*time.Second)
-		active = "a"
-		w1, w2 := load(t, "pa")
-		r.partitionHost1(t, "a", w1, w2)
-		active = "b"
-		finish(t, "b", 2, w1, w2)
-	})
-	if !ok {
-		return
-	}
-	ok = step("kill the coordinator tandem", func(t *testing.T) {
+	ok := step("kill the coordinator tandem", func(t *testing.T) {
 		coord := r.settled(t, active, 30*time.Second)
 		other := peerHost(coord)
 		w1, w2 := load(t, "kc")
@@ -368,8 +466,9 @@ func nodeStatus(s failover.Status, name string) failover.NodeStatus {
 // partitionHost1 cuts host1 (its tandem, node a and etcd member) off while
 // both workloads run, checks that host2's side serves writes on b and that
 // host1's tandem fences itself, then heals and waits until both tandems
-// route to b and node a is a clean passive again.
-func (r *rig) partitionHost1(t *testing.T, active string, w1, w2 *workload) {
+// route to b and node a is a clean passive again. It returns the phases,
+// timed from the cut.
+func (r *rig) partitionHost1(t *testing.T, active string, w1, w2 *workload) partitionTiming {
 	t.Helper()
 	// Measured from when the script returned: the link is down by then
 	// (it went down during the script's few milliseconds).
@@ -382,8 +481,42 @@ func (r *rig) partitionHost1(t *testing.T, active string, w1, w2 *workload) {
 	w2.waitAcks(t, 50, 20*time.Second)
 	served := w2.firstAckAfter(cut).Sub(cut)
 	pause := w2.longestPause(cut)
+	p := partitionTiming{phFenced: fenced, phRouting: coordinated, phFirst: served, phPause: pause}
+	if later, err := r.status("host2"); err == nil {
+		r.hostPhases(cut, later, p) // its events up to now
+	} else {
+		r.hostPhases(cut, s, p)
+	}
+	if lead, ok := p[phLeads]; ok {
+		p[phAfterLead] = served - lead
+	}
 	t.Logf("host1 cut off with %s active: host1's tandem self-fenced after %v; host2's tandem coordinator routing to b (epoch %d) after %v; first write started after the cut acknowledged through host2 %v after the cut; longest pause between two writes acknowledged through host2: %v",
 		active, fenced.Round(time.Millisecond), s.Decision.Epoch, coordinated.Round(time.Millisecond), served.Round(time.Millisecond), pause.Round(time.Millisecond))
+	t.Logf("phases after the cut: %s", p)
+	if active == "a" {
+		// Sessions whose insert was interrupted wait for tandem to settle
+		// it by reading b's newest binlog file from its start: the longer
+		// the file, the later they write again.
+		var name, size string
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		rows, err := r.nodes["b"].QueryContext(ctx, "SHOW BINARY LOGS")
+		if err == nil {
+			for rows.Next() {
+				cols, _ := rows.Columns()
+				vals := make([]any, len(cols))
+				ss := make([]sql.NullString, len(cols))
+				for i := range vals {
+					vals[i] = &ss[i]
+				}
+				if rows.Scan(vals...) == nil {
+					name, size = ss[0].String, ss[1].String
+				}
+			}
+			rows.Close()
+		}
+		cancel()
+		t.Logf("node b's newest binlog file (which settling an interrupted insert reads): %s, %s bytes (%v)", name, size, err)
+	}
 	t.Logf("errors since the cut: through host1: %s; through host2: %s", w1.errorSummary(cut), w2.errorSummary(cut))
 	if served > 3*time.Second || pause > 3*time.Second {
 		// Reported, not failed on: the machine is shared and slow.
@@ -420,6 +553,27 @@ func (r *rig) partitionHost1(t *testing.T, active string, w1, w2 *workload) {
 	t.Logf("healed: both tandems route to b after %v", time.Since(healed).Round(time.Millisecond))
 	r.waitRejoined(t, "a", 60*time.Second)
 	t.Logf("node a passive and replicating again %v after the heal", time.Since(healed).Round(time.Millisecond))
+	return p
+}
+
+// placeCoordinator makes host's tandem the coordinator, both tandems
+// routing to active: if the other one is coordinator, it is SIGKILLed,
+// host's tandem takes over once its lease expires, and it is started
+// again (it then follows).
+func (r *rig) placeCoordinator(t testing.TB, host, active string) {
+	t.Helper()
+	c := r.settled(t, active, 30*time.Second)
+	if c == host {
+		return
+	}
+	r.run(t, "kill", c, "tandem")
+	r.waitStatus(t, host, 20*time.Second, "coordinator routing to "+active, func(s failover.Status) bool {
+		return s.Coordinator && routing(active)(s)
+	})
+	r.run(t, "start", c, "tandem")
+	if got := r.settled(t, active, 30*time.Second); got != host {
+		t.Fatalf("coordinator %s after restarting the tandem on %s; want %s", got, c, host)
+	}
 }
 
 // majorityServes waits until host2's tandem, host1 being cut off, is the
