@@ -31,6 +31,11 @@ type Observation struct {
 	// is broken and Seconds_Behind_Master is NULL.
 	Lag      time.Duration
 	LagKnown bool
+	// Heartbeat is the active node's heartbeat row as read on this node
+	// (the active reads its own), zero when unknown: comparing the
+	// active's row with a passive's gives the lag even when nobody has
+	// written heartbeats for a while (no coordinator: etcd was lost).
+	Heartbeat time.Time
 }
 
 // node is the monitor's and the state machine's view of one node.
@@ -120,6 +125,9 @@ func (m *Manager) check(ctx context.Context, n *node) Observation {
 				_ = n.ops.WriteHeartbeat(hctx, m.cfg.HeartbeatSchema, n.Name, epoch, time.Now())
 			}()
 		}
+		if written, err := n.ops.ReadHeartbeat(cctx, m.cfg.HeartbeatSchema, n.Name); err == nil && written.After(m.started) {
+			o.Heartbeat = written
+		}
 		return o
 	}
 	if active == "" {
@@ -129,6 +137,7 @@ func (m *Manager) check(ctx context.Context, n *node) Observation {
 	// A row older than this process says nothing about the lag now.
 	if err == nil && written.After(m.started) {
 		o.Lag, o.LagKnown = max(0, time.Since(written)), true
+		o.Heartbeat = written
 	}
 	return o
 }

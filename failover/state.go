@@ -941,7 +941,11 @@ func (m *Manager) promotable(c *node, force, ignoreSync bool) string {
 // lagBehind is how far c was behind the active node when the active was
 // last seen alive: the age of the active's heartbeat on c, less the time
 // since the active last answered (a dead active writes no heartbeat, so
-// the plain age keeps growing without c falling behind).
+// the plain age keeps growing without c falling behind). When heartbeats
+// had stopped before the active's last check (no tandem led, so none
+// wrote them: etcd was lost), the age counts the time nobody wrote, not
+// c's lag: then the active's own row, as it read at that check, against
+// c's row is the lag.
 func (m *Manager) lagBehind(c *node) (time.Duration, bool) {
 	if !c.good.LagKnown {
 		return 0, false
@@ -951,8 +955,20 @@ func (m *Manager) lagBehind(c *node) (time.Duration, bool) {
 		if dead := c.good.Time.Sub(a.good.Time); dead > 0 {
 			lag -= dead
 		}
+		own, seen := a.good.Heartbeat, c.good.Heartbeat
+		if !own.IsZero() && !seen.IsZero() && a.good.Time.Sub(own) > heartbeatsStoppedAfter(m.cfg) {
+			lag = min(lag, own.Sub(seen))
+		}
 	}
 	return max(lag, 0), true
+}
+
+// heartbeatsStoppedAfter is how old the active's own heartbeat row must be
+// at a check for tandem to take it that heartbeats stopped, rather than
+// that the last write is still on its way (written in the background,
+// one at a time, each within the check timeout when the node is well).
+func heartbeatsStoppedAfter(c Config) time.Duration {
+	return 2*c.Interval + c.CheckTimeout
 }
 
 // durable says why tandem cannot show that c holds every write old

@@ -441,6 +441,27 @@ func TestUnsafeToPromote(t *testing.T) {
 		}, false, "error 1062"},
 		{"lagging", func(_ *Manager, c *node) { c.good.Lag, c.good.LagKnown = 6*time.Second, true }, false, "lagged"},
 		{"lag just under", func(_ *Manager, c *node) { c.good.Lag, c.good.LagKnown = 4*time.Second, true }, false, ""},
+		{"heartbeats stopped, caught up", func(m *Manager, c *node) {
+			// Nobody wrote heartbeats for a minute (no coordinator),
+			// then the active died: b holds the active's last row.
+			a := m.node("a")
+			last := a.good.Time.Add(-time.Minute)
+			a.good.Heartbeat = last
+			c.good.Heartbeat, c.good.Lag, c.good.LagKnown = last, c.good.Time.Sub(last), true
+		}, false, ""},
+		{"heartbeats stopped, behind", func(m *Manager, c *node) {
+			a := m.node("a")
+			last := a.good.Time.Add(-time.Minute)
+			a.good.Heartbeat = last
+			seen := last.Add(-6 * time.Second)
+			c.good.Heartbeat, c.good.Lag, c.good.LagKnown = seen, c.good.Time.Sub(seen), true
+		}, false, "lagged"},
+		{"heartbeats flowing, behind", func(m *Manager, c *node) {
+			a := m.node("a")
+			a.good.Heartbeat = a.good.Time
+			seen := c.good.Time.Add(-6 * time.Second)
+			c.good.Heartbeat, c.good.Lag, c.good.LagKnown = seen, 6*time.Second, true
+		}, false, "lagged"},
 		{"not a replica", func(_ *Manager, c *node) { c.good.Facts.Replica = replication.Replica{} }, false, ""},
 		{"excluded", func(m *Manager, c *node) { m.dec.Excluded = map[string]string{"b": "errant transactions 0-2-5"} }, false, "excluded: errant"},
 		{"maintenance", func(m *Manager, c *node) { m.dec.Maintenance = map[string]bool{"b": true} }, false, "maintenance"},
