@@ -7,6 +7,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
@@ -682,4 +683,97 @@ func TestPoolDrainsOnDown(t *testing.T) {
 		t.Fatalf("after Route(a): port %s", got)
 	}
 	quitPooled(t, p, c)
+}
+
+// TestPoolCompressedAndCachedMetadataSessions: go-sql-driver negotiates
+// MariaDB's metadata cache, and here the compressed protocol: the pool
+// resets such a session through its compressed link, hands it only to a
+// client that negotiates the same, and the next client's queries work.
+func TestPoolCompressedAndCachedMetadataSessions(t *testing.T) {
+	p := startPoolProxy(t, nil)
+	connect := func(compressed bool) driverConn {
+		c := driverConfig(p.addr)
+		c.Apply(mysql.EnableCompression(compressed))
+		connector, err := mysql.NewConnector(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db := sql.OpenDB(connector)
+		db.SetMaxOpenConns(1)
+		conn, err := db.Conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		return driverConn{db: db, conn: conn}
+	}
+	value := func(c driverConn, q string) string {
+		var v string
+		if err := c.conn.QueryRowContext(context.Background(), q).Scan(&v); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return v
+	}
+	status := func(c driverConn, name string) string {
+		var k, v string
+		if err := c.conn.QueryRowContext(context.Background(), "SHOW SESSION STATUS LIKE '"+name+"'").Scan(&k, &v); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return v
+	}
+	quit := func(c driverConn) {
+		st := p.PoolStats()
+		_ = c.conn.Close()
+		_ = c.db.Close() // COM_QUIT
+		waitFor(t, 30*time.Second, "the session to be returned", func() bool {
+			now := p.PoolStats()
+			return now.Resets+now.Evicted+now.Drained > st.Resets+st.Evicted+st.Drained
+		})
+	}
+	first := connect(true)
+	id := value(first, "SELECT CONNECTION_ID()")
+	if got := status(first, "Compression"); got != "ON" {
+		t.Fatalf("first client: Compression %s", got)
+	}
+	// A prepared statement whose definitions the node may cache for this
+	// client: the next client must get them again.
+	stmt, err := first.conn.PrepareContext(context.Background(), "SELECT ? + 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := stmt.QueryRowContext(context.Background(), 1).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("prepared statement: %d, %v", n, err)
+	}
+	quit(first)
+	if st := p.PoolStats(); st.Idle != 1 {
+		t.Fatalf("%+v: the compressed session was not pooled", st)
+	}
+	plain := connect(false)
+	if got := value(plain, "SELECT CONNECTION_ID()"); got == id {
+		t.Fatal("a client without compression got the compressed session")
+	}
+	if got := status(plain, "Compression"); got != "OFF" {
+		t.Fatalf("plain client: Compression %s", got)
+	}
+	next := connect(true)
+	if got := value(next, "SELECT CONNECTION_ID()"); got != id {
+		t.Fatalf("next compressed client: thread %s, want the pooled %s", got, id)
+	}
+	if got := status(next, "Compression"); got != "ON" {
+		t.Fatalf("next client: Compression %s", got)
+	}
+	stmt2, err := next.conn.PrepareContext(context.Background(), "SELECT CONCAT(?, 'x')")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s string
+	if err := stmt2.QueryRowContext(context.Background(), "a").Scan(&s); err != nil || s != "ax" {
+		t.Fatalf("prepared statement on the pooled session: %q, %v", s, err)
+	}
+}
+
+type driverConn struct {
+	db   *sql.DB
+	conn *sql.Conn
 }
