@@ -159,12 +159,7 @@ func (s *session) refuse(r *relay, cmd byte, length int, e *sqlError) error {
 // connection (or sent something unasked, such as a "connection killed"
 // error). Any doubt counts as alive: the command then runs and fails as
 // usual.
-func (s *session) backendAlive() bool {
-	if r, ok := s.be.rw.(*rawIO); ok {
-		return r.idleAndOpen()
-	}
-	return true
-}
+func (s *session) backendAlive() bool { return s.be.idleAndOpen() }
 
 // reattach logs in to the routed node (waiting, until deadline, for a new
 // route if it is unreachable) and rebuilds the session there, then replaces
