@@ -287,7 +287,9 @@ func finishLogin(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte
 // then the TLS handshake. It returns the connection and reader to go on
 // with and the sequence id of the last packet sent; unchanged when TLS is
 // not used. A node that does not offer TLS is refused unless n's mode is
-// preferred.
+// preferred. Errors that retrying cannot cure (no TLS offered, a
+// certificate that does not verify) are *sqlError, for the client as they
+// are.
 func startTLS(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte, resp *handshakeResponse) (net.Conn, *bufio.Reader, byte, error) {
 	if n.TLS == nil {
 		return conn, br, seq, nil
@@ -299,8 +301,8 @@ func startTLS(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte, r
 			}
 			return conn, br, seq, nil
 		}
-		return nil, nil, 0, fmt.Errorf("%w: node %s does not offer TLS (its greeting lacks CLIENT_SSL), and its tls = %q requires it",
-			ErrNodeTLS, n.Name, n.TLS.Mode)
+		return nil, nil, 0, backendError("tandem: node %s: %v (its greeting lacks CLIENT_SSL), and its tls = %q requires it",
+			n.Name, nodetls.ErrNotOffered, n.TLS.Mode)
 	}
 	if br.Buffered() > 0 {
 		return nil, nil, 0, fmt.Errorf("%w: node sent data after its greeting", ErrHandshake)
@@ -316,15 +318,16 @@ func startTLS(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte, r
 	}
 	tc := tls.Client(conn, n.TLS.Config())
 	if err := tc.Handshake(); err != nil {
-		return nil, nil, 0, fmt.Errorf("%w: TLS handshake with node %s (tls = %q): %w", ErrNodeTLS, n.Name, n.TLS.Mode, err)
+		if nodetls.IsConfigError(err) {
+			// The certificate does not verify, or the node rejects
+			// ours: no other try would do better, so the client is
+			// told at once.
+			return nil, nil, 0, backendError("tandem: TLS with node %s (tls = %q) failed: %v", n.Name, n.TLS.Mode, err)
+		}
+		return nil, nil, 0, fmt.Errorf("TLS handshake with node %s: %w", n.Name, err)
 	}
 	return tc, bufio.NewReaderSize(tc, 1024), seq, nil
 }
-
-// ErrNodeTLS is wrapped by failures to set up TLS with a node: a node that
-// does not offer it when required, or a failed handshake (a certificate
-// that does not verify, a wrong server name).
-var ErrNodeTLS = errors.New("node TLS")
 
 // authExchange reads the node's answers to a handshake response or a
 // COM_CHANGE_USER that used plugin and salt, and answers auth switches and

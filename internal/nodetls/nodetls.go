@@ -178,7 +178,7 @@ func New(s Settings, address string) (*Client, error) {
 // its names (verify-ca).
 func verifyChain(cs tls.ConnectionState, roots *x509.CertPool) error {
 	if len(cs.PeerCertificates) == 0 {
-		return errors.New("the node sent no certificate")
+		return &noCertError{}
 	}
 	opts := x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool()}
 	for _, c := range cs.PeerCertificates[1:] {
@@ -218,3 +218,32 @@ func (c *Client) Apply(mc *mysql.Config) error {
 	}
 	return nil
 }
+
+// IsConfigError reports whether err, from a connection attempt, says that
+// the TLS settings and the node disagree rather than that the node is
+// unreachable: its certificate does not verify (chain or name), it
+// rejected the TLS handshake with an alert, or it does not offer TLS where
+// the mode requires it. Retrying does not help; fixing a config does.
+func IsConfigError(err error) bool {
+	if err == nil {
+		return false
+	}
+	var (
+		cve *tls.CertificateVerificationError
+		uae x509.UnknownAuthorityError
+		hne x509.HostnameError
+		cie x509.CertificateInvalidError
+		ale tls.AlertError
+		nce *noCertError
+	)
+	return errors.As(err, &cve) || errors.As(err, &uae) || errors.As(err, &hne) || errors.As(err, &cie) ||
+		errors.As(err, &ale) || errors.As(err, &nce) || errors.Is(err, mysql.ErrNoTLS) || errors.Is(err, ErrNotOffered)
+}
+
+// ErrNotOffered is wrapped by tandem's own refusals of a node that does
+// not offer TLS where the mode requires it.
+var ErrNotOffered = errors.New("the node does not offer TLS")
+
+type noCertError struct{}
+
+func (*noCertError) Error() string { return "the node sent no certificate" }
