@@ -315,7 +315,7 @@ func scanBinlogFile(ctx context.Context, src BinlogSource, f binlogFile, sc *set
 		DumpCommandFlag:  gm.BINLOG_SEND_ANNOTATE_ROWS_EVENT,
 		DisableRetrySync: true, ReadTimeout: 10 * time.Second, HeartbeatPeriod: 2 * time.Second,
 		TLSConfig: src.TLS,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	defer syncer.Close()
 	st, err := syncer.StartSync(mysql.Position{Name: f.name, Pos: 4})

@@ -20,7 +20,7 @@ import (
 // Node is one node to read accounts from.
 type Node struct {
 	Name    string
-	Address string // host:port, or the path of a unix socket
+	Address string          // host:port, or the path of a unix socket
 	TLS     *nodetls.Client // nil: plaintext
 }
 
