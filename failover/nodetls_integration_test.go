@@ -24,20 +24,9 @@ import (
 // the client noticing more than its one statement.
 func TestFailoverOverTLS(t *testing.T) {
 	testpair.Require(t)
-	t.Cleanup(func() { testpair.Reset(t) })
-	forgetRecordedDecision(t)
-	admin := nodeDB(t, testpair.A)
 	accounts := []string{"'tls_admin'@'127.0.0.1'", "'tls_app'@'127.0.0.1'"}
-	for _, a := range accounts {
-		mustExec(t, admin, "DROP USER IF EXISTS "+a)
-	}
-	mustExec(t, admin, "CREATE USER 'tls_admin'@'127.0.0.1' IDENTIFIED BY 'tlsadminpw' REQUIRE SSL")
-	mustExec(t, admin, "GRANT ALL PRIVILEGES ON *.* TO 'tls_admin'@'127.0.0.1' WITH GRANT OPTION")
-	mustExec(t, admin, "CREATE USER 'tls_app'@'127.0.0.1' IDENTIFIED BY 'tlsapppw' REQUIRE SSL")
-	mustExec(t, admin, "GRANT ALL PRIVILEGES ON app.* TO 'tls_app'@'127.0.0.1'")
 	t.Cleanup(func() {
-		// After the pair's reset (cleanups run last first): a is the
-		// writer again.
+		testpair.Reset(t) // a is the writer again
 		db := nodeDB(t, testpair.A)
 		for _, a := range accounts {
 			if _, err := db.Exec("DROP USER IF EXISTS " + a); err != nil {
@@ -45,6 +34,15 @@ func TestFailoverOverTLS(t *testing.T) {
 			}
 		}
 	})
+	forgetRecordedDecision(t)
+	admin := nodeDB(t, testpair.A)
+	for _, a := range accounts {
+		mustExec(t, admin, "DROP USER IF EXISTS "+a)
+	}
+	mustExec(t, admin, "CREATE USER 'tls_admin'@'127.0.0.1' IDENTIFIED BY 'tlsadminpw' REQUIRE SSL")
+	mustExec(t, admin, "GRANT ALL PRIVILEGES ON *.* TO 'tls_admin'@'127.0.0.1' WITH GRANT OPTION")
+	mustExec(t, admin, "CREATE USER 'tls_app'@'127.0.0.1' IDENTIFIED BY 'tlsapppw' REQUIRE SSL")
+	mustExec(t, admin, "GRANT ALL PRIVILEGES ON app.* TO 'tls_app'@'127.0.0.1'")
 	testpair.WaitInSync(t, 30*time.Second) // the accounts on b too
 
 	tn := startTandemWith(t, newStore(t), testpair.Addr(testpair.A), testpair.Addr(testpair.B), func(pc *proxy.Config, fc *failover.Config) {
