@@ -455,7 +455,19 @@ func (b *backend) changeUser(lp *loginParams, timeout time.Duration) (uint16, er
 func (b *backend) close() {
 	_ = b.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	_, _ = b.conn.Write([]byte{1, 0, 0, 0, mysql.COM_QUIT})
-	_ = b.conn.Close()
+	_ = b.closeSocket()
+}
+
+// closeSocket closes the connection at once, from any goroutine. Under
+// TLS it closes the socket beneath without the close_notify alert, which
+// crypto/tls sends with a 5 s write deadline of its own: a hung node must
+// not hold whoever closes (the node needs no alert after COM_QUIT, nor on
+// a cut).
+func (b *backend) closeSocket() error {
+	if tc, ok := b.conn.(*tls.Conn); ok {
+		return tc.NetConn().Close()
+	}
+	return b.conn.Close()
 }
 
 // idleAndOpen peeks, without blocking or consuming anything, whether the
