@@ -363,3 +363,23 @@ func TestNodeTLSDriverPoolsKeepTLS(t *testing.T) {
 		t.Fatal("verify-full pool: plaintext")
 	}
 }
+
+// TestNodeTLSResumesSessions: later node connections resume the TLS
+// session (a ticket cache per node): no certificate exchange or check.
+func TestNodeTLSResumesSessions(t *testing.T) {
+	testpair.Require(t)
+	n := &Node{Name: "a", Address: testpair.Addr(testpair.A), TLS: testpair.TLS(t)}
+	lp := &loginParams{User: testpair.AppUser, Password: testpair.AppPassword,
+		Caps: requiredCaps | gmysql.CLIENT_PLUGIN_AUTH, Collation: 45, MaxPacket: 1 << 24}
+	for i := range 3 {
+		be, err := dialBackend(context.Background(), n, lp, dialTimeouts{Connect: 5 * time.Second, Login: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resumed := be.conn.(*tls.Conn).ConnectionState().DidResume
+		be.close()
+		if resumed != (i > 0) {
+			t.Fatalf("login %d: resumed %v", i, resumed)
+		}
+	}
+}

@@ -128,7 +128,10 @@ func New(s Settings, address string) (*Client, error) {
 		}
 		return nil, fieldErr("tls_key", "missing: tls_cert is set; give both or neither")
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	// The session cache is shared by every clone: later connections to
+	// the node resume the session (MariaDB and MySQL issue tickets),
+	// which skips the certificate exchange and checks.
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(64)}
 	if s.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
 		if err != nil {
