@@ -180,19 +180,24 @@ func (pl *pendingLogin) abandon() {
 	_ = pl.conn.SetDeadline(time.Now().Add(time.Second))
 	resp := &handshakeResponse{Caps: requiredCaps | mysql.CLIENT_PLUGIN_AUTH, MaxPacket: 1 << 24,
 		Collation: pl.g.Collation, User: abandonUser, Auth: mysql.RandomBuf(20), Plugin: mysql.AUTH_NATIVE_PASSWORD}
-	seq := pl.seq + 1
+	// Over TLS like every other login to the node.
+	conn, br, seq, err := startTLS(pl.conn, pl.br, pl.node, pl.g, pl.seq, resp)
+	if err != nil {
+		return
+	}
+	seq++
 	reply := appendHandshakeResponse(nil, resp)
 	for range 3 {
-		if err := writeRaw(pl.conn, seq, reply); err != nil {
+		if err := writeRaw(conn, seq, reply); err != nil {
 			return
 		}
-		p, rseq, err := readPacket(pl.br, nil, 1<<16)
+		p, rseq, err := readPacket(br, nil, 1<<16)
 		if err != nil || len(p) == 0 {
 			return
 		}
 		switch p[0] {
 		case 0x00: // an anonymous account let it in
-			_ = writeRaw(pl.conn, 0, []byte{mysql.COM_QUIT})
+			_ = writeRaw(conn, 0, []byte{mysql.COM_QUIT})
 			return
 		case 0xff:
 			return

@@ -381,3 +381,44 @@ func TestNodeTLSRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestAbandonedHandshakeOverTLS: the failed login that ends a node
+// connection whose client left goes over TLS too.
+func TestAbandonedHandshakeOverTLS(t *testing.T) {
+	cert, _ := nodeCert(t)
+	fn := &tlsNode{t: t, cert: cert, offerTLS: true, salt: []byte("0123456789abcdefghij")}
+	fn.script = func(c net.Conn, resp *handshakeResponse, seq byte) string {
+		_ = writeRaw(c, seq+1, appendErr(nil, newError(erAccessDenied, "Access denied")))
+		_, isTLS := c.(*tls.Conn)
+		return fmt.Sprintf("login as %s, TLS %v", resp.User, isTLS)
+	}
+	addr := fn.listen()
+	n := &Node{Name: "fake", Address: addr, TLS: nodeTLS(t, nodetls.Settings{Mode: nodetls.Required}, addr)}
+	p, err := New(Config{Users: map[string]string{"app": "pw"}}, []*Node{n}, "fake")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.Serve(l) }()
+	defer p.Shutdown(context.Background())
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := readPacket(c, nil, 1<<16); err != nil {
+		t.Fatal(err)
+	}
+	c.Close() // gone after the greeting
+	select {
+	case s := <-fn.seen:
+		if want := "login as " + abandonUser + ", TLS true"; s != want {
+			t.Fatalf("node saw %q, want %q", s, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the node heard nothing")
+	}
+}
