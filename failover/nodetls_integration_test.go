@@ -1,13 +1,19 @@
 package failover_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
+	"io"
 	"net"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/tandemdb/tandem/failover"
@@ -111,5 +117,118 @@ func TestFailoverOverTLS(t *testing.T) {
 	}
 	if n := dials.Load(); n != 1 {
 		t.Fatalf("the client dialed %d times; the move must be invisible to it", n)
+	}
+}
+
+// stripRelay forwards loopback connections to target; while strip is set,
+// new connections see the node's greeting without CLIENT_SSL (a node that
+// does not offer TLS). dropAll closes the relayed connections.
+type stripRelay struct {
+	l     net.Listener
+	strip atomic.Bool
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newStripRelay(t *testing.T, target string) *stripRelay {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &stripRelay{l: l}
+	t.Cleanup(func() { l.Close(); r.dropAll() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.DialTimeout("tcp", target, 5*time.Second)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			r.mu.Lock()
+			r.conns = append(r.conns, c, up)
+			r.mu.Unlock()
+			strip := r.strip.Load()
+			go func() {
+				defer c.Close()
+				var hdr [4]byte
+				if _, err := io.ReadFull(up, hdr[:]); err != nil {
+					return
+				}
+				body := make([]byte, int(hdr[0])|int(hdr[1])<<8|int(hdr[2])<<16)
+				if _, err := io.ReadFull(up, body); err != nil {
+					return
+				}
+				// protocol 10, version NUL, thread id (4), scramble (8),
+				// filler (1), capability flags (2).
+				if i := bytes.IndexByte(body[1:], 0); strip && i >= 0 && 1+i+1+13+2 <= len(body) {
+					at := 1 + i + 1 + 13
+					binary.LittleEndian.PutUint16(body[at:], binary.LittleEndian.Uint16(body[at:])&^uint16(gomysql.CLIENT_SSL))
+				}
+				if _, err := c.Write(append(hdr[:], body...)); err != nil {
+					return
+				}
+				_, _ = io.Copy(c, up)
+			}()
+			go func() {
+				defer up.Close()
+				_, _ = io.Copy(up, c)
+			}()
+		}
+	}()
+	return r
+}
+
+func (r *stripRelay) addr() string { return r.l.Addr().String() }
+
+func (r *stripRelay) dropAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.conns {
+		c.Close()
+	}
+	r.conns = nil
+}
+
+// TestTLSMistakeNeverFailsANode: when the active node stops offering TLS
+// (here a relay hides it) while its tls mode requires it, the monitor
+// cannot log in, says why, and never judges the node failed: a TLS mistake
+// must not cause a failover.
+func TestTLSMistakeNeverFailsANode(t *testing.T) {
+	testpair.Require(t)
+	t.Cleanup(func() { testpair.Reset(t) })
+	forgetRecordedDecision(t)
+	relay := newStripRelay(t, testpair.Addr(testpair.A))
+	tn := startTandemSplit(t, newStore(t), [2]string{testpair.Addr(testpair.A), testpair.Addr(testpair.B)},
+		[2]string{relay.addr(), testpair.Addr(testpair.B)}, nil, nil)
+	tn.waitStatus(t, 20*time.Second, "both nodes healthy", func(s failover.Status) bool {
+		return s.State == "active" && nodeStatus(s, "a").Healthy && nodeStatus(s, "b").Healthy
+	})
+	relay.strip.Store(true)
+	relay.dropAll() // the monitor reconnects, and finds no TLS
+	s := tn.waitStatus(t, 20*time.Second, "node a's TLS error in status", func(s failover.Status) bool {
+		return strings.Contains(nodeStatus(s, "a").LastError, mysql.ErrNoTLS.Error())
+	})
+	t.Logf("node a: %s", nodeStatus(s, "a").LastError)
+	// Many checks later (fail_after is 3 at 250 ms), a is still active and
+	// nothing failed over.
+	cfg := failover.DefaultConfig()
+	deadline := time.Now().Add(10 * time.Duration(cfg.FailAfter) * cfg.Interval)
+	for time.Now().Before(deadline) {
+		s := tn.m.Status()
+		if !strings.Contains(nodeStatus(s, "a").LastError, mysql.ErrNoTLS.Error()) {
+			t.Fatalf("node a's error changed: %q", nodeStatus(s, "a").LastError)
+		}
+		if s.Decision.Active != "a" || s.Decision.Epoch != 1 {
+			t.Fatalf("failed over on a TLS mistake: %s", describe(s))
+		}
+		if e, ok := tn.events.find(failover.EventNodeDown); ok {
+			t.Fatalf("node judged down on a TLS mistake: %+v", e)
+		}
+		time.Sleep(cfg.Interval)
 	}
 }
