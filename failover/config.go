@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tandemdb/tandem/internal/nodetls"
 )
 
 // Config tunes the monitor and the failover decision. DefaultConfig gives
@@ -140,4 +142,6 @@ type NodeConfig struct {
 	// Ops runs the statements on the node; nil means tandem's own SQL
 	// connection to Address with the admin account.
 	Ops NodeOps
+	// TLS secures that connection; nil is plaintext.
+	TLS *nodetls.Client
 }

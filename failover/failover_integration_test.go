@@ -133,7 +133,12 @@ func startTandemSplit(t testing.TB, store failover.Store, proxyAddrs, monitorAdd
 	pcfg.Users = map[string]string{testpair.AppUser: testpair.AppPassword, testpair.AdminUser: testpair.AdminPassword}
 	pcfg.Logger = log.Named("proxy")
 	pcfg.Logger.SetLevel(hclog.Warn) // one line per moved session otherwise
-	nodes := []*proxy.Node{{Name: "a", Address: proxyAddrs[0]}, {Name: "b", Address: proxyAddrs[1]}}
+	// Every link to the nodes (sessions, monitor, fencing, settling) on
+	// verify-full TLS, as tandem is meant to be deployed; the relays some
+	// tests put in front of a node listen on 127.0.0.1, the name the
+	// pair's certificates hold.
+	tlsToNodes := testpair.TLS(t)
+	nodes := []*proxy.Node{{Name: "a", Address: proxyAddrs[0], TLS: tlsToNodes}, {Name: "b", Address: proxyAddrs[1], TLS: tlsToNodes}}
 	var m *failover.Manager
 	pcfg.NodeFailed = func(node string) { m.CheckNow(node) }
 	pcfg.Settle = settlehook.New(nodes, testpair.AdminUser, testpair.AdminPassword).Settle
@@ -146,7 +151,7 @@ func startTandemSplit(t testing.TB, store failover.Store, proxyAddrs, monitorAdd
 	if err != nil {
 		t.Fatal(err)
 	}
-	fnodes := []failover.NodeConfig{{Name: "a", Address: monitorAddrs[0]}, {Name: "b", Address: monitorAddrs[1]}}
+	fnodes := []failover.NodeConfig{{Name: "a", Address: monitorAddrs[0], TLS: tlsToNodes}, {Name: "b", Address: monitorAddrs[1], TLS: tlsToNodes}}
 	events := &eventLog{}
 	m, err = failover.New(fcfg, fnodes, "a", p, store, log.Named("failover"), events.hook)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/tandemdb/tandem/internal/nodetls"
 	"github.com/tandemdb/tandem/replication"
 )
 
@@ -22,7 +23,8 @@ type Observation struct {
 	// Err is nil when the node answered; then Facts holds what it said.
 	Err error
 	// Refused is set when the node answered but refused tandem's account
-	// (wrong password, missing privilege): the node is up, so this never
+	// (wrong password, missing privilege) or its TLS settings (a
+	// certificate that does not verify): the node is up, so this never
 	// counts towards failing it, but nothing is known of its state.
 	Refused bool
 	Facts   replication.Facts
@@ -110,7 +112,8 @@ func (m *Manager) check(ctx context.Context, n *node) Observation {
 	o.Facts, o.Err = n.ops.Read(cctx)
 	if o.Err != nil {
 		var me *mysql.MySQLError
-		o.Refused = errors.As(o.Err, &me) && (me.Number == 1045 || me.Number == 1044 || me.Number == 1227 || me.Number == 1142)
+		o.Refused = errors.As(o.Err, &me) && (me.Number == 1045 || me.Number == 1044 || me.Number == 1227 || me.Number == 1142) ||
+			nodetls.IsConfigError(o.Err)
 		return o
 	}
 	active, epoch := m.activeName(), m.epoch.Load()

@@ -125,6 +125,9 @@ func openNode(cfg Config, n NodeConfig) (*sqlNode, error) {
 	// connection from hanging forever if a context is missing.
 	c.ReadTimeout, c.WriteTimeout = 10*time.Second, 10*time.Second
 	c.Params = map[string]string{"sql_log_bin": "1"}
+	if err := n.TLS.Apply(c); err != nil {
+		return nil, err
+	}
 	conn, err := mysql.NewConnector(c)
 	if err != nil {
 		return nil, err

@@ -45,6 +45,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/tandemdb/tandem/internal/nodetls"
 	"github.com/tandemdb/tandem/replication"
 )
 
@@ -405,8 +406,13 @@ func (m *Manager) count(o Observation) (*node, bool) {
 	if o.Refused {
 		if n.fails == 0 && n.oks == 0 || time.Since(n.refusedLogged) > time.Minute {
 			n.refusedLogged = time.Now()
-			m.log.Error("node refuses tandem's admin account: check failover.admin_user and its password and privileges; the node is not judged until it lets tandem in",
-				"node", n.Name, "error", o.Err)
+			if nodetls.IsConfigError(o.Err) {
+				m.log.Error("TLS with the node fails: check the node's tls keys (tls, tls_ca, tls_server_name) and its certificate; the node is not judged until tandem can log in",
+					"node", n.Name, "error", o.Err)
+			} else {
+				m.log.Error("node refuses tandem's admin account: check failover.admin_user and its password and privileges; the node is not judged until it lets tandem in",
+					"node", n.Name, "error", o.Err)
+			}
 		}
 		return n, false
 	}

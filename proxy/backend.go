@@ -6,6 +6,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/tandemdb/tandem/internal/nodetls"
 )
 
 // Node is one database server tandem can route sessions to.
@@ -21,6 +24,14 @@ type Node struct {
 	Name string
 	// Address is host:port, or the path of a unix socket.
 	Address string
+	// TLS secures the connections to the node: nil is plaintext. With a
+	// mode other than preferred, a node that does not offer TLS is
+	// refused.
+	TLS *nodetls.Client
+	// OnPlaintext, if set, is called (without blocking) each time a
+	// preferred-TLS login goes ahead in plaintext because the node does
+	// not offer TLS.
+	OnPlaintext func()
 }
 
 func (n *Node) network() string {
@@ -45,7 +56,13 @@ type backend struct {
 	status   uint16    // status flags of the login OK
 	born     time.Time // when the login finished (PoolConfig.MaxAge)
 	authed   time.Time // when the node last checked the account (pool.go)
+	// raw is the socket under TLS, for peeking whether the node closed
+	// an idle connection (nil without TLS: rw itself can peek).
+	raw io.ReadWriter
 }
+
+// tls reports whether the connection to the node is encrypted.
+func (b *backend) tls() bool { return b.raw != nil }
 
 // loginParams are what a client session asks of its node connection.
 type loginParams struct {
@@ -167,19 +184,24 @@ func (pl *pendingLogin) abandon() {
 	_ = pl.conn.SetDeadline(time.Now().Add(time.Second))
 	resp := &handshakeResponse{Caps: requiredCaps | mysql.CLIENT_PLUGIN_AUTH, MaxPacket: 1 << 24,
 		Collation: pl.g.Collation, User: abandonUser, Auth: mysql.RandomBuf(20), Plugin: mysql.AUTH_NATIVE_PASSWORD}
-	seq := pl.seq + 1
+	// Over TLS like every other login to the node.
+	conn, br, seq, err := startTLS(pl.conn, pl.br, pl.node, pl.g, pl.seq, resp)
+	if err != nil {
+		return
+	}
+	seq++
 	reply := appendHandshakeResponse(nil, resp)
 	for range 3 {
-		if err := writeRaw(pl.conn, seq, reply); err != nil {
+		if err := writeRaw(conn, seq, reply); err != nil {
 			return
 		}
-		p, rseq, err := readPacket(pl.br, nil, 1<<16)
+		p, rseq, err := readPacket(br, nil, 1<<16)
 		if err != nil || len(p) == 0 {
 			return
 		}
 		switch p[0] {
 		case 0x00: // an anonymous account let it in
-			_ = writeRaw(pl.conn, 0, []byte{mysql.COM_QUIT})
+			_ = writeRaw(conn, 0, []byte{mysql.COM_QUIT})
 			return
 		case 0xff:
 			return
@@ -209,10 +231,9 @@ func (lp *loginParams) respond(plugin string, salt []byte) ([]byte, bool) {
 }
 
 // finishLogin sends the handshake response to a node whose greeting g
-// (sequence id seq) was read from br, and runs the rest of the login.
+// (sequence id seq) was read from br, and runs the rest of the login: over
+// TLS first when the node's settings ask for it (startTLS).
 func finishLogin(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte, lp *loginParams) (*backend, error) {
-	bw := bufio.NewWriterSize(conn, 1024)
-
 	caps := lp.Caps&supportedCaps | requiredCaps | mysql.CLIENT_PLUGIN_AUTH
 	if missing := caps &^ g.Caps &^ (mysql.CLIENT_CONNECT_ATTRS | mysql.CLIENT_LONG_PASSWORD); missing != 0 {
 		// The client negotiated a flag with tandem that this node lacks
@@ -250,15 +271,22 @@ func finishLogin(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte
 	if caps&mysql.CLIENT_CONNECT_ATTRS != 0 && len(lp.Attrs) == 0 {
 		resp.Caps &^= mysql.CLIENT_CONNECT_ATTRS
 	}
+	raw := conn
+	conn, br, seq, err := startTLS(conn, br, n, g, seq, resp)
+	if err != nil {
+		return nil, err
+	}
+	bw := bufio.NewWriterSize(conn, 1024)
 	seq++
-	seq, err := writePacket(bw, seq, appendHandshakeResponse(nil, resp))
+	seq, err = writePacket(bw, seq, appendHandshakeResponse(nil, resp))
 	if err != nil {
 		return nil, err
 	}
 	if err := bw.Flush(); err != nil {
 		return nil, err
 	}
-	status, err := authExchange(br, bw, n, plugin, g.Salt, lp, resp.Caps)
+	secure := conn != raw
+	status, err := authExchange(br, bw, n, plugin, g.Salt, lp, resp.Caps, secure)
 	if err != nil {
 		return nil, err
 	}
@@ -267,6 +295,9 @@ func finishLogin(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte
 	}
 	b := &backend{node: n, conn: conn, rw: newConnIO(conn), threadID: g.ConnID, salt: g.Salt, plugin: g.AuthPlugin,
 		caps: resp.Caps, extCaps: ext, status: status}
+	if secure {
+		b.raw = newConnIO(raw)
+	}
 	if resp.Caps&mysql.CLIENT_COMPRESS != 0 {
 		b.rw = newCompressedIO(b.rw)
 	}
@@ -274,11 +305,62 @@ func finishLogin(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte
 	return b, nil
 }
 
+// startTLS upgrades a node connection whose greeting g (sequence id seq)
+// was read from br to TLS when n's settings ask for it and the node offers
+// it: an SSLRequest (the first 32 bytes of resp, CLIENT_SSL set in resp),
+// then the TLS handshake. It returns the connection and reader to go on
+// with and the sequence id of the last packet sent; unchanged when TLS is
+// not used. A node that does not offer TLS is refused unless n's mode is
+// preferred. Errors that retrying cannot cure (no TLS offered, a
+// certificate that does not verify) are *sqlError, for the client as they
+// are.
+func startTLS(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte, resp *handshakeResponse) (net.Conn, *bufio.Reader, byte, error) {
+	if n.TLS == nil {
+		return conn, br, seq, nil
+	}
+	if g.Caps&mysql.CLIENT_SSL == 0 {
+		if n.TLS.Optional() {
+			if n.OnPlaintext != nil {
+				n.OnPlaintext()
+			}
+			return conn, br, seq, nil
+		}
+		return nil, nil, 0, backendError("tandem: node %s: %v (its greeting lacks CLIENT_SSL), and its tls = %q requires it",
+			n.Name, nodetls.ErrNotOffered, n.TLS.Mode)
+	}
+	if br.Buffered() > 0 {
+		return nil, nil, 0, fmt.Errorf("%w: node sent data after its greeting", ErrHandshake)
+	}
+	resp.Caps |= mysql.CLIENT_SSL
+	// The node keeps the capabilities of the SSLRequest (MariaDB ANDs
+	// them with its own and does not read them again), so they are
+	// exactly the handshake response's.
+	req := appendHandshakeResponse(nil, resp)[:sslRequestLen]
+	seq++
+	if err := writeRaw(conn, seq, req); err != nil {
+		return nil, nil, 0, err
+	}
+	tc := tls.Client(conn, n.TLS.Config())
+	if err := tc.Handshake(); err != nil {
+		if nodetls.IsConfigError(err) {
+			// The certificate does not verify, or the node rejects
+			// ours: no other try would do better, so the client is
+			// told at once.
+			return nil, nil, 0, backendError("tandem: TLS with node %s (tls = %q) failed: %v", n.Name, n.TLS.Mode, err)
+		}
+		return nil, nil, 0, fmt.Errorf("TLS handshake with node %s: %w", n.Name, err)
+	}
+	return tc, bufio.NewReaderSize(tc, 1024), seq, nil
+}
+
 // authExchange reads the node's answers to a handshake response or a
 // COM_CHANGE_USER that used plugin and salt, and answers auth switches and
 // caching_sha2_password rounds, up to the final OK (its status flags are
 // returned) or ERR (a *sqlError).
-func authExchange(br *bufio.Reader, bw *bufio.Writer, n *Node, plugin string, salt []byte, lp *loginParams, caps uint32) (uint16, error) {
+// secure says the connection is encrypted: a password may then be sent in
+// clear (caching_sha2_password full authentication, mysql_clear_password)
+// instead of asking the node for its RSA key.
+func authExchange(br *bufio.Reader, bw *bufio.Writer, n *Node, plugin string, salt []byte, lp *loginParams, caps uint32, secure bool) (uint16, error) {
 	for range 5 { // bounded: a node never needs more than a few rounds
 		p, rseq, err := readPacket(br, nil, 1<<16)
 		if err != nil {
@@ -302,18 +384,30 @@ func authExchange(br *bufio.Reader, bw *bufio.Writer, n *Node, plugin string, sa
 			if err != nil {
 				return 0, err
 			}
-			if plugin == mysql.AUTH_CLEAR_PASSWORD {
+			switch {
+			case plugin == mysql.AUTH_CLEAR_PASSWORD && !secure:
 				return 0, backendError("node %s asks for a cleartext password; tandem sends it only over TLS, which this node link does not use", n.Name)
+			case plugin == mysql.AUTH_CLEAR_PASSWORD && lp.Stage1 != nil:
+				return 0, backendError("node %s asks for a cleartext password, which tandem does not hold for this account", n.Name)
+			case plugin == mysql.AUTH_CLEAR_PASSWORD:
+				reply = append([]byte(lp.Password), 0)
+			default:
+				r, ok := lp.respond(plugin, salt)
+				if !ok {
+					return 0, backendError("node %s asks for auth plugin %q, which tandem cannot answer for this account", n.Name, plugin)
+				}
+				reply = r
 			}
-			r, ok := lp.respond(plugin, salt)
-			if !ok {
-				return 0, backendError("node %s asks for auth plugin %q, which tandem cannot answer for this account", n.Name, plugin)
-			}
-			reply = r
 		case p[0] == 0x01 && plugin == mysql.AUTH_CACHING_SHA2_PASSWORD:
 			switch {
 			case len(p) == 2 && p[1] == 3: // fast auth ok: the OK follows
 				continue
+			case len(p) == 2 && p[1] == 4 && lp.Stage1 != nil:
+				return 0, backendError("node %s asks for caching_sha2_password full authentication, which needs the password", n.Name)
+			case len(p) == 2 && p[1] == 4 && secure:
+				// Full authentication over TLS: the password in
+				// clear, as MySQL's own clients send it; no RSA key.
+				reply = append([]byte(lp.Password), 0)
 			case len(p) == 2 && p[1] == 4: // full auth: ask for the public key
 				reply = []byte{2}
 			default: // the public key itself
@@ -376,7 +470,7 @@ func (b *backend) changeUser(lp *loginParams, timeout time.Duration) (uint16, er
 	if err := bw.Flush(); err != nil {
 		return 0, err
 	}
-	status, err := authExchange(br, bw, b.node, plugin, b.salt, lp, b.caps)
+	status, err := authExchange(br, bw, b.node, plugin, b.salt, lp, b.caps, b.tls())
 	if err == nil && br.Buffered() > 0 {
 		err = fmt.Errorf("%w: node sent data after its COM_CHANGE_USER OK", ErrHandshake)
 	}
@@ -398,7 +492,41 @@ func (b *backend) close() {
 	rw := b.stream()
 	newCommandOn(rw)
 	_, _ = rw.Write([]byte{1, 0, 0, 0, mysql.COM_QUIT})
-	_ = b.conn.Close()
+	_ = b.closeSocket()
+}
+
+// closeSocket closes the connection at once, from any goroutine. Under
+// TLS it closes the socket beneath without the close_notify alert, which
+// crypto/tls sends with a 5 s write deadline of its own: a hung node must
+// not hold whoever closes (the node needs no alert after COM_QUIT, nor on
+// a cut).
+func (b *backend) closeSocket() error {
+	if tc, ok := b.conn.(*tls.Conn); ok {
+		return tc.NetConn().Close()
+	}
+	return b.conn.Close()
+}
+
+// idleAndOpen peeks, without blocking or consuming anything, whether the
+// node closed the idle connection or sent something unasked. Any doubt
+// counts as open. Under TLS it peeks at the socket beneath: tandem reads
+// the node's post-handshake TLS messages with the login's OK, so an idle
+// connection has nothing pending there either.
+func (b *backend) idleAndOpen() bool {
+	rw := b.rw
+	if c, ok := rw.(*compressedIO); ok {
+		if c.buffered() > 0 {
+			return false // the node sent something unasked
+		}
+		rw = c.rw
+	}
+	if b.raw != nil {
+		rw = b.raw
+	}
+	if r, ok := rw.(*rawIO); ok {
+		return r.idleAndOpen()
+	}
+	return true
 }
 
 // isNodeRefusal reports whether err is the node's own ERR packet.

@@ -234,7 +234,7 @@ func (s *session) closeConns() {
 	s.mu.Unlock()
 	_ = client.Close()
 	if be != nil {
-		_ = be.conn.Close()
+		_ = be.closeSocket()
 	}
 }
 

@@ -35,14 +35,18 @@ type testProxy struct {
 	addr string
 }
 
-// startProxy starts a proxy in front of the pair, routing to node a.
+// startProxy starts a proxy in front of the pair, routing to node a, with
+// verify-full TLS to both nodes.
 func startProxy(t testing.TB, mutate func(*Config, []*Node)) *testProxy {
 	t.Helper()
 	testpair.Require(t)
 	cfg := DefaultConfig()
 	cfg.Users = map[string]string{testpair.AppUser: testpair.AppPassword, testpair.AdminUser: testpair.AdminPassword}
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}})
-	nodes := []*Node{{Name: "a", Address: testpair.Addr(testpair.A)}, {Name: "b", Address: testpair.Addr(testpair.B)}}
+	// TLS to the nodes, verified, as tandem is meant to be deployed: every
+	// test runs over it unless it says otherwise.
+	tlsToNodes := testpair.TLS(t)
+	nodes := []*Node{{Name: "a", Address: testpair.Addr(testpair.A), TLS: tlsToNodes}, {Name: "b", Address: testpair.Addr(testpair.B), TLS: tlsToNodes}}
 	if mutate != nil {
 		mutate(&cfg, nodes)
 	}

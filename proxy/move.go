@@ -160,19 +160,7 @@ func (s *session) refuse(r *relay, cmd byte, length int, e *sqlError) error {
 // connection (or sent something unasked, such as a "connection killed"
 // error). Any doubt counts as alive: the command then runs and fails as
 // usual.
-func (s *session) backendAlive() bool {
-	rw := s.be.rw
-	if c, ok := rw.(*compressedIO); ok {
-		if c.buffered() > 0 {
-			return false // the node sent something unasked
-		}
-		rw = c.rw
-	}
-	if r, ok := rw.(*rawIO); ok {
-		return r.idleAndOpen()
-	}
-	return true
-}
+func (s *session) backendAlive() bool { return s.be.idleAndOpen() }
 
 // reattach logs in to the routed node (waiting, until deadline, for a new
 // route if it is unreachable) and rebuilds the session there, then replaces

@@ -279,12 +279,7 @@ func (pl *pool) learn(key poolKey, lp *loginParams) {
 
 // alive peeks, without blocking, whether the node closed the idle session
 // or sent something unasked.
-func (pl *pool) alive(be *backend) bool {
-	if r, ok := be.rw.(*rawIO); ok {
-		return r.idleAndOpen()
-	}
-	return true
-}
+func (pl *pool) alive(be *backend) bool { return be.idleAndOpen() }
 
 // put resets be, whose client has quit between two commands, and pools it
 // if its node is still the routed one and its account has room; otherwise

@@ -22,6 +22,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"database/sql"
 	"encoding/binary"
 	"errors"
@@ -81,6 +82,12 @@ type BinlogSource struct {
 	// ServerID is the replica id tandem registers with while it reads;
 	// it must differ from every server's. 0 picks a random one.
 	ServerID uint32
+	// TLS, when set, encrypts the read (nil: plaintext).
+	TLS *tls.Config
+	// TLSIfOffered uses TLS only if the node offers it (tls =
+	// "preferred"): FindTransactions asks its SQL connection, which
+	// negotiated the same way, whether it got TLS.
+	TLSIfOffered bool
 }
 
 // SettleLimits bound one search.
@@ -193,6 +200,15 @@ func FindTransactions(ctx context.Context, db Querier, src BinlogSource, lim Set
 	if err != nil {
 		return nil, err
 	}
+	if src.TLS != nil && src.TLSIfOffered {
+		var name, cipher string
+		if err := db.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE 'Ssl_cipher'").Scan(&name, &cipher); err != nil {
+			return nil, fmt.Errorf("reading Ssl_cipher: %w", err)
+		}
+		if cipher == "" { // the node does not offer TLS
+			src.TLS = nil
+		}
+	}
 	sc := newSettleScan(qs)
 	read := int64(0)
 	for i := len(files) - 1; i >= 0 && !sc.allSettled(); i-- {
@@ -298,7 +314,8 @@ func scanBinlogFile(ctx context.Context, src BinlogSource, f binlogFile, sc *set
 		User: src.User, Password: src.Password,
 		DumpCommandFlag:  gm.BINLOG_SEND_ANNOTATE_ROWS_EVENT,
 		DisableRetrySync: true, ReadTimeout: 10 * time.Second, HeartbeatPeriod: 2 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		TLSConfig: src.TLS,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	defer syncer.Close()
 	st, err := syncer.StartSync(mysql.Position{Name: f.name, Pos: 4})

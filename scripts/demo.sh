@@ -29,6 +29,9 @@ LISTEN=${TANDEM_DEMO_LISTEN:-127.0.0.1:3306}
 ADMIN=${TANDEM_DEMO_ADMIN:-127.0.0.1:9306}
 PORT_A=${TANDEM_PAIR_PORT_A:-13306}
 PORT_B=${TANDEM_PAIR_PORT_B:-13307}
+# The pair's test CA (scripts/pair.sh makes it): tandem verifies both nodes.
+PAIR_CA=${TANDEM_PAIR_DIR:-/tmp/tandem-pair}
+PAIR_CA=${PAIR_CA%/}/tls/ca.pem
 PIDFILE=$DEMO_DIR/tandem.pid
 
 say() { printf 'demo: %s\n' "$*"; }
@@ -102,10 +105,14 @@ password = "apppass"
 [[node]]
 name = "a"
 address = "127.0.0.1:$PORT_A"
+tls = "verify-full"
+tls_ca = "$PAIR_CA"
 
 [[node]]
 name = "b"
 address = "127.0.0.1:$PORT_B"
+tls = "verify-full"
+tls_ca = "$PAIR_CA"
 
 [failover]
 initial_active = "a"

@@ -26,6 +26,11 @@
 # discards those commits on restart (see write_cnf and README "Crash
 # recovery of the old active").
 #
+# TLS: both nodes offer TLS (plaintext stays allowed) with certificates of
+# the pair's own CA, $PAIR_DIR/tls/ca.pem, made once with openssl; 'env'
+# prints its path as TANDEM_PAIR_CA.  A node running without TLS (started by
+# an older version of this script) is restarted cleanly by 'up' and 'reset'.
+#
 # Users (identical on both nodes, created with sql_log_bin=0 before
 # replication starts, so the GTID history starts empty on both):
 #   tandem@127.0.0.1, tandem@localhost / tandem   ALL PRIVILEGES WITH GRANT OPTION
@@ -117,7 +122,7 @@ cmd_up() {
 	cmd_install
 	check_ports
 	if is_initialized; then
-		if healthy; then
+		if healthy && tls_ok a && tls_ok b; then
 			say "pair already up and replicating (a: 127.0.0.1:$PORT_A, b: 127.0.0.1:$PORT_B)"
 			return 0
 		fi
@@ -128,6 +133,7 @@ cmd_up() {
 				say "node $n was stopped (SIGSTOP); continuing it"
 				kill -CONT "$pid"
 			fi
+			restart_without_tls "$n"
 			start_node "$n"
 		done
 		ensure_replication a
@@ -167,6 +173,16 @@ cmd_up() {
 		touch "$PAIR_DIR/.initialized"
 	fi
 	say "pair up and replicating both ways (a: 127.0.0.1:$PORT_A read_only=$(sql a 'SELECT @@read_only'), b: 127.0.0.1:$PORT_B read_only=$(sql b 'SELECT @@read_only'))"
+}
+
+# restart_without_tls NODE: a node started before the pair offered TLS is
+# shut down cleanly (start_node then starts it read-only, with TLS).
+restart_without_tls() {
+	local n=$1
+	if [[ -n $(node_pid "$n") ]] && ping_node "$n" && ! tls_ok "$n"; then
+		say "node $n runs without TLS (started by an older pair.sh); restarting it"
+		stop_node "$n"
+	fi
 }
 
 cmd_down() {
@@ -238,6 +254,8 @@ cmd_env() {
 		printf 'export TANDEM_PAIR_SOCK_%s=%q\n' "$N" "$(node_sock "$n")"
 		printf 'export TANDEM_PAIR_PID_%s=%q\n' "$N" "$(node_pidfile "$n")"
 	done
+	printf 'export TANDEM_PAIR_CA=%q\n' "$(tls_dir)/ca.pem"
+	echo '# TLS: both nodes offer it; TANDEM_PAIR_CA signs their certificates (names 127.0.0.1, localhost)' 
 	echo '# users: tandem/tandem (admin), app/apppass (app.*, sbtest.*), repl/replpass; root via the sockets'
 }
 
@@ -295,6 +313,7 @@ cmd_reset() {
 	for n in a b; do
 		pid=$(node_pid "$n")
 		[[ -z $pid ]] || kill -CONT "$pid" 2>/dev/null || true
+		restart_without_tls "$n"
 		start_node "$n"
 	done
 	for n in a b; do

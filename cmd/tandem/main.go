@@ -165,8 +165,9 @@ func serve(args []string, stderr io.Writer) int {
 	nodes := make([]*proxy.Node, len(cfg.Nodes))
 	anodes := make([]nodeaccounts.Node, len(cfg.Nodes))
 	for i, n := range cfg.Nodes {
-		nodes[i] = &proxy.Node{Name: n.Name, Address: n.Address}
-		anodes[i] = nodeaccounts.Node{Name: n.Name, Address: n.Address}
+		nodes[i] = &proxy.Node{Name: n.Name, Address: n.Address, TLS: n.TLSClient(), OnPlaintext: plaintextWarning(log, n.Name)}
+		anodes[i] = nodeaccounts.Node{Name: n.Name, Address: n.Address, TLS: n.TLSClient()}
+		log.Info("node", "node", n.Name, "address", n.Address, "tls", n.TLS)
 	}
 	// Users not listed in [[user]] log in with their node account, read
 	// as tandem's admin account.
@@ -200,7 +201,7 @@ func serve(args []string, stderr io.Writer) int {
 	fcfg.AdminUser, fcfg.AdminPassword = fo.AdminUser, fo.AdminSecret()
 	fnodes := make([]failover.NodeConfig, len(cfg.Nodes))
 	for i, n := range cfg.Nodes {
-		fnodes[i] = failover.NodeConfig{Name: n.Name, Address: n.Address}
+		fnodes[i] = failover.NodeConfig{Name: n.Name, Address: n.Address, TLS: n.TLSClient()}
 	}
 	acfg := cfg.Alert.AlertConfig()
 	acfg.Version = version
@@ -346,6 +347,17 @@ func serve(args []string, stderr io.Writer) int {
 	wg.Wait()
 	log.Info("stopped")
 	return code
+}
+
+// plaintextWarning returns a proxy.Node.OnPlaintext hook that warns, once,
+// that a node with tls = "preferred" does not offer TLS.
+func plaintextWarning(log hclog.Logger, node string) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			log.Warn("node does not offer TLS: its sessions are in plaintext (tls = \"preferred\"); configure TLS on the node, or set tls = \"off\" to say so", "node", node)
+		})
+	}
 }
 
 func listen(a string) (net.Listener, error) {

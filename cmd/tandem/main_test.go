@@ -68,9 +68,13 @@ func buildTandem(t *testing.T) (dir, bin string) {
 	return dir, bin
 }
 
-// writeConfig writes cfg as dir/tandem.toml and returns its path.
+// writeConfig writes cfg as dir/tandem.toml and returns its path. Every
+// [[node]] gets verify-full TLS with the pair's CA (as a deployment across
+// hosts should have it): the binary's links to the nodes are exercised on
+// TLS by every test.
 func writeConfig(t *testing.T, dir, cfg string) string {
 	t.Helper()
+	cfg = strings.ReplaceAll(cfg, "\n[[node]]\n", fmt.Sprintf("\n[[node]]\ntls = \"verify-full\"\ntls_ca = %q\n", testpair.CA()))
 	path := filepath.Join(dir, "tandem.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -171,9 +175,11 @@ url = %q
 	if code := run([]string{"events", api}, &out, &errb); code != exitOK || !strings.Contains(out.String(), "node_up") {
 		t.Fatalf("tandem events: %d\n%s", code, out.String())
 	}
-	// Metrics on the admin listener, after one query through tandem.
-	if _, err := db.Exec("SELECT 1"); err != nil {
-		t.Fatal(err)
+	// Metrics on the admin listener, after one query through tandem: one
+	// that shows the node session is on TLS (writeConfig: verify-full).
+	var sslName, sslCipher string
+	if err := db.QueryRow("SHOW SESSION STATUS LIKE 'Ssl_cipher'").Scan(&sslName, &sslCipher); err != nil || sslCipher == "" {
+		t.Fatalf("Ssl_cipher through tandem %q (%v): the node link is not on TLS", sslCipher, err)
 	}
 	resp, err := http.Get("http://" + adminAddr + "/metrics")
 	if err != nil {

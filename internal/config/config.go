@@ -15,6 +15,7 @@ import (
 	"github.com/tandemdb/tandem/admin"
 	"github.com/tandemdb/tandem/alert"
 	"github.com/tandemdb/tandem/coord"
+	"github.com/tandemdb/tandem/internal/nodetls"
 )
 
 // File is the whole configuration file.
@@ -311,7 +312,27 @@ func (u *User) Secret() string { return u.secret }
 type Node struct {
 	Name    string `toml:"name"`
 	Address string `toml:"address"` // host:port or /path/to/socket
+	// TLS is how every connection tandem makes to the node (sessions,
+	// monitor, fencing, accounts, settling) uses TLS: off, preferred,
+	// required, verify-ca or verify-full (see package nodetls). Default
+	// preferred for a host:port address, off for a unix socket.
+	TLS string `toml:"tls"`
+	// TLSCA is the PEM file of CAs that verify-ca and verify-full check
+	// the node's certificate against.
+	TLSCA string `toml:"tls_ca"`
+	// TLSCert and TLSKey (both or neither) are a client certificate.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// TLSServerName is the name verify-full expects in the node's
+	// certificate. Default: the host of address.
+	TLSServerName string `toml:"tls_server_name"`
+
+	tls *nodetls.Client
 }
+
+// TLSClient returns the node's TLS settings as built by Validate: nil for
+// plaintext.
+func (n *Node) TLSClient() *nodetls.Client { return n.tls }
 
 // Failover configures the monitor and the choice of active node. See
 // failover.Config for why each default is what it is.
@@ -517,7 +538,8 @@ func (f *File) Validate() error {
 		return fmt.Errorf("node: %d [[node]] defined; tandem needs one or two", len(f.Nodes))
 	}
 	names := map[string]bool{}
-	for i, n := range f.Nodes {
+	for i := range f.Nodes {
+		n := &f.Nodes[i]
 		key := fmt.Sprintf("node[%d]", i)
 		if n.Name == "" {
 			return fmt.Errorf("%s.name: missing", key)
@@ -528,6 +550,9 @@ func (f *File) Validate() error {
 		names[n.Name] = true
 		if err := checkNodeAddress(n.Address); err != nil {
 			return fmt.Errorf("%s.address: %w", key, err)
+		}
+		if err := n.buildTLS(); err != nil {
+			return fmt.Errorf("%s.%w", key, err)
 		}
 	}
 	fo := &f.Failover
@@ -636,6 +661,31 @@ func checkListen(a string) error {
 		return nil
 	}
 	return checkHostPort(a)
+}
+
+// buildTLS checks the node's tls keys and reads their files; the error
+// starts with the key at fault.
+func (n *Node) buildTLS() error {
+	if n.TLS == "" {
+		// Encrypt by default where the link can leave the host: TLS
+		// whenever the node offers it (MySQL 8 and MariaDB 11.4+ do out
+		// of the box). A unix socket never leaves the host.
+		n.TLS = nodetls.Preferred.String()
+		if strings.HasPrefix(n.Address, "/") {
+			n.TLS = nodetls.Off.String()
+		}
+	}
+	mode, err := nodetls.ParseMode(n.TLS)
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	c, err := nodetls.New(nodetls.Settings{Mode: mode, CAFile: n.TLSCA, CertFile: n.TLSCert, KeyFile: n.TLSKey,
+		ServerName: n.TLSServerName}, n.Address)
+	if err != nil {
+		return err
+	}
+	n.tls = c
+	return nil
 }
 
 func checkNodeAddress(a string) error {

@@ -210,3 +210,65 @@ func TestUsersAreOptional(t *testing.T) {
 		t.Fatalf("negative accounts_refresh: %v", err)
 	}
 }
+
+// TestNodeTLS: each node's tls keys are checked up front, naming the node
+// and the key; the default encrypts a TCP link whenever the node offers it.
+func TestNodeTLS(t *testing.T) {
+	f, err := load(t, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Nodes[0].TLS != "preferred" || !f.Nodes[0].TLSClient().Optional() {
+		t.Fatalf("default tls for a TCP node: %q", f.Nodes[0].TLS)
+	}
+	sock := strings.Replace(good, `address = "127.0.0.1:13307"`, `address = "/run/mysqld/mysqld.sock"`, 1)
+	if f, err = load(t, sock); err != nil || f.Nodes[1].TLS != "off" || f.Nodes[1].TLSClient() != nil {
+		t.Fatalf("default tls for a socket node: %v", err)
+	}
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, []byte(testCAPEM), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	full := strings.Replace(good, `address = "127.0.0.1:13307"`, `address = "127.0.0.1:13307"
+tls = "verify-full"
+tls_ca = "`+ca+`"`, 1)
+	if f, err = load(t, full); err != nil || f.Nodes[1].TLSClient().Config().ServerName != "127.0.0.1" {
+		t.Fatalf("verify-full: %v", err)
+	}
+	// -log-level validates again: the tls keys must survive it.
+	if err := f.Validate(); err != nil || f.Nodes[1].TLSClient() == nil {
+		t.Fatalf("second Validate: %v", err)
+	}
+	node1 := `address = "127.0.0.1:13307"`
+	for _, c := range []struct{ add, want string }{
+		{`tls = "on"`, `node[1].tls: "on" is not one of off, preferred, required, verify-ca, verify-full`},
+		{`tls = "verify-ca"`, "node[1].tls_ca: missing"},
+		{`tls = "verify-full"` + "\ntls_ca = \"/nonexistent/ca.pem\"", "node[1].tls_ca: open /nonexistent/ca.pem"},
+		{`tls = "required"` + "\ntls_ca = \"" + ca + "\"", "node[1].tls_ca: set, but tls = \"required\" checks no certificate"},
+		{`tls = "off"` + "\ntls_cert = \"/x.pem\"", "node[1].tls_cert: set, but tls is off"},
+		{`tls = "required"` + "\ntls_cert = \"/x.pem\"", "node[1].tls_key: missing"},
+		{`tls = "required"` + "\ntls_cert = \"/x.pem\"\ntls_key = \"/y.pem\"", "node[1].tls_cert: open /x.pem"},
+		{`tls = "verify-ca"` + "\ntls_ca = \"" + ca + "\"\ntls_server_name = \"db\"", "node[1].tls_server_name: set, but only tls = \"verify-full\""},
+		{"tls_bogus = 1", "unknown key node.tls_bogus"},
+	} {
+		_, err := load(t, strings.Replace(good, node1, node1+"\n"+c.add, 1))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want %q", c.add, err, c.want)
+		}
+	}
+}
+
+// testCAPEM is a self-signed CA certificate (made with openssl; only
+// parsed here).
+const testCAPEM = `-----BEGIN CERTIFICATE-----
+MIIBljCCAT2gAwIBAgIUBXP7OTDNnuU3DWmTIqRjIHj4ZqUwCgYIKoZIzj0EAwIw
+IDEeMBwGA1UEAwwVdGFuZGVtIGNvbmZpZyB0ZXN0IENBMCAXDTI2MTEzMDEyMDQx
+MVoYDzIxMjYxMTA2MTIwNDExWjAgMR4wHAYDVQQDDBV0YW5kZW0gY29uZmlnIHRl
+c3QgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAT4GkhK/1ooWTTAuk0jHNnb
+J8T4OJua5V8ZMEfnjJyv29qUTx3l4KKR9iqVFmhXtygXTEBPz6QtSbk/ZgKUrx/8
+o1MwUTAdBgNVHQ4EFgQUch7I4eKmkkzuHWbhy8bWNwxSE0owHwYDVR0jBBgwFoAU
+ch7I4eKmkkzuHWbhy8bWNwxSE0owDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQD
+AgNHADBEAiAQHjJpIvLhRfgi85adS5ka9lemkQ2XKe+9tecDMNSowAIgArBZqYCQ
+2YV3rJEws7cnj2Zl0sQn5QUpjgEI0FpyFuE=
+-----END CERTIFICATE-----
+`

@@ -13,20 +13,22 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/tandemdb/tandem/internal/nodetls"
 	"github.com/tandemdb/tandem/proxy"
 )
 
 // Node is one node to read accounts from.
 type Node struct {
 	Name    string
-	Address string // host:port, or the path of a unix socket
+	Address string          // host:port, or the path of a unix socket
+	TLS     *nodetls.Client // nil: plaintext
 }
 
 // Loader reads the accounts of the nodes, one small connection pool per
 // node, opened at the first read. Safe for concurrent use.
 type Loader struct {
 	user, password string
-	nodes          map[string]string
+	nodes          map[string]Node
 
 	mu  sync.Mutex
 	dbs map[string]*sql.DB
@@ -34,9 +36,9 @@ type Loader struct {
 
 // New returns a Loader for nodes, logging in as user with password.
 func New(nodes []Node, user, password string) *Loader {
-	l := &Loader{user: user, password: password, nodes: map[string]string{}, dbs: map[string]*sql.DB{}}
+	l := &Loader{user: user, password: password, nodes: map[string]Node{}, dbs: map[string]*sql.DB{}}
 	for _, n := range nodes {
-		l.nodes[n.Name] = n.Address
+		l.nodes[n.Name] = n
 	}
 	return l
 }
@@ -98,10 +100,11 @@ func (l *Loader) db(node string) (*sql.DB, error) {
 	if db, ok := l.dbs[node]; ok {
 		return db, nil
 	}
-	addr, ok := l.nodes[node]
+	n, ok := l.nodes[node]
 	if !ok {
 		return nil, fmt.Errorf("no node named %q", node)
 	}
+	addr := n.Address
 	c := mysql.NewConfig()
 	c.User, c.Passwd = l.user, l.password
 	c.Net, c.Addr = "tcp", addr
@@ -111,6 +114,9 @@ func (l *Loader) db(node string) (*sql.DB, error) {
 	// Reads are bounded by their contexts; these only stop a connection
 	// from hanging forever if a context is missing.
 	c.Timeout, c.ReadTimeout, c.WriteTimeout = 5*time.Second, 10*time.Second, 10*time.Second
+	if err := n.TLS.Apply(c); err != nil {
+		return nil, err
+	}
 	conn, err := mysql.NewConnector(c)
 	if err != nil {
 		return nil, err

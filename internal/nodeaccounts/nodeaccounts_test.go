@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandemdb/tandem/internal/nodetls"
 	"github.com/tandemdb/tandem/internal/testpair"
 )
 
@@ -46,5 +47,40 @@ func TestLoadReadsTheNodesAccountsWithoutRoles(t *testing.T) {
 	}
 	if _, err := l.Load(ctx, "nosuch"); err == nil {
 		t.Fatal("a node that does not exist: no error")
+	}
+}
+
+// TestLoadOverTLS: the accounts are read with the node's TLS settings: an
+// admin account that REQUIRE SSL reads them with verify-full and is
+// refused without TLS.
+func TestLoadOverTLS(t *testing.T) {
+	testpair.Require(t)
+	admin := testpair.AdminDB(t, testpair.A)
+	const acct = "'tls_accounts'@'127.0.0.1'"
+	for _, q := range []string{
+		"DROP USER IF EXISTS " + acct,
+		"CREATE USER " + acct + " IDENTIFIED BY 'accpw' REQUIRE SSL",
+		"GRANT SELECT ON mysql.* TO " + acct,
+	} {
+		if _, err := admin.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() { _, _ = admin.Exec("DROP USER IF EXISTS " + acct) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		name string
+		tls  *nodetls.Client
+	}{{"verify-full", testpair.TLS(t)}, {"off", nil}} {
+		l := New([]Node{{Name: "a", Address: testpair.Addr(testpair.A), TLS: c.tls}}, "tls_accounts", "accpw")
+		list, err := l.Load(ctx, "a")
+		l.Close()
+		if c.tls != nil && (err != nil || len(list) == 0) {
+			t.Fatalf("%s: %d accounts, %v", c.name, len(list), err)
+		}
+		if c.tls == nil && (err == nil || !strings.Contains(err.Error(), "1045")) {
+			t.Fatalf("%s: a REQUIRE SSL account read the accounts in plaintext: %v", c.name, err)
+		}
 	}
 }

@@ -21,7 +21,7 @@ import (
 // the nodes (it needs REPLICATION SLAVE, to read the binlog as a replica
 // does, and SELECT on information_schema).
 type Hook struct {
-	nodes          map[string]string
+	nodes          map[string]*proxy.Node
 	user, password string
 
 	mu       sync.Mutex
@@ -30,9 +30,9 @@ type Hook struct {
 
 // New returns a Hook for nodes.
 func New(nodes []*proxy.Node, user, password string) *Hook {
-	h := &Hook{nodes: map[string]string{}, user: user, password: password, settlers: map[string]*replication.Settler{}}
+	h := &Hook{nodes: map[string]*proxy.Node{}, user: user, password: password, settlers: map[string]*replication.Settler{}}
 	for _, n := range nodes {
-		h.nodes[n.Name] = n.Address
+		h.nodes[n.Name] = n
 	}
 	return h
 }
@@ -57,16 +57,20 @@ func (h *Hook) settler(name string) (*replication.Settler, string) {
 	if s := h.settlers[name]; s != nil {
 		return s, ""
 	}
-	addr, ok := h.nodes[name]
+	n, ok := h.nodes[name]
 	if !ok {
 		return nil, "unknown node " + name
 	}
+	addr := n.Address
 	if len(addr) > 0 && addr[0] == '/' {
 		return nil, "node " + name + " is reached over a unix socket; its binlog is read over TCP only"
 	}
 	c := mysql.NewConfig()
 	c.User, c.Passwd, c.Net, c.Addr = h.user, h.password, "tcp", addr
 	c.Timeout, c.ReadTimeout, c.WriteTimeout = 2*time.Second, 10*time.Second, 10*time.Second
+	if err := n.TLS.Apply(c); err != nil {
+		return nil, err.Error()
+	}
 	conn, err := mysql.NewConnector(c)
 	if err != nil {
 		return nil, err.Error()
@@ -74,7 +78,8 @@ func (h *Hook) settler(name string) (*replication.Settler, string) {
 	db := sql.OpenDB(conn)
 	db.SetMaxOpenConns(2)
 	db.SetConnMaxIdleTime(30 * time.Second) // used only after a failover
-	s := &replication.Settler{DB: db, Source: replication.BinlogSource{Address: addr, User: h.user, Password: h.password}}
+	s := &replication.Settler{DB: db, Source: replication.BinlogSource{Address: addr, User: h.user, Password: h.password,
+		TLS: n.TLS.Config(), TLSIfOffered: n.TLS.Optional()}}
 	h.settlers[name] = s
 	return s, ""
 }

@@ -43,6 +43,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/tandemdb/tandem/internal/nodetls"
 )
 
 // Node names one of the two servers of the pair.
@@ -99,6 +101,22 @@ func Port(n Node) int {
 
 // Addr is node n's "host:port" address, always on 127.0.0.1.
 func Addr(n Node) string { return "127.0.0.1:" + strconv.Itoa(Port(n)) }
+
+// CA is the PEM file of the pair's test CA, which signs both nodes' TLS
+// certificates (names 127.0.0.1 and localhost): $TANDEM_PAIR_DIR/tls/ca.pem.
+func CA() string { return filepath.Join(Dir(), "tls", "ca.pem") }
+
+// TLS is tandem's verify-full TLS to a node of the pair reached at a
+// 127.0.0.1 address (either node, or a relay to one on 127.0.0.1): the
+// certificate must chain to CA and name 127.0.0.1.
+func TLS(t testing.TB) *nodetls.Client {
+	t.Helper()
+	c, err := nodetls.New(nodetls.Settings{Mode: nodetls.VerifyFull, CAFile: CA()}, Addr(A))
+	if err != nil {
+		t.Fatalf("testpair: TLS to the pair: %v (does the pair offer TLS? scripts/pair.sh up restarts a node without it)", err)
+	}
+	return c
+}
 
 // Socket is the path of node n's unix socket (root may log in there
 // without a password).
