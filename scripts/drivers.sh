@@ -159,8 +159,8 @@ run_driver() {
 	esac
 	local cmd=()
 	case $drv in
-	php-mysqli) cmd=(php -d mysqli.allow_local_infile=1 "$ROOT/testdata/drivers/php/checks.php" mysqli) ;;
-	php-pdo) cmd=(php -d mysqli.allow_local_infile=1 "$ROOT/testdata/drivers/php/checks.php" pdo) ;;
+	php-mysqli) cmd=(php -d mysqli.allow_local_infile=1 -d mysqlnd.net_read_timeout=30 -d default_socket_timeout=30 "$ROOT/testdata/drivers/php/checks.php" mysqli) ;;
+	php-pdo) cmd=(php -d mysqli.allow_local_infile=1 -d mysqlnd.net_read_timeout=30 -d default_socket_timeout=30 "$ROOT/testdata/drivers/php/checks.php" pdo) ;;
 	pymysql) cmd=(/usr/bin/python3 "$ROOT/testdata/drivers/python/checks.py" pymysql) ;;
 	mysqldb) cmd=(/usr/bin/python3 "$ROOT/testdata/drivers/python/checks.py" mysqldb) ;;
 	mysql2) cmd=(node "$ROOT/testdata/drivers/node/checks.js") ;;

@@ -118,11 +118,24 @@ async function main() {
     return `kill=${JSON.stringify(k)} sleeper=${s} after=${JSON.stringify(after)}`;
   });
   await check('kill_connection', async () => {
+    // Deterministic: the victim's next command comes after its thread is
+    // gone and its socket closed, so it always meets a closed connection.
     const c1 = await connect();
     const c2 = await connect();
-    c1.on('error', () => {});
+    const events = [];
+    c1.on('error', (e) => events.push(e.code || String(e)));
+    const closed = new Promise((res) => c1.connection.stream.once('close', () => res(true)));
     const tid = c1.threadId;
     const k = await Q(c2, `KILL ${tid}`);
+    let gone = false;
+    for (const deadline = Date.now() + 30000; Date.now() < deadline; ) {
+      if (!(await Q(c2, 'SELECT 1 FROM information_schema.PROCESSLIST WHERE ID = ?', [tid])).length) {
+        gone = true;
+        break;
+      }
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    const sawClose = await Promise.race([closed, new Promise((res) => setTimeout(() => res(false), 10000))]);
     let after;
     try {
       after = JSON.stringify(await Q(c1, 'SELECT 1'));
@@ -131,7 +144,7 @@ async function main() {
     }
     await c2.end();
     c1.destroy();
-    return `kill=${JSON.stringify(k)} victim=${after}`;
+    return `kill=${JSON.stringify(k)} thread_gone=${gone} socket_closed=${sawClose} events=${JSON.stringify(events)} victim=${after}`;
   });
   await check('kill_other_user', async () => {
     const c1 = await connect();
