@@ -24,8 +24,9 @@
 # Environment: TANDEM_PAIR_DIR, TANDEM_PAIR_PORT_A, TANDEM_PAIR_PORT_B (the
 # pair), TANDEM_DRIVERS_LISTEN (127.0.0.1:13330), TANDEM_DRIVERS_ADMIN
 # (127.0.0.1:13331), TANDEM_DRIVERS_MODES ("tandem tandem-tls"),
-# TANDEM_DRIVERS_DIR (a new /tmp/tandem-drivers.XXXXXX: outputs, tandem's
-# log), TANDEM_DRIVERS_SKIP_INSTALL=1, TANDEM_DRIVERS_ALLOW_KNOWN=1.
+# TANDEM_DRIVERS_DIR (outputs and tandem's log; by default a new
+# /tmp/tandem-drivers.XXXXXX, removed when the run passes),
+# TANDEM_DRIVERS_SKIP_INSTALL=1, TANDEM_DRIVERS_ALLOW_KNOWN=1.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -287,10 +288,15 @@ run() {
 		done
 	done
 	echo
-	echo "outputs: $RUN_DIR/DRIVER.{direct,$(
-		IFS=,
-		echo "${MODES[*]}"
-	)}.out; causes of known differences: testdata/drivers/known-differences.txt"
+	if ((fail == 0)) && [[ -z ${TANDEM_DRIVERS_DIR:-} ]]; then
+		rm -rf "$RUN_DIR"
+	else
+		echo "outputs: $RUN_DIR/DRIVER.{direct,$(
+			IFS=,
+			echo "${MODES[*]}"
+		)}.out (kept), tandem's log: $RUN_DIR/tandem.log"
+	fi
+	echo "causes of known differences: testdata/drivers/known-differences.txt"
 	return $fail
 }
 
