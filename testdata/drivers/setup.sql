@@ -4,7 +4,7 @@
 DROP DATABASE IF EXISTS drvtest;
 CREATE DATABASE drvtest;
 DROP USER IF EXISTS 'drv_user'@'%', 'drv_other'@'%', 'drv_locked'@'%',
-  'drv_host'@'127.0.0.1', 'drv_host'@'%', 'drv_far'@'10.254.254.%', 'drv_nopw'@'%';
+  'drv_host'@'127.0.0.1', 'drv_host'@'%', 'drv_far'@'10.254.254.%', 'drv_nopw'@'%', 'drv_expired'@'%';
 CREATE USER 'drv_user'@'%' IDENTIFIED VIA mysql_native_password USING PASSWORD('drvpass');
 GRANT ALL PRIVILEGES ON drvtest.* TO 'drv_user'@'%';
 CREATE USER 'drv_other'@'%' IDENTIFIED BY 'otherpass';
@@ -19,6 +19,8 @@ GRANT SELECT ON drvtest.* TO 'drv_host'@'%';
 CREATE USER 'drv_far'@'10.254.254.%' IDENTIFIED BY 'farpass';
 CREATE USER 'drv_nopw'@'%';
 GRANT SELECT ON drvtest.* TO 'drv_nopw'@'%';
+CREATE USER 'drv_expired'@'%' IDENTIFIED BY 'expiredpass' PASSWORD EXPIRE;
+GRANT SELECT ON drvtest.* TO 'drv_expired'@'%';
 CREATE TABLE drvtest.drv_t (id INT AUTO_INCREMENT PRIMARY KEY, k VARCHAR(20) UNIQUE, v VARCHAR(100));
 DELIMITER //
 CREATE PROCEDURE drvtest.drv_proc(IN x INT, OUT y INT)

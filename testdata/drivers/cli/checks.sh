@@ -61,6 +61,7 @@ check host_pattern_shadowed m -udrv_host -phostpass2 -e 'SELECT CURRENT_USER()'
 check host_pattern_nomatch m -udrv_far -pfarpass -e 'SELECT CURRENT_USER()'
 check unknown_user m -udrv_nobody -px -e 'SELECT 1'
 check no_password m -udrv_nopw --skip-password -e 'SELECT CURRENT_USER()'
+check expired_password m -udrv_expired -pexpiredpass -e 'SELECT CURRENT_USER()'
 check unknown_db m -D drv_nodb -e 'SELECT 1'
 check db_denied m -udrv_other -potherpass -D mysql -e 'SELECT 1'
 

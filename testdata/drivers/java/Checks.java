@@ -236,6 +236,7 @@ public class Checks {
         check("host_pattern_nomatch", login("drv_far", "farpass", "drvtest"));
         check("unknown_user", login("drv_nobody", "x", "drvtest"));
         check("no_password", login("drv_nopw", "", "drvtest"));
+        check("expired_password", login("drv_expired", "expiredpass", "drvtest"));
         check("unknown_db", login("drv_user", "drvpass", "drv_nodb"));
         check("db_denied", login("drv_other", "otherpass", "mysql"));
 

@@ -101,6 +101,7 @@ async function main() {
   await check('host_pattern_nomatch', login('drv_far', 'farpass'));
   await check('unknown_user', login('drv_nobody', 'x'));
   await check('no_password', login('drv_nopw', ''));
+  await check('expired_password', login('drv_expired', 'expiredpass'));
   await check('unknown_db', login('drv_user', 'drvpass', 'drv_nodb'));
   await check('db_denied', login('drv_other', 'otherpass', 'mysql'));
 

@@ -128,6 +128,7 @@ function mysqli_checks(): void
     check('host_pattern_nomatch', $login('drv_far', 'farpass'));
     check('unknown_user', $login('drv_nobody', 'x'));
     check('no_password', $login('drv_nopw', ''));
+    check('expired_password', $login('drv_expired', 'expiredpass'));
     check('unknown_db', $login('drv_user', 'drvpass', 'drv_nodb'));
     check('db_denied', $login('drv_other', 'otherpass', 'mysql'));
 
@@ -449,6 +450,7 @@ function pdo_checks(): void
     check('host_pattern_nomatch', $login('drv_far', 'farpass'));
     check('unknown_user', $login('drv_nobody', 'x'));
     check('no_password', $login('drv_nopw', ''));
+    check('expired_password', $login('drv_expired', 'expiredpass'));
     check('unknown_db', $login('drv_user', 'drvpass', 'drv_nodb'));
     check('db_denied', $login('drv_other', 'otherpass', 'mysql'));
     check('kill_connection', function () {

@@ -465,6 +465,7 @@ def main():
     check("host_pattern_nomatch", login("drv_far", "farpass"))
     check("unknown_user", login("drv_nobody", "x"))
     check("no_password", login("drv_nopw", ""))
+    check("expired_password", login("drv_expired", "expiredpass"))
     check("unknown_db", login("drv_user", "drvpass", "drv_nodb"))
     check("db_denied", login("drv_other", "otherpass", "mysql"))
     check("kill_query", c_kill_query)
