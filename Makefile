@@ -16,12 +16,14 @@ demo:
 # Run every test: unit, fuzz seeds and integration tests on the real local pair
 # (reset first to its normal state: a writable, b read-only, in sync), the
 # admin API's browser test in headless Chromium (installed if missing),
-# package coord's own etcd cluster (from bin/etcd, built if missing), then
-# each fuzz target briefly (2s each).
+# package coord's own etcd cluster (from bin/etcd, built if missing), Node's
+# mysql2 directly and through tandem (drivers-quick), then each fuzz target
+# briefly (2s each).
 test: pair-up chromium-install etcd-build
 	$(PAIR) reset
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory drivers-quick
 	$(MAKE) --no-print-directory fuzz FUZZTIME=2s
 
 # Stop what `make demo` started (tandem and the pair; data is kept).
@@ -128,3 +130,14 @@ cluster-bench: pair-install etcd-build
 		-hosts.rounds $(CLUSTER_BENCH_ROUNDS) >$(CLUSTER_BENCH_LOG) 2>&1; rc=$$?; \
 	grep -E 'TIMING|phases after|NOTE|--- (PASS|FAIL)|^(ok|FAIL)' $(CLUSTER_BENCH_LOG); \
 	echo "full log: $(CLUSTER_BENCH_LOG)"; exit $$rc
+# --- client drivers directly and through tandem (scripts/drivers.sh) --------
+
+.PHONY: drivers drivers-quick
+
+# PHP mysqli/PDO, PyMySQL, mysqlclient, Node mysql2, Connector/J and the mariadb CLI, directly against node a and through tandem (no [[user]]; plain and TLS), compared check by check (installs what is missing; fails on any difference).
+drivers: pair-up build
+	scripts/drivers.sh run
+
+# Node mysql2 alone, directly and through tandem, known differences allowed (part of make test).
+drivers-quick: pair-up build
+	TANDEM_DRIVERS_ALLOW_KNOWN=1 scripts/drivers.sh run mysql2

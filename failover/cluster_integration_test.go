@@ -162,7 +162,7 @@ func TestClusterOfTwoTandems(t *testing.T) {
 	follower.waitStatus(t, 10*time.Second, "coordinator", func(s failover.Status) bool { return s.Coordinator })
 	took := time.Since(cut)
 	t.Logf("cut-off coordinator self-fenced after %v; the other tandem coordinates after %v", fenced.Round(time.Millisecond), took.Round(time.Millisecond))
-	if _, ok := coordinator.events.find(failover.EventSelfFenced); !ok {
+	if _, ok := coordinator.events.await(failover.EventSelfFenced, 5*time.Second); !ok {
 		t.Error("no self_fenced event")
 	}
 	wf.waitAcks(t, wf.acked()+50, 10*time.Second)

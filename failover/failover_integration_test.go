@@ -95,6 +95,18 @@ func (l *eventLog) find(typ failover.EventType) (failover.Event, bool) {
 	return failover.Event{}, false
 }
 
+// await returns the first event of type typ, waiting up to timeout for it:
+// hooks get events after the status shows them (emit queues them).
+func (l *eventLog) await(typ failover.EventType, timeout time.Duration) (failover.Event, bool) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if e, ok := l.find(typ); ok || time.Now().After(deadline) {
+			return e, ok
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // newStore returns a decision file in a fresh temporary directory.
 func newStore(t testing.TB) *failover.FileStore {
 	return &failover.FileStore{Path: filepath.Join(t.TempDir(), "tandem-state.json")}
@@ -758,7 +770,7 @@ func TestRefusePromotionWhenSQLThreadStopped(t *testing.T) {
 	})
 	testpair.Kill(t, testpair.A)
 	s := tn.waitStatus(t, 10*time.Second, "down", func(s failover.Status) bool { return s.State == "down" })
-	e, ok := tn.events.find(failover.EventFailoverRefused)
+	e, ok := tn.events.await(failover.EventFailoverRefused, 5*time.Second)
 	if !ok || !strings.Contains(e.Reason, "SQL thread") {
 		t.Fatalf("want a failover_refused event naming the SQL thread; status: %s", describe(s))
 	}
@@ -1066,7 +1078,7 @@ func TestErrantTransactionsExclude(t *testing.T) {
 	if err := tn.m.ClearExclusion(context.Background(), "a"); err == nil || !strings.Contains(err.Error(), "still holds") {
 		t.Errorf("clearing the exclusion of a still errant node: %v", err)
 	}
-	if _, ok := tn.events.find(failover.EventErrant); !ok {
+	if _, ok := tn.events.await(failover.EventErrant, 5*time.Second); !ok {
 		t.Errorf("no %s event: %s", failover.EventErrant, describe(s))
 	}
 	if d, _, err := tn.store.Load(); err != nil || d.Excluded["a"] == "" {
@@ -1084,7 +1096,7 @@ func TestErrantTransactionsExclude(t *testing.T) {
 	if s.Decision.Active != "b" || s.Decision.Epoch != 2 {
 		t.Fatalf("decision changed: %s", describe(s))
 	}
-	e, ok := tn.events.find(failover.EventFailoverRefused)
+	e, ok := tn.events.await(failover.EventFailoverRefused, 5*time.Second)
 	if !ok || !strings.Contains(e.Reason, "excluded") {
 		t.Fatalf("want a failover_refused event saying a is excluded: %s", describe(s))
 	}

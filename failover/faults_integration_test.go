@@ -35,7 +35,7 @@ func TestPassiveNotReceivingThenActiveDies(t *testing.T) {
 	defer w.stop()
 	s := tn.waitStatus(t, 15*time.Second, "b unsynced", func(s failover.Status) bool { return s.Decision.Unsynced["b"] != "" })
 	t.Logf("b unsynced: %s", s.Decision.Unsynced["b"])
-	if _, ok := tn.events.find(failover.EventUnsynced); !ok {
+	if _, ok := tn.events.await(failover.EventUnsynced, 5*time.Second); !ok {
 		t.Error("no passive_unsynced event")
 	}
 	// Writes go on without b once it is recorded.
@@ -47,7 +47,7 @@ func TestPassiveNotReceivingThenActiveDies(t *testing.T) {
 
 	testpair.Kill(t, testpair.A)
 	s = tn.waitStatus(t, 15*time.Second, "promotion refused", func(s failover.Status) bool { return s.State == "down" })
-	e, ok := tn.events.find(failover.EventFailoverRefused)
+	e, ok := tn.events.await(failover.EventFailoverRefused, 5*time.Second)
 	if !ok || !strings.Contains(e.Reason, "may lack writes") {
 		t.Fatalf("failover_refused %v: %q; want it to say b may lack writes: %s", ok, e.Reason, describe(s))
 	}
@@ -106,7 +106,7 @@ func TestLiveActiveRefusingFenceIsNotReplaced(t *testing.T) {
 
 	r.Set(faultrelay.Refuse)
 	s := tn.waitStatus(t, 15*time.Second, "promotion refused", func(s failover.Status) bool { return s.State == "down" })
-	e, _ := tn.events.find(failover.EventFailoverRefused)
+	e, _ := tn.events.await(failover.EventFailoverRefused, 5*time.Second)
 	if !strings.Contains(e.Reason, "answers but could not be fenced") {
 		t.Fatalf("failover_refused reason %q; want it to say a answers: %s", e.Reason, describe(s))
 	}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -252,10 +253,10 @@ func (s *session) changeUser(r *relay, length int) error {
 	out, seq, err := s.authenticate(ca, 1, send, func() ([]byte, byte, error) { return readPacket(s.cr, nil, 1<<12) })
 	if err != nil {
 		var e *sqlError
-		if errors.As(err, &e) {
-			_ = queueErr(r.cw, seq, e)
+		if !errors.As(err, &e) {
+			return err
 		}
-		return err // MySQL closes the connection after a failed change of user
+		return s.changeUserRefused(r, seq, e)
 	}
 	if out.fastAuthOK {
 		if seq, err = writePacket(r.cw, seq, []byte{1, 3}); err != nil {
@@ -272,10 +273,13 @@ func (s *session) changeUser(r *relay, length int) error {
 	if err != nil {
 		e, refused := isNodeRefusal(err)
 		if !refused {
-			e = backendError("tandem: changing user on node %s: %v", s.be.node, err)
+			_ = queueErr(r.cw, seq, backendError("tandem: changing user on node %s: %v", s.be.node, err))
+			return err
 		}
-		_ = queueErr(r.cw, seq, e)
-		return err
+		// The node refused (a locked account, say): it has reset the
+		// session and kept the old user, as for a client of its own.
+		s.changeUserReset()
+		return queueErr(r.cw, seq, e)
 	}
 	s.user, s.pass, s.stage1, s.attrs = cu.User, out.password, out.stage1, cu.Attrs
 	if s.stmts != nil {
@@ -287,6 +291,44 @@ func (s *session) changeUser(r *relay, length int) error {
 	s.facts.noteStatus(status)
 	_, err = writePacket(r.cw, seq, appendOK(nil, status&^mysql.SERVER_SESSION_STATE_CHANGED, s.caps))
 	return err
+}
+
+// changeUserRefused answers a COM_CHANGE_USER whose credentials tandem
+// refused (e) as the node answers its own clients: MariaDB keeps the
+// connection, resets the session (variables, temporary tables, prepared
+// statements), keeps the old user, schema and character set, waits a
+// second and, from the fourth failure on, answers 1047 "Unknown command".
+// So that the node does all of that itself, tandem sends it a
+// COM_CHANGE_USER of the session's own user with a credential bound to
+// fail, and answers the client with e, or with the node's error when it is
+// not an access denial. If the node does anything else, the session closes.
+func (s *session) changeUserRefused(r *relay, seq byte, e *sqlError) error {
+	lp := s.loginParams()
+	lp.Password, lp.Stage1 = hex.EncodeToString(mysql.RandomBuf(16)), nil
+	_, err := s.be.changeUser(lp, s.p.cfg.LoginTimeout)
+	ne, refused := isNodeRefusal(err)
+	if !refused {
+		_ = queueErr(r.cw, seq, e)
+		if err == nil {
+			return fmt.Errorf("%w: node %s accepted a change of user bound to fail", ErrHandshake, s.be.node)
+		}
+		return err
+	}
+	s.changeUserReset()
+	if ne.Code != erAccessDenied {
+		e = ne
+	}
+	return queueErr(r.cw, seq, e)
+}
+
+// changeUserReset records what a refused COM_CHANGE_USER left on the node:
+// the old user, schema and collation on a reset session.
+func (s *session) changeUserReset() {
+	if s.stmts != nil {
+		s.stmts = map[uint32]uint32{}
+	}
+	s.nextStmt = 0
+	s.facts.reset(s.facts.Schema, s.facts.Collation)
 }
 
 // clientAuth is a client's login attempt: a handshake response or a
