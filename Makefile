@@ -14,17 +14,24 @@ demo:
 	scripts/demo.sh start
 
 # Run every test: unit, fuzz seeds and integration tests on the real local pair
-# (reset first to its normal state: a writable, b read-only, in sync), the
+# (reset first to its normal state: a writable, b read-only, in sync; the
+# capability tests' clients installed if missing: test-clients), the
 # admin API's browser test in headless Chromium (installed if missing),
 # package coord's own etcd cluster (from bin/etcd, built if missing), Node's
 # mysql2 directly and through tandem (drivers-quick), then each fuzz target
 # briefly (2s each).
-test: pair-up chromium-install etcd-build
+test: pair-up chromium-install etcd-build test-clients
 	$(PAIR) reset
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory drivers-quick
 	$(MAKE) --no-print-directory fuzz FUZZTIME=2s
+
+# Install the clients the proxy's capability tests run directly and through
+# tandem (PHP mysqli, Connector/J with a JDK, the mariadb CLI) if missing.
+.PHONY: test-clients
+test-clients:
+	scripts/drivers.sh install php-mysqli connectorj cli
 
 # Stop what `make demo` started (tandem and the pair; data is kept).
 stop:
