@@ -283,7 +283,13 @@ func nulString(b []byte, pos int) (v []byte, next int, ok bool) {
 // on: the node link is separate). CLIENT_LONG_PASSWORD is MariaDB's
 // CLIENT_MYSQL: a MariaDB node clears it in its greeting and puts its
 // extended capabilities (supportedExtCaps) in the greeting's filler; tandem
-// greets the same way.
+// greets the same way. CLIENT_RESERVED and CLIENT_REMEMBER_OPTIONS change
+// nothing on the wire and are passed on as the node offers them.
+// CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS is left out: a session logged in with
+// an expired password (sandbox mode) changes its password with SET
+// PASSWORD, after which tandem could not log it in elsewhere; such a client
+// gets the node's error 1862 at login instead, as a client without the flag
+// does directly.
 const supportedCaps = mysql.CLIENT_LONG_PASSWORD | mysql.CLIENT_FOUND_ROWS |
 	mysql.CLIENT_LONG_FLAG | mysql.CLIENT_CONNECT_WITH_DB | mysql.CLIENT_NO_SCHEMA |
 	mysql.CLIENT_COMPRESS |
@@ -294,7 +300,7 @@ const supportedCaps = mysql.CLIENT_LONG_PASSWORD | mysql.CLIENT_FOUND_ROWS |
 	mysql.CLIENT_PS_MULTI_RESULTS | mysql.CLIENT_PLUGIN_AUTH |
 	mysql.CLIENT_CONNECT_ATTRS | mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA |
 	mysql.CLIENT_SESSION_TRACK | mysql.CLIENT_DEPRECATE_EOF |
-	mysql.CLIENT_QUERY_ATTRIBUTES
+	mysql.CLIENT_QUERY_ATTRIBUTES | mysql.CLIENT_RESERVED | mysql.CLIENT_REMEMBER_OPTIONS
 
 // MariaDB's extended capabilities: bits 32 and up of the capability flags,
 // carried as a 4-byte field (bit 0 here is bit 32 there) in the last 4

@@ -10,7 +10,8 @@
 # install puts in what the drivers need when missing (Debian php-cli
 # php-mysql python3-pymysql python3-mysqldb libmariadb-java
 # openjdk-17-jdk-headless mariadb-client; node's mysql2 from the committed
-# package-lock). run installs, starts the pair (scripts/pair.sh up),
+# package-lock). run installs, starts the pair (scripts/pair.sh up, then
+# reset: a writable),
 # creates the accounts of testdata/drivers/setup.sql on node a at run time
 # and starts bin/tandem in front of the pair with no [[user]] entry at all.
 # Each program then runs directly against node a, through tandem, and
@@ -245,7 +246,10 @@ run() {
 			die "port $port is already in use: $(ss -Hltnp "sport = :$port" | head -1)"
 		fi
 	done
+	# The normal state (a writable, b read-only, in sync): the direct
+	# runs write to node a, whatever an earlier test left.
 	scripts/pair.sh up >&2
+	scripts/pair.sh reset >&2
 	GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 	"$GO" build -o bin/tandem ./cmd/tandem
 	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
