@@ -64,6 +64,79 @@ type backend struct {
 // tls reports whether the connection to the node is encrypted.
 func (b *backend) tls() bool { return b.raw != nil }
 
+// authRelay lets the node authenticate a client itself, when tandem
+// cannot accept the login (an account of a plugin whose stored form does not
+// suffice, an unknown user, a wrong password): the client's answer to the
+// node's own scramble goes to the node in the handshake response, and each
+// packet of the exchange after it is relayed, the node's to the client and
+// the client's answer back, until the node's OK or ERR. The node then
+// applies its own rules and gives its own answer. tandem holds no credential
+// for such a session, so it cannot move.
+type authRelay struct {
+	plugin    string // the plugin of the client's answer; then the node's last switch
+	auth      []byte
+	clientTLS bool // the client is on TLS: its secrets go only to a node over TLS
+	seq       byte // the next sequence id towards the client
+	send      func(seq byte, b []byte) error
+	recv      func() ([]byte, byte, error)
+}
+
+// maxRelayRounds bounds a relayed authentication exchange.
+const maxRelayRounds = 8
+
+// run relays the exchange after the handshake response (node side: br,
+// bw) and returns the status flags of the node's OK.
+//
+// A client on TLS to tandem may answer with secrets (a cleartext password,
+// caching_sha2_password's full authentication): past the handshake
+// response, its answers go only to a node on TLS (secure).
+func (a *authRelay) run(br *bufio.Reader, bw *bufio.Writer, n *Node, caps uint32, secure bool) (uint16, error) {
+	for range maxRelayRounds {
+		p, nseq, err := readPacket(br, nil, 1<<16)
+		if err != nil {
+			return 0, fmt.Errorf("reading login result: %w", err)
+		}
+		switch {
+		case len(p) == 0:
+			return 0, fmt.Errorf("%w: empty packet during login", ErrHandshake)
+		case p[0] == 0x00:
+			return okStatus(p, caps), nil
+		case p[0] == 0xff:
+			e, ok := parseErr(p)
+			if !ok {
+				return 0, fmt.Errorf("%w: malformed error packet during login", ErrHandshake)
+			}
+			return 0, &e
+		case p[0] == 0xfe:
+			if plugin, _, err := parseAuthSwitch(p); err == nil {
+				a.plugin = plugin
+			}
+		}
+		if err := a.send(a.seq, p); err != nil {
+			return 0, err
+		}
+		a.seq++
+		if p[0] == 0x01 && len(p) == 2 && p[1] == 3 {
+			continue // caching_sha2_password's fast auth succeeded: the OK follows
+		}
+		if a.clientTLS && !secure {
+			return 0, backendError("tandem: node %s asks for more of the login (plugin %s); tandem relays that from a client on TLS only over TLS to the node", n.Name, a.plugin)
+		}
+		reply, cseq, err := a.recv()
+		if err != nil {
+			return 0, fmt.Errorf("%w: %v", errClientGone, err)
+		}
+		a.seq = cseq + 1
+		if _, err := writePacket(bw, nseq+1, reply); err != nil {
+			return 0, err
+		}
+		if err := bw.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	return 0, fmt.Errorf("%w: login to node %s took more than %d rounds", ErrHandshake, n.Name, maxRelayRounds)
+}
+
 // loginParams are what a client session asks of its node connection.
 type loginParams struct {
 	User     string
@@ -78,6 +151,9 @@ type loginParams struct {
 	Collation byte
 	MaxPacket uint32
 	Attrs     []byte
+	// Relay, when set, has the node authenticate the client itself
+	// (authRelay) instead of tandem answering with a credential.
+	Relay *authRelay
 }
 
 // dialTimeouts bound the two phases of reaching a node.
@@ -264,6 +340,9 @@ func finishLogin(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte
 		plugin = mysql.AUTH_NATIVE_PASSWORD
 		auth, _ = lp.respond(plugin, g.Salt)
 	}
+	if lp.Relay != nil {
+		plugin, auth = lp.Relay.plugin, lp.Relay.auth
+	}
 	resp := &handshakeResponse{
 		Caps: caps, ExtCaps: ext, MaxPacket: lp.MaxPacket, Collation: lp.Collation,
 		User: lp.User, Auth: auth, DB: lp.DB, Plugin: plugin, Attrs: lp.Attrs,
@@ -286,7 +365,12 @@ func finishLogin(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte
 		return nil, err
 	}
 	secure := conn != raw
-	status, err := authExchange(br, bw, n, plugin, g.Salt, lp, resp.Caps, secure)
+	var status uint16
+	if lp.Relay != nil {
+		status, err = lp.Relay.run(br, bw, n, resp.Caps, secure)
+	} else {
+		status, err = authExchange(br, bw, n, plugin, g.Salt, lp, resp.Caps, secure)
+	}
 	if err != nil {
 		return nil, err
 	}

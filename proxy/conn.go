@@ -53,6 +53,13 @@ type session struct {
 	// tandem greeted the client itself (pool.go).
 	greetID uint32
 	salt    []byte
+	// relayable: the client is answering the node's own scramble (the
+	// greeting came from the node connection opened at accept), so the
+	// node can authenticate it itself (authRelay).
+	relayable bool
+	// relogin says why the session cannot be logged in on another node
+	// ("" if it can): the node authenticated it itself.
+	relogin string
 	hdr     [headerLen]byte
 
 	mu     sync.Mutex // guards be against closeConns from other goroutines

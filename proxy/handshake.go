@@ -56,6 +56,7 @@ func (s *session) handshake() error {
 		p.pool.noteGreeting(pl.node, g)
 		s.greetID = g.ConnID
 		s.salt = g.Salt
+		s.relayable = len(g.Salt) == 20
 	}
 	s.route = rt
 	if len(s.salt) != 20 {
@@ -148,13 +149,20 @@ func (s *session) handshake() error {
 	s.attrs = resp.Attrs
 	s.facts.reset(resp.DB, resp.Collation)
 	lp := s.loginParams()
+	if cr.relay != nil {
+		lp.Relay = cr.relay
+		cr.relay.send = func(seq byte, b []byte) error { return writeRaw(s.client, seq, b) }
+		cr.relay.recv = func() ([]byte, byte, error) { return readPacket(s.client, nil, 1<<16) }
+	}
 	var be *backend
 	if pl == nil {
 		be, rt, err = p.pool.login(lp, time.Now().Add(p.cfg.HoldTimeout))
 	} else {
 		be, err = pl.login(lp, p.cfg.LoginTimeout)
 		pl = nil // closed by login on error
-		if _, refused := isNodeRefusal(err); err != nil && !refused {
+		if cr.relay != nil {
+			seq = cr.relay.seq
+		} else if _, refused := isNodeRefusal(err); err != nil && !refused {
 			// The node connection opened at the greeting failed (the
 			// node went away, or closed it after its connect_timeout):
 			// log in afresh, to whichever node the route names.
@@ -170,6 +178,11 @@ func (s *session) handshake() error {
 		return err
 	}
 	s.route = rt
+	if cr.relay != nil {
+		// tandem holds no credential for this account: the session
+		// cannot be logged in again elsewhere.
+		s.relogin = fmt.Sprintf("an account the node authenticated itself (plugin %s), which tandem cannot log in again", cr.relay.plugin)
+	}
 	s.mu.Lock()
 	s.be = be
 	closed := s.closed.Load()
@@ -282,6 +295,7 @@ func (s *session) changeUser(r *relay, length int) error {
 		return queueErr(r.cw, seq, e)
 	}
 	s.user, s.pass, s.stage1, s.attrs = cu.User, out.password, out.stage1, cu.Attrs
+	s.relogin = "" // tandem checked this account itself: it holds its credential
 	if s.stmts != nil {
 		s.stmts = map[uint32]uint32{}
 	}
@@ -350,6 +364,9 @@ type authOutcome struct {
 	// fastAuthOK: the client used caching_sha2_password and expects the
 	// "fast auth succeeded" packet before the OK.
 	fastAuthOK bool
+	// relay, when set, says tandem could not accept the login itself and
+	// the node is to decide (authRelay): there is no credential then.
+	relay *authRelay
 }
 
 // authenticate checks a client's credentials, a user of Config.Users with
@@ -413,6 +430,12 @@ func (s *session) authenticate(ca *clientAuth, seq byte, send func(byte, []byte)
 			name = node.Name
 		}
 		cred, res, detail := p.checkAccount(ca.user, host, name, s.salt, auth)
+		if (res == authDenied || res == authUnsupported) && s.relayable && !ca.freshSalt {
+			// The client answered the node's own scramble: let the node
+			// decide, with its own rules (plugins tandem cannot check,
+			// max_password_errors, the answer for an unknown user).
+			return &authOutcome{relay: &authRelay{plugin: want, auth: auth, seq: seq, clientTLS: s.client != s.raw}}, seq, nil
+		}
 		switch res {
 		case authOK:
 			return &authOutcome{password: cred.password, stage1: cred.stage1}, seq, nil

@@ -7,6 +7,7 @@ package proxy
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -89,10 +90,10 @@ func (s *session) checkRoute(r *relay, cmd byte, length int, now time.Time) (han
 		}
 		s.broken = true
 	}
-	if s.facts.Pinned != "" {
+	if why := cmp.Or(s.relogin, s.facts.Pinned); why != "" {
 		e := &sqlError{Code: erConnectionKilled, State: "70100", Message: fmt.Sprintf(
 			"tandem: the session had to move from node %s to node %s but holds %s, which cannot be rebuilt; reconnect",
-			s.be.node.Name, rt.node.Name, s.facts.Pinned)}
+			s.be.node.Name, rt.node.Name, why)}
 		_ = s.refuse(r, cmd, length, e)
 		return true, e
 	}

@@ -654,7 +654,7 @@ func (pl *pool) login(lp *loginParams, deadline time.Time) (*backend, *route, er
 // the caller must close the node connection itself.
 func (s *session) release(err error) bool {
 	pl := s.p.pool
-	if err != nil || !pl.pooled(s.user) || s.broken || s.cut.Load() {
+	if err != nil || !pl.pooled(s.user) || s.relogin != "" || s.broken || s.cut.Load() {
 		return false
 	}
 	s.claimConn() // a capture (Hold) may be reading the session's state
