@@ -119,3 +119,15 @@ cluster-demo: pair-install etcd-build build
 # Stop everything cluster-demo started and delete the namespaces (data kept; scripts/cluster.sh down --purge deletes it).
 cluster-down:
 	scripts/cluster.sh down
+
+# --- client test suites directly and through tandem (scripts/compat.sh) -----
+
+.PHONY: compat compat-install
+
+# go-sql-driver/mysql's tests and a few hundred mysql-test-run tests (testdata/compat-mtr.list), each directly against node a and through tandem (no [[user]]), compared test by test; exit 1 if one differs (README, "Compatibility").
+compat:
+	scripts/compat.sh run
+
+# Install Debian's mariadb-test (mysql-test-run) if missing.
+compat-install:
+	scripts/compat.sh install
