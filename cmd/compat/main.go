@@ -55,6 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		mtrPar     = fs.Int("mtr-parallel", 1, "mysql-test-run workers (1 keeps the order, hence the results, deterministic)")
 		mtrTimeout = fs.Duration("mtr-timeout", 60*time.Minute, "bound on one mysql-test-run run")
 		goTimeout  = fs.Duration("gosql-timeout", 10*time.Minute, "bound on one go-sql-driver run")
+		prepOnly   = fs.Bool("prepare-only", false, "prepare the pair for the suites (accounts, mtr settings, node b's filter), then exit without running or restoring: for running mysql-test-run by hand")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -122,14 +123,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		md = *mtrDir
 	}
 	fmt.Fprintf(stdout, "compat: preparing the pair (node a %s, node b %s)\n", addrA, addrB)
-	restore, err := compat.Prepare(ctx, adminA, adminB, md)
+	prep, err := compat.Prepare(ctx, adminA, adminB, md)
 	if err != nil {
 		return fail("preparing the pair: %v", err)
+	}
+	if *prepOnly {
+		if err := prep.FreshTestDB(ctx, adminA); err != nil {
+			return fail("%v", err)
+		}
+		fmt.Fprintln(stdout, "compat: pair prepared and left so (-prepare-only): node a keeps mysql-test-run's settings until it restarts, node b ignores the suites' tables until replicate_wild_ignore_table is emptied")
+		return 0
 	}
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		if err := restore(rctx); err != nil {
+		if err := prep.Restore(rctx); err != nil {
 			fmt.Fprintf(stderr, "compat: restoring the pair: %v\n", err)
 		}
 	}()
@@ -163,7 +171,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		var res [2]compat.Results
 		var det [2]map[string]string
 		for i, side := range []struct{ name, addr string }{{"direct", addrA}, {"tandem", *listen}} {
-			if err := compat.FreshTestDB(ctx, adminA); err != nil {
+			if err := prep.FreshTestDB(ctx, adminA); err != nil {
 				return fail("%v", err)
 			}
 			start := time.Now()
@@ -185,7 +193,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			name, sock string
 			port       int
 		}{{"direct", sockA, portA}, {"tandem", td.Socket(), lp}} {
-			if err := compat.FreshTestDB(ctx, adminA); err != nil {
+			if err := prep.FreshTestDB(ctx, adminA); err != nil {
 				return fail("%v", err)
 			}
 			start := time.Now()

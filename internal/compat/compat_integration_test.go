@@ -50,14 +50,14 @@ func TestGoSQLDriverSuiteThroughTandem(t *testing.T) {
 
 	adminA := Admin{Addr: testpair.Addr(testpair.A), User: testpair.AdminUser, Password: testpair.AdminPassword}
 	adminB := Admin{Addr: testpair.Addr(testpair.B), User: testpair.AdminUser, Password: testpair.AdminPassword}
-	restore, err := Prepare(ctx, adminA, adminB, "")
+	prep, err := Prepare(ctx, adminA, adminB, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		rctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		if err := restore(rctx); err != nil {
+		if err := prep.Restore(rctx); err != nil {
 			t.Errorf("restoring the pair: %v", err)
 		}
 	})
@@ -80,7 +80,7 @@ func TestGoSQLDriverSuiteThroughTandem(t *testing.T) {
 	var res [2]Results
 	var out [2]map[string]string
 	for i, addr := range []string{testpair.Addr(testpair.A), td.Listen} {
-		if err := FreshTestDB(ctx, adminA); err != nil {
+		if err := prep.FreshTestDB(ctx, adminA); err != nil {
 			t.Fatal(err)
 		}
 		res[i], out[i], err = s.Run(ctx, addr, filepath.Join(dir, []string{"direct.json", "tandem.json"}[i]))

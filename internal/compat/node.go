@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,13 +44,17 @@ var mtrGlobals = []struct{ name, value string }{
 	{"sort_buffer_size", "262144"},
 }
 
-// SuiteDBFilter is set as node b's replicate_wild_ignore_table while the
-// suites run: b still receives (and acknowledges) every transaction, but
-// does not apply the suites' own tables, whose row events (tables without
-// keys, scanned once per row) would take the small machine longer to apply
-// than the suites take to run, slowing both runs. tandem's own tables
-// replicate as always.
-const SuiteDBFilter = "test.%,gotest.%,mtr.%,mysqltest%.%"
+// Prepared is what Prepare learnt about the pair.
+type Prepared struct {
+	// Restore puts back the settings and the filter and takes root's
+	// password alternative away again; it leaves the accounts and the
+	// databases the suites use.
+	Restore func(context.Context) error
+	// databases on node a before the suites ran: FreshTestDB drops any
+	// other (tests leave some behind).
+	databases map[string]bool
+	bStopped  bool // node b's SQL thread stopped for the runs
+}
 
 // Admin is a node reached with tandem's admin account (ALL PRIVILEGES
 // WITH GRANT OPTION on the local pair).
@@ -74,10 +79,14 @@ func (a Admin) open() (*sql.DB, error) {
 
 // Prepare readies the pair for the suites: the accounts and databases they
 // need (created on active node a, replicated to b), mysql-test-run's `mtr`
-// database, mtr's server settings on a, and b's filter. restore undoes the
-// settings and the filter and takes root's password alternative away
-// again; it leaves the accounts and databases.
-func Prepare(ctx context.Context, a, b Admin, mtrDir string) (restore func(context.Context) error, err error) {
+// database and server settings on a; then it stops node b's SQL thread.
+// While the suites run, b receives and acknowledges every transaction
+// (semi-sync works as always) but applies none: their row events (tables
+// without keys, scanned once per row) would take the small machine longer
+// to apply than the suites take to run, and some of their statements
+// depend on settings only a has. Restore cleans a up to what b holds and
+// resumes b's replication after the suites' transactions (skipSuites).
+func Prepare(ctx context.Context, a, b Admin, mtrDir string) (*Prepared, error) {
 	da, err := a.open()
 	if err != nil {
 		return nil, err
@@ -90,7 +99,6 @@ func Prepare(ctx context.Context, a, b Admin, mtrDir string) (restore func(conte
 	defer db.Close()
 
 	stmts := []string{
-		"CREATE DATABASE IF NOT EXISTS " + GoDB,
 		fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'127.0.0.1' IDENTIFIED BY '%s'", GoUser, GoPassword),
 		fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'localhost' IDENTIFIED BY '%s'", GoUser, GoPassword),
 		fmt.Sprintf("GRANT ALL ON %s.* TO '%s'@'127.0.0.1'", GoDB, GoUser),
@@ -98,30 +106,24 @@ func Prepare(ctx context.Context, a, b Admin, mtrDir string) (restore func(conte
 		"ALTER USER root@localhost IDENTIFIED VIA mysql_native_password USING PASSWORD('') OR unix_socket",
 		"CREATE USER IF NOT EXISTS root@'127.0.0.1' IDENTIFIED BY ''",
 		"GRANT ALL ON *.* TO root@'127.0.0.1' WITH GRANT OPTION",
-		"GRANT PROXY ON ''@'%' TO root@'127.0.0.1' WITH GRANT OPTION",
 	}
 	for _, s := range stmts {
 		if _, err := da.ExecContext(ctx, s); err != nil {
 			return nil, fmt.Errorf("node a: %s: %w", s, err)
 		}
 	}
-	// The accounts must reach b before its filter is set (they are in the
-	// mysql schema, which the filter does not touch, but b must be in
-	// sync before the runs anyway).
-	if err := waitApplied(ctx, da, db, time.Minute); err != nil {
-		return nil, err
-	}
-	if err := setFilter(ctx, db, SuiteDBFilter); err != nil {
-		return nil, err
-	}
-
 	saved := make([]string, len(mtrGlobals))
 	for i, g := range mtrGlobals {
 		if err := da.QueryRowContext(ctx, "SELECT @@GLOBAL."+g.name).Scan(&saved[i]); err != nil {
 			return nil, fmt.Errorf("node a: reading %s: %w", g.name, err)
 		}
 	}
-	restore = func(ctx context.Context) error {
+	var savedB string
+	if err := db.QueryRowContext(ctx, "SELECT @@GLOBAL.log_bin_trust_function_creators").Scan(&savedB); err != nil {
+		return nil, fmt.Errorf("node b: %w", err)
+	}
+	p := &Prepared{}
+	p.Restore = func(ctx context.Context) error {
 		da, err := a.open()
 		if err != nil {
 			return err
@@ -133,11 +135,23 @@ func Prepare(ctx context.Context, a, b Admin, mtrDir string) (restore func(conte
 		}
 		defer db.Close()
 		var errs []error
+		if p.databases != nil {
+			if err := p.fresh(ctx, da); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if p.bStopped {
+			if err := skipSuites(ctx, da, db); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		for i, g := range mtrGlobals {
-			if _, err := da.ExecContext(ctx, fmt.Sprintf("SET GLOBAL %s = ?", g.name), saved[i]); err != nil {
+			if _, err := da.ExecContext(ctx, fmt.Sprintf("SET GLOBAL %s = %s", g.name, literal(saved[i]))); err != nil {
 				errs = append(errs, fmt.Errorf("node a: restoring %s: %w", g.name, err))
 			}
 		}
+		// Replicated as usual: they also bring b's binary log up to a's
+		// position after the skip.
 		for _, s := range []string{
 			"ALTER USER root@localhost IDENTIFIED VIA mysql_native_password USING 'invalid' OR unix_socket",
 			"DROP USER IF EXISTS root@'127.0.0.1'",
@@ -149,35 +163,131 @@ func Prepare(ctx context.Context, a, b Admin, mtrDir string) (restore func(conte
 		if err := waitApplied(ctx, da, db, 2*time.Minute); err != nil {
 			errs = append(errs, err)
 		}
-		if err := setFilter(ctx, db, ""); err != nil {
-			errs = append(errs, err)
+		if _, err := db.ExecContext(ctx, "SET GLOBAL log_bin_trust_function_creators = "+literal(savedB)); err != nil {
+			errs = append(errs, fmt.Errorf("node b: restoring log_bin_trust_function_creators: %w", err))
 		}
 		return errors.Join(errs...)
 	}
+	fail := func(err error) (*Prepared, error) {
+		if rerr := p.Restore(ctx); rerr != nil {
+			err = fmt.Errorf("%w (and restoring: %v)", err, rerr)
+		}
+		return nil, err
+	}
 	for _, g := range mtrGlobals {
 		if _, err := da.ExecContext(ctx, fmt.Sprintf("SET GLOBAL %s = %s", g.name, g.value)); err != nil {
-			_ = restore(ctx)
-			return nil, fmt.Errorf("node a: SET GLOBAL %s: %w", g.name, err)
+			return fail(fmt.Errorf("node a: SET GLOBAL %s: %w", g.name, err))
 		}
+	}
+	// b applies the mtr database's stored functions and triggers below.
+	if _, err := db.ExecContext(ctx, "SET GLOBAL log_bin_trust_function_creators = 1"); err != nil {
+		return fail(fmt.Errorf("node b: %w", err))
 	}
 	if mtrDir != "" {
 		if err := loadMTRWarnings(ctx, da, mtrDir); err != nil {
-			_ = restore(ctx)
-			return nil, err
+			return fail(err)
 		}
 	}
-	return restore, nil
+	for _, name := range []string{"test", GoDB} {
+		if err := recreateDB(ctx, da, name); err != nil {
+			return fail(err)
+		}
+	}
+	if p.databases, err = databases(ctx, da); err != nil {
+		return fail(err)
+	}
+	if err := waitApplied(ctx, da, db, 2*time.Minute); err != nil {
+		return fail(err)
+	}
+	if _, err := db.ExecContext(ctx, "STOP SLAVE SQL_THREAD"); err != nil {
+		return fail(fmt.Errorf("node b: STOP SLAVE SQL_THREAD: %w", err))
+	}
+	p.bStopped = true
+	return p, nil
+}
+
+// skipSuites makes node b skip what the suites wrote on node a: b's SQL
+// thread was stopped for the runs (its IO thread kept receiving, and
+// acknowledging, every transaction), a has just been cleaned up to what b
+// holds (the suites' databases empty, those they created dropped), and b's
+// replication now resumes from a's current position. Only while a is still
+// the writable node and b read-only: after a failover this would lose
+// writes, and it refuses.
+func skipSuites(ctx context.Context, da, db *sql.DB) error {
+	var roA, roB int
+	if err := da.QueryRowContext(ctx, "SELECT @@GLOBAL.read_only").Scan(&roA); err != nil {
+		return fmt.Errorf("node a: %w", err)
+	}
+	if err := db.QueryRowContext(ctx, "SELECT @@GLOBAL.read_only").Scan(&roB); err != nil {
+		return fmt.Errorf("node b: %w", err)
+	}
+	if roA != 0 || roB != 1 {
+		return fmt.Errorf("node a read_only=%d, node b read_only=%d: the roles changed during the runs, so node b's replication was left stopped (scripts/pair.sh reset rebuilds the pair)", roA, roB)
+	}
+	var pos string
+	if err := da.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_binlog_pos").Scan(&pos); err != nil {
+		return fmt.Errorf("node a: gtid_binlog_pos: %w", err)
+	}
+	for _, s := range []string{"STOP SLAVE", "SET GLOBAL gtid_slave_pos = '" + pos + "'", "START SLAVE"} {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("node b: %s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// literal writes a global variable's value read back as text: numbers as
+// they are (SET GLOBAL refuses a string for a numeric variable), anything
+// else quoted.
+func literal(v string) string {
+	if _, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return v
+	}
+	return "'" + strings.NewReplacer(`\`, `\\`, "'", `\'`).Replace(v) + "'"
+}
+
+func databases(ctx context.Context, db *sql.DB) (map[string]bool, error) {
+	rows, err := db.QueryContext(ctx, "SHOW DATABASES")
+	if err != nil {
+		return nil, fmt.Errorf("node a: SHOW DATABASES: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out[n] = true
+	}
+	return out, rows.Err()
 }
 
 // FreshTestDB empties mysql-test-run's `test` database (and the go
-// suite's) before a run: mtr does so by starting a fresh server, which
-// --extern cannot.
-func FreshTestDB(ctx context.Context, a Admin) error {
+// suite's) before a run, and drops the databases tests created and left
+// behind (any not there at Prepare): mtr starts each run on a fresh server,
+// which --extern cannot.
+func (p *Prepared) FreshTestDB(ctx context.Context, a Admin) error {
 	da, err := a.open()
 	if err != nil {
 		return err
 	}
 	defer da.Close()
+	return p.fresh(ctx, da)
+}
+
+func (p *Prepared) fresh(ctx context.Context, da *sql.DB) error {
+	now, err := databases(ctx, da)
+	if err != nil {
+		return err
+	}
+	for n := range now {
+		if !p.databases[n] && n != "test" && n != GoDB {
+			if _, err := da.ExecContext(ctx, "DROP DATABASE IF EXISTS `"+strings.ReplaceAll(n, "`", "``")+"`"); err != nil {
+				return fmt.Errorf("node a: dropping database %q left by a test: %w", n, err)
+			}
+		}
+	}
 	for _, name := range []string{"test", GoDB} {
 		if err := recreateDB(ctx, da, name); err != nil {
 			return err
@@ -219,17 +329,6 @@ func recreateDB(ctx context.Context, db *sql.DB, name string) error {
 	create := "CREATE DATABASE IF NOT EXISTS " + name
 	if _, err := db.ExecContext(ctx, create); err != nil {
 		return fmt.Errorf("node a: %s: %w", create, err)
-	}
-	return nil
-}
-
-// setFilter sets node b's replicate_wild_ignore_table (the SQL thread must
-// be stopped meanwhile).
-func setFilter(ctx context.Context, db *sql.DB, filter string) error {
-	for _, s := range []string{"STOP SLAVE SQL_THREAD", "SET GLOBAL replicate_wild_ignore_table = '" + filter + "'", "START SLAVE SQL_THREAD"} {
-		if _, err := db.ExecContext(ctx, s); err != nil {
-			return fmt.Errorf("node b: %s: %w", s, err)
-		}
 	}
 	return nil
 }
