@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		mtrPar     = fs.Int("mtr-parallel", 1, "mysql-test-run workers (1 keeps the order, hence the results, deterministic)")
 		mtrTimeout = fs.Duration("mtr-timeout", 60*time.Minute, "bound on one mysql-test-run run")
 		goTimeout  = fs.Duration("gosql-timeout", 10*time.Minute, "bound on one go-sql-driver run")
-		prepOnly   = fs.Bool("prepare-only", false, "prepare the pair for the suites (accounts, mtr settings, node b's filter), then exit without running or restoring: for running mysql-test-run by hand")
+		directOnly = fs.Bool("direct-only", false, "run each suite directly only (no tandem) and write each test's outcome to DIR/SUITE-direct.txt: for choosing tests")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -127,13 +128,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("preparing the pair: %v", err)
 	}
-	if *prepOnly {
-		if err := prep.FreshTestDB(ctx, adminA); err != nil {
-			return fail("%v", err)
-		}
-		fmt.Fprintln(stdout, "compat: pair prepared and left so (-prepare-only): node a keeps mysql-test-run's settings until it restarts, node b ignores the suites' tables until replicate_wild_ignore_table is emptied")
-		return 0
-	}
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
@@ -150,15 +144,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Bin: *bin, Dir: filepath.Join(absDir, "tandem"), Listen: *listen, Admin: *admin,
 		NodeA: nodeA, NodeB: addrB, User: "tandem", Password: "tandem",
 	}
-	fmt.Fprintf(stdout, "compat: starting %s on %s and %s (node a by %s)\n", *bin, *listen, td.Socket(), *nodeVia)
-	if err := td.Start(ctx, compat.GoUser, compat.GoPassword, time.Minute); err != nil {
-		return fail("%v", err)
-	}
-	defer func() {
-		if err := td.Stop(40 * time.Second); err != nil {
-			fmt.Fprintf(stderr, "compat: %v\n", err)
+	sides := 2
+	if *directOnly {
+		sides = 1
+	} else {
+		fmt.Fprintf(stdout, "compat: starting %s on %s and %s (node a by %s)\n", *bin, *listen, td.Socket(), *nodeVia)
+		if err := td.Start(ctx, compat.GoUser, compat.GoPassword, time.Minute); err != nil {
+			return fail("%v", err)
 		}
-	}()
+		defer func() {
+			if err := td.Stop(40 * time.Second); err != nil {
+				fmt.Fprintf(stderr, "compat: %v\n", err)
+			}
+		}()
+	}
 
 	var rows []compat.Row
 	details := map[string][2]map[string]string{}
@@ -170,7 +169,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		s := compat.GoSQLDriver{Dir: modDir, User: compat.GoUser, Password: compat.GoPassword, DB: compat.GoDB, Timeout: *goTimeout}
 		var res [2]compat.Results
 		var det [2]map[string]string
-		for i, side := range []struct{ name, addr string }{{"direct", addrA}, {"tandem", *listen}} {
+		for i, side := range []struct{ name, addr string }{{"direct", addrA}, {"tandem", *listen}}[:sides] {
 			if err := prep.FreshTestDB(ctx, adminA); err != nil {
 				return fail("%v", err)
 			}
@@ -182,6 +181,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			fmt.Fprintf(stdout, "compat:   %d tests, %d passed, %s\n", len(res[i]), res[i].Count(compat.Pass), time.Since(start).Round(time.Second))
 		}
+		if *directOnly {
+			writeOutcomes(filepath.Join(absDir, "gosql-direct.txt"), res[0])
+			res[1] = res[0]
+		}
 		rows = append(rows, compat.Compare("go-sql-driver", res[0], res[1], nil))
 		details["go-sql-driver"] = det
 	}
@@ -192,7 +195,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for i, side := range []struct {
 			name, sock string
 			port       int
-		}{{"direct", sockA, portA}, {"tandem", td.Socket(), lp}} {
+		}{{"direct", sockA, portA}, {"tandem", td.Socket(), lp}}[:sides] {
 			if err := prep.FreshTestDB(ctx, adminA); err != nil {
 				return fail("%v", err)
 			}
@@ -203,6 +206,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return fail("%v", err)
 			}
 			fmt.Fprintf(stdout, "compat:   %d tests, %d passed, %d skipped, %s\n", len(res[i]), res[i].Count(compat.Pass), res[i].Count(compat.Skip), time.Since(start).Round(time.Second))
+		}
+		if *directOnly {
+			writeOutcomes(filepath.Join(absDir, "mtr-direct.txt"), res[0])
+			res[1] = res[0]
 		}
 		rows = append(rows, compat.Compare("mysql-test-run", res[0], res[1], mtrTests))
 		details["mysql-test-run"] = det
@@ -239,6 +246,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// writeOutcomes writes "test outcome" lines, sorted.
+func writeOutcomes(path string, r compat.Results) {
+	lines := make([]string, 0, len(r))
+	for k, v := range r {
+		lines = append(lines, k+" "+string(v))
+	}
+	sort.Strings(lines)
+	_ = os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 }
 
 // clip keeps the first n lines of s.
