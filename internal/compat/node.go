@@ -53,7 +53,10 @@ type Prepared struct {
 	// databases on node a before the suites ran: FreshTestDB drops any
 	// other (tests leave some behind).
 	databases map[string]bool
-	bStopped  bool // node b's SQL thread stopped for the runs
+	// accounts on node a before the suites ran ('user'@'host'):
+	// FreshTestDB drops any other.
+	accounts map[string]bool
+	bStopped bool // node b's SQL thread stopped for the runs
 }
 
 // Admin is a node reached with tandem's admin account (ALL PRIVILEGES
@@ -196,6 +199,9 @@ func Prepare(ctx context.Context, a, b Admin, mtrDir string) (*Prepared, error) 
 	if p.databases, err = databases(ctx, da); err != nil {
 		return fail(err)
 	}
+	if p.accounts, err = accounts(ctx, da); err != nil {
+		return fail(err)
+	}
 	if err := waitApplied(ctx, da, db, 2*time.Minute); err != nil {
 		return fail(err)
 	}
@@ -246,6 +252,25 @@ func literal(v string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, "'", `\'`).Replace(v) + "'"
 }
 
+// accounts returns node a's accounts and roles, as the statement that
+// drops each: DROP USER 'user'@'host' or DROP ROLE 'role'.
+func accounts(ctx context.Context, db *sql.DB) (map[string]bool, error) {
+	rows, err := db.QueryContext(ctx, "SELECT IF(is_role = 'Y', CONCAT('DROP ROLE IF EXISTS ', QUOTE(User)), CONCAT('DROP USER IF EXISTS ', QUOTE(User), '@', QUOTE(Host))) FROM mysql.user")
+	if err != nil {
+		return nil, fmt.Errorf("node a: reading mysql.user: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out[n] = true
+	}
+	return out, rows.Err()
+}
+
 func databases(ctx context.Context, db *sql.DB) (map[string]bool, error) {
 	rows, err := db.QueryContext(ctx, "SHOW DATABASES")
 	if err != nil {
@@ -265,7 +290,8 @@ func databases(ctx context.Context, db *sql.DB) (map[string]bool, error) {
 
 // FreshTestDB empties mysql-test-run's `test` database (and the go
 // suite's) before a run, and drops the databases tests created and left
-// behind (any not there at Prepare): mtr starts each run on a fresh server,
+// behind (any not there at Prepare), and the accounts they left (likewise):
+// mtr starts each run on a fresh server,
 // which --extern cannot.
 func (p *Prepared) FreshTestDB(ctx context.Context, a Admin) error {
 	da, err := a.open()
@@ -285,6 +311,17 @@ func (p *Prepared) fresh(ctx context.Context, da *sql.DB) error {
 		if !p.databases[n] && n != "test" && n != GoDB {
 			if _, err := da.ExecContext(ctx, "DROP DATABASE IF EXISTS `"+strings.ReplaceAll(n, "`", "``")+"`"); err != nil {
 				return fmt.Errorf("node a: dropping database %q left by a test: %w", n, err)
+			}
+		}
+	}
+	users, err := accounts(ctx, da)
+	if err != nil {
+		return err
+	}
+	for u := range users {
+		if !p.accounts[u] {
+			if _, err := da.ExecContext(ctx, u); err != nil {
+				return fmt.Errorf("node a: %s (left by a test): %w", u, err)
 			}
 		}
 	}
