@@ -27,6 +27,9 @@ const (
 	// root@127.0.0.1 the same, for tandem's TCP login to the node and the
 	// tests' TCP connections.
 	MTRUser = "root"
+	// TandemSchema is failover.schema of the tandem the harness starts:
+	// never dropped as a test's leftover.
+	TandemSchema = "tandem"
 )
 
 // mtrGlobals are the server settings mysql-test-run's own servers start with
@@ -308,7 +311,8 @@ func (p *Prepared) fresh(ctx context.Context, da *sql.DB) error {
 		return err
 	}
 	for n := range now {
-		if !p.databases[n] && n != "test" && n != GoDB {
+		// tandem's own schema (failover.schema) appears once tandem runs.
+		if !p.databases[n] && n != "test" && n != GoDB && n != TandemSchema {
 			if _, err := da.ExecContext(ctx, "DROP DATABASE IF EXISTS `"+strings.ReplaceAll(n, "`", "``")+"`"); err != nil {
 				return fmt.Errorf("node a: dropping database %q left by a test: %w", n, err)
 			}
