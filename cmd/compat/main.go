@@ -56,6 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		mtrPar     = fs.Int("mtr-parallel", 1, "mysql-test-run workers (1 keeps the order, hence the results, deterministic)")
 		mtrTimeout = fs.Duration("mtr-timeout", 60*time.Minute, "bound on one mysql-test-run run")
 		goTimeout  = fs.Duration("gosql-timeout", 10*time.Minute, "bound on one go-sql-driver run")
+		settle     = fs.Bool("settle-commits", true, "tandem's proxy.settle_commits (false: statements relayed without tandem's marker comment)")
 		directOnly = fs.Bool("direct-only", false, "run each suite directly only (no tandem) and write each test's outcome to DIR/SUITE-direct.txt: for choosing tests")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -142,13 +143,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	td := &compat.Tandem{
 		Bin: *bin, Dir: filepath.Join(absDir, "tandem"), Listen: *listen, Admin: *admin,
-		NodeA: nodeA, NodeB: addrB, User: "tandem", Password: "tandem",
+		NodeA: nodeA, NodeB: addrB, User: "tandem", Password: "tandem", NoSettle: !*settle,
 	}
 	sides := 2
 	if *directOnly {
 		sides = 1
 	} else {
-		fmt.Fprintf(stdout, "compat: starting %s on %s and %s (node a by %s)\n", *bin, *listen, td.Socket(), *nodeVia)
+		fmt.Fprintf(stdout, "compat: starting %s on %s and %s (node a by %s, settle_commits=%t)\n", *bin, *listen, td.Socket(), *nodeVia, *settle)
 		if err := td.Start(ctx, compat.GoUser, compat.GoPassword, time.Minute); err != nil {
 			return fail("%v", err)
 		}

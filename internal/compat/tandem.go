@@ -26,6 +26,9 @@ type Tandem struct {
 	NodeB    string // node b
 	User     string // failover.admin_user
 	Password string // failover.admin_password
+	// NoSettle sets proxy.settle_commits = false: statements are relayed
+	// without tandem's marker comment.
+	NoSettle bool
 
 	cmd  *exec.Cmd
 	done chan error
@@ -45,6 +48,7 @@ level = "info"
 
 [proxy]
 listen = [%q, %q]
+settle_commits = %t
 
 [[node]]
 name = "a"
@@ -62,7 +66,7 @@ admin_password = %q
 
 [admin]
 listen = %q
-`, t.Listen, "unix:"+t.Socket(), t.NodeA, t.NodeB, filepath.Join(t.Dir, "state.json"), t.User, t.Password, t.Admin)
+`, t.Listen, "unix:"+t.Socket(), !t.NoSettle, t.NodeA, t.NodeB, filepath.Join(t.Dir, "state.json"), t.User, t.Password, t.Admin)
 }
 
 // Start writes the config, starts tandem and waits (up to bound) until a
