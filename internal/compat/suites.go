@@ -95,8 +95,12 @@ func (s GoSQLDriver) Run(ctx context.Context, addr, logPath string) (Results, ma
 	var stderr bytes.Buffer
 	// -timeout inside the bound of ctx, so that a hung test prints its
 	// goroutines and the events end properly.
+	inner := timeout - 30*time.Second
+	if inner < timeout/2 {
+		inner = timeout / 2
+	}
 	cmd := exec.CommandContext(ctx, goCmd, "test", "-count=1", "-json",
-		"-timeout", (timeout - 30*time.Second).String(), "-skip", GoSQLDriverSkip, ".")
+		"-timeout", inner.String(), "-skip", GoSQLDriverSkip, ".")
 	cmd.Dir = s.Dir
 	cmd.Env = append(os.Environ(),
 		"GOWORK=off", "GOFLAGS=-mod=mod",
