@@ -137,6 +137,7 @@ cluster-bench: pair-install etcd-build
 		-hosts.rounds $(CLUSTER_BENCH_ROUNDS) >$(CLUSTER_BENCH_LOG) 2>&1; rc=$$?; \
 	grep -E 'TIMING|phases after|NOTE|--- (PASS|FAIL)|^(ok|FAIL)' $(CLUSTER_BENCH_LOG); \
 	echo "full log: $(CLUSTER_BENCH_LOG)"; exit $$rc
+
 # --- client drivers directly and through tandem (scripts/drivers.sh) --------
 
 .PHONY: drivers drivers-quick
@@ -148,3 +149,14 @@ drivers: pair-up build
 # Node mysql2 alone, directly and through tandem, known differences allowed (part of make test).
 drivers-quick: pair-up build
 	TANDEM_DRIVERS_ALLOW_KNOWN=1 scripts/drivers.sh run mysql2
+# --- client test suites directly and through tandem (scripts/compat.sh) -----
+
+.PHONY: compat compat-install
+
+# go-sql-driver/mysql's tests and a few hundred mysql-test-run tests (testdata/compat-mtr.list), each directly against node a and through tandem (no [[user]]), compared test by test; exit 1 if one differs (README, "Compatibility").
+compat:
+	scripts/compat.sh run
+
+# Install Debian's mariadb-test (mysql-test-run) if missing.
+compat-install:
+	scripts/compat.sh install

@@ -514,3 +514,19 @@ func TestNodeAuthenticatesWhatTandemCannot(t *testing.T) {
 		t.Fatalf("native session runs on port %s after the move, want node b", node)
 	}
 }
+
+// TestNoRelayOverUnixSocket: over a unix socket the node's unix_socket
+// plugin authenticates by the connecting process's OS user, which is
+// tandem's: a client claiming root (a unix_socket account on the pair)
+// must not be let in by relaying its login to the node there.
+func TestNoRelayOverUnixSocket(t *testing.T) {
+	p := startProxy(t, func(c *Config, nodes []*Node) {
+		c.Users = nil
+		c.Accounts = pairAccounts(t)
+		nodes[0].Address = testpair.Socket(testpair.A)
+		nodes[0].TLS = nil
+	})
+	if cur, code := tryLogin(t, p.addr, "root", ""); code == 0 {
+		t.Fatalf("root with no password logged in through tandem on the node's socket as %q", cur)
+	}
+}

@@ -65,6 +65,10 @@ type session struct {
 	mu     sync.Mutex // guards be against closeConns from other goroutines
 	be     *backend
 	closed atomic.Bool
+	// killed is the node thread id another session's KILL CONNECTION is
+	// ending (set before tandem sends the KILL): when that node
+	// connection then closes, the node did not fail (nodeFailed).
+	killed atomic.Uint32
 
 	facts    Facts
 	snapshot Facts  // a copy of facts for tests, under mu (Proxy.snapshotFacts)
@@ -609,6 +613,13 @@ func (s *session) nodeFailed(r *relay, err error) error {
 		return err
 	}
 	node := s.be.node
+	if t := s.killed.Load(); t != 0 && t == s.be.threadID {
+		// Another session's KILL ended this node connection: the client's
+		// connection ends too, with nothing sent, as a MariaDB connection
+		// killed in the middle of a statement (the client reports a lost
+		// connection); no ERR of tandem's own, no node failure.
+		return fmt.Errorf("%w: thread %d on node %s", errKilledOther, t, node.Name)
+	}
 	if f := s.p.cfg.NodeFailed; f != nil && !s.closed.Load() {
 		f(node.Name)
 	}
@@ -1075,6 +1086,10 @@ func (s *session) forwardMarked(r *relay, n, start int, mk []byte) error {
 // errKilledSelf ends a session that killed its own connection.
 var errKilledSelf = errors.New("the session killed its own connection")
 
+// errKilledOther ends a session whose node connection another session's
+// KILL ended.
+var errKilledOther = errors.New("the node connection was killed by KILL")
+
 // kill handles KILL [QUERY] <id> and COM_PROCESS_KILL, where id is a node
 // thread id: a session's CONNECTION_ID(), which is also the id tandem
 // greeted it with until it moves; after a move, the greeting's id still
@@ -1093,8 +1108,15 @@ func (s *session) kill(r *relay, modifier string, id uint32) error {
 	query := containsFold(modifier, "QUERY")
 	stmt := "KILL " + modifier + strconv.FormatUint(uint64(thread), 10)
 	body := appendQuery(nil, s.be.caps, stmt)
+	if !query && target != s {
+		// Before the node can close the target's connection.
+		target.killed.Store(thread)
+	}
 	err := s.sendToNode(r, body, func(r *relay, _ bool) error {
 		ok, err := s.readOneOK(r)
+		if !ok && !query && target != s {
+			target.killed.CompareAndSwap(thread, 0) // refused (1095): nothing ends
+		}
 		if !ok || query || target == s {
 			return err
 		}

@@ -56,7 +56,9 @@ func (s *session) handshake() error {
 		p.pool.noteGreeting(pl.node, g)
 		s.greetID = g.ConnID
 		s.salt = g.Salt
-		s.relayable = len(g.Salt) == 20
+		// Never over a unix socket: there the node's unix_socket plugin
+		// would authenticate the client as tandem's own OS user.
+		s.relayable = len(g.Salt) == 20 && pl.node.network() != "unix"
 	}
 	s.route = rt
 	if len(s.salt) != 20 {
