@@ -144,6 +144,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	td := &compat.Tandem{
 		Bin: *bin, Dir: filepath.Join(absDir, "tandem"), Listen: *listen, Admin: *admin,
 		NodeA: nodeA, NodeB: addrB, User: "tandem", Password: "tandem", NoSettle: !*settle,
+		// Node a's own certificate: clients get TLS from tandem as from
+		// the node (the suites' TLS tests), under the same name.
+		TLSCert: filepath.Join(pairDir, "a", "tls", "server-cert.pem"),
+		TLSKey:  filepath.Join(pairDir, "a", "tls", "server-key.pem"),
 	}
 	sides := 2
 	if *directOnly {

@@ -66,6 +66,10 @@ func TestGoSQLDriverSuiteThroughTandem(t *testing.T) {
 		Bin: bin, Dir: filepath.Join(dir, "run"), Listen: freeAddr(t), Admin: freeAddr(t),
 		NodeA: testpair.Addr(testpair.A), NodeB: testpair.Addr(testpair.B),
 		User: testpair.AdminUser, Password: testpair.AdminPassword,
+		// Node a's own certificate: the suite's TLS tests run through
+		// tandem as directly.
+		TLSCert: filepath.Join(testpair.Dir(), "a", "tls", "server-cert.pem"),
+		TLSKey:  filepath.Join(testpair.Dir(), "a", "tls", "server-key.pem"),
 	}
 	if err := td.Start(ctx, GoUser, GoPassword, time.Minute); err != nil {
 		t.Fatal(err)

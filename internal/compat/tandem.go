@@ -29,6 +29,9 @@ type Tandem struct {
 	// NoSettle sets proxy.settle_commits = false: statements are relayed
 	// without tandem's marker comment.
 	NoSettle bool
+	// TLSCert and TLSKey, when set, offer clients TLS (the suites' TLS
+	// tests run as directly against a node that offers it).
+	TLSCert, TLSKey string
 
 	cmd  *exec.Cmd
 	done chan error
@@ -49,6 +52,7 @@ level = "info"
 [proxy]
 listen = [%q, %q]
 settle_commits = %t
+%s
 
 [[node]]
 name = "a"
@@ -66,7 +70,14 @@ admin_password = %q
 
 [admin]
 listen = %q
-`, t.Listen, "unix:"+t.Socket(), !t.NoSettle, t.NodeA, t.NodeB, filepath.Join(t.Dir, "state.json"), t.User, t.Password, t.Admin)
+`, t.Listen, "unix:"+t.Socket(), !t.NoSettle, t.tlsKeys(), t.NodeA, t.NodeB, filepath.Join(t.Dir, "state.json"), t.User, t.Password, t.Admin)
+}
+
+func (t *Tandem) tlsKeys() string {
+	if t.TLSCert == "" {
+		return ""
+	}
+	return fmt.Sprintf("tls_cert = %q\ntls_key = %q", t.TLSCert, t.TLSKey)
 }
 
 // Start writes the config, starts tandem and waits (up to bound) until a
