@@ -13,16 +13,17 @@ import (
 
 // Error codes tandem sends. Codes above 1863 are not in go-mysql's table.
 const (
-	erConCount          = mysql.ER_CON_COUNT_ERROR         // 1040 too many connections
-	erHandshake         = mysql.ER_HANDSHAKE_ERROR         // 1043 bad handshake
-	erAccessDenied      = mysql.ER_ACCESS_DENIED_ERROR     // 1045
-	erUnknownCom        = mysql.ER_UNKNOWN_COM_ERROR       // 1047 unknown command
-	erNetPacketTooLarge = mysql.ER_NET_PACKET_TOO_LARGE    // 1153
-	erNetReadError      = mysql.ER_NET_READ_ERROR          // 1158
-	erNoSuchThread      = mysql.ER_NO_SUCH_THREAD          // 1094 unknown thread id
-	erNotSupportedAuth  = mysql.ER_NOT_SUPPORTED_AUTH_MODE // 1251
-	erKillDenied        = mysql.ER_KILL_DENIED_ERROR       // 1095
-	erNotSupportedYet   = mysql.ER_NOT_SUPPORTED_YET       // 1235
+	erConCount               = mysql.ER_CON_COUNT_ERROR         // 1040 too many connections
+	erHandshake              = mysql.ER_HANDSHAKE_ERROR         // 1043 bad handshake
+	erAccessDenied           = mysql.ER_ACCESS_DENIED_ERROR     // 1045
+	erAccessDeniedNoPassword = 1698                             // ER_ACCESS_DENIED_NO_PASSWORD_ERROR
+	erUnknownCom             = mysql.ER_UNKNOWN_COM_ERROR       // 1047 unknown command
+	erNetPacketTooLarge      = mysql.ER_NET_PACKET_TOO_LARGE    // 1153
+	erNetReadError           = mysql.ER_NET_READ_ERROR          // 1158
+	erNoSuchThread           = mysql.ER_NO_SUCH_THREAD          // 1094 unknown thread id
+	erNotSupportedAuth       = mysql.ER_NOT_SUPPORTED_AUTH_MODE // 1251
+	erKillDenied             = mysql.ER_KILL_DENIED_ERROR       // 1095
+	erNotSupportedYet        = mysql.ER_NOT_SUPPORTED_YET       // 1235
 	// erUnknown (1105) is what tandem sends when it cannot reach or log in
 	// to a node, with SQLSTATE 08S01 (communication link failure) so that
 	// drivers class it as a connection error, and a message naming the node.

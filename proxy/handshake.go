@@ -320,7 +320,9 @@ func (s *session) changeUser(r *relay, length int) error {
 // not an access denial. If the node does anything else, the session closes.
 func (s *session) changeUserRefused(r *relay, seq byte, e *sqlError) error {
 	lp := s.loginParams()
-	lp.Password, lp.Stage1 = hex.EncodeToString(mysql.RandomBuf(16)), nil
+	// A user no account has (not the old user: over a unix socket the
+	// node's unix_socket plugin would accept tandem's OS user for it).
+	lp.User, lp.Password, lp.Stage1 = abandonUser, hex.EncodeToString(mysql.RandomBuf(16)), nil
 	_, err := s.be.changeUser(lp, s.p.cfg.LoginTimeout)
 	ne, refused := isNodeRefusal(err)
 	if !refused {
@@ -331,8 +333,8 @@ func (s *session) changeUserRefused(r *relay, seq byte, e *sqlError) error {
 		return err
 	}
 	s.changeUserReset()
-	if ne.Code != erAccessDenied {
-		e = ne
+	if ne.Code != erAccessDenied && ne.Code != erAccessDeniedNoPassword {
+		e = ne // 1047 from the fourth refusal on one connection
 	}
 	return queueErr(r.cw, seq, e)
 }
@@ -344,6 +346,7 @@ func (s *session) changeUserReset() {
 		s.stmts = map[uint32]uint32{}
 	}
 	s.nextStmt = 0
+	s.forgetStmts()
 	s.facts.reset(s.facts.Schema, s.facts.Collation)
 }
 
