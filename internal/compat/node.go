@@ -237,6 +237,12 @@ func skipSuites(ctx context.Context, da, db *sql.DB) error {
 	if err := da.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_binlog_pos").Scan(&pos); err != nil {
 		return fmt.Errorf("node a: gtid_binlog_pos: %w", err)
 	}
+	// tandem's own tables (its decision, its heartbeat) changed on a
+	// during the runs too: b gets a's rows, unlogged, so that it does not
+	// miss what a's later statements on them expect.
+	if err := copySchema(ctx, da, db, tandemSchema); err != nil {
+		return err
+	}
 	for _, s := range []string{"STOP SLAVE", "SET GLOBAL gtid_slave_pos = '" + pos + "'", "START SLAVE"} {
 		if _, err := db.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("node b: %s: %w", s, err)
@@ -381,6 +387,12 @@ func waitApplied(ctx context.Context, da, db *sql.DB, bound time.Duration) error
 	if err := da.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_binlog_pos").Scan(&pos); err != nil {
 		return fmt.Errorf("node a: gtid_binlog_pos: %w", err)
 	}
+	// tandem's own tables (its decision, its heartbeat) changed on a
+	// during the runs too: b gets a's rows, unlogged, so that it does not
+	// miss what a's later statements on them expect.
+	if err := copySchema(ctx, da, db, tandemSchema); err != nil {
+		return err
+	}
 	var r sql.NullInt64
 	if err := db.QueryRowContext(ctx, "SELECT MASTER_GTID_WAIT(?, ?)", pos, int(bound/time.Second)).Scan(&r); err != nil {
 		return fmt.Errorf("node b: waiting for %s: %w", pos, err)
@@ -453,4 +465,87 @@ func bootstrapStatements(src string) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// tandemSchema is where tandem keeps its decision and heartbeat on the
+// nodes (failover.heartbeat_schema's default, as the harness's tandem uses).
+const tandemSchema = "tandem"
+
+// copySchema makes every table of schema on to hold from's rows, without
+// writing them to on's binary log. on's SQL thread is stopped.
+func copySchema(ctx context.Context, from, on *sql.DB, schema string) error {
+	rows, err := from.QueryContext(ctx, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", schema)
+	if err != nil {
+		return fmt.Errorf("node a: tables of %s: %w", schema, err)
+	}
+	var tables []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return err
+		}
+		tables = append(tables, t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	conn, err := on.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SET SESSION sql_log_bin = 0"); err != nil {
+		return fmt.Errorf("node b: %w", err)
+	}
+	for _, t := range tables {
+		name := "`" + schema + "`.`" + strings.ReplaceAll(t, "`", "``") + "`"
+		data, err := tableRows(ctx, from, name)
+		if err != nil {
+			return fmt.Errorf("node a: %s: %w", name, err)
+		}
+		if _, err := conn.ExecContext(ctx, "DELETE FROM "+name); err != nil {
+			return fmt.Errorf("node b: %s: %w", name, err)
+		}
+		for _, r := range data {
+			q := "INSERT INTO " + name + " VALUES (?" + strings.Repeat(", ?", len(r)-1) + ")"
+			if _, err := conn.ExecContext(ctx, q, r...); err != nil {
+				return fmt.Errorf("node b: %s: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// tableRows reads every row of table, each column as bytes (nil for NULL).
+func tableRows(ctx context.Context, db *sql.DB, table string) ([][]any, error) {
+	rows, err := db.QueryContext(ctx, "SELECT * FROM "+table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var out [][]any
+	for rows.Next() {
+		raw := make([]sql.RawBytes, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range raw {
+			ptrs[i] = &raw[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		r := make([]any, len(cols))
+		for i, v := range raw {
+			if v != nil {
+				r[i] = append([]byte{}, v...)
+			}
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
