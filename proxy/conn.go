@@ -21,9 +21,15 @@ import (
 )
 
 const (
-	// clientBufSize is the read buffer a session keeps for the client for
-	// its whole life: commands are small, and an idle session must be cheap.
+	// clientBufSize is the size of the client read buffer a session
+	// borrows from clientBufs while a command arrives; an idle session
+	// holds none (session.waitCommand).
 	clientBufSize = 8 << 10
+	// firstReadSize is what an idle session reads of the client's next
+	// command into its own small array before borrowing a buffer: most
+	// commands (a point SELECT, a prepared statement's execution, an
+	// INSERT of a few rows) fit, so a command costs one read(2) as before.
+	firstReadSize = 512
 	// relayBufSize is the size of the pooled buffers a session borrows for
 	// the length of one command.
 	relayBufSize = 64 << 10
@@ -101,13 +107,64 @@ type clientReader struct {
 	r       io.Reader
 	timeout time.Duration
 	armed   bool
+	// pending is what waitFirst read and no Read has returned yet (in
+	// first).
+	pending []byte
+	first   [firstReadSize]byte
 }
 
 func (c *clientReader) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
 	if c.armed {
 		_ = c.conn.SetReadDeadline(time.Now().Add(c.timeout))
 	}
 	return c.r.Read(p)
+}
+
+// waitFirst waits, without a deadline, for the start of the client's next
+// command and keeps what arrives for the next Reads.
+func (c *clientReader) waitFirst() error {
+	n, err := c.r.Read(c.first[:])
+	c.pending = c.first[:n]
+	if n > 0 {
+		return nil // an error comes back on the next read
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// clientBufs holds the client read buffers of sessions that are not idle.
+var clientBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, clientBufSize) }}
+
+// waitCommand waits for the client's next command while holding no read
+// buffer: an idle session costs its small structs and its goroutine only.
+// s.cr must hold no bytes.
+func (s *session) waitCommand() error {
+	if s.cr != nil {
+		s.cr.Reset(nil)
+		clientBufs.Put(s.cr)
+		s.cr = nil
+	}
+	err := s.crd.waitFirst()
+	s.cr = clientBufs.Get().(*bufio.Reader)
+	s.cr.Reset(s.crd)
+	return err
+}
+
+// releaseClientBuf returns the session's client read buffer when the
+// session ends.
+func (s *session) releaseClientBuf() {
+	if s.cr != nil {
+		s.cr.Reset(nil)
+		clientBufs.Put(s.cr)
+		s.cr = nil
+	}
 }
 
 func (c *clientReader) disarm() {
@@ -216,6 +273,14 @@ func (p *Proxy) serveConn(conn net.Conn) {
 		_ = tc.SetNoDelay(true)
 	}
 	s := &session{p: p, raw: conn, client: conn, accepted: time.Now()}
+	// The handshake reads and writes through the same raw I/O and pooled
+	// read buffer as the command phase (rawio.go).
+	s.cio = newConnIO(conn)
+	s.crd = &clientReader{conn: conn, r: s.cio, timeout: p.cfg.NetReadTimeout}
+	s.cwr = &clientWriter{conn: conn, w: s.cio, timeout: p.cfg.NetWriteTimeout}
+	s.cr = clientBufs.Get().(*bufio.Reader)
+	s.cr.Reset(s.crd)
+	defer s.releaseClientBuf()
 	// Every byte of the handshake, TLS included, within HandshakeTimeout.
 	_ = conn.SetDeadline(s.accepted.Add(p.cfg.HandshakeTimeout))
 	if !p.register(s, s.accepted.Add(p.cfg.HandshakeTimeout/2)) {
@@ -240,7 +305,9 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	p.cfg.Observer.SessionOpened()
 	defer p.cfg.Observer.SessionClosed()
 	_ = s.client.SetDeadline(time.Time{})
-	p.log.Debug("session started", "session", s.id, "user", s.user, "node", s.be.node.Name, "backend_thread", s.be.threadID)
+	if p.log.IsDebug() {
+		p.log.Debug("session started", "session", s.id, "user", s.user, "node", s.be.node.Name, "backend_thread", s.be.threadID)
+	}
 	err := s.commandLoop()
 	s.mu.Lock()
 	s.be.close()
@@ -300,6 +367,14 @@ var errClientProtocol = errors.New("client protocol error")
 // commandLoop reads commands until the client quits or a connection fails.
 func (s *session) commandLoop() error {
 	for {
+		if s.cr.Buffered() == 0 {
+			if err := s.waitCommand(); err != nil {
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			}
+		}
 		length, seq, err := readHeader(s.cr, &s.hdr)
 		if err != nil {
 			if errors.Is(err, io.EOF) {

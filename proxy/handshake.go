@@ -1,7 +1,7 @@
 package proxy
 
 import (
-	"bufio"
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -34,7 +34,7 @@ func (s *session) handshake() error {
 		if !refused {
 			e = backendError("tandem: %v", err)
 		}
-		_ = writeRaw(s.client, 0, appendErr(nil, e))
+		_ = writeRaw(s.cio, 0, appendErr(nil, e))
 		return e
 	}
 	defer func() {
@@ -58,13 +58,11 @@ func (s *session) handshake() error {
 		Collation: g.Collation, Status: mysql.SERVER_STATUS_AUTOCOMMIT,
 		AuthPlugin: p.cfg.DefaultAuthPlugin,
 	}
-	if err := writeRaw(s.client, 0, appendGreeting(nil, hello)); err != nil {
+	if err := writeRaw(s.cio, 0, appendGreeting(nil, hello)); err != nil {
 		return err
 	}
 	p.greeted(s)
-	// Read the response unbuffered: after an SSLRequest the next bytes
-	// belong to TLS and must not sit in a buffer of ours.
-	pkt, seq, err := readPacket(s.client, nil, 1<<16)
+	pkt, seq, err := readPacket(s.cr, nil, 1<<16)
 	if err != nil {
 		return fmt.Errorf("reading handshake response: %w", err)
 	}
@@ -73,36 +71,47 @@ func (s *session) handshake() error {
 		if p.cfg.TLS == nil {
 			return fmt.Errorf("%w: SSLRequest but TLS is not configured", ErrHandshake)
 		}
-		tc := tls.Server(s.client, p.cfg.TLS)
+		// The client may have sent the start of TLS right behind its
+		// SSLRequest: what our buffer holds of it goes to TLS first.
+		under := s.client
+		if n := s.cr.Buffered(); n > 0 {
+			b, _ := s.cr.Peek(n)
+			under = &prefixConn{Conn: s.client, pre: bytes.Clone(b)}
+		}
+		tc := tls.Server(under, p.cfg.TLS)
 		if err := tc.Handshake(); err != nil {
 			return fmt.Errorf("TLS handshake: %w", err)
 		}
 		s.mu.Lock()
 		s.client = tc
 		s.mu.Unlock()
-		if pkt, seq, err = readPacket(s.client, nil, 1<<16); err != nil {
+		s.cio = tc
+		s.crd.conn, s.crd.r = tc, tc
+		s.cwr.conn, s.cwr.w = tc, tc
+		s.cr.Reset(s.crd)
+		if pkt, seq, err = readPacket(s.cr, nil, 1<<16); err != nil {
 			return fmt.Errorf("reading handshake response: %w", err)
 		}
 	} else if p.cfg.TLS != nil && p.cfg.RequireTLS {
 		e := newError(erAccessDenied, "Access denied: tandem requires TLS")
-		_ = writeRaw(s.client, seq+1, appendErr(nil, e))
+		_ = writeRaw(s.cio, seq+1, appendErr(nil, e))
 		return e
 	}
 	resp, err := parseHandshakeResponse(pkt)
 	if err != nil {
-		_ = writeRaw(s.client, seq+1, appendErr(nil, newError(erHandshake, "Bad handshake")))
+		_ = writeRaw(s.cio, seq+1, appendErr(nil, newError(erHandshake, "Bad handshake")))
 		return err
 	}
 	s.caps = resp.Caps & advertised
 	s.user = resp.User
 	seq++
 	cr, seq, err := s.authenticate(&clientAuth{user: resp.User, plugin: resp.Plugin, auth: resp.Auth}, seq,
-		func(seq byte, b []byte) error { return writeRaw(s.client, seq, b) },
-		func() ([]byte, byte, error) { return readPacket(s.client, nil, 1<<12) })
+		func(seq byte, b []byte) error { return writeRaw(s.cio, seq, b) },
+		func() ([]byte, byte, error) { return readPacket(s.cr, nil, 1<<12) })
 	if err != nil {
 		var e *sqlError
 		if errors.As(err, &e) {
-			_ = writeRaw(s.client, seq, appendErr(nil, e))
+			_ = writeRaw(s.cio, seq, appendErr(nil, e))
 		}
 		return err
 	}
@@ -111,13 +120,13 @@ func (s *session) handshake() error {
 			return ErrClosed
 		}
 		e := newError(erConCount, "Too many connections")
-		_ = writeRaw(s.client, seq, appendErr(nil, e))
+		_ = writeRaw(s.cio, seq, appendErr(nil, e))
 		return e
 	}
 	if cr.fastAuthOK {
 		// Fast authentication succeeded: tandem knows the password, so
 		// it never needs the full (RSA or TLS) exchange.
-		if err := writeRaw(s.client, seq, []byte{1, 3}); err != nil {
+		if err := writeRaw(s.cio, seq, []byte{1, 3}); err != nil {
 			return err
 		}
 		seq++
@@ -141,7 +150,7 @@ func (s *session) handshake() error {
 		if !refused {
 			e = backendError("tandem: %v", err)
 		}
-		_ = writeRaw(s.client, seq, appendErr(nil, e))
+		_ = writeRaw(s.cio, seq, appendErr(nil, e))
 		return err
 	}
 	s.route = rt
@@ -154,14 +163,7 @@ func (s *session) handshake() error {
 	}
 	s.facts.noteStatus(be.status)
 	ok := appendOK(nil, be.status&^mysql.SERVER_SESSION_STATE_CHANGED, s.caps)
-	if err := writeRaw(s.client, seq, ok); err != nil {
-		return err
-	}
-	s.cio = newConnIO(s.client)
-	s.crd = &clientReader{conn: s.client, r: s.cio, timeout: p.cfg.NetReadTimeout}
-	s.cwr = &clientWriter{conn: s.client, w: s.cio, timeout: p.cfg.NetWriteTimeout}
-	s.cr = bufio.NewReaderSize(s.crd, clientBufSize)
-	return nil
+	return writeRaw(s.cio, seq, ok)
 }
 
 // handshakeFailure classifies a failed handshake for the Observer.
@@ -186,6 +188,22 @@ func handshakeFailure(err error) string {
 		}
 		return "protocol"
 	}
+}
+
+// prefixConn is a connection whose first bytes were already read: its
+// reads return pre first.
+type prefixConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }
 
 func remoteHost(c net.Conn) string {
