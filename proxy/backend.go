@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -84,12 +85,9 @@ func readGreeting(r io.Reader) (*greeting, byte, error) {
 // node.
 func dialBackend(ctx context.Context, n *Node, lp *loginParams, t dialTimeouts) (*backend, error) {
 	d := net.Dialer{Timeout: t.Connect}
-	conn, err := d.DialContext(ctx, n.network(), n.Address)
+	conn, err := d.DialContext(ctx, n.network(), n.Address) // TCP_NODELAY is Go's default
 	if err != nil {
 		return nil, err
-	}
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
 	}
 	_ = conn.SetDeadline(time.Now().Add(t.Login))
 	b, err := login(conn, n, lp)
@@ -108,37 +106,58 @@ func dialBackend(ctx context.Context, n *Node, lp *loginParams, t dialTimeouts) 
 type pendingLogin struct {
 	node *Node
 	conn net.Conn
-	br   *bufio.Reader
+	rw   io.ReadWriter // conn's raw I/O (rawio.go)
+	br   *bufio.Reader // from loginBufs
 	g    *greeting
 	seq  byte
+}
+
+// loginBufs holds the read buffers of node logins: a login is a few small
+// packets, and an open login must not cost an allocation.
+var loginBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, loginBufSize) }}
+
+// loginWriters holds the write buffers of node logins.
+var loginWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, loginBufSize) }}
+
+const loginBufSize = 1024
+
+func getLoginReader(r io.Reader) *bufio.Reader {
+	br := loginBufs.Get().(*bufio.Reader)
+	br.Reset(r)
+	return br
+}
+
+func putLoginReader(br *bufio.Reader) {
+	br.Reset(nil)
+	loginBufs.Put(br)
 }
 
 // openNode dials n and reads its greeting, within t.Login in all, and
 // leaves the connection waiting for the login.
 func openNode(ctx context.Context, n *Node, t dialTimeouts) (*pendingLogin, error) {
 	d := net.Dialer{Timeout: t.Connect}
-	conn, err := d.DialContext(ctx, n.network(), n.Address)
+	conn, err := d.DialContext(ctx, n.network(), n.Address) // TCP_NODELAY is Go's default
 	if err != nil {
 		return nil, err
 	}
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
 	_ = conn.SetDeadline(time.Now().Add(t.Login))
-	br := bufio.NewReaderSize(conn, 1024)
+	rw := newConnIO(conn)
+	br := getLoginReader(rw)
 	g, seq, err := readGreeting(br)
 	if err != nil {
+		putLoginReader(br)
 		conn.Close()
 		return nil, err
 	}
-	return &pendingLogin{node: n, conn: conn, br: br, g: g, seq: seq}, nil
+	return &pendingLogin{node: n, conn: conn, rw: rw, br: br, g: g, seq: seq}, nil
 }
 
 // login finishes the login with lp within timeout. The connection is
 // closed on error.
 func (pl *pendingLogin) login(lp *loginParams, timeout time.Duration) (*backend, error) {
 	_ = pl.conn.SetDeadline(time.Now().Add(timeout))
-	b, err := finishLogin(pl.conn, pl.br, pl.node, pl.g, pl.seq, lp)
+	b, err := finishLogin(pl.conn, pl.rw, pl.br, pl.node, pl.g, pl.seq, lp)
+	putLoginReader(pl.br)
 	if err != nil {
 		pl.conn.Close()
 		return nil, err
@@ -160,13 +179,14 @@ const abandonUser = "tandem_client_left"
 // not counted. TCP health checks of tandem would otherwise block it.
 func (pl *pendingLogin) abandon() {
 	defer pl.conn.Close()
+	defer putLoginReader(pl.br)
 	_ = pl.conn.SetDeadline(time.Now().Add(time.Second))
 	resp := &handshakeResponse{Caps: requiredCaps | mysql.CLIENT_PLUGIN_AUTH, MaxPacket: 1 << 24,
 		Collation: pl.g.Collation, User: abandonUser, Auth: mysql.RandomBuf(20), Plugin: mysql.AUTH_NATIVE_PASSWORD}
 	seq := pl.seq + 1
 	reply := appendHandshakeResponse(nil, resp)
 	for range 3 {
-		if err := writeRaw(pl.conn, seq, reply); err != nil {
+		if err := writeRaw(pl.rw, seq, reply); err != nil {
 			return
 		}
 		p, rseq, err := readPacket(pl.br, nil, 1<<16)
@@ -175,7 +195,7 @@ func (pl *pendingLogin) abandon() {
 		}
 		switch p[0] {
 		case 0x00: // an anonymous account let it in
-			_ = writeRaw(pl.conn, 0, []byte{mysql.COM_QUIT})
+			_ = writeRaw(pl.rw, 0, []byte{mysql.COM_QUIT})
 			return
 		case 0xff:
 			return
@@ -189,12 +209,14 @@ func (pl *pendingLogin) abandon() {
 // final OK until it gets a command, so the buffered reader used here holds
 // no bytes when login returns.
 func login(conn net.Conn, n *Node, lp *loginParams) (*backend, error) {
-	br := bufio.NewReaderSize(conn, 1024)
+	rw := newConnIO(conn)
+	br := getLoginReader(rw)
+	defer putLoginReader(br)
 	g, seq, err := readGreeting(br)
 	if err != nil {
 		return nil, err
 	}
-	return finishLogin(conn, br, n, g, seq, lp)
+	return finishLogin(conn, rw, br, n, g, seq, lp)
 }
 
 // respond computes lp's answer to a node's scramble for plugin; ok is false
@@ -205,9 +227,15 @@ func (lp *loginParams) respond(plugin string, salt []byte) ([]byte, bool) {
 }
 
 // finishLogin sends the handshake response to a node whose greeting g
-// (sequence id seq) was read from br, and runs the rest of the login.
-func finishLogin(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte, lp *loginParams) (*backend, error) {
-	bw := bufio.NewWriterSize(conn, 1024)
+// (sequence id seq) was read from br, and runs the rest of the login. rw is
+// conn's raw I/O (rawio.go), which br reads.
+func finishLogin(conn net.Conn, rw io.ReadWriter, br *bufio.Reader, n *Node, g *greeting, seq byte, lp *loginParams) (*backend, error) {
+	bw := loginWriters.Get().(*bufio.Writer)
+	bw.Reset(rw)
+	defer func() {
+		bw.Reset(nil)
+		loginWriters.Put(bw)
+	}()
 
 	caps := lp.Caps&supportedCaps | requiredCaps | mysql.CLIENT_PLUGIN_AUTH
 	if missing := caps &^ g.Caps &^ (mysql.CLIENT_CONNECT_ATTRS | mysql.CLIENT_LONG_PASSWORD); missing != 0 {
@@ -250,7 +278,7 @@ func finishLogin(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte
 	if br.Buffered() > 0 {
 		return nil, fmt.Errorf("%w: node sent data after its login OK", ErrHandshake)
 	}
-	b := &backend{node: n, conn: conn, rw: newConnIO(conn), threadID: g.ConnID, salt: g.Salt, plugin: g.AuthPlugin,
+	b := &backend{node: n, conn: conn, rw: rw, threadID: g.ConnID, salt: g.Salt, plugin: g.AuthPlugin,
 		caps: resp.Caps, status: status}
 	return b, nil
 }
@@ -347,8 +375,14 @@ func (b *backend) changeUser(lp *loginParams, timeout time.Duration) (uint16, er
 	}
 	_ = b.conn.SetDeadline(time.Now().Add(timeout))
 	defer b.conn.SetDeadline(time.Time{})
-	br := bufio.NewReaderSize(b.conn, 1024)
-	bw := bufio.NewWriterSize(b.conn, 1024)
+	br := getLoginReader(b.conn)
+	defer putLoginReader(br)
+	bw := loginWriters.Get().(*bufio.Writer)
+	bw.Reset(b.conn)
+	defer func() {
+		bw.Reset(nil)
+		loginWriters.Put(bw)
+	}()
 	if _, err := writePacket(bw, 0, body); err != nil {
 		return 0, err
 	}
@@ -362,10 +396,13 @@ func (b *backend) changeUser(lp *loginParams, timeout time.Duration) (uint16, er
 	return status, err
 }
 
+// comQuit is a whole COM_QUIT packet.
+var comQuit = [...]byte{1, 0, 0, 0, mysql.COM_QUIT}
+
 // close sends COM_QUIT and closes the connection.
 func (b *backend) close() {
 	_ = b.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	_, _ = b.conn.Write([]byte{1, 0, 0, 0, mysql.COM_QUIT})
+	_, _ = b.rw.Write(comQuit[:])
 	_ = b.conn.Close()
 }
 

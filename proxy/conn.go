@@ -266,12 +266,10 @@ func (s *session) closeConns() {
 	}
 }
 
-// serveConn runs one client connection from accept to close.
+// serveConn runs one client connection's handshake, then hands the session
+// to a goroutine of its own (serveSession). Go's TCP sockets come with
+// TCP_NODELAY set.
 func (p *Proxy) serveConn(conn net.Conn) {
-	defer conn.Close()
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
 	s := &session{p: p, raw: conn, client: conn, accepted: time.Now()}
 	// The handshake reads and writes through the same raw I/O and pooled
 	// read buffer as the command phase (rawio.go).
@@ -280,28 +278,47 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	s.cwr = &clientWriter{conn: conn, w: s.cio, timeout: p.cfg.NetWriteTimeout}
 	s.cr = clientBufs.Get().(*bufio.Reader)
 	s.cr.Reset(s.crd)
-	defer s.releaseClientBuf()
 	// Every byte of the handshake, TLS included, within HandshakeTimeout.
 	_ = conn.SetDeadline(s.accepted.Add(p.cfg.HandshakeTimeout))
 	if !p.register(s, s.accepted.Add(p.cfg.HandshakeTimeout/2)) {
-		_ = writeRaw(conn, 0, appendErr(nil, newError(erConCount, "Too many connections")))
+		_ = writeRaw(s.cio, 0, appendErr(nil, newError(erConCount, "Too many connections")))
 		p.cfg.Observer.HandshakeFailed("limit")
 		p.log.Warn("connection refused: too many connections", "remote", conn.RemoteAddr(),
 			"max_connections", p.cfg.MaxConnections, "max_handshakes", p.cfg.MaxHandshakes)
+		s.releaseClientBuf()
+		_ = conn.Close()
 		return
 	}
-	defer p.unregister(s)
 	if err := s.handshake(); err != nil {
 		if s.evicted.Load() {
 			p.log.Info("connection still logging in closed to make room for a new one", "session", s.id,
 				"remote", conn.RemoteAddr(), "max_handshakes", p.cfg.MaxHandshakes)
 			p.cfg.Observer.HandshakeFailed("limit")
-			return
+		} else {
+			p.log.Info("handshake failed", "session", s.id, "remote", conn.RemoteAddr(), "error", err)
+			p.cfg.Observer.HandshakeFailed(handshakeFailure(err))
 		}
-		p.log.Info("handshake failed", "session", s.id, "remote", conn.RemoteAddr(), "error", err)
-		p.cfg.Observer.HandshakeFailed(handshakeFailure(err))
+		p.unregister(s)
+		s.releaseClientBuf()
+		_ = conn.Close()
 		return
 	}
+	// The session runs on a new goroutine, which starts with a small
+	// stack: the handshake's calls (dialing, TLS, password hashes) grew
+	// this one's, and the runtime shrinks the stack of an idle goroutine
+	// only at a garbage collection, which an idle proxy seldom runs.
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.serveSession(s)
+	}()
+}
+
+// serveSession runs a logged-in session's command phase until it ends.
+func (p *Proxy) serveSession(s *session) {
+	defer s.raw.Close()
+	defer p.unregister(s)
+	defer s.releaseClientBuf()
 	p.cfg.Observer.SessionOpened()
 	defer p.cfg.Observer.SessionClosed()
 	_ = s.client.SetDeadline(time.Time{})

@@ -52,6 +52,7 @@
 #   BENCH_TABLES [4]  BENCH_TABLE_SIZE [10000]  BENCH_WARMUP [3] (s, 0 = none)
 #   BENCH_IDLE_CONNS [1000] (0 skips the memory part)
 #   BENCH_TANDEM_LISTEN [127.0.0.1:13310]  BENCH_HAPROXY_LISTEN [127.0.0.1:13311]
+#   BENCH_ADMIN_LISTEN [127.0.0.1:13312] (tandem's admin API)
 #   BENCH_TANDEM_MAX_PROCS [1] (proxy.max_procs; HAProxy runs nbthread 1)
 #   BENCH_RESULTS_DIR [bench-results]  (a timestamped directory is made in it)
 #   BENCH_SKIP_PAIR_UP [0]  BENCH_SKIP_BUILD [0]  BENCH_PAIR_WAIT [120]
@@ -80,6 +81,8 @@ WARMUP=${BENCH_WARMUP:-3}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-1000}
 TANDEM_LISTEN=${BENCH_TANDEM_LISTEN:-127.0.0.1:13310}
 HAPROXY_LISTEN=${BENCH_HAPROXY_LISTEN:-127.0.0.1:13311}
+# tandem's admin API: off the default 9306, which a demo may hold.
+ADMIN_LISTEN=${BENCH_ADMIN_LISTEN:-127.0.0.1:13312}
 RESULTS_BASE=${BENCH_RESULTS_DIR:-bench-results}
 TANDEM_MAX_PROCS=${BENCH_TANDEM_MAX_PROCS:-1}
 # Lock conflicts (deadlock 1213, lock wait timeout 1205, 1020) roll back and
@@ -374,6 +377,9 @@ shutdown_timeout = "5s"
 # with the client and both nodes (BENCH_TANDEM_MAX_PROCS; 0 = all cores).
 max_procs = $TANDEM_MAX_PROCS
 
+[admin]
+listen = "$ADMIN_LISTEN"
+
 [[user]]
 name = "$APP_USER"
 password = "$APP_PASSWORD"
@@ -413,7 +419,7 @@ wait_ready() { # target pid
 	done
 	die "$1 on $addr did not let $APP_USER log in within 10s; see $RUN_DIR/$1.log"
 }
-for port in "$(port_of "$HAPROXY_LISTEN")" "$(port_of "$TANDEM_LISTEN")"; do
+for port in "$(port_of "$HAPROXY_LISTEN")" "$(port_of "$TANDEM_LISTEN")" "$(port_of "$ADMIN_LISTEN")"; do
 	if ss -Hltn "sport = :$port" | grep -q .; then
 		die "port $port is already in use: $(ss -Hltnp "sport = :$port" | head -1)"
 	fi
