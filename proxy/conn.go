@@ -39,7 +39,8 @@ const (
 type session struct {
 	p      *Proxy
 	id     uint32
-	raw    net.Conn // the accepted connection (under TLS, if any)
+	raw    net.Conn      // the accepted connection (under TLS, if any)
+	rawIO  io.ReadWriter // raw's own reads and writes (rawio.go)
 	client net.Conn
 	cio    io.ReadWriter // client's reads and writes after the handshake (rawio.go)
 	crd    *clientReader // under cr: bounds reads inside a command
@@ -274,6 +275,7 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	// The handshake reads and writes through the same raw I/O and pooled
 	// read buffer as the command phase (rawio.go).
 	s.cio = newConnIO(conn)
+	s.rawIO = s.cio
 	s.crd = &clientReader{conn: conn, r: s.cio, timeout: p.cfg.NetReadTimeout}
 	s.cwr = &clientWriter{conn: conn, w: s.cio, timeout: p.cfg.NetWriteTimeout}
 	s.cr = clientBufs.Get().(*bufio.Reader)
@@ -316,7 +318,7 @@ func (p *Proxy) serveConn(conn net.Conn) {
 
 // serveSession runs a logged-in session's command phase until it ends.
 func (p *Proxy) serveSession(s *session) {
-	defer s.raw.Close()
+	defer closeConn(s.raw, s.rawIO)
 	defer p.unregister(s)
 	defer s.releaseClientBuf()
 	p.cfg.Observer.SessionOpened()
@@ -325,6 +327,9 @@ func (p *Proxy) serveSession(s *session) {
 	if p.log.IsDebug() {
 		p.log.Debug("session started", "session", s.id, "user", s.user, "node", s.be.node.Name, "backend_thread", s.be.threadID)
 	}
+	// The node connection was logged in a moment ago: the first command
+	// needs no idle check (checkRoute).
+	s.lastCmd = time.Now()
 	err := s.commandLoop()
 	s.mu.Lock()
 	s.be.close()

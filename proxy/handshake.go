@@ -135,6 +135,7 @@ func (s *session) handshake() error {
 	s.attrs = resp.Attrs
 	s.facts.reset(resp.DB, resp.Collation)
 	lp := s.loginParams()
+	lp.Verified = cr.verified
 	be, err := pl.login(lp, p.cfg.LoginTimeout)
 	pl = nil // closed by login on error
 	if err != nil {
@@ -142,6 +143,7 @@ func (s *session) handshake() error {
 			// The node connection opened at the greeting failed (the
 			// node went away, or closed it after its connect_timeout):
 			// log in afresh, to whichever node the route names.
+			lp.Verified = nil
 			be, rt, err = p.dialRoute(lp, time.Now().Add(p.cfg.HoldTimeout))
 		}
 	}
@@ -298,6 +300,9 @@ type authOutcome struct {
 	// fastAuthOK: the client used caching_sha2_password and expects the
 	// "fast auth succeeded" packet before the OK.
 	fastAuthOK bool
+	// verified is the client's checked response, for the node login that
+	// answers the same scramble (handshake).
+	verified *verifiedResponse
 }
 
 // authenticate checks a client's credentials, a user of Config.Users with
@@ -339,19 +344,24 @@ func (s *session) authenticate(ca *clientAuth, seq byte, send func(byte, []byte)
 		}
 		seq = rseq + 1
 	}
-	host := remoteHost(s.client)
-	using := "YES"
-	if emptyAuth(auth) {
-		using = "NO"
+	// The answer to a refused login, built only then.
+	denied := func(host string) error {
+		using := "YES"
+		if emptyAuth(auth) {
+			using = "NO"
+		}
+		return newError(erAccessDenied, "Access denied for user '%s'@'%s' (using password: %s)", ca.user, host, using)
 	}
-	denied := newError(erAccessDenied, "Access denied for user '%s'@'%s' (using password: %s)", ca.user, host, using)
+	verified := &verifiedResponse{Plugin: want, Salt: s.salt, Resp: auth}
 	switch {
 	case known:
 		if !checkScramble(want, s.salt, auth, password) {
-			return nil, seq, denied
+			return nil, seq, denied(remoteHost(s.client))
 		}
-		return &authOutcome{password: password, fastAuthOK: want == mysql.AUTH_CACHING_SHA2_PASSWORD && password != ""}, seq, nil
+		return &authOutcome{password: password, fastAuthOK: want == mysql.AUTH_CACHING_SHA2_PASSWORD && password != "",
+			verified: verified}, seq, nil
 	case p.accounts != nil:
+		host := remoteHost(s.client)
 		node := s.route.node
 		if s.be != nil {
 			node = s.be.node
@@ -363,7 +373,7 @@ func (s *session) authenticate(ca *clientAuth, seq byte, send func(byte, []byte)
 		cred, res, detail := p.checkAccount(ca.user, host, name, s.salt, auth)
 		switch res {
 		case authOK:
-			return &authOutcome{password: cred.password, stage1: cred.stage1}, seq, nil
+			return &authOutcome{password: cred.password, stage1: cred.stage1, verified: verified}, seq, nil
 		case authUnsupported:
 			p.log.Info("login refused: the account's plugin needs the password, which tandem does not have; list the user in [[user]]",
 				"user", ca.user, "host", host, "plugin", detail)
@@ -371,7 +381,7 @@ func (s *session) authenticate(ca *clientAuth, seq byte, send func(byte, []byte)
 			p.log.Warn("login refused: cannot read the node's accounts", "user", ca.user, "node", name, "error", detail)
 			return nil, seq, backendError("tandem: cannot read the accounts of node %s: %s", name, detail)
 		}
-		return nil, seq, denied
+		return nil, seq, denied(host)
 	}
-	return nil, seq, denied
+	return nil, seq, denied(remoteHost(s.client))
 }
