@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -35,18 +34,13 @@ func (n *Node) network() string {
 
 func (n *Node) String() string { return n.Name + " (" + n.Address + ")" }
 
-// dial connects to n within timeout. An address that is an IP and port
-// skips the resolver (and its allocations): a connect per client session
-// is tandem's most frequent dial. Go sets TCP_NODELAY on TCP connections.
+// dial connects to n within timeout. Go sets TCP_NODELAY on TCP
+// connections. (Dialer.DialTCP would skip the resolver, but it binds the
+// socket to a local address first, even an unspecified one: bind(2) picks a
+// port no connection uses, TIME_WAIT ones included, and a connect per
+// client session then exhausts the ephemeral ports.)
 func (n *Node) dial(ctx context.Context, timeout time.Duration) (net.Conn, error) {
 	d := net.Dialer{Timeout: timeout}
-	if ap, err := netip.ParseAddrPort(n.Address); err == nil {
-		c, err := d.DialTCP(ctx, "tcp", netip.AddrPort{}, ap)
-		if err != nil {
-			return nil, err // a nil *TCPConn must not become a non-nil net.Conn
-		}
-		return c, nil
-	}
 	return d.DialContext(ctx, n.network(), n.Address)
 }
 
