@@ -17,6 +17,43 @@ import (
 // side of a login is backend.go. The packets themselves are encoded and decoded in
 // packet.go, next to the framing; conn.go holds only the command phase.
 
+// handshakerIdle is how long a handshake goroutine waits for another
+// connection before it ends.
+const handshakerIdle = time.Second
+
+// startHandshake runs conn's handshake (serveConn) on a handshake goroutine
+// that is waiting for one, else on a new one. Handshake goroutines are
+// reused: a busy listener then neither starts a goroutine per connection
+// nor grows a new stack to the depth of a handshake (dialing, hashing) each
+// time. The session itself runs on a goroutine of its own (serveConn).
+func (p *Proxy) startHandshake(conn net.Conn) {
+	select {
+	case p.handshakers <- conn:
+	default:
+		p.wg.Add(1)
+		go p.handshaker(conn)
+	}
+}
+
+// handshaker runs handshakes, starting with conn's, until it has waited
+// handshakerIdle for a new one or the proxy shuts down.
+func (p *Proxy) handshaker(conn net.Conn) {
+	defer p.wg.Done()
+	t := time.NewTimer(handshakerIdle)
+	defer t.Stop()
+	for {
+		p.serveConn(conn)
+		t.Reset(handshakerIdle)
+		select {
+		case conn = <-p.handshakers:
+		case <-t.C:
+			return
+		case <-p.closed:
+			return
+		}
+	}
+}
+
 // handshake greets the client, authenticates it, logs in to the active node
 // and answers OK. Any failure has already been reported to the client.
 //
