@@ -147,24 +147,27 @@ var clientBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, cli
 // buffer: an idle session costs its small structs and its goroutine only.
 // s.cr must hold no bytes.
 func (s *session) waitCommand() error {
-	if s.cr != nil {
-		s.cr.Reset(nil)
-		clientBufs.Put(s.cr)
-		s.cr = nil
-	}
+	s.releaseClientBuf()
 	err := s.crd.waitFirst()
-	s.cr = clientBufs.Get().(*bufio.Reader)
-	s.cr.Reset(s.crd)
+	s.borrowClientBuf()
 	return err
 }
 
-// releaseClientBuf returns the session's client read buffer when the
-// session ends.
+// borrowClientBuf gives the session a client read buffer.
+func (s *session) borrowClientBuf() {
+	s.cr = clientBufs.Get().(*bufio.Reader)
+	s.cr.Reset(s.crd)
+	s.p.clientBufsHeld.Add(1)
+}
+
+// releaseClientBuf returns the session's client read buffer, if it holds
+// one.
 func (s *session) releaseClientBuf() {
 	if s.cr != nil {
 		s.cr.Reset(nil)
 		clientBufs.Put(s.cr)
 		s.cr = nil
+		s.p.clientBufsHeld.Add(-1)
 	}
 }
 
@@ -278,8 +281,7 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	s.rawIO = s.cio
 	s.crd = &clientReader{conn: conn, r: s.cio, timeout: p.cfg.NetReadTimeout}
 	s.cwr = &clientWriter{conn: conn, w: s.cio, timeout: p.cfg.NetWriteTimeout}
-	s.cr = clientBufs.Get().(*bufio.Reader)
-	s.cr.Reset(s.crd)
+	s.borrowClientBuf()
 	// Every byte of the handshake, TLS included, within HandshakeTimeout.
 	_ = conn.SetDeadline(s.accepted.Add(p.cfg.HandshakeTimeout))
 	if !p.register(s, s.accepted.Add(p.cfg.HandshakeTimeout/2)) {

@@ -238,7 +238,10 @@ type Proxy struct {
 	// (handshake.go); closed tells them to end (Shutdown).
 	handshakers chan net.Conn
 	closed      chan struct{}
-	wg          sync.WaitGroup
+	// clientBufsHeld counts the client read buffers sessions hold (none
+	// while idle: conn.go).
+	clientBufsHeld atomic.Int64
+	wg             sync.WaitGroup
 
 	// settle is set when Config.Settle is (settle.go).
 	settle *settler
