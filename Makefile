@@ -102,7 +102,7 @@ etcd-down:
 
 .PHONY: bench
 
-# sysbench direct vs HAProxy vs tandem, and proxy RSS with 1,000 idle sessions (BENCH_SECONDS=3 BENCH_ROUNDS=1 for a quick run).
+# sysbench and connect-per-request, direct vs HAProxy vs tandem, and proxy RSS with 1,000 idle sessions (BENCH_SECONDS=3 BENCH_ROUNDS=1 for a quick run).
 bench: pair-up build
 	BENCH_SKIP_PAIR_UP=1 BENCH_SKIP_BUILD=1 scripts/bench.sh
 

@@ -5,12 +5,14 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -42,6 +44,16 @@ func (n *Node) network() string {
 }
 
 func (n *Node) String() string { return n.Name + " (" + n.Address + ")" }
+
+// dial connects to n within timeout. Go sets TCP_NODELAY on TCP
+// connections. (Dialer.DialTCP would skip the resolver, but it binds the
+// socket to a local address first, even an unspecified one: bind(2) picks a
+// port no connection uses, TIME_WAIT ones included, and a connect per
+// client session then exhausts the ephemeral ports.)
+func (n *Node) dial(ctx context.Context, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	return d.DialContext(ctx, n.network(), n.Address)
+}
 
 // backend is one logged-in connection to a node.
 type backend struct {
@@ -154,6 +166,17 @@ type loginParams struct {
 	// Relay, when set, has the node authenticate the client itself
 	// (authRelay) instead of tandem answering with a credential.
 	Relay *authRelay
+	// Verified, when set, is the client's own response to the scramble of
+	// the node's greeting, which tandem has checked: the login answers
+	// that same scramble with it rather than computing it again.
+	Verified *verifiedResponse
+}
+
+// verifiedResponse is a client's auth response that tandem checked, for
+// plugin and salt.
+type verifiedResponse struct {
+	Plugin     string
+	Salt, Resp []byte
 }
 
 // dialTimeouts bound the two phases of reaching a node.
@@ -180,13 +203,9 @@ func readGreeting(r io.Reader) (*greeting, byte, error) {
 // meant for the client as it is; any other error is a failure to reach the
 // node.
 func dialBackend(ctx context.Context, n *Node, lp *loginParams, t dialTimeouts) (*backend, error) {
-	d := net.Dialer{Timeout: t.Connect}
-	conn, err := d.DialContext(ctx, n.network(), n.Address)
+	conn, err := n.dial(ctx, t.Connect)
 	if err != nil {
 		return nil, err
-	}
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
 	}
 	_ = conn.SetDeadline(time.Now().Add(t.Login))
 	b, err := login(conn, n, lp)
@@ -205,37 +224,57 @@ func dialBackend(ctx context.Context, n *Node, lp *loginParams, t dialTimeouts) 
 type pendingLogin struct {
 	node *Node
 	conn net.Conn
-	br   *bufio.Reader
+	rw   io.ReadWriter // conn's raw I/O (rawio.go)
+	br   *bufio.Reader // from loginBufs
 	g    *greeting
 	seq  byte
+}
+
+// loginBufs holds the read buffers of node logins: a login is a few small
+// packets, and an open login must not cost an allocation.
+var loginBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, loginBufSize) }}
+
+// loginWriters holds the write buffers of node logins.
+var loginWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, loginBufSize) }}
+
+const loginBufSize = 1024
+
+func getLoginReader(r io.Reader) *bufio.Reader {
+	br := loginBufs.Get().(*bufio.Reader)
+	br.Reset(r)
+	return br
+}
+
+func putLoginReader(br *bufio.Reader) {
+	br.Reset(nil)
+	loginBufs.Put(br)
 }
 
 // openNode dials n and reads its greeting, within t.Login in all, and
 // leaves the connection waiting for the login.
 func openNode(ctx context.Context, n *Node, t dialTimeouts) (*pendingLogin, error) {
-	d := net.Dialer{Timeout: t.Connect}
-	conn, err := d.DialContext(ctx, n.network(), n.Address)
+	conn, err := n.dial(ctx, t.Connect)
 	if err != nil {
 		return nil, err
 	}
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
 	_ = conn.SetDeadline(time.Now().Add(t.Login))
-	br := bufio.NewReaderSize(conn, 1024)
+	rw := newConnIO(conn)
+	br := getLoginReader(rw)
 	g, seq, err := readGreeting(br)
 	if err != nil {
+		putLoginReader(br)
 		conn.Close()
 		return nil, err
 	}
-	return &pendingLogin{node: n, conn: conn, br: br, g: g, seq: seq}, nil
+	return &pendingLogin{node: n, conn: conn, rw: rw, br: br, g: g, seq: seq}, nil
 }
 
 // login finishes the login with lp within timeout. The connection is
 // closed on error.
 func (pl *pendingLogin) login(lp *loginParams, timeout time.Duration) (*backend, error) {
 	_ = pl.conn.SetDeadline(time.Now().Add(timeout))
-	b, err := finishLogin(pl.conn, pl.br, pl.node, pl.g, pl.seq, lp)
+	b, err := finishLogin(pl.conn, pl.rw, pl.br, pl.node, pl.g, pl.seq, lp)
+	putLoginReader(pl.br)
 	if err != nil {
 		pl.conn.Close()
 		return nil, err
@@ -257,6 +296,7 @@ const abandonUser = "tandem_client_left"
 // not counted. TCP health checks of tandem would otherwise block it.
 func (pl *pendingLogin) abandon() {
 	defer pl.conn.Close()
+	defer putLoginReader(pl.br)
 	_ = pl.conn.SetDeadline(time.Now().Add(time.Second))
 	resp := &handshakeResponse{Caps: requiredCaps | mysql.CLIENT_PLUGIN_AUTH, MaxPacket: 1 << 24,
 		Collation: pl.g.Collation, User: abandonUser, Auth: mysql.RandomBuf(20), Plugin: mysql.AUTH_NATIVE_PASSWORD}
@@ -291,17 +331,22 @@ func (pl *pendingLogin) abandon() {
 // final OK until it gets a command, so the buffered reader used here holds
 // no bytes when login returns.
 func login(conn net.Conn, n *Node, lp *loginParams) (*backend, error) {
-	br := bufio.NewReaderSize(conn, 1024)
+	rw := newConnIO(conn)
+	br := getLoginReader(rw)
+	defer putLoginReader(br)
 	g, seq, err := readGreeting(br)
 	if err != nil {
 		return nil, err
 	}
-	return finishLogin(conn, br, n, g, seq, lp)
+	return finishLogin(conn, rw, br, n, g, seq, lp)
 }
 
 // respond computes lp's answer to a node's scramble for plugin; ok is false
 // for a plugin it cannot answer.
 func (lp *loginParams) respond(plugin string, salt []byte) ([]byte, bool) {
+	if v := lp.Verified; v != nil && len(v.Resp) > 0 && v.Plugin == plugin && bytes.Equal(v.Salt, salt) {
+		return v.Resp, true
+	}
 	c := credential{password: lp.Password, stage1: lp.Stage1}
 	return c.respond(plugin, salt)
 }
@@ -309,7 +354,10 @@ func (lp *loginParams) respond(plugin string, salt []byte) ([]byte, bool) {
 // finishLogin sends the handshake response to a node whose greeting g
 // (sequence id seq) was read from br, and runs the rest of the login: over
 // TLS first when the node's settings ask for it (startTLS).
-func finishLogin(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte, lp *loginParams) (*backend, error) {
+//
+// rw is conn's raw I/O (rawio.go), which br reads; it stays the session's
+// I/O with the node unless TLS starts.
+func finishLogin(conn net.Conn, rw io.ReadWriter, br *bufio.Reader, n *Node, g *greeting, seq byte, lp *loginParams) (*backend, error) {
 	caps := lp.Caps&supportedCaps | requiredCaps | mysql.CLIENT_PLUGIN_AUTH
 	if missing := caps &^ g.Caps &^ (mysql.CLIENT_CONNECT_ATTRS | mysql.CLIENT_LONG_PASSWORD); missing != 0 {
 		// The client negotiated a flag with tandem that this node lacks
@@ -339,6 +387,9 @@ func finishLogin(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte
 	if !ok {
 		plugin = mysql.AUTH_NATIVE_PASSWORD
 		auth, _ = lp.respond(plugin, g.Salt)
+	}
+	if v := lp.Verified; v != nil && v.Plugin == plugin && bytes.Equal(v.Salt, g.Salt) {
+		auth = v.Resp // the client's own response, checked by tandem
 	}
 	if lp.Relay != nil {
 		plugin, auth = lp.Relay.plugin, lp.Relay.auth
@@ -377,10 +428,10 @@ func finishLogin(conn net.Conn, br *bufio.Reader, n *Node, g *greeting, seq byte
 	if br.Buffered() > 0 {
 		return nil, fmt.Errorf("%w: node sent data after its login OK", ErrHandshake)
 	}
-	b := &backend{node: n, conn: conn, rw: newConnIO(conn), threadID: g.ConnID, salt: g.Salt, plugin: g.AuthPlugin,
+	b := &backend{node: n, conn: conn, rw: rw, threadID: g.ConnID, salt: g.Salt, plugin: g.AuthPlugin,
 		caps: resp.Caps, extCaps: ext, status: status}
 	if secure {
-		b.raw = newConnIO(raw)
+		b.rw, b.raw = newConnIO(conn), rw
 	}
 	if resp.Caps&mysql.CLIENT_COMPRESS != 0 {
 		b.rw = newCompressedIO(b.rw)

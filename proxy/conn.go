@@ -21,9 +21,15 @@ import (
 )
 
 const (
-	// clientBufSize is the read buffer a session keeps for the client for
-	// its whole life: commands are small, and an idle session must be cheap.
+	// clientBufSize is the size of the client read buffer a session
+	// borrows from clientBufs while a command arrives; an idle session
+	// holds none (session.waitCommand).
 	clientBufSize = 8 << 10
+	// firstReadSize is what an idle session reads of the client's next
+	// command into its own small array before borrowing a buffer: most
+	// commands (a point SELECT, a prepared statement's execution, an
+	// INSERT of a few rows) fit, so a command costs one read(2) as before.
+	firstReadSize = 512
 	// relayBufSize is the size of the pooled buffers a session borrows for
 	// the length of one command.
 	relayBufSize = 64 << 10
@@ -33,7 +39,8 @@ const (
 type session struct {
 	p      *Proxy
 	id     uint32
-	raw    net.Conn // the accepted connection (under TLS, if any)
+	raw    net.Conn      // the accepted connection (under TLS, if any)
+	rawIO  io.ReadWriter // raw's own reads and writes (rawio.go)
 	client net.Conn
 	cio    io.ReadWriter // client's reads and writes after the handshake (rawio.go)
 	crd    *clientReader // under cr: bounds reads inside a command
@@ -127,13 +134,67 @@ type clientReader struct {
 	r       io.Reader
 	timeout time.Duration
 	armed   bool
+	// pending is what waitFirst read and no Read has returned yet (in
+	// first).
+	pending []byte
+	first   [firstReadSize]byte
 }
 
 func (c *clientReader) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
 	if c.armed {
 		_ = c.conn.SetReadDeadline(time.Now().Add(c.timeout))
 	}
 	return c.r.Read(p)
+}
+
+// waitFirst waits, without a deadline, for the start of the client's next
+// command and keeps what arrives for the next Reads.
+func (c *clientReader) waitFirst() error {
+	n, err := c.r.Read(c.first[:])
+	c.pending = c.first[:n]
+	if n > 0 {
+		return nil // an error comes back on the next read
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// clientBufs holds the client read buffers of sessions that are not idle.
+var clientBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, clientBufSize) }}
+
+// waitCommand waits for the client's next command while holding no read
+// buffer: an idle session costs its small structs and its goroutine only.
+// s.cr must hold no bytes.
+func (s *session) waitCommand() error {
+	s.releaseClientBuf()
+	err := s.crd.waitFirst()
+	s.borrowClientBuf()
+	return err
+}
+
+// borrowClientBuf gives the session a client read buffer.
+func (s *session) borrowClientBuf() {
+	s.cr = clientBufs.Get().(*bufio.Reader)
+	s.cr.Reset(s.crd)
+	s.p.clientBufsHeld.Add(1)
+}
+
+// releaseClientBuf returns the session's client read buffer, if it holds
+// one.
+func (s *session) releaseClientBuf() {
+	if s.cr != nil {
+		s.cr.Reset(nil)
+		clientBufs.Put(s.cr)
+		s.cr = nil
+		s.p.clientBufsHeld.Add(-1)
+	}
 }
 
 func (c *clientReader) disarm() {
@@ -249,38 +310,68 @@ func (s *session) closeConns() {
 	}
 }
 
-// serveConn runs one client connection from accept to close.
+// serveConn runs one client connection's handshake, then hands the session
+// to a goroutine of its own (serveSession). Go's TCP sockets come with
+// TCP_NODELAY set.
 func (p *Proxy) serveConn(conn net.Conn) {
-	defer conn.Close()
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
 	s := &session{p: p, raw: conn, client: conn, accepted: time.Now()}
+	// The handshake reads and writes through the same raw I/O and pooled
+	// read buffer as the command phase (rawio.go).
+	s.cio = newConnIO(conn)
+	s.rawIO = s.cio
+	s.crd = &clientReader{conn: conn, r: s.cio, timeout: p.cfg.NetReadTimeout}
+	s.cwr = &clientWriter{conn: conn, w: s.cio, timeout: p.cfg.NetWriteTimeout}
+	s.borrowClientBuf()
 	// Every byte of the handshake, TLS included, within HandshakeTimeout.
 	_ = conn.SetDeadline(s.accepted.Add(p.cfg.HandshakeTimeout))
 	if !p.register(s, s.accepted.Add(p.cfg.HandshakeTimeout/2)) {
-		_ = writeRaw(conn, 0, appendErr(nil, newError(erConCount, "Too many connections")))
+		_ = writeRaw(s.cio, 0, appendErr(nil, newError(erConCount, "Too many connections")))
 		p.cfg.Observer.HandshakeFailed("limit")
 		p.log.Warn("connection refused: too many connections", "remote", conn.RemoteAddr(),
 			"max_connections", p.cfg.MaxConnections, "max_handshakes", p.cfg.MaxHandshakes)
+		s.releaseClientBuf()
+		_ = conn.Close()
 		return
 	}
-	defer p.unregister(s)
 	if err := s.handshake(); err != nil {
 		if s.evicted.Load() {
 			p.log.Info("connection still logging in closed to make room for a new one", "session", s.id,
 				"remote", conn.RemoteAddr(), "max_handshakes", p.cfg.MaxHandshakes)
 			p.cfg.Observer.HandshakeFailed("limit")
-			return
+		} else {
+			p.log.Info("handshake failed", "session", s.id, "remote", conn.RemoteAddr(), "error", err)
+			p.cfg.Observer.HandshakeFailed(handshakeFailure(err))
 		}
-		p.log.Info("handshake failed", "session", s.id, "remote", conn.RemoteAddr(), "error", err)
-		p.cfg.Observer.HandshakeFailed(handshakeFailure(err))
+		p.unregister(s)
+		s.releaseClientBuf()
+		_ = conn.Close()
 		return
 	}
+	// The session runs on a new goroutine, which starts with a small
+	// stack: the handshake's calls (dialing, TLS, password hashes) grew
+	// this one's, and the runtime shrinks the stack of an idle goroutine
+	// only at a garbage collection, which an idle proxy seldom runs.
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.serveSession(s)
+	}()
+}
+
+// serveSession runs a logged-in session's command phase until it ends.
+func (p *Proxy) serveSession(s *session) {
+	defer closeConn(s.raw, s.rawIO)
+	defer p.unregister(s)
+	defer s.releaseClientBuf()
 	p.cfg.Observer.SessionOpened()
 	defer p.cfg.Observer.SessionClosed()
 	_ = s.client.SetDeadline(time.Time{})
-	p.log.Debug("session started", "session", s.id, "user", s.user, "node", s.be.node.Name, "backend_thread", s.be.threadID)
+	if p.log.IsDebug() {
+		p.log.Debug("session started", "session", s.id, "user", s.user, "node", s.be.node.Name, "backend_thread", s.be.threadID)
+	}
+	// The node connection was logged in a moment ago: the first command
+	// needs no idle check (checkRoute).
+	s.lastCmd = time.Now()
 	err := s.commandLoop()
 	if !s.release(err) { // pool.go
 		s.mu.Lock()
@@ -342,6 +433,14 @@ var errClientProtocol = errors.New("client protocol error")
 // commandLoop reads commands until the client quits or a connection fails.
 func (s *session) commandLoop() error {
 	for {
+		if s.cr.Buffered() == 0 {
+			if err := s.waitCommand(); err != nil {
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			}
+		}
 		length, seq, err := readHeader(s.cr, &s.hdr)
 		if err != nil {
 			if errors.Is(err, io.EOF) {

@@ -239,9 +239,9 @@ func (p *Proxy) openRoute(deadline time.Time) (*pendingLogin, *route, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ConnectTimeout+p.cfg.LoginTimeout)
-		pl, err := openNode(ctx, rt.node, p.timeouts())
-		cancel()
+		// openNode bounds the connect (ConnectTimeout) and the greeting
+		// (LoginTimeout) itself.
+		pl, err := openNode(context.Background(), rt.node, p.timeouts())
 		if err == nil {
 			return pl, rt, nil
 		}

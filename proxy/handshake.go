@@ -1,7 +1,7 @@
 package proxy
 
 import (
-	"bufio"
+	"bytes"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
@@ -17,6 +17,43 @@ import (
 // handshake response or a COM_CHANGE_USER), and COM_CHANGE_USER. The node
 // side of a login is backend.go. The packets themselves are encoded and decoded in
 // packet.go, next to the framing; conn.go holds only the command phase.
+
+// handshakerIdle is how long a handshake goroutine waits for another
+// connection before it ends.
+const handshakerIdle = time.Second
+
+// startHandshake runs conn's handshake (serveConn) on a handshake goroutine
+// that is waiting for one, else on a new one. Handshake goroutines are
+// reused: a busy listener then neither starts a goroutine per connection
+// nor grows a new stack to the depth of a handshake (dialing, hashing) each
+// time. The session itself runs on a goroutine of its own (serveConn).
+func (p *Proxy) startHandshake(conn net.Conn) {
+	select {
+	case p.handshakers <- conn:
+	default:
+		p.wg.Add(1)
+		go p.handshaker(conn)
+	}
+}
+
+// handshaker runs handshakes, starting with conn's, until it has waited
+// handshakerIdle for a new one or the proxy shuts down.
+func (p *Proxy) handshaker(conn net.Conn) {
+	defer p.wg.Done()
+	t := time.NewTimer(handshakerIdle)
+	defer t.Stop()
+	for {
+		p.serveConn(conn)
+		t.Reset(handshakerIdle)
+		select {
+		case conn = <-p.handshakers:
+		case <-t.C:
+			return
+		case <-p.closed:
+			return
+		}
+	}
+}
 
 // handshake greets the client, authenticates it, logs in to the active node
 // and answers OK. Any failure has already been reported to the client.
@@ -44,7 +81,7 @@ func (s *session) handshake() error {
 			if !refused {
 				e = backendError("tandem: %v", err)
 			}
-			_ = writeRaw(s.client, 0, appendErr(nil, e))
+			_ = writeRaw(s.cio, 0, appendErr(nil, e))
 			return e
 		}
 		defer func() {
@@ -80,13 +117,11 @@ func (s *session) handshake() error {
 		Collation: g.Collation, Status: mysql.SERVER_STATUS_AUTOCOMMIT,
 		AuthPlugin: p.cfg.DefaultAuthPlugin,
 	}
-	if err := writeRaw(s.client, 0, appendGreeting(nil, hello)); err != nil {
+	if err := writeRaw(s.cio, 0, appendGreeting(nil, hello)); err != nil {
 		return err
 	}
 	p.greeted(s)
-	// Read the response unbuffered: after an SSLRequest the next bytes
-	// belong to TLS and must not sit in a buffer of ours.
-	pkt, seq, err := readPacket(s.client, nil, 1<<16)
+	pkt, seq, err := readPacket(s.cr, nil, 1<<16)
 	if err != nil {
 		return fmt.Errorf("reading handshake response: %w", err)
 	}
@@ -95,24 +130,35 @@ func (s *session) handshake() error {
 		if p.cfg.TLS == nil {
 			return fmt.Errorf("%w: SSLRequest but TLS is not configured", ErrHandshake)
 		}
-		tc := tls.Server(s.client, p.cfg.TLS)
+		// The client may have sent the start of TLS right behind its
+		// SSLRequest: what our buffer holds of it goes to TLS first.
+		under := s.client
+		if n := s.cr.Buffered(); n > 0 {
+			b, _ := s.cr.Peek(n)
+			under = &prefixConn{Conn: s.client, pre: bytes.Clone(b)}
+		}
+		tc := tls.Server(under, p.cfg.TLS)
 		if err := tc.Handshake(); err != nil {
 			return fmt.Errorf("TLS handshake: %w", err)
 		}
 		s.mu.Lock()
 		s.client = tc
 		s.mu.Unlock()
-		if pkt, seq, err = readPacket(s.client, nil, 1<<16); err != nil {
+		s.cio = tc
+		s.crd.conn, s.crd.r = tc, tc
+		s.cwr.conn, s.cwr.w = tc, tc
+		s.cr.Reset(s.crd)
+		if pkt, seq, err = readPacket(s.cr, nil, 1<<16); err != nil {
 			return fmt.Errorf("reading handshake response: %w", err)
 		}
 	} else if p.cfg.TLS != nil && p.cfg.RequireTLS {
 		e := newError(erAccessDenied, "Access denied: tandem requires TLS")
-		_ = writeRaw(s.client, seq+1, appendErr(nil, e))
+		_ = writeRaw(s.cio, seq+1, appendErr(nil, e))
 		return e
 	}
 	resp, err := parseHandshakeResponse(pkt)
 	if err != nil {
-		_ = writeRaw(s.client, seq+1, appendErr(nil, newError(erHandshake, "Bad handshake")))
+		_ = writeRaw(s.cio, seq+1, appendErr(nil, newError(erHandshake, "Bad handshake")))
 		return err
 	}
 	s.caps = resp.Caps & advertised
@@ -122,12 +168,12 @@ func (s *session) handshake() error {
 	s.user = resp.User
 	seq++
 	cr, seq, err := s.authenticate(&clientAuth{user: resp.User, plugin: resp.Plugin, auth: resp.Auth}, seq,
-		func(seq byte, b []byte) error { return writeRaw(s.client, seq, b) },
-		func() ([]byte, byte, error) { return readPacket(s.client, nil, 1<<12) })
+		func(seq byte, b []byte) error { return writeRaw(s.cio, seq, b) },
+		func() ([]byte, byte, error) { return readPacket(s.cr, nil, 1<<12) })
 	if err != nil {
 		var e *sqlError
 		if errors.As(err, &e) {
-			_ = writeRaw(s.client, seq, appendErr(nil, e))
+			_ = writeRaw(s.cio, seq, appendErr(nil, e))
 		}
 		return err
 	}
@@ -136,13 +182,13 @@ func (s *session) handshake() error {
 			return ErrClosed
 		}
 		e := newError(erConCount, "Too many connections")
-		_ = writeRaw(s.client, seq, appendErr(nil, e))
+		_ = writeRaw(s.cio, seq, appendErr(nil, e))
 		return e
 	}
 	if cr.fastAuthOK {
 		// Fast authentication succeeded: tandem knows the password, so
 		// it never needs the full (RSA or TLS) exchange.
-		if err := writeRaw(s.client, seq, []byte{1, 3}); err != nil {
+		if err := writeRaw(s.cio, seq, []byte{1, 3}); err != nil {
 			return err
 		}
 		seq++
@@ -153,21 +199,26 @@ func (s *session) handshake() error {
 	lp := s.loginParams()
 	if cr.relay != nil {
 		lp.Relay = cr.relay
-		cr.relay.send = func(seq byte, b []byte) error { return writeRaw(s.client, seq, b) }
-		cr.relay.recv = func() ([]byte, byte, error) { return readPacket(s.client, nil, 1<<16) }
+		cr.relay.send = func(seq byte, b []byte) error { return writeRaw(s.cio, seq, b) }
+		cr.relay.recv = func() ([]byte, byte, error) { return readPacket(s.cr, nil, 1<<16) }
 	}
 	var be *backend
 	if pl == nil {
 		be, rt, err = p.pool.login(lp, time.Now().Add(p.cfg.HoldTimeout))
 	} else {
+		if cr.relay == nil {
+			lp.Verified = cr.verified
+		}
 		be, err = pl.login(lp, p.cfg.LoginTimeout)
 		pl = nil // closed by login on error
 		if cr.relay != nil {
 			seq = cr.relay.seq
 		} else if _, refused := isNodeRefusal(err); err != nil && !refused {
+			lp.Verified = nil
 			// The node connection opened at the greeting failed (the
 			// node went away, or closed it after its connect_timeout):
 			// log in afresh, to whichever node the route names.
+			lp.Verified = nil
 			be, rt, err = p.dialRoute(lp, time.Now().Add(p.cfg.HoldTimeout))
 		}
 	}
@@ -176,7 +227,7 @@ func (s *session) handshake() error {
 		if !refused {
 			e = backendError("tandem: %v", err)
 		}
-		_ = writeRaw(s.client, seq, appendErr(nil, e))
+		_ = writeRaw(s.cio, seq, appendErr(nil, e))
 		return err
 	}
 	s.route = rt
@@ -194,16 +245,19 @@ func (s *session) handshake() error {
 	}
 	s.facts.noteStatus(be.status)
 	ok := appendOK(nil, be.status&^mysql.SERVER_SESSION_STATE_CHANGED, s.caps)
-	if err := writeRaw(s.client, seq, ok); err != nil {
+	if err := writeRaw(s.cio, seq, ok); err != nil {
 		return err
 	}
-	s.cio = newConnIO(s.client)
 	if s.caps&mysql.CLIENT_COMPRESS != 0 {
-		s.cio = newCompressedIO(s.cio)
+		// From the first command on, the client's packets come and go
+		// compressed. A client sends nothing before the OK.
+		if s.cr.Buffered() > 0 {
+			return fmt.Errorf("%w: the client sent data before the login's OK", ErrHandshake)
+		}
+		c := newCompressedIO(s.cio)
+		s.cio, s.crd.r, s.cwr.w = c, c, c
+		s.cr.Reset(s.crd)
 	}
-	s.crd = &clientReader{conn: s.client, r: s.cio, timeout: p.cfg.NetReadTimeout}
-	s.cwr = &clientWriter{conn: s.client, w: s.cio, timeout: p.cfg.NetWriteTimeout}
-	s.cr = bufio.NewReaderSize(s.crd, clientBufSize)
 	return nil
 }
 
@@ -229,6 +283,22 @@ func handshakeFailure(err error) string {
 		}
 		return "protocol"
 	}
+}
+
+// prefixConn is a connection whose first bytes were already read: its
+// reads return pre first.
+type prefixConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }
 
 func remoteHost(c net.Conn) string {
@@ -372,6 +442,9 @@ type authOutcome struct {
 	// relay, when set, says tandem could not accept the login itself and
 	// the node is to decide (authRelay): there is no credential then.
 	relay *authRelay
+	// verified is the client's checked response, for the node login that
+	// answers the same scramble (handshake).
+	verified *verifiedResponse
 }
 
 // authenticate checks a client's credentials, a user of Config.Users with
@@ -413,19 +486,24 @@ func (s *session) authenticate(ca *clientAuth, seq byte, send func(byte, []byte)
 		}
 		seq = rseq + 1
 	}
-	host := remoteHost(s.client)
-	using := "YES"
-	if emptyAuth(auth) {
-		using = "NO"
+	// The answer to a refused login, built only then.
+	denied := func(host string) error {
+		using := "YES"
+		if emptyAuth(auth) {
+			using = "NO"
+		}
+		return newError(erAccessDenied, "Access denied for user '%s'@'%s' (using password: %s)", ca.user, host, using)
 	}
-	denied := newError(erAccessDenied, "Access denied for user '%s'@'%s' (using password: %s)", ca.user, host, using)
+	verified := &verifiedResponse{Plugin: want, Salt: s.salt, Resp: auth}
 	switch {
 	case known:
 		if !checkScramble(want, s.salt, auth, password) {
-			return nil, seq, denied
+			return nil, seq, denied(remoteHost(s.client))
 		}
-		return &authOutcome{password: password, fastAuthOK: want == mysql.AUTH_CACHING_SHA2_PASSWORD && password != ""}, seq, nil
+		return &authOutcome{password: password, fastAuthOK: want == mysql.AUTH_CACHING_SHA2_PASSWORD && password != "",
+			verified: verified}, seq, nil
 	case p.accounts != nil:
+		host := remoteHost(s.client)
 		node := s.route.node
 		if s.be != nil {
 			node = s.be.node
@@ -443,7 +521,7 @@ func (s *session) authenticate(ca *clientAuth, seq byte, send func(byte, []byte)
 		}
 		switch res {
 		case authOK:
-			return &authOutcome{password: cred.password, stage1: cred.stage1}, seq, nil
+			return &authOutcome{password: cred.password, stage1: cred.stage1, verified: verified}, seq, nil
 		case authUnsupported:
 			p.log.Info("login refused: the account's plugin needs the password, which tandem does not have; list the user in [[user]]",
 				"user", ca.user, "host", host, "plugin", detail)
@@ -451,7 +529,7 @@ func (s *session) authenticate(ca *clientAuth, seq byte, send func(byte, []byte)
 			p.log.Warn("login refused: cannot read the node's accounts", "user", ca.user, "node", name, "error", detail)
 			return nil, seq, backendError("tandem: cannot read the accounts of node %s: %s", name, detail)
 		}
-		return nil, seq, denied
+		return nil, seq, denied(host)
 	}
-	return nil, seq, denied
+	return nil, seq, denied(remoteHost(s.client))
 }

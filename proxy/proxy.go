@@ -240,7 +240,14 @@ type Proxy struct {
 	slotChanged chan struct{}
 	listeners   map[net.Listener]struct{}
 	closing     bool
-	wg          sync.WaitGroup
+	// handshakers: handshake goroutines waiting for a new connection
+	// (handshake.go); closed tells them to end (Shutdown).
+	handshakers chan net.Conn
+	closed      chan struct{}
+	// clientBufsHeld counts the client read buffers sessions hold (none
+	// while idle: conn.go).
+	clientBufsHeld atomic.Int64
+	wg             sync.WaitGroup
 
 	// settle is set when Config.Settle is (settle.go).
 	settle *settler
@@ -263,11 +270,13 @@ func New(cfg Config, nodes []*Node, active string) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{
-		cfg:        cfg.withDefaults(),
-		nodes:      nodes,
-		sessions:   make(map[uint32]*session),
-		handshakes: make(map[*session]struct{}),
-		listeners:  make(map[net.Listener]struct{}),
+		cfg:         cfg.withDefaults(),
+		nodes:       nodes,
+		sessions:    make(map[uint32]*session),
+		handshakes:  make(map[*session]struct{}),
+		listeners:   make(map[net.Listener]struct{}),
+		handshakers: make(chan net.Conn),
+		closed:      make(chan struct{}),
 	}
 	p.log = p.cfg.Logger
 	if p.cfg.Accounts != nil {
@@ -316,11 +325,7 @@ func (p *Proxy) Serve(l net.Listener) error {
 			return err
 		}
 		delay = 0
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			p.serveConn(conn)
-		}()
+		p.startHandshake(conn)
 	}
 }
 
@@ -328,6 +333,9 @@ func (p *Proxy) Serve(l net.Listener) error {
 // closes the ones left. It returns ctx.Err() if it had to close sessions.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
+	if !p.closing {
+		close(p.closed)
+	}
 	p.closing = true
 	for l := range p.listeners {
 		_ = l.Close()

@@ -22,16 +22,33 @@ import (
 type rawIO struct {
 	rc syscall.RawConn
 
-	// The in-flight call's arguments and results, and the callbacks bound
-	// once, so that a call allocates nothing.
+	// The in-flight call's operation, arguments and results, and the one
+	// callback bound once (it dispatches on op), so that a call allocates
+	// nothing.
+	op      byte
 	buf     []byte
 	n       int
 	errno   syscall.Errno
-	readF   func(uintptr) bool
-	writeF  func(uintptr) bool
-	peekF   func(uintptr) bool
+	f       func(uintptr) bool
 	open    bool
 	peekBuf [1]byte
+}
+
+// rawIO operations.
+const (
+	opRead byte = iota
+	opWrite
+	opPeek
+)
+
+func (r *rawIO) do(fd uintptr) bool {
+	switch r.op {
+	case opRead:
+		return r.readOnce(fd)
+	case opWrite:
+		return r.writeOnce(fd)
+	}
+	return r.peekOnce(fd)
 }
 
 // newConnIO returns the fastest reader/writer for c: a rawIO for plain TCP
@@ -53,9 +70,7 @@ func newConnIO(c net.Conn) io.ReadWriter {
 		return c
 	}
 	r := &rawIO{rc: rc}
-	r.readF = r.readOnce
-	r.writeF = r.writeOnce
-	r.peekF = r.peekOnce
+	r.f = r.do
 	return r
 }
 
@@ -76,8 +91,8 @@ func (r *rawIO) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	r.buf, r.n, r.errno = p, 0, 0
-	err := r.rc.Read(r.readF)
+	r.op, r.buf, r.n, r.errno = opRead, p, 0, 0
+	err := r.rc.Read(r.f)
 	r.buf = nil
 	switch {
 	case err != nil:
@@ -113,8 +128,8 @@ func (r *rawIO) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	r.buf, r.n, r.errno = p, 0, 0
-	err := r.rc.Write(r.writeF)
+	r.op, r.buf, r.n, r.errno = opWrite, p, 0, 0
+	err := r.rc.Write(r.f)
 	r.buf = nil
 	switch {
 	case err != nil:
@@ -129,8 +144,8 @@ func (r *rawIO) Write(p []byte) (int, error) {
 // peer closed the connection or sent something unasked (a node's "connection
 // killed" error) while it was idle.
 func (r *rawIO) idleAndOpen() bool {
-	r.open = true
-	_ = r.rc.Read(r.peekF)
+	r.op, r.open = opPeek, true
+	_ = r.rc.Read(r.f)
 	return r.open
 }
 
@@ -141,4 +156,21 @@ func (r *rawIO) peekOnce(fd uintptr) bool {
 	// or an error: the node closed it or is out of step.
 	r.open = e == syscall.EAGAIN
 	return true
+}
+
+// closeConn closes c, whose reads and writes went through rw, at the
+// normal end of a session. When rw is a rawIO it first sends the FIN with a
+// plain shutdown(2) (a raw system call, like rawIO's): on loopback the
+// kernel runs the peer's side of it inside the call, and a blocking system
+// call that long makes the runtime hand the processor to another thread.
+// What close(2) has left to do is then short.
+func closeConn(c net.Conn, rw io.ReadWriter) error {
+	if r, ok := rw.(*rawIO); ok {
+		_ = r.rc.Control(shutdownFD)
+	}
+	return c.Close()
+}
+
+func shutdownFD(fd uintptr) {
+	_, _, _ = syscall.RawSyscall(syscall.SYS_SHUTDOWN, fd, syscall.SHUT_RDWR, 0)
 }

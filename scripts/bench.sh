@@ -20,6 +20,14 @@
 #     machine (other work, buffer pool, replication backlog) hits all three
 #     alike. Figures are medians over the rounds: transactions per second and
 #     sysbench's 95th-percentile latency in ms.
+#   * Connect-per-request (scripts/connbench), what a PHP app without
+#     persistent connections does for each page view: every request opens a
+#     fresh connection, logs in, runs its work as text statements and closes
+#     (COM_QUIT). connect_select: one point SELECT; connect_rw: BEGIN, a point
+#     SELECT, an UPDATE of that row, COMMIT. At 1, 8 and 32 concurrent
+#     clients, alternating targets like sysbench's runs; the "tps" columns
+#     are then requests per second and p95 the latency of a whole request
+#     (connect to close). Lock conflicts are counted, not retried.
 #   * Memory: VmRSS of the haproxy and tandem processes, idle, then with
 #     BENCH_IDLE_CONNS (1,000) idle client sessions that completed the MySQL
 #     login through each proxy to the node (scripts/idleconns), measured before
@@ -38,10 +46,13 @@
 # Usage: scripts/bench.sh            (or: make bench)
 # Environment (defaults in brackets):
 #   BENCH_SECONDS [10]  BENCH_ROUNDS [3]  BENCH_THREADS ["1 8 32"]
-#   BENCH_TESTS ["oltp_point_select oltp_read_write"]
+#   BENCH_TESTS ["oltp_point_select oltp_read_write"] ("" skips sysbench)
+#   BENCH_CONN_TESTS ["connect_select connect_rw"] ("" skips them)
+#   BENCH_CONN_CLIENTS ["1 8 32"]
 #   BENCH_TABLES [4]  BENCH_TABLE_SIZE [10000]  BENCH_WARMUP [3] (s, 0 = none)
 #   BENCH_IDLE_CONNS [1000] (0 skips the memory part)
 #   BENCH_TANDEM_LISTEN [127.0.0.1:13310]  BENCH_HAPROXY_LISTEN [127.0.0.1:13311]
+#   BENCH_ADMIN_LISTEN [127.0.0.1:13312] (tandem's admin API)
 #   BENCH_TANDEM_MAX_PROCS [1] (proxy.max_procs; HAProxy runs nbthread 1)
 #   BENCH_RESULTS_DIR [bench-results]  (a timestamped directory is made in it)
 #   BENCH_SKIP_PAIR_UP [0]  BENCH_SKIP_BUILD [0]  BENCH_PAIR_WAIT [120]
@@ -61,13 +72,17 @@ ROOT=$(pwd)
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 ROUNDS=${BENCH_ROUNDS:-3}
 THREADS=${BENCH_THREADS:-"1 8 32"}
-TESTS=${BENCH_TESTS:-"oltp_point_select oltp_read_write"}
+TESTS=${BENCH_TESTS-"oltp_point_select oltp_read_write"}
+CONN_TESTS=${BENCH_CONN_TESTS-"connect_select connect_rw"}
+CONN_CLIENTS=${BENCH_CONN_CLIENTS:-"1 8 32"}
 TABLES=${BENCH_TABLES:-4}
 TABLE_SIZE=${BENCH_TABLE_SIZE:-10000}
 WARMUP=${BENCH_WARMUP:-3}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-1000}
 TANDEM_LISTEN=${BENCH_TANDEM_LISTEN:-127.0.0.1:13310}
 HAPROXY_LISTEN=${BENCH_HAPROXY_LISTEN:-127.0.0.1:13311}
+# tandem's admin API: off the default 9306, which a demo may hold.
+ADMIN_LISTEN=${BENCH_ADMIN_LISTEN:-127.0.0.1:13312}
 RESULTS_BASE=${BENCH_RESULTS_DIR:-bench-results}
 TANDEM_MAX_PROCS=${BENCH_TANDEM_MAX_PROCS:-1}
 # Lock conflicts (deadlock 1213, lock wait timeout 1205, 1020) roll back and
@@ -227,7 +242,7 @@ cleanup() {
 		admin_sql "$NODE_W" -e "SET GLOBAL max_connections=$RESTORE_MAX_CONNECTIONS" &&
 			say "node $W: max_connections restored to $RESTORE_MAX_CONNECTIONS"
 	fi
-	[[ -n ${RUN_DIR:-} ]] && rm -f "$RUN_DIR/idleconns" "$RUN_DIR"/idleconns-*.fifo
+	[[ -n ${RUN_DIR:-} ]] && rm -f "$RUN_DIR/idleconns" "$RUN_DIR/connbench" "$RUN_DIR"/idleconns-*.fifo
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -275,6 +290,7 @@ RUN_DIR=$ROOT/$RESULTS_BASE/$stamp
 mkdir -p "$RUN_DIR/runs"
 say "results in $RUN_DIR"
 go build -o "$RUN_DIR/idleconns" ./scripts/idleconns || die "building scripts/idleconns failed"
+go build -o "$RUN_DIR/connbench" ./scripts/connbench || die "building scripts/connbench failed"
 
 {
 	echo "date: $(date -Is)"
@@ -287,7 +303,7 @@ go build -o "$RUN_DIR/idleconns" ./scripts/idleconns || die "building scripts/id
 	echo "haproxy: $(haproxy -v | head -1)"
 	echo "mariadb: $(admin_sql "$NODE_W" -e 'SELECT @@version')"
 	echo "writable node: $W ($NODE_W)"
-	echo "settings: seconds=$SECONDS_PER_RUN rounds=$ROUNDS threads='$THREADS' tests='$TESTS' tables=$TABLES table_size=$TABLE_SIZE warmup=$WARMUP idle_conns=$IDLE_CONNS ignore_errors=$IGNORE_ERRORS tandem_max_procs=$TANDEM_MAX_PROCS"
+	echo "settings: seconds=$SECONDS_PER_RUN rounds=$ROUNDS threads='$THREADS' tests='$TESTS' conn_tests='$CONN_TESTS' conn_clients='$CONN_CLIENTS' tables=$TABLES table_size=$TABLE_SIZE warmup=$WARMUP idle_conns=$IDLE_CONNS ignore_errors=$IGNORE_ERRORS tandem_max_procs=$TANDEM_MAX_PROCS"
 	echo "node $W threads_connected at start: $(admin_sql "$NODE_W" -e "SHOW GLOBAL STATUS LIKE 'Threads_connected'" | cut -f2)"
 	echo "node $W semi-sync master status at start: $(admin_sql "$NODE_W" -e "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'" | cut -f2)"
 } >"$RUN_DIR/notes.txt"
@@ -361,6 +377,9 @@ shutdown_timeout = "5s"
 # with the client and both nodes (BENCH_TANDEM_MAX_PROCS; 0 = all cores).
 max_procs = $TANDEM_MAX_PROCS
 
+[admin]
+listen = "$ADMIN_LISTEN"
+
 [[user]]
 name = "$APP_USER"
 password = "$APP_PASSWORD"
@@ -405,7 +424,7 @@ wait_ready() { # target pid
 	done
 	die "$1 on $addr did not let $APP_USER log in within 10s; see $RUN_DIR/$1.log"
 }
-for port in "$(port_of "$HAPROXY_LISTEN")" "$(port_of "$TANDEM_LISTEN")"; do
+for port in "$(port_of "$HAPROXY_LISTEN")" "$(port_of "$TANDEM_LISTEN")" "$(port_of "$ADMIN_LISTEN")"; do
 	if ss -Hltn "sport = :$port" | grep -q .; then
 		die "port $port is already in use: $(ss -Hltnp "sport = :$port" | head -1)"
 	fi
@@ -486,6 +505,15 @@ run_sysbench() {
 		--percentile=95 run >"$log" 2>&1
 }
 
+# run_connbench work clients seconds target logfile: connect-per-request
+# (scripts/connbench prints its result in sysbench's words).
+run_connbench() {
+	local work=$1 clients=$2 secs=$3 target=$4 log=$5
+	timeout --kill-after=5 $((secs + 60)) "$RUN_DIR/connbench" -addr "$(target_addr "$target")" \
+		-user "$APP_USER" -password "$APP_PASSWORD" -db "$DB" -tables "$TABLES" -table-size "$TABLE_SIZE" \
+		-work "$work" -clients "$clients" -duration "${secs}s" >"$log" 2>&1
+}
+
 # A proxy that died is reported and restarted so the other runs go on.
 ensure_alive() { # target
 	local pid
@@ -509,64 +537,73 @@ if ((WARMUP > 0)); then
 fi
 
 total_runs=0
-for test in $TESTS; do for threads in $THREADS; do total_runs=$((total_runs + ROUNDS * ${#TARGETS[@]})); done; done
+# The (test, threads) pairs: sysbench's tests at BENCH_THREADS, then the
+# connect-per-request ones (scripts/connbench) at BENCH_CONN_CLIENTS.
+CASES=()
+for test in $TESTS; do for threads in $THREADS; do CASES+=("$test $threads"); done; done
+for test in $CONN_TESTS; do for threads in $CONN_CLIENTS; do CASES+=("$test $threads"); done; done
+((${#CASES[@]} > 0)) || die "nothing to run: BENCH_TESTS and BENCH_CONN_TESTS are both empty"
+total_runs=$((${#CASES[@]} * ROUNDS * ${#TARGETS[@]}))
 run_no=0
-for test in $TESTS; do
-	for threads in $THREADS; do
-		for ((round = 1; round <= ROUNDS; round++)); do
-			for ((k = 0; k < ${#TARGETS[@]}; k++)); do
-				target=${TARGETS[$(((k + round - 1) % ${#TARGETS[@]}))]}
-				run_no=$((run_no + 1))
-				log=$RUN_DIR/runs/$test-t$threads-r$round-$target.log
-				# A run during which the node restarted or was demoted says
-				# nothing about the proxies: it is repeated once, then
-				# recorded as "pair-changed" and left out of the medians.
-				for attempt in 1 2; do
-					wait_pair
-					load=$(cut -d' ' -f1 /proc/loadavg)
-					tlines=$(wc -l <"$RUN_DIR/tandem.log")
-					rc=0
-					ppid=
-					case $target in haproxy) ppid=$HAPROXY_PID ;; tandem) ppid=$TANDEM_PID ;; esac
-					cpu0=0
-					[[ -n $ppid ]] && cpu0=$(cpu_ticks "$ppid")
+for case in "${CASES[@]}"; do
+	read -r test threads <<<"$case"
+	for ((round = 1; round <= ROUNDS; round++)); do
+		for ((k = 0; k < ${#TARGETS[@]}; k++)); do
+			target=${TARGETS[$(((k + round - 1) % ${#TARGETS[@]}))]}
+			run_no=$((run_no + 1))
+			log=$RUN_DIR/runs/$test-t$threads-r$round-$target.log
+			# A run during which the node restarted or was demoted says
+			# nothing about the proxies: it is repeated once, then
+			# recorded as "pair-changed" and left out of the medians.
+			for attempt in 1 2; do
+				wait_pair
+				load=$(cut -d' ' -f1 /proc/loadavg)
+				tlines=$(wc -l <"$RUN_DIR/tandem.log")
+				rc=0
+				ppid=
+				case $target in haproxy) ppid=$HAPROXY_PID ;; tandem) ppid=$TANDEM_PID ;; esac
+				cpu0=0
+				[[ -n $ppid ]] && cpu0=$(cpu_ticks "$ppid")
+				if [[ $test == connect_* ]]; then
+					run_connbench "${test#connect_}" "$threads" "$SECONDS_PER_RUN" "$target" "$log" || rc=$?
+				else
 					run_sysbench "$test" "$threads" "$SECONDS_PER_RUN" "$target" "$log" || rc=$?
-					cpu=-
-					[[ -n $ppid ]] && cpu=$(awk -v a="$cpu0" -v b="$(cpu_ticks "$ppid")" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz}')
-					disturbed=0
-					pair_changed && disturbed=1
-					((disturbed && attempt == 1)) || break
-					cp "$log" "${log%.log}-disturbed.log"
-					echo "$test threads=$threads round=$round target=$target: node $W restarted or turned read-only during the run; repeated" >>"$RUN_DIR/notes.txt"
-					say "node $W restarted or turned read-only during the run: repeating it"
-					ensure_alive "$target"
-				done
-				tps=$(sed -nE 's/^ *transactions: *[0-9]+ +\(([0-9.]+) per sec\.\).*/\1/p' "$log" | head -1)
-				p95=$(sed -nE 's/^ *95th percentile: *([0-9.]+).*/\1/p' "$log" | head -1)
-				ign=$(sed -nE 's/^ *ignored errors: *([0-9]+).*/\1/p' "$log" | head -1)
-				rec=$(sed -nE 's/^ *reconnects: *([0-9]+).*/\1/p' "$log" | head -1)
-				txns=$(sed -nE 's/^ *transactions: *([0-9]+) +\(.*/\1/p' "$log" | head -1)
-				status=ok
-				if ((disturbed)); then
-					status=pair-changed
-					echo "$test threads=$threads round=$round target=$target: node $W changed again; left out" >>"$RUN_DIR/notes.txt"
-				elif ((rc != 0)) || [[ -z $tps || -z $p95 ]] || grep -q FATAL "$log"; then
-					status="fail(rc=$rc)"
-					((rc == 124 || rc == 137)) && status="timeout(rc=$rc)"
-					{
-						echo "== $test threads=$threads round=$round target=$target: $status (log: ${log#"$ROOT"/})"
-						grep -E 'FATAL|ALERT|error|Error' "$log" | head -10
-						if [[ $target == tandem ]]; then
-							echo "-- tandem log lines during the run:"
-							tail -n +$((tlines + 1)) "$RUN_DIR/tandem.log" | head -40
-						fi
-					} >>"$FAILURES"
 				fi
-				printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$test" "$threads" "$round" "$target" \
-					"${tps:--}" "${p95:--}" "${ign:--}" "${rec:--}" "$load" "$status" "$cpu" "${txns:--}" >>"$RAW"
-				say "[$run_no/$total_runs] $test threads=$threads round=$round $target: tps=${tps:--} p95=${p95:--}ms load=$load $status"
+				cpu=-
+				[[ -n $ppid ]] && cpu=$(awk -v a="$cpu0" -v b="$(cpu_ticks "$ppid")" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz}')
+				disturbed=0
+				pair_changed && disturbed=1
+				((disturbed && attempt == 1)) || break
+				cp "$log" "${log%.log}-disturbed.log"
+				echo "$test threads=$threads round=$round target=$target: node $W restarted or turned read-only during the run; repeated" >>"$RUN_DIR/notes.txt"
+				say "node $W restarted or turned read-only during the run: repeating it"
 				ensure_alive "$target"
 			done
+			tps=$(sed -nE 's/^ *transactions: *[0-9]+ +\(([0-9.]+) per sec\.\).*/\1/p' "$log" | head -1)
+			p95=$(sed -nE 's/^ *95th percentile: *([0-9.]+).*/\1/p' "$log" | head -1)
+			ign=$(sed -nE 's/^ *ignored errors: *([0-9]+).*/\1/p' "$log" | head -1)
+			rec=$(sed -nE 's/^ *reconnects: *([0-9]+).*/\1/p' "$log" | head -1)
+			txns=$(sed -nE 's/^ *transactions: *([0-9]+) +\(.*/\1/p' "$log" | head -1)
+			status=ok
+			if ((disturbed)); then
+				status=pair-changed
+				echo "$test threads=$threads round=$round target=$target: node $W changed again; left out" >>"$RUN_DIR/notes.txt"
+			elif ((rc != 0)) || [[ -z $tps || -z $p95 ]] || grep -q FATAL "$log"; then
+				status="fail(rc=$rc)"
+				((rc == 124 || rc == 137)) && status="timeout(rc=$rc)"
+				{
+					echo "== $test threads=$threads round=$round target=$target: $status (log: ${log#"$ROOT"/})"
+					grep -E 'FATAL|ALERT|error|Error' "$log" | head -10
+					if [[ $target == tandem ]]; then
+						echo "-- tandem log lines during the run:"
+						tail -n +$((tlines + 1)) "$RUN_DIR/tandem.log" | head -40
+					fi
+				} >>"$FAILURES"
+			fi
+			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$test" "$threads" "$round" "$target" \
+				"${tps:--}" "${p95:--}" "${ign:--}" "${rec:--}" "$load" "$status" "$cpu" "${txns:--}" >>"$RAW"
+			say "[$run_no/$total_runs] $test threads=$threads round=$round $target: tps=${tps:--} p95=${p95:--}ms load=$load $status"
+			ensure_alive "$target"
 		done
 	done
 done
