@@ -468,20 +468,17 @@ func (pl *pool) count1(c *int) {
 	pl.mu.Unlock()
 }
 
-// drain closes the idle sessions of every node but the routed one (all of
-// them when traffic is down), and those of the node called cut. Route,
-// Down and Cut call it after publishing the new route.
-func (pl *pool) drain(cut string) {
-	if pl == nil {
-		return
-	}
-	rt := pl.p.route.Load()
+// remove takes the idle sessions gone(e) says out of the pool, counts them
+// in *counter, and returns their node connections for the caller to close
+// (after the lock).
+func (pl *pool) remove(counter *int, gone func(e *pooledSession) bool) []*backend {
 	var out []*backend
 	pl.mu.Lock()
+	defer pl.mu.Unlock()
 	for key, list := range pl.idle {
 		kept := list[:0]
 		for _, e := range list {
-			if e.be.node != rt.node || e.be.node.Name == cut {
+			if gone(e) {
 				out = append(out, e.be)
 				continue
 			}
@@ -494,8 +491,21 @@ func (pl *pool) drain(cut string) {
 		}
 	}
 	pl.count -= len(out)
-	pl.stats.Drained += len(out)
-	pl.mu.Unlock()
+	*counter += len(out)
+	return out
+}
+
+// drain closes the idle sessions of every node but the routed one (all of
+// them when traffic is down), and those of the node called cut. Route,
+// Down and Cut call it after publishing the new route.
+func (pl *pool) drain(cut string) {
+	if pl == nil {
+		return
+	}
+	rt := pl.p.route.Load()
+	out := pl.remove(&pl.stats.Drained, func(e *pooledSession) bool {
+		return e.be.node != rt.node || e.be.node.Name == cut
+	})
 	for _, be := range out {
 		be.close()
 	}
@@ -554,26 +564,9 @@ func (pl *pool) janitor() {
 // now, and those the node closed (a peek each: a node that died, or its
 // wait_timeout).
 func (pl *pool) evict(now time.Time) {
-	var out []*backend
-	pl.mu.Lock()
-	for key, list := range pl.idle {
-		kept := list[:0]
-		for _, e := range list {
-			if now.Sub(e.since) >= pl.cfg.IdleTimeout || now.Sub(e.be.born) >= pl.cfg.MaxAge || !pl.alive(e.be) {
-				out = append(out, e.be)
-				continue
-			}
-			kept = append(kept, e)
-		}
-		if len(kept) == 0 {
-			delete(pl.idle, key)
-		} else {
-			pl.idle[key] = kept
-		}
-	}
-	pl.count -= len(out)
-	pl.stats.Evicted += len(out)
-	pl.mu.Unlock()
+	out := pl.remove(&pl.stats.Evicted, func(e *pooledSession) bool {
+		return now.Sub(e.since) >= pl.cfg.IdleTimeout || now.Sub(e.be.born) >= pl.cfg.MaxAge || !pl.alive(e.be)
+	})
 	for _, be := range out {
 		be.close()
 	}

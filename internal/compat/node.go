@@ -471,8 +471,9 @@ func bootstrapStatements(src string) []string {
 // nodes (failover.heartbeat_schema's default, as the harness's tandem uses).
 const tandemSchema = "tandem"
 
-// copySchema makes every table of schema on to hold from's rows, without
-// writing them to on's binary log. on's SQL thread is stopped.
+// copySchema makes schema on on what it is on from: each table recreated
+// as from has it, with from's rows, without writing to on's binary log.
+// on's SQL thread is stopped.
 func copySchema(ctx context.Context, from, on *sql.DB, schema string) error {
 	rows, err := from.QueryContext(ctx, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", schema)
 	if err != nil {
@@ -496,17 +497,27 @@ func copySchema(ctx context.Context, from, on *sql.DB, schema string) error {
 		return err
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "SET SESSION sql_log_bin = 0"); err != nil {
-		return fmt.Errorf("node b: %w", err)
+	quoted := "`" + strings.ReplaceAll(schema, "`", "``") + "`"
+	for _, q := range []string{"SET SESSION sql_log_bin = 0", "CREATE DATABASE IF NOT EXISTS " + quoted, "USE " + quoted} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("node b: %s: %w", q, err)
+		}
 	}
 	for _, t := range tables {
-		name := "`" + schema + "`.`" + strings.ReplaceAll(t, "`", "``") + "`"
+		name := quoted + ".`" + strings.ReplaceAll(t, "`", "``") + "`"
+		// The table itself may be new on a (created during the runs).
+		var tn, create string
+		if err := from.QueryRowContext(ctx, "SHOW CREATE TABLE "+name).Scan(&tn, &create); err != nil {
+			return fmt.Errorf("node a: %s: %w", name, err)
+		}
 		data, err := tableRows(ctx, from, name)
 		if err != nil {
 			return fmt.Errorf("node a: %s: %w", name, err)
 		}
-		if _, err := conn.ExecContext(ctx, "DELETE FROM "+name); err != nil {
-			return fmt.Errorf("node b: %s: %w", name, err)
+		for _, q := range []string{"DROP TABLE IF EXISTS " + name, create} {
+			if _, err := conn.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("node b: %s: %w", name, err)
+			}
 		}
 		for _, r := range data {
 			q := "INSERT INTO " + name + " VALUES (?" + strings.Repeat(", ?", len(r)-1) + ")"
