@@ -214,9 +214,21 @@ url = %q
 	qerr := make(chan error, 1)
 	go func() {
 		var r int
-		qerr <- db.QueryRow("SELECT SLEEP(1)").Scan(&r)
+		qerr <- db.QueryRow("SELECT SLEEP(3)").Scan(&r)
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// SIGTERM once the query runs on the node (a fixed pause could
+	// signal before it even reached tandem on a busy machine).
+	admin := testpair.AdminDB(t, testpair.A)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var n int
+		if err := admin.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%SLEEP(3)%' AND INFO NOT LIKE '%PROCESSLIST%'").Scan(&n); err == nil && n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the query through tandem never ran on node a")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

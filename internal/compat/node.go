@@ -264,37 +264,45 @@ func literal(v string) string {
 // accounts returns node a's accounts and roles, as the statement that
 // drops each: DROP USER 'user'@'host' or DROP ROLE 'role'.
 func accounts(ctx context.Context, db *sql.DB) (map[string]bool, error) {
-	rows, err := db.QueryContext(ctx, "SELECT IF(is_role = 'Y', CONCAT('DROP ROLE IF EXISTS ', QUOTE(User)), CONCAT('DROP USER IF EXISTS ', QUOTE(User), '@', QUOTE(Host))) FROM mysql.user")
+	list, err := queryStrings(ctx, db, "SELECT IF(is_role = 'Y', CONCAT('DROP ROLE IF EXISTS ', QUOTE(User)), CONCAT('DROP USER IF EXISTS ', QUOTE(User), '@', QUOTE(Host))) FROM mysql.user")
 	if err != nil {
 		return nil, fmt.Errorf("node a: reading mysql.user: %w", err)
 	}
+	return set(list), nil
+}
+
+func databases(ctx context.Context, db *sql.DB) (map[string]bool, error) {
+	list, err := queryStrings(ctx, db, "SHOW DATABASES")
+	if err != nil {
+		return nil, fmt.Errorf("node a: SHOW DATABASES: %w", err)
+	}
+	return set(list), nil
+}
+
+// queryStrings returns the first column of every row q returns.
+func queryStrings(ctx context.Context, db *sql.DB, q string, args ...any) ([]string, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
 	defer rows.Close()
-	out := map[string]bool{}
+	var out []string
 	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
+		var v string
+		if err := rows.Scan(&v); err != nil {
 			return nil, err
 		}
-		out[n] = true
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
 
-func databases(ctx context.Context, db *sql.DB) (map[string]bool, error) {
-	rows, err := db.QueryContext(ctx, "SHOW DATABASES")
-	if err != nil {
-		return nil, fmt.Errorf("node a: SHOW DATABASES: %w", err)
+func set(list []string) map[string]bool {
+	out := make(map[string]bool, len(list))
+	for _, v := range list {
+		out[v] = true
 	}
-	defer rows.Close()
-	out := map[string]bool{}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		out[n] = true
-	}
-	return out, rows.Err()
+	return out
 }
 
 // FreshTestDB empties mysql-test-run's `test` database (and the go
@@ -475,22 +483,9 @@ const tandemSchema = "tandem"
 // as from has it, with from's rows, without writing to on's binary log.
 // on's SQL thread is stopped.
 func copySchema(ctx context.Context, from, on *sql.DB, schema string) error {
-	rows, err := from.QueryContext(ctx, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", schema)
+	tables, err := queryStrings(ctx, from, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", schema)
 	if err != nil {
 		return fmt.Errorf("node a: tables of %s: %w", schema, err)
-	}
-	var tables []string
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			rows.Close()
-			return err
-		}
-		tables = append(tables, t)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
 	}
 	conn, err := on.Conn(ctx)
 	if err != nil {
