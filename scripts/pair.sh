@@ -338,7 +338,18 @@ SET GLOBAL rpl_semi_sync_master_enabled = ON, rpl_semi_sync_slave_enabled = ON,
 		fi
 		die "replication threads did not start within ${WAIT_SECS}s"
 	fi
-	wait_in_sync || die "nodes did not catch up with each other within ${WAIT_SECS}s"
+	if ! wait_in_sync; then
+		if repl_dead a || repl_dead b; then
+			# Both threads started, then one stopped on an error while
+			# applying: the data diverged (a row one node has and the
+			# other lacks).
+			say "replication stopped on an error while catching up (diverged data?); rebuilding the pair from scratch"
+			cmd_down --purge
+			cmd_up
+			return
+		fi
+		die "nodes did not catch up with each other within ${WAIT_SECS}s"
+	fi
 	# tandem records its decision on the nodes (tandem.decision), and a
 	# tandem without a state file reads it back: the pair is reset to a as
 	# the writer, so an older decision is forgotten too.

@@ -194,7 +194,8 @@ url = %q
 		}
 	}
 	// A real switchover through the CLI: its event reaches the webhook
-	// within a second; then back to a.
+	// (the bound only keeps a lost event from hanging the test; the
+	// delay is logged, not asserted); then back to a.
 	waitEvent(t, events, "node_up", 5*time.Second)
 	for _, to := range []string{"b", "a"} {
 		out.Reset()
@@ -202,7 +203,7 @@ url = %q
 			t.Fatalf("tandem switchover -to %s: %d\n%s%s", to, code, out.String(), errb.String())
 		}
 		done := time.Now()
-		waitEvent(t, events, "switchover_finished", time.Second)
+		waitEvent(t, events, "switchover_finished", 15*time.Second)
 		t.Logf("switchover to %s: %s; webhook after %v", to, strings.TrimSpace(out.String()), time.Since(done))
 	}
 

@@ -443,10 +443,18 @@ caught_up() {
 	r=$(sql a "SELECT MASTER_GTID_WAIT('$pb', $1)" 2>/dev/null) && [[ $r == 0 ]]
 }
 
+# wait_in_sync: bounded wait for caught_up; gives up early, like
+# wait_replicating, when a slave thread stays stopped (an error such as a
+# duplicate key in the applier: diverged data) for 5 s.
 wait_in_sync() {
-	local deadline=$((SECONDS + WAIT_SECS))
+	local deadline=$((SECONDS + WAIT_SECS)) dead_since=-1
 	until caught_up 2; do
-		((SECONDS < deadline)) || return 1
+		if repl_dead a || repl_dead b; then
+			((dead_since >= 0)) || dead_since=$SECONDS
+		else
+			dead_since=-1
+		fi
+		((SECONDS < deadline && (dead_since < 0 || SECONDS - dead_since < 5))) || return 1
 		sleep 0.2
 	done
 }
