@@ -26,6 +26,12 @@ import (
 // appended, waits until it routes to node a, and returns its client
 // address and its admin API flag.
 func serveTandem(t testing.TB, schema, extra string) (addr, api string, logs *bytes.Buffer) {
+	addr, api, logs, _ = serveTandemPID(t, schema, extra)
+	return addr, api, logs
+}
+
+// serveTandemPID is serveTandem that also returns the process id.
+func serveTandemPID(t testing.TB, schema, extra string) (addr, api string, logs *bytes.Buffer, pid int) {
 	t.Helper()
 	admin := testpair.AdminDB(t, testpair.A)
 	if _, err := admin.Exec("DROP DATABASE IF EXISTS " + schema); err != nil {
@@ -74,7 +80,7 @@ listen = %q
 		out.Reset()
 		if code := run([]string{"status", api}, &out, &errb); code == exitOK && strings.Count(out.String(), " up ") == 2 &&
 			strings.Contains(out.String(), "node a active") {
-			return l1, api, logs
+			return l1, api, logs, cmd.Process.Pid
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("tandem never showed two healthy nodes with a active:\n%s%s\nlog:\n%s", out.String(), errb.String(), logs.String())
@@ -184,13 +190,16 @@ func TestServePooledSessionsAcrossSwitchover(t *testing.T) {
 
 // BenchmarkServeConnectPerRequest: 8 clients each connect, run one point
 // SELECT and close, directly and through the real binary (max_procs = 1)
-// without and with [pool], alternating, 5 rounds of 2000. Run with
+// without and with [pool], alternating, 5 rounds of 2000. Besides the
+// rates it logs the CPU time per request of the load generator, of the
+// tandem process in front (none for direct) and of node a, from
+// /proc/PID/stat. Run with
 //
 //	go test -run '^$' -bench ServeConnectPerRequest -benchtime 1x -v ./cmd/tandem/
 func BenchmarkServeConnectPerRequest(b *testing.B) {
 	testpair.Require(b)
-	plain, _, _ := serveTandem(b, "tandem_bench_plain", "")
-	pooled, _, _ := serveTandem(b, "tandem_bench_pooled", "[pool]\nusers = [\"app\"]\n")
+	plain, _, _, plainPID := serveTandemPID(b, "tandem_bench_plain", "")
+	pooled, _, _, pooledPID := serveTandemPID(b, "tandem_bench_pooled", "[pool]\nusers = [\"app\"]\n")
 	admin := testpair.AdminDB(b, testpair.A)
 	for _, q := range []string{"CREATE TABLE IF NOT EXISTS app.pool_bench (id INT PRIMARY KEY, v VARCHAR(32))",
 		"INSERT IGNORE INTO app.pool_bench VALUES (1, 'one'), (2, 'two'), (3, 'three')"} {
@@ -198,14 +207,20 @@ func BenchmarkServeConnectPerRequest(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	targets := []struct{ name, addr string }{{"direct", testpair.Addr(testpair.A)}, {"tandem", plain}, {"pooled", pooled}}
+	nodePID := nodeAPID(b)
+	targets := []struct {
+		name, addr string
+		pid        int // tandem's, 0 for direct
+	}{{"direct", testpair.Addr(testpair.A), 0}, {"tandem", plain, plainPID}, {"pooled", pooled, pooledPID}}
 	rates := map[string][]float64{}
+	cpu := map[string][][3]time.Duration{} // load generator, tandem, node per request
 	for round := range 5 {
 		for _, tg := range targets {
 			conn := appConnector(b, tg.addr)
 			const n, clients = 2000, 8
 			var next, failed atomic.Int64
 			var wg sync.WaitGroup
+			self0, tandem0, node0 := procCPU(os.Getpid()), procCPU(tg.pid), procCPU(nodePID)
 			start := time.Now()
 			for range clients {
 				wg.Add(1)
@@ -223,14 +238,57 @@ func BenchmarkServeConnectPerRequest(b *testing.B) {
 			if f := failed.Load(); f > 0 {
 				b.Fatalf("%s: %d of %d requests failed", tg.name, f, n)
 			}
+			per := [3]time.Duration{(procCPU(os.Getpid()) - self0) / n, (procCPU(tg.pid) - tandem0) / n, (procCPU(nodePID) - node0) / n}
 			rates[tg.name] = append(rates[tg.name], rate)
-			b.Logf("round %d %s: %.0f req/s", round, tg.name, rate)
+			cpu[tg.name] = append(cpu[tg.name], per)
+			b.Logf("round %d %s: %.0f req/s; CPU per request: client %v, tandem %v, node %v", round, tg.name, rate, per[0], per[1], per[2])
 		}
 	}
 	med := func(v []float64) float64 { s := slices.Clone(v); slices.Sort(s); return s[len(s)/2] }
 	for _, tg := range targets {
+		var who [3][]float64
+		for _, c := range cpu[tg.name] {
+			for i := range who {
+				who[i] = append(who[i], float64(c[i].Microseconds()))
+			}
+		}
+		b.Logf("%s median: %.0f req/s; CPU per request: client %.0f µs, tandem %.0f µs, node %.0f µs",
+			tg.name, med(rates[tg.name]), med(who[0]), med(who[1]), med(who[2]))
 		b.ReportMetric(med(rates[tg.name]), tg.name+"-req/s")
 	}
 	b.ReportMetric(med(rates["pooled"])/med(rates["direct"]), "pooled/direct")
 	b.ReportMetric(med(rates["tandem"])/med(rates["direct"]), "tandem/direct")
+}
+
+// procCPU is the user and system CPU time process pid has used, from
+// /proc/PID/stat (0 for pid 0 or when unreadable).
+func procCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.Atoi(f[11])
+	k, _ := strconv.Atoi(f[12])
+	return time.Duration(u+k) * time.Second / 100 // USER_HZ
+}
+
+// nodeAPID is node a's process id.
+func nodeAPID(b *testing.B) int {
+	pid, err := os.ReadFile(filepath.Join(testpair.Dir(), "a", "mysqld.pid"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(pid)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
