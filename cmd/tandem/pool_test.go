@@ -26,12 +26,13 @@ import (
 // appended, waits until it routes to node a, and returns its client
 // address and its admin API flag.
 func serveTandem(t testing.TB, schema, extra string) (addr, api string, logs *bytes.Buffer) {
-	addr, api, logs, _ = serveTandemPID(t, schema, extra)
+	addr, api, logs, _ = serveTandemPID(t, schema, "", extra)
 	return addr, api, logs
 }
 
-// serveTandemPID is serveTandem that also returns the process id.
-func serveTandemPID(t testing.TB, schema, extra string) (addr, api string, logs *bytes.Buffer, pid int) {
+// serveTandemPID is serveTandem with nodeExtra added to each [[node]], and
+// it also returns the process id.
+func serveTandemPID(t testing.TB, schema, nodeExtra, extra string) (addr, api string, logs *bytes.Buffer, pid int) {
 	t.Helper()
 	admin := testpair.AdminDB(t, testpair.A)
 	if _, err := admin.Exec("DROP DATABASE IF EXISTS " + schema); err != nil {
@@ -52,16 +53,18 @@ max_procs = 1
 [[node]]
 name = "a"
 address = %q
+%s
 [[node]]
 name = "b"
 address = %q
+%s
 [failover]
 state_file = %q
 admin_password = "tandem"
 schema = %q
 [admin]
 listen = %q
-%s`, l1, testpair.Addr(testpair.A), testpair.Addr(testpair.B), filepath.Join(dir, "state.json"), schema, l2, extra)
+%s`, l1, testpair.Addr(testpair.A), nodeExtra, testpair.Addr(testpair.B), nodeExtra, filepath.Join(dir, "state.json"), schema, l2, extra)
 	path := filepath.Join(dir, "tandem.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -190,16 +193,21 @@ func TestServePooledSessionsAcrossSwitchover(t *testing.T) {
 
 // BenchmarkServeConnectPerRequest: 8 clients each connect, run one point
 // SELECT and close, directly and through the real binary (max_procs = 1)
-// without and with [pool], alternating, 5 rounds of 2000. Besides the
-// rates it logs the CPU time per request of the load generator, of the
-// tandem process in front (none for direct) and of node a, from
-// /proc/PID/stat. Run with
+// without and with [pool], alternating, 5 rounds of 2000. The client
+// talks plaintext to every target; tandem talks plaintext to the node
+// (tls = "off") in "tandem" and "pooled", as the direct client does, and
+// TLS (the default, "preferred") in "pooled-tls". Besides the rates it
+// logs the CPU time per request of the load generator, of the tandem
+// process in front (none for direct) and of node a, from /proc/PID/stat.
+// Run with
 //
 //	go test -run '^$' -bench ServeConnectPerRequest -benchtime 1x -v ./cmd/tandem/
 func BenchmarkServeConnectPerRequest(b *testing.B) {
 	testpair.Require(b)
-	plain, _, _, plainPID := serveTandemPID(b, "tandem_bench_plain", "")
-	pooled, _, _, pooledPID := serveTandemPID(b, "tandem_bench_pooled", "[pool]\nusers = [\"app\"]\n")
+	const pool = "[pool]\nusers = [\"app\"]\n"
+	plain, _, _, plainPID := serveTandemPID(b, "tandem_bench_plain", `tls = "off"`, "")
+	pooled, _, _, pooledPID := serveTandemPID(b, "tandem_bench_pooled", `tls = "off"`, pool)
+	pooledTLS, _, _, pooledTLSPID := serveTandemPID(b, "tandem_bench_pooled_tls", "", pool)
 	admin := testpair.AdminDB(b, testpair.A)
 	for _, q := range []string{"CREATE TABLE IF NOT EXISTS app.pool_bench (id INT PRIMARY KEY, v VARCHAR(32))",
 		"INSERT IGNORE INTO app.pool_bench VALUES (1, 'one'), (2, 'two'), (3, 'three')"} {
@@ -211,7 +219,8 @@ func BenchmarkServeConnectPerRequest(b *testing.B) {
 	targets := []struct {
 		name, addr string
 		pid        int // tandem's, 0 for direct
-	}{{"direct", testpair.Addr(testpair.A), 0}, {"tandem", plain, plainPID}, {"pooled", pooled, pooledPID}}
+	}{{"direct", testpair.Addr(testpair.A), 0}, {"tandem", plain, plainPID}, {"pooled", pooled, pooledPID},
+		{"pooled-tls", pooledTLS, pooledTLSPID}}
 	rates := map[string][]float64{}
 	cpu := map[string][][3]time.Duration{} // load generator, tandem, node per request
 	for round := range 5 {
@@ -257,6 +266,7 @@ func BenchmarkServeConnectPerRequest(b *testing.B) {
 		b.ReportMetric(med(rates[tg.name]), tg.name+"-req/s")
 	}
 	b.ReportMetric(med(rates["pooled"])/med(rates["direct"]), "pooled/direct")
+	b.ReportMetric(med(rates["pooled-tls"])/med(rates["direct"]), "pooled-tls/direct")
 	b.ReportMetric(med(rates["tandem"])/med(rates["direct"]), "tandem/direct")
 }
 
