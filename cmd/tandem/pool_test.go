@@ -26,13 +26,20 @@ import (
 // appended, waits until it routes to node a, and returns its client
 // address and its admin API flag.
 func serveTandem(t testing.TB, schema, extra string) (addr, api string, logs *bytes.Buffer) {
-	addr, api, logs, _ = serveTandemPID(t, schema, "", extra)
+	addr, api, logs, _ = serveTandemPID(t, schema, serveExtra{tail: extra})
 	return addr, api, logs
 }
 
-// serveTandemPID is serveTandem with nodeExtra added to each [[node]], and
-// it also returns the process id.
-func serveTandemPID(t testing.TB, schema, nodeExtra, extra string) (addr, api string, logs *bytes.Buffer, pid int) {
+// serveExtra is configuration serveTandemPID adds.
+type serveExtra struct {
+	node     string // to each [[node]]
+	failover string // to [failover]
+	tail     string // at the end
+}
+
+// serveTandemPID is serveTandem with more configuration, and it also
+// returns the process id.
+func serveTandemPID(t testing.TB, schema string, extra serveExtra) (addr, api string, logs *bytes.Buffer, pid int) {
 	t.Helper()
 	admin := testpair.AdminDB(t, testpair.A)
 	if _, err := admin.Exec("DROP DATABASE IF EXISTS " + schema); err != nil {
@@ -62,9 +69,11 @@ address = %q
 state_file = %q
 admin_password = "tandem"
 schema = %q
+%s
 [admin]
 listen = %q
-%s`, l1, testpair.Addr(testpair.A), nodeExtra, testpair.Addr(testpair.B), nodeExtra, filepath.Join(dir, "state.json"), schema, l2, extra)
+%s`, l1, testpair.Addr(testpair.A), extra.node, testpair.Addr(testpair.B), extra.node, filepath.Join(dir, "state.json"), schema,
+		extra.failover, l2, extra.tail)
 	path := filepath.Join(dir, "tandem.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -205,10 +214,13 @@ func TestServePooledSessionsAcrossSwitchover(t *testing.T) {
 //	go test -run '^$' -bench ServeConnectPerRequest -benchtime 1x -v ./cmd/tandem/
 func BenchmarkServeConnectPerRequest(b *testing.B) {
 	testpair.Require(b)
+	// Three tandems watch the one pair, each on its own: on a loaded
+	// machine a slow check must not make one of them fail over alone.
+	const patient = "check_timeout = \"2s\"\nfail_after = 30"
 	const pool = "[pool]\nusers = [\"app\"]\n"
-	plain, _, _, plainPID := serveTandemPID(b, "tandem_bench_plain", `tls = "off"`, "")
-	pooled, _, _, pooledPID := serveTandemPID(b, "tandem_bench_pooled", `tls = "off"`, pool)
-	pooledTLS, _, _, pooledTLSPID := serveTandemPID(b, "tandem_bench_pooled_tls", "", pool)
+	plain, _, _, plainPID := serveTandemPID(b, "tandem_bench_plain", serveExtra{node: `tls = "off"`, failover: patient})
+	pooled, _, _, pooledPID := serveTandemPID(b, "tandem_bench_pooled", serveExtra{node: `tls = "off"`, failover: patient, tail: pool})
+	pooledTLS, _, _, pooledTLSPID := serveTandemPID(b, "tandem_bench_pooled_tls", serveExtra{failover: patient, tail: pool})
 	admin := testpair.AdminDB(b, testpair.A)
 	for _, q := range []string{"CREATE TABLE IF NOT EXISTS app.pool_bench (id INT PRIMARY KEY, v VARCHAR(32))",
 		"INSERT IGNORE INTO app.pool_bench VALUES (1, 'one'), (2, 'two'), (3, 'three')"} {
