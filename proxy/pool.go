@@ -283,8 +283,19 @@ func (pl *pool) alive(be *backend) bool { return be.idleAndOpen() }
 
 // put resets be, whose client has quit between two commands, and pools it
 // if its node is still the routed one and its account has room; otherwise
-// it closes be.
-func (pl *pool) put(be *backend, lp *loginParams) {
+// it closes be. It closes client, the quit client's connection, once the
+// reset is on its way: the node resets the session meanwhile, so that its
+// answer is usually there to read (no wait for the network) when tandem
+// is done with the client.
+func (pl *pool) put(be *backend, lp *loginParams, client io.Closer) {
+	done := false
+	closeClient := func() {
+		if !done {
+			done = true
+			_ = client.Close()
+		}
+	}
+	defer closeClient()
 	pl.mu.Lock()
 	closed := pl.closed
 	pl.mu.Unlock()
@@ -297,7 +308,12 @@ func (pl *pool) put(be *backend, lp *loginParams) {
 		pl.count1(&pl.stats.Evicted)
 		return
 	}
-	status, err := resetSession(be, lp, pl.p.cfg.AccountsRefresh, pl.p.cfg.LoginTimeout)
+	var status uint16
+	r, err := startReset(be, lp, pl.p.cfg.AccountsRefresh, pl.p.cfg.LoginTimeout)
+	closeClient()
+	if err == nil {
+		status, err = r.finish()
+	}
 	if err != nil {
 		pl.p.log.Debug("pool: reset failed; closing the node session", "node", be.node.Name, "error", err)
 		be.close()
@@ -324,52 +340,92 @@ var errRoleSet = errors.New("the session has a role set (SET ROLE or a default r
 // write as COM_RESET_CONNECTION, a query asking whether a role is set and
 // whether the schema is lp's; COM_INIT_DB follows only if it is not.
 func resetSession(be *backend, lp *loginParams, recheck, timeout time.Duration) (uint16, error) {
-	var status uint16
-	full := lp.DB == "" || time.Since(be.authed) >= recheck
-	if full {
+	r, err := startReset(be, lp, recheck, timeout)
+	if err != nil {
+		return 0, err
+	}
+	return r.finish()
+}
+
+// pendingReset is a session reset sent to the node whose answers are still
+// to be read (finish): the node works on it while tandem does something
+// else (pool.put closes the client's socket meanwhile).
+type pendingReset struct {
+	be     *backend
+	db     string
+	q      string
+	status uint16 // of the COM_CHANGE_USER or COM_RESET_CONNECTION, when already read
+	full   bool   // reset by COM_CHANGE_USER
+	quick  bool   // COM_RESET_CONNECTION's OK is still to be read
+	br     *bufio.Reader
+}
+
+// startReset sends the reset resetSession describes: everything but
+// reading the answers to the last write. The COM_CHANGE_USER exchange, and
+// on a compressed link the COM_RESET_CONNECTION one, happen here. The
+// connection's deadline is set until finish.
+func startReset(be *backend, lp *loginParams, recheck, timeout time.Duration) (*pendingReset, error) {
+	r := &pendingReset{be: be, db: lp.DB}
+	r.full = lp.DB == "" || time.Since(be.authed) >= recheck
+	if r.full {
 		st, err := be.changeUser(lp, timeout)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		be.authed, status = time.Now(), st
+		be.authed, r.status = time.Now(), st
 	}
 	_ = be.conn.SetDeadline(time.Now().Add(timeout))
-	defer be.conn.SetDeadline(time.Time{})
-	q := "SELECT CURRENT_ROLE() IS NULL, DATABASE() IS NULL"
+	r.q = "SELECT CURRENT_ROLE() IS NULL, DATABASE() IS NULL"
 	if lp.DB != "" {
-		q = "SELECT CURRENT_ROLE() IS NULL, DATABASE() <=> " + quoteString(lp.DB)
+		r.q = "SELECT CURRENT_ROLE() IS NULL, DATABASE() <=> " + quoteString(lp.DB)
 	}
 	// On a compressed link each command is its own exchange (the
 	// compressed packets' numbers start again at every command), so the
 	// reset and the query are not sent together there.
 	rw := be.stream()
 	_, compressed := rw.(*compressedIO)
-	br := bufio.NewReaderSize(rw, 512)
+	r.br = bufio.NewReaderSize(rw, 512)
 	var b []byte
-	if !full {
+	if !r.full {
 		b = appendFrame(b, []byte{mysql.COM_RESET_CONNECTION})
 		if compressed {
 			newCommandOn(rw)
 			if _, err := rw.Write(b); err != nil {
-				return 0, err
+				return nil, r.fail(err)
 			}
-			st, err := readOK(br, be.caps)
+			st, err := readOK(r.br, be.caps)
 			if err != nil {
-				return 0, err
+				return nil, r.fail(err)
 			}
-			status, b = st, nil
+			r.status, b = st, nil
+		} else {
+			r.quick = true
 		}
 	}
 	newCommandOn(rw)
-	if _, err := rw.Write(appendFrame(b, appendQuery(nil, be.caps, q))); err != nil {
-		return 0, err
+	if _, err := rw.Write(appendFrame(b, appendQuery(nil, be.caps, r.q))); err != nil {
+		return nil, r.fail(err)
 	}
-	if !full && !compressed {
+	return r, nil
+}
+
+// fail clears the deadline startReset set and returns err.
+func (r *pendingReset) fail(err error) error {
+	_ = r.be.conn.SetDeadline(time.Time{})
+	return err
+}
+
+// finish reads and checks the answers to the reset and returns the status
+// flags of the last OK.
+func (r *pendingReset) finish() (uint16, error) {
+	be, br := r.be, r.br
+	defer be.conn.SetDeadline(time.Time{})
+	if r.quick {
 		st, err := readOK(br, be.caps)
 		if err != nil {
 			return 0, err
 		}
-		status = st
+		r.status = st
 	}
 	// Two columns, one row, then EOF or OK.
 	var row []byte
@@ -389,7 +445,7 @@ func resetSession(be *backend, lp *loginParams, recheck, timeout time.Duration) 
 		// The column count; with MariaDB's metadata cache, a second byte
 		// says the definitions follow (always, for a text query).
 		if i == 0 && (len(p) == 0 || p[0] != 2 || len(p) != 1 && (len(p) != 2 || be.extCaps&mariadbClientCacheMetadata == 0)) {
-			return 0, fmt.Errorf("%w: unexpected answer to %q", errNodeProtocol, q)
+			return 0, fmt.Errorf("%w: unexpected answer to %q", errNodeProtocol, r.q)
 		}
 		if i == 2+eof {
 			row = p
@@ -400,17 +456,18 @@ func resetSession(be *backend, lp *loginParams, recheck, timeout time.Duration) 
 	}
 	switch {
 	case string(row) == "\x011\x011":
-		return status, nil
+		return r.status, nil
 	case len(row) > 1 && row[1] == '0':
 		return 0, errRoleSet
-	case !full: // the schema changed where tandem did not look
+	case !r.full: // the schema changed where tandem did not look
+		rw := be.stream()
 		newCommandOn(rw)
-		if _, err := writeFrame(rw, append([]byte{mysql.COM_INIT_DB}, lp.DB...)); err != nil {
+		if _, err := writeFrame(rw, append([]byte{mysql.COM_INIT_DB}, r.db...)); err != nil {
 			return 0, err
 		}
 		return readOK(br, be.caps)
 	}
-	return 0, fmt.Errorf("%w: the session's schema is not %q after COM_CHANGE_USER (%q)", errNodeProtocol, lp.DB, row)
+	return 0, fmt.Errorf("%w: the session's schema is not %q after COM_CHANGE_USER (%q)", errNodeProtocol, r.db, row)
 }
 
 // readOK reads an OK packet and returns its status flags; an ERR is
@@ -663,7 +720,6 @@ func (s *session) release(err error) bool {
 	s.be = nil
 	client := s.client
 	s.mu.Unlock()
-	_ = client.Close()
-	pl.put(be, s.loginParams())
+	pl.put(be, s.loginParams(), client)
 	return true
 }

@@ -372,5 +372,5 @@ func listen(a string) (net.Listener, error) {
 		}
 		return net.Listen("unix", path)
 	}
-	return net.Listen("tcp", a)
+	return proxy.ListenTCP(a)
 }

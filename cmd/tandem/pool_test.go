@@ -26,6 +26,20 @@ import (
 // appended, waits until it routes to node a, and returns its client
 // address and its admin API flag.
 func serveTandem(t testing.TB, schema, extra string) (addr, api string, logs *bytes.Buffer) {
+	addr, api, logs, _ = serveTandemPID(t, schema, serveExtra{tail: extra})
+	return addr, api, logs
+}
+
+// serveExtra is configuration serveTandemPID adds.
+type serveExtra struct {
+	node     string // to each [[node]]
+	failover string // to [failover]
+	tail     string // at the end
+}
+
+// serveTandemPID is serveTandem with more configuration, and it also
+// returns the process id.
+func serveTandemPID(t testing.TB, schema string, extra serveExtra) (addr, api string, logs *bytes.Buffer, pid int) {
 	t.Helper()
 	admin := testpair.AdminDB(t, testpair.A)
 	if _, err := admin.Exec("DROP DATABASE IF EXISTS " + schema); err != nil {
@@ -46,16 +60,20 @@ max_procs = 1
 [[node]]
 name = "a"
 address = %q
+%s
 [[node]]
 name = "b"
 address = %q
+%s
 [failover]
 state_file = %q
 admin_password = "tandem"
 schema = %q
+%s
 [admin]
 listen = %q
-%s`, l1, testpair.Addr(testpair.A), testpair.Addr(testpair.B), filepath.Join(dir, "state.json"), schema, l2, extra)
+%s`, l1, testpair.Addr(testpair.A), extra.node, testpair.Addr(testpair.B), extra.node, filepath.Join(dir, "state.json"), schema,
+		extra.failover, l2, extra.tail)
 	path := filepath.Join(dir, "tandem.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -74,7 +92,7 @@ listen = %q
 		out.Reset()
 		if code := run([]string{"status", api}, &out, &errb); code == exitOK && strings.Count(out.String(), " up ") == 2 &&
 			strings.Contains(out.String(), "node a active") {
-			return l1, api, logs
+			return l1, api, logs, cmd.Process.Pid
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("tandem never showed two healthy nodes with a active:\n%s%s\nlog:\n%s", out.String(), errb.String(), logs.String())
@@ -184,13 +202,25 @@ func TestServePooledSessionsAcrossSwitchover(t *testing.T) {
 
 // BenchmarkServeConnectPerRequest: 8 clients each connect, run one point
 // SELECT and close, directly and through the real binary (max_procs = 1)
-// without and with [pool], alternating, 5 rounds of 2000. Run with
+// without and with [pool], alternating, 7 rounds of 2000. The client
+// talks plaintext to every target; tandem talks plaintext to the node
+// (tls = "off") in "tandem" and "pooled", as the direct client does, and
+// TLS (the default, "preferred") in "pooled-tls". Besides the rates it
+// logs the CPU time per request of the load generator, of the tandem
+// process in front (none for direct) and of node a, from /proc/PID/stat.
+// The ratios are the medians of each round's rate over that round's direct
+// rate: other work on the machine changes from round to round. Run with
 //
 //	go test -run '^$' -bench ServeConnectPerRequest -benchtime 1x -v ./cmd/tandem/
 func BenchmarkServeConnectPerRequest(b *testing.B) {
 	testpair.Require(b)
-	plain, _, _ := serveTandem(b, "tandem_bench_plain", "")
-	pooled, _, _ := serveTandem(b, "tandem_bench_pooled", "[pool]\nusers = [\"app\"]\n")
+	// Three tandems watch the one pair, each on its own: on a loaded
+	// machine a slow check must not make one of them fail over alone.
+	const patient = "check_timeout = \"2s\"\nfail_after = 30"
+	const pool = "[pool]\nusers = [\"app\"]\n"
+	plain, _, _, plainPID := serveTandemPID(b, "tandem_bench_plain", serveExtra{node: `tls = "off"`, failover: patient})
+	pooled, _, _, pooledPID := serveTandemPID(b, "tandem_bench_pooled", serveExtra{node: `tls = "off"`, failover: patient, tail: pool})
+	pooledTLS, _, _, pooledTLSPID := serveTandemPID(b, "tandem_bench_pooled_tls", serveExtra{failover: patient, tail: pool})
 	admin := testpair.AdminDB(b, testpair.A)
 	for _, q := range []string{"CREATE TABLE IF NOT EXISTS app.pool_bench (id INT PRIMARY KEY, v VARCHAR(32))",
 		"INSERT IGNORE INTO app.pool_bench VALUES (1, 'one'), (2, 'two'), (3, 'three')"} {
@@ -198,14 +228,21 @@ func BenchmarkServeConnectPerRequest(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	targets := []struct{ name, addr string }{{"direct", testpair.Addr(testpair.A)}, {"tandem", plain}, {"pooled", pooled}}
+	nodePID := nodeAPID(b)
+	targets := []struct {
+		name, addr string
+		pid        int // tandem's, 0 for direct
+	}{{"direct", testpair.Addr(testpair.A), 0}, {"tandem", plain, plainPID}, {"pooled", pooled, pooledPID},
+		{"pooled-tls", pooledTLS, pooledTLSPID}}
 	rates := map[string][]float64{}
-	for round := range 5 {
+	cpu := map[string][][3]time.Duration{} // load generator, tandem, node per request
+	for round := range 7 {
 		for _, tg := range targets {
 			conn := appConnector(b, tg.addr)
 			const n, clients = 2000, 8
 			var next, failed atomic.Int64
 			var wg sync.WaitGroup
+			self0, tandem0, node0 := procCPU(os.Getpid()), procCPU(tg.pid), procCPU(nodePID)
 			start := time.Now()
 			for range clients {
 				wg.Add(1)
@@ -223,14 +260,62 @@ func BenchmarkServeConnectPerRequest(b *testing.B) {
 			if f := failed.Load(); f > 0 {
 				b.Fatalf("%s: %d of %d requests failed", tg.name, f, n)
 			}
+			per := [3]time.Duration{(procCPU(os.Getpid()) - self0) / n, (procCPU(tg.pid) - tandem0) / n, (procCPU(nodePID) - node0) / n}
 			rates[tg.name] = append(rates[tg.name], rate)
-			b.Logf("round %d %s: %.0f req/s", round, tg.name, rate)
+			cpu[tg.name] = append(cpu[tg.name], per)
+			b.Logf("round %d %s: %.0f req/s; CPU per request: client %v, tandem %v, node %v", round, tg.name, rate, per[0], per[1], per[2])
 		}
 	}
 	med := func(v []float64) float64 { s := slices.Clone(v); slices.Sort(s); return s[len(s)/2] }
 	for _, tg := range targets {
+		var who [3][]float64
+		for _, c := range cpu[tg.name] {
+			for i := range who {
+				who[i] = append(who[i], float64(c[i].Microseconds()))
+			}
+		}
+		var ratio []float64
+		for i, r := range rates[tg.name] {
+			ratio = append(ratio, r/rates["direct"][i])
+		}
+		b.Logf("%s median: %.0f req/s, %.2fx direct; CPU per request: client %.0f µs, tandem %.0f µs, node %.0f µs, together %.0f µs",
+			tg.name, med(rates[tg.name]), med(ratio), med(who[0]), med(who[1]), med(who[2]), med(who[0])+med(who[1])+med(who[2]))
 		b.ReportMetric(med(rates[tg.name]), tg.name+"-req/s")
+		if tg.name != "direct" {
+			b.ReportMetric(med(ratio), tg.name+"/direct")
+		}
 	}
-	b.ReportMetric(med(rates["pooled"])/med(rates["direct"]), "pooled/direct")
-	b.ReportMetric(med(rates["tandem"])/med(rates["direct"]), "tandem/direct")
+}
+
+// procCPU is the user and system CPU time process pid has used, from
+// /proc/PID/stat (0 for pid 0 or when unreadable).
+func procCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.Atoi(f[11])
+	k, _ := strconv.Atoi(f[12])
+	return time.Duration(u+k) * time.Second / 100 // USER_HZ
+}
+
+// nodeAPID is node a's process id.
+func nodeAPID(b *testing.B) int {
+	pid, err := os.ReadFile(filepath.Join(testpair.Dir(), "a", "mysqld.pid"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(pid)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
