@@ -103,7 +103,11 @@ type session struct {
 	mark txMark // markers for settling outcomes (settle.go)
 
 	busy atomic.Bool // running a command (read by Sessions)
-	inTx atomic.Bool // facts.InTransaction, for other goroutines
+	// cmdStart is when the command in flight was read (UnixNano), 0
+	// between commands: the watcher checks the client of a long one
+	// (watch.go).
+	cmdStart atomic.Int64
+	inTx     atomic.Bool // facts.InTransaction, for other goroutines
 
 	// Captures of the session's state before a planned move
 	// (uservars.go): wantCapture mirrors facts.needsCapture; claim says
@@ -473,6 +477,12 @@ func (s *session) commandLoop() error {
 		partial := length > s.cr.Buffered()
 		s.crd.armed = partial
 		s.busy.Store(true)
+		if s.cr.Buffered()+len(s.crd.pending) <= length {
+			// Nothing of a next command is here: the watcher may
+			// check the client while this one runs (watch.go). One
+			// that sent more (pipelining) has not left.
+			s.cmdStart.Store(start.UnixNano())
+		}
 		s.claimConn()
 		r := s.getRelay()
 		handled, err := s.checkRoute(r, cmd, length, start)
@@ -504,6 +514,7 @@ func (s *session) commandLoop() error {
 			s.mu.Unlock()
 		}
 		s.claim.Store(claimIdle)
+		s.cmdStart.Store(0)
 		s.busy.Store(false)
 		// The end of the response (the command functions leave it in
 		// cw), even after an error: it may be the ERR saying why the
