@@ -255,6 +255,8 @@ type relay struct {
 	// commit is set while the command is a COMMIT (its failure has an
 	// unknown outcome).
 	commit bool
+	// sandboxed: the node answered 1820, "You must SET PASSWORD" (expired.go).
+	sandboxed bool
 	// progress: the session negotiated MARIADB_CLIENT_PROGRESS, so an
 	// ERR with code 0xffff is a progress report, not the end of a response.
 	progress bool
@@ -279,7 +281,7 @@ func (s *session) getRelay() *relay {
 	r.bw.Reset(s.be.rw)
 	r.cw.Reset(s.cwr)
 	r.wrote = false
-	r.out, r.failed, r.commit = 0, false, false
+	r.out, r.failed, r.commit, r.sandboxed = 0, false, false, false
 	r.progress = s.extCaps&mariadbClientProgress != 0
 	r.seq.start(s)
 	return r
@@ -523,6 +525,9 @@ func (s *session) commandLoop() error {
 			err = ferr
 		}
 		out, failed := r.out, r.failed || handled
+		if r.sandboxed {
+			s.noteExpired(true)
+		}
 		s.putRelay(r, err == nil)
 		if partial {
 			s.crd.disarm()
@@ -829,6 +834,9 @@ func (r *relay) next() (head []byte, first byte, length int, err error) {
 		r.out += headerLen + length
 		head, first, err = relayBodySeq(r.cw, r.br, &r.hdr, length, r.seq.add(r.hdr[3]))
 		r.failed = first == 0xff
+		if r.failed && mustChangePassword(head) {
+			r.sandboxed = true // expired.go
+		}
 		if err != nil || first != 0xff || !r.progress || !isProgress(head) {
 			return head, first, length, err
 		}
