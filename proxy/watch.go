@@ -70,11 +70,12 @@ func (p *Proxy) longCommands(now time.Time, out []*session) []*session {
 
 // clientLeft reports whether the session's client has left: it closed its
 // connection (the FIN arrived and nothing is left unread, as MariaDB's own
-// vio_is_connected decides) or the connection failed (reset). A client that
-// sent its next command meanwhile (pipelining) has not left. Under TLS the
-// bytes waiting may be the client's close_notify alert, which tandem cannot
-// tell from a command without reading it: there the FIN alone
-// (tcpClosedByPeer) says the client left. Any doubt counts as present.
+// vio_is_connected decides) or the connection was reset (even with bytes
+// left unread). A client that sent its next command meanwhile (pipelining)
+// has not left, even if it closed its side behind it. Under TLS the bytes
+// waiting may be the client's close_notify alert, which tandem cannot tell
+// from a command without reading it: there the FIN alone (tcpPeerClosed)
+// says the client left. Any doubt counts as present.
 func (s *session) clientLeft() bool {
 	sc, ok := s.raw.(syscall.Conn)
 	if !ok {
@@ -101,9 +102,8 @@ func (s *session) clientLeft() bool {
 			left = true // end of stream, nothing unread
 			return
 		}
-		if tls {
-			left = tcpClosedByPeer(fd)
-		}
+		fin, closed := tcpPeerClosed(fd)
+		left = closed || tls && fin
 	})
 	return err == nil && left
 }

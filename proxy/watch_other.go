@@ -2,6 +2,6 @@
 
 package proxy
 
-// tcpClosedByPeer needs Linux's TCP_INFO: elsewhere a TLS client that left
-// is noticed only once nothing of its is left unread (clientLeft).
-func tcpClosedByPeer(fd uintptr) bool { return false }
+// tcpPeerClosed needs Linux's TCP_INFO: elsewhere a client that left is
+// noticed only once nothing of its is left unread (clientLeft).
+func tcpPeerClosed(fd uintptr) (fin, closed bool) { return false, false }
