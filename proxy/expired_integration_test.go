@@ -125,9 +125,9 @@ func (c *expiredClient) run(q string) string {
 }
 
 // expiredOutcome is what a client sees of an expired account: the login,
-// then a SELECT (1820 in sandbox mode), then SET PASSWORD to the same
-// password when asked (sandbox mode allows it; the account stays expired
-// on the other logins only if it is expired again afterwards).
+// a SELECT (1820 in sandbox mode), a SET of a user variable (allowed), and
+// when asked SET PASSWORD to the same password, then a SELECT again. The
+// caller expires the account again afterwards.
 func expiredOutcome(t *testing.T, addr string, canHandle, setPassword bool) string {
 	c, code := loginExpired(t, addr, "acc_exp", "pw-exp", canHandle)
 	if c == nil {
