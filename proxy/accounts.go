@@ -39,6 +39,10 @@ type Account struct {
 	// mysql_native_password "*" and 40 hex digits (H2), or "" for an
 	// account without a password.
 	AuthString string
+	// PasswordExpired: the account's password was expired (mysql.user's
+	// password_expired, PASSWORD EXPIRE): a login lands in sandbox mode
+	// (expired.go).
+	PasswordExpired bool
 }
 
 // accountsMinReload is the shortest time between two reloads caused by a
@@ -294,6 +298,7 @@ func scrambleStage1(salt, stage1 []byte) []byte {
 type credential struct {
 	password string
 	stage1   []byte // SHA1(password) of a mysql_native_password account; nil: use password
+	expired  bool   // the node account's password is expired
 }
 
 // respond computes the auth response to a node's scramble for plugin. ok
@@ -338,7 +343,7 @@ func (p *Proxy) checkAccount(user, host, node string, salt, resp []byte) (*crede
 		}
 		if found {
 			if stage1, ok := checkNative(salt, resp, a.AuthString); ok {
-				return &credential{stage1: stage1}, authOK, ""
+				return &credential{stage1: stage1, expired: a.PasswordExpired}, authOK, ""
 			}
 		}
 	}

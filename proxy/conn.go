@@ -103,7 +103,11 @@ type session struct {
 	mark txMark // markers for settling outcomes (settle.go)
 
 	busy atomic.Bool // running a command (read by Sessions)
-	inTx atomic.Bool // facts.InTransaction, for other goroutines
+	// cmdStart is when the command in flight was read (UnixNano), 0
+	// between commands: the watcher checks the client of a long one
+	// (watch.go).
+	cmdStart atomic.Int64
+	inTx     atomic.Bool // facts.InTransaction, for other goroutines
 
 	// Captures of the session's state before a planned move
 	// (uservars.go): wantCapture mirrors facts.needsCapture; claim says
@@ -251,6 +255,8 @@ type relay struct {
 	// commit is set while the command is a COMMIT (its failure has an
 	// unknown outcome).
 	commit bool
+	// sandboxed: the node answered 1820, "You must SET PASSWORD" (expired.go).
+	sandboxed bool
 	// progress: the session negotiated MARIADB_CLIENT_PROGRESS, so an
 	// ERR with code 0xffff is a progress report, not the end of a response.
 	progress bool
@@ -275,7 +281,7 @@ func (s *session) getRelay() *relay {
 	r.bw.Reset(s.be.rw)
 	r.cw.Reset(s.cwr)
 	r.wrote = false
-	r.out, r.failed, r.commit = 0, false, false
+	r.out, r.failed, r.commit, r.sandboxed = 0, false, false, false
 	r.progress = s.extCaps&mariadbClientProgress != 0
 	r.seq.start(s)
 	return r
@@ -473,6 +479,12 @@ func (s *session) commandLoop() error {
 		partial := length > s.cr.Buffered()
 		s.crd.armed = partial
 		s.busy.Store(true)
+		if s.cr.Buffered()+len(s.crd.pending) <= length {
+			// Nothing of a next command is here: the watcher may
+			// check the client while this one runs (watch.go). One
+			// that sent more (pipelining) has not left.
+			s.cmdStart.Store(start.UnixNano())
+		}
 		s.claimConn()
 		r := s.getRelay()
 		handled, err := s.checkRoute(r, cmd, length, start)
@@ -504,6 +516,7 @@ func (s *session) commandLoop() error {
 			s.mu.Unlock()
 		}
 		s.claim.Store(claimIdle)
+		s.cmdStart.Store(0)
 		s.busy.Store(false)
 		// The end of the response (the command functions leave it in
 		// cw), even after an error: it may be the ERR saying why the
@@ -512,6 +525,9 @@ func (s *session) commandLoop() error {
 			err = ferr
 		}
 		out, failed := r.out, r.failed || handled
+		if r.sandboxed {
+			s.noteExpired(true)
+		}
 		s.putRelay(r, err == nil)
 		if partial {
 			s.crd.disarm()
@@ -818,6 +834,9 @@ func (r *relay) next() (head []byte, first byte, length int, err error) {
 		r.out += headerLen + length
 		head, first, err = relayBodySeq(r.cw, r.br, &r.hdr, length, r.seq.add(r.hdr[3]))
 		r.failed = first == 0xff
+		if r.failed && mustChangePassword(head) {
+			r.sandboxed = true // expired.go
+		}
 		if err != nil || first != 0xff || !r.progress || !isProgress(head) {
 			return head, first, length, err
 		}

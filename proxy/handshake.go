@@ -236,6 +236,7 @@ func (s *session) handshake() error {
 		// cannot be logged in again elsewhere.
 		s.relogin = fmt.Sprintf("an account the node authenticated itself (plugin %s), which tandem cannot log in again", cr.relay.plugin)
 	}
+	s.noteExpired(cr.expired) // expired.go
 	s.mu.Lock()
 	s.be = be
 	closed := s.closed.Load()
@@ -368,6 +369,7 @@ func (s *session) changeUser(r *relay, length int) error {
 	}
 	s.user, s.pass, s.stage1, s.attrs = cu.User, out.password, out.stage1, cu.Attrs
 	s.relogin = "" // tandem checked this account itself: it holds its credential
+	s.noteExpired(out.expired)
 	if s.stmts != nil {
 		s.stmts = map[uint32]uint32{}
 	}
@@ -445,6 +447,8 @@ type authOutcome struct {
 	// verified is the client's checked response, for the node login that
 	// answers the same scramble (handshake).
 	verified *verifiedResponse
+	// expired: the node account's password is expired (expired.go).
+	expired bool
 }
 
 // authenticate checks a client's credentials, a user of Config.Users with
@@ -521,7 +525,7 @@ func (s *session) authenticate(ca *clientAuth, seq byte, send func(byte, []byte)
 		}
 		switch res {
 		case authOK:
-			return &authOutcome{password: cred.password, stage1: cred.stage1, verified: verified}, seq, nil
+			return &authOutcome{password: cred.password, stage1: cred.stage1, verified: verified, expired: cred.expired}, seq, nil
 		case authUnsupported:
 			p.log.Info("login refused: the account's plugin needs the password, which tandem does not have; list the user in [[user]]",
 				"user", ca.user, "host", host, "plugin", detail)

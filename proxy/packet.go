@@ -285,11 +285,10 @@ func nulString(b []byte, pos int) (v []byte, next int, ok bool) {
 // extended capabilities (supportedExtCaps) in the greeting's filler; tandem
 // greets the same way. CLIENT_RESERVED and CLIENT_REMEMBER_OPTIONS change
 // nothing on the wire and are passed on as the node offers them.
-// CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS is left out: a session logged in with
-// an expired password (sandbox mode) changes its password with SET
-// PASSWORD, after which tandem could not log it in elsewhere; such a client
-// gets the node's error 1862 at login instead, as a client without the flag
-// does directly.
+// CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS is relayed: the node decides, as for
+// its own clients, whether an expired password logs in (sandbox mode) or is
+// refused (1862); a sandboxed session never moves to another node
+// (expired.go).
 const supportedCaps = mysql.CLIENT_LONG_PASSWORD | mysql.CLIENT_FOUND_ROWS |
 	mysql.CLIENT_LONG_FLAG | mysql.CLIENT_CONNECT_WITH_DB | mysql.CLIENT_NO_SCHEMA |
 	mysql.CLIENT_COMPRESS |
@@ -300,7 +299,8 @@ const supportedCaps = mysql.CLIENT_LONG_PASSWORD | mysql.CLIENT_FOUND_ROWS |
 	mysql.CLIENT_PS_MULTI_RESULTS | mysql.CLIENT_PLUGIN_AUTH |
 	mysql.CLIENT_CONNECT_ATTRS | mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA |
 	mysql.CLIENT_SESSION_TRACK | mysql.CLIENT_DEPRECATE_EOF |
-	mysql.CLIENT_QUERY_ATTRIBUTES | mysql.CLIENT_RESERVED | mysql.CLIENT_REMEMBER_OPTIONS
+	mysql.CLIENT_QUERY_ATTRIBUTES | mysql.CLIENT_RESERVED | mysql.CLIENT_REMEMBER_OPTIONS |
+	mysql.CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS
 
 // MariaDB's extended capabilities: bits 32 and up of the capability flags,
 // carried as a 4-byte field (bit 0 here is bit 32 there) in the last 4

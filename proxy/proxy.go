@@ -244,6 +244,9 @@ type Proxy struct {
 	// (handshake.go); closed tells them to end (Shutdown).
 	handshakers chan net.Conn
 	closed      chan struct{}
+	// watchOnce starts the watcher of clients that leave mid-command
+	// (watch.go) with the first Serve.
+	watchOnce sync.Once
 	// clientBufsHeld counts the client read buffers sessions hold (none
 	// while idle: conn.go).
 	clientBufsHeld atomic.Int64
@@ -304,6 +307,13 @@ func (p *Proxy) Serve(l net.Listener) error {
 		return ErrClosed
 	}
 	p.listeners[l] = struct{}{}
+	p.watchOnce.Do(func() { // under p.mu, before Shutdown's Wait
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.watchClients() // watch.go
+		}()
+	})
 	p.mu.Unlock()
 	var delay time.Duration
 	for {

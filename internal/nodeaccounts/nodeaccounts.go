@@ -45,10 +45,13 @@ func New(nodes []Node, user, password string) *Loader {
 
 // Queries that read the accounts, tried in order: MariaDB's mysql.user (a
 // view over mysql.global_priv) lists roles too, which cannot log in; MySQL's
-// has no is_role column.
+// has no is_role column; servers before MariaDB 10.4 have no
+// password_expired.
 var queries = []string{
-	"SELECT User, Host, plugin, authentication_string FROM mysql.user WHERE is_role = 'N'",
-	"SELECT User, Host, plugin, authentication_string FROM mysql.user",
+	"SELECT User, Host, plugin, authentication_string, password_expired FROM mysql.user WHERE is_role = 'N'",
+	"SELECT User, Host, plugin, authentication_string, password_expired FROM mysql.user",
+	"SELECT User, Host, plugin, authentication_string, 'N' FROM mysql.user WHERE is_role = 'N'",
+	"SELECT User, Host, plugin, authentication_string, 'N' FROM mysql.user",
 }
 
 // erBadField is ER_BAD_FIELD_ERROR (unknown column).
@@ -84,11 +87,11 @@ func read(ctx context.Context, db *sql.DB, q string) ([]proxy.Account, error) {
 	var list []proxy.Account
 	for rows.Next() {
 		var a proxy.Account
-		var plugin, auth sql.NullString
-		if err := rows.Scan(&a.User, &a.Host, &plugin, &auth); err != nil {
+		var plugin, auth, expired sql.NullString
+		if err := rows.Scan(&a.User, &a.Host, &plugin, &auth, &expired); err != nil {
 			return nil, err
 		}
-		a.Plugin, a.AuthString = plugin.String, auth.String
+		a.Plugin, a.AuthString, a.PasswordExpired = plugin.String, auth.String, expired.String == "Y"
 		list = append(list, a)
 	}
 	return list, rows.Err()

@@ -84,3 +84,37 @@ func TestLoadOverTLS(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadReadsPasswordExpired(t *testing.T) {
+	testpair.Require(t)
+	admin := testpair.AdminDB(t, testpair.A)
+	for _, q := range []string{
+		"DROP USER IF EXISTS tandem_acc_exp@'127.0.0.1'",
+		"CREATE USER tandem_acc_exp@'127.0.0.1' IDENTIFIED BY 'x' PASSWORD EXPIRE",
+	} {
+		if _, err := admin.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() { _, _ = admin.Exec("DROP USER IF EXISTS tandem_acc_exp@'127.0.0.1'") })
+	l := New([]Node{{Name: "a", Address: testpair.Addr(testpair.A)}}, testpair.AdminUser, testpair.AdminPassword)
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	list, err := l.Load(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, a := range list {
+		if a.User == "tandem_acc_exp" || a.User == testpair.AppUser {
+			seen[a.User] = a.PasswordExpired
+		}
+	}
+	if e, ok := seen["tandem_acc_exp"]; !ok || !e {
+		t.Fatalf("the account created with PASSWORD EXPIRE: listed %v, expired %v", ok, e)
+	}
+	if seen[testpair.AppUser] {
+		t.Fatal("the app account is listed as expired")
+	}
+}
