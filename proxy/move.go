@@ -123,13 +123,21 @@ func (s *session) checkRoute(r *relay, cmd byte, length int, now time.Time) (han
 			return true, e
 		}
 	}
-	from, inTx := s.be.node, s.facts.InTransaction
+	from, to, inTx := s.be.node, rt.node, s.facts.InTransaction
 	if rt, err = s.reattach(time.Now().Add(s.p.cfg.HoldTimeout), vars); err != nil {
 		s.p.log.Warn("could not move session", "session", s.id, "error", err)
 		s.p.cfg.Observer.SessionMoved(false)
 		e, refused := isNodeRefusal(err)
 		if !refused {
 			e = backendError("tandem: %v", err)
+		} else {
+			// The node refused the login this session made before: the
+			// account changed since (a password set by SET PASSWORD or
+			// ALTER USER, a lock, a drop). The client did not log in
+			// now; its session ends as any session that cannot move.
+			e = &sqlError{Code: erConnectionKilled, State: "70100", Message: fmt.Sprintf(
+				"tandem: the session had to move from node %s to node %s, which refused its login again (%d: %s): the account changed since the session logged in; reconnect",
+				from.Name, to.Name, e.Code, e.Message)}
 		}
 		return true, s.refuse(r, cmd, length, e)
 	}
