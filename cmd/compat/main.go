@@ -4,6 +4,12 @@
 // table (suite, tests, passed direct, passed via tandem, differing tests)
 // and exits 1 when a test differs, 2 when a run could not be made.
 //
+// tandem reaches node a over its unix socket (-node-a), so that the node
+// sees logins as from localhost, as mysql-test-run's accounts expect; the
+// tests of TLS to the server then run through a second tandem, on the same
+// addresses once the first stopped, that reaches node a over TCP with
+// verify-full TLS (-tls-tests), as in the two-server deployment.
+//
 // Usage (scripts/compat.sh and `make compat` wrap it):
 //
 //	go run ./cmd/compat [-suites gosql,mtr] [-listen 127.0.0.1:13330] ...
