@@ -1136,7 +1136,9 @@ func (s *session) query(r *relay, length int) error {
 	}
 	if s.p.settle != nil {
 		mk, sp := s.markerFor(text, length == n, r.commit)
-		s.startSettleable()
+		if mk != nil || r.commit {
+			s.startSettleable() // the bounds of a command it may settle
+		}
 		if mk != nil || sp {
 			return s.forwardMarked(r, n, start, mk, sp)
 		}
