@@ -18,17 +18,17 @@ import (
 // Tandem is a tandem process (the real binary) in front of the pair, with no
 // [[user]] entries: every client account comes from the nodes.
 type Tandem struct {
-	Bin      string // bin/tandem
-	Dir      string // config, state file, log and unix socket go here
-	Listen   string // client address, host:port
-	Admin    string // admin API address, host:port
-	NodeA    string // node a: host:port or a unix socket path
+	Bin    string // bin/tandem
+	Dir    string // config, state file, log and unix socket go here
+	Listen string // client address, host:port
+	Admin  string // admin API address, host:port
+	NodeA  string // node a: host:port or a unix socket path
 	// NodeATLS and NodeATLSCA, when set, are node a's tls and tls_ca
 	// ("verify-full" and the pair's CA: the TLS tests' tandem).
 	NodeATLS, NodeATLSCA string
-	NodeB    string // node b
-	User     string // failover.admin_user
-	Password string // failover.admin_password
+	NodeB                string // node b
+	User                 string // failover.admin_user
+	Password             string // failover.admin_password
 	// NoSettle sets proxy.settle_commits = false: statements are relayed
 	// without tandem's marker comment.
 	NoSettle bool
