@@ -61,12 +61,15 @@ package proxy
 //     the new active applied the old node's transactions in the old node's
 //     commit order, so the searched one, if committed, comes after a bound
 //     found in a file read whole.
-//   - One window remains for the savepoint: it is sent with the COMMIT, not
-//     before it, so if the SAVEPOINT failed (an engine in the transaction
-//     without savepoints: InnoDB has them; out of memory) while the COMMIT
-//     committed, and the node died before either answer arrived, the search
-//     would not find the marker. When the SAVEPOINT's error arrives, the
-//     COMMIT is not settled.
+//   - Not covered: a write to a non-transactional table (MyISAM, Aria)
+//     inside a transaction is logged at once in a group of its own, marker
+//     and all: finding it proves that write, not the transaction's COMMIT.
+//   - The savepoint can fail where the COMMIT does not (1178: an engine
+//     without savepoints in the transaction, Aria for one): so tandem
+//     sends the COMMIT only once the savepoint's answer is in (one round
+//     trip more for such a COMMIT), and a refused savepoint leaves the
+//     COMMIT unsettleable. Sent together, a refused savepoint and a
+//     committed COMMIT lost with the node would read as "not committed".
 
 import (
 	"context"
