@@ -61,9 +61,11 @@ package proxy
 //     the new active applied the old node's transactions in the old node's
 //     commit order, so the searched one, if committed, comes after a bound
 //     found in a file read whole.
-//   - Not covered: a write to a non-transactional table (MyISAM, Aria)
-//     inside a transaction is logged at once in a group of its own, marker
-//     and all: finding it proves that write, not the transaction's COMMIT.
+//   - A write to a non-transactional table (MyISAM, Aria) inside a
+//     transaction is logged at once in a group of its own, marker and all:
+//     finding it proves that write, not the transaction's COMMIT. So a
+//     COMMIT is proven only by a group committed with an XID
+//     (SettleRequest.Commit); found only elsewhere, the answer is unknown.
 //   - The savepoint can fail where the COMMIT does not (1178: an engine
 //     without savepoints in the transaction, Aria for one): so tandem
 //     sends the COMMIT only once the savepoint's answer is in (one round
@@ -97,6 +99,9 @@ type SettleRequest struct {
 	// Bounds are markers of transactions From acknowledged before this
 	// one's COMMIT was sent.
 	Bounds []string
+	// Commit: the command is an explicit transaction's COMMIT (else an
+	// autocommit statement): only a transactional commit proves it.
+	Commit bool
 }
 
 // SettleResult is the answer to a SettleRequest.
@@ -516,7 +521,7 @@ func (s *session) settleFailed(r *relay, node *Node, cause error) *sqlError {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	req := SettleRequest{From: node.Name, To: to.Name, ThreadID: s.be.threadID,
-		Marker: string(s.mark.marker[:len(s.mark.marker)-1])}
+		Marker: string(s.mark.marker[:len(s.mark.marker)-1]), Commit: r.commit && s.mark.inTx}
 	for _, b := range s.mark.bounds {
 		if b.seq != 0 {
 			m := s.p.settle.appendMarker(nil, b)
