@@ -2,7 +2,10 @@ package failover_test
 
 // Settled outcomes across a failover, on the real pair: node a is SIGKILLed
 // while COMMITs and autocommit INSERTs are in flight, and every answer the
-// clients got is checked against the data on the new active (b).
+// clients got is checked against the data on the new active (b). The
+// transactions write three ways: a marked INSERT, a prepared INSERT, and a
+// SELECT of a function that inserts (neither of the last two carries the
+// marker: their COMMIT is marked by tandem's savepoint).
 //
 // To put commands in flight at the moment of the kill, the proxy reaches
 // node a through a relay that delays every byte by relayDelay in each
@@ -36,6 +39,7 @@ type settleOp struct {
 	tag        int64
 	tx         bool // BEGIN; INSERT; COMMIT (else one autocommit INSERT)
 	prepared   bool // the transaction's INSERT is a prepared statement
+	fn         bool // the transaction writes by SELECT settle_ins(...)
 	start, end time.Time
 	err        error // nil: OK
 	atCommit   bool  // the error came from the COMMIT
@@ -85,13 +89,19 @@ func startSettleWorkers(t *testing.T, db *sql.DB, table string, workers int, rou
 					return
 				default:
 				}
-				op := settleOp{worker: i, tag: int64(round)<<40 | int64(i)<<20 | n, tx: n%3 != 0, prepared: n%3 == 2, start: time.Now()}
+				op := settleOp{worker: i, tag: int64(round)<<40 | int64(i)<<20 | n, tx: n%4 != 0, prepared: n%4 == 2, fn: n%4 == 3, start: time.Now()}
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				ins := fmt.Sprintf("INSERT INTO %s (tag, worker) VALUES (%d, %d)", table, op.tag, i)
 				if op.tx {
 					_, op.err = c.ExecContext(ctx, "BEGIN")
 					var res sql.Result
-					if op.err == nil {
+					if op.err == nil && op.fn {
+						// Unmarked: the SELECT reaches the node as
+						// written. LAST_INSERT_ID() is the
+						// function's own.
+						var id int64
+						op.err = c.QueryRowContext(ctx, fmt.Sprintf("SELECT settle_ins(%d, %d)", op.tag, i)).Scan(&id)
+					} else if op.err == nil {
 						if op.prepared {
 							res, op.err = stmt.ExecContext(ctx, op.tag, i)
 						} else {
@@ -166,6 +176,7 @@ type settleTally struct {
 	// Answers to commands in flight at the kill, by kind.
 	commitOK, commitNot, insertOK, insertNot int
 	preparedOK, preparedNot                  int           // of the commits, transactions of prepared statements
+	fnOK, fnNot                              int           // ... and of SELECT settle_ins(...)
 	slowest                                  time.Duration // kill -> a settled answer
 }
 
@@ -201,7 +212,7 @@ func (w *settleWorkers) check(t *testing.T, n testpair.Node, table string, kille
 				tl.insertsInFlight++
 			}
 		}
-		what := fmt.Sprintf("worker %d tag %d tx=%v prepared=%v in_flight=%v", op.worker, op.tag, op.tx, op.prepared, inFlight)
+		what := fmt.Sprintf("worker %d tag %d tx=%v prepared=%v fn=%v in_flight=%v", op.worker, op.tag, op.tx, op.prepared, op.fn, inFlight)
 		code := errCode(op.err)
 		switch {
 		case op.err == nil:
@@ -213,6 +224,9 @@ func (w *settleWorkers) check(t *testing.T, n testpair.Node, table string, kille
 					tl.commitOK++
 					if op.prepared {
 						tl.preparedOK++
+					}
+					if op.fn {
+						tl.fnOK++
 					}
 				} else {
 					tl.insertOK++
@@ -241,6 +255,9 @@ func (w *settleWorkers) check(t *testing.T, n testpair.Node, table string, kille
 						tl.commitNot++
 						if op.prepared {
 							tl.preparedNot++
+						}
+						if op.fn {
+							tl.fnNot++
 						}
 					} else {
 						tl.insertNot++
@@ -295,6 +312,10 @@ func TestSettledOutcomesAcrossFailover(t *testing.T) {
 		table := "settle_rows"
 		mustExec(t, db, "DROP TABLE IF EXISTS "+table)
 		mustExec(t, db, "CREATE TABLE "+table+" (id BIGINT AUTO_INCREMENT PRIMARY KEY, tag BIGINT NOT NULL UNIQUE, worker INT NOT NULL)")
+		// Created by the admin account (with the binlog on, a function
+		// that writes needs SUPER to create); app may execute it.
+		mustExec(t, nodeDB(t, testpair.A), "CREATE OR REPLACE FUNCTION "+testpair.AppDB+".settle_ins(t BIGINT, w INT) RETURNS BIGINT DETERMINISTIC MODIFIES SQL DATA "+
+			"BEGIN INSERT INTO "+testpair.AppDB+"."+table+" (tag, worker) VALUES (t, w); RETURN LAST_INSERT_ID(); END")
 		w := startSettleWorkers(t, db, table, workers, round)
 		w.waitOps(t, 60+round*7, 20*time.Second) // a different moment each round
 		killed := time.Now()
@@ -325,8 +346,8 @@ func TestSettledOutcomesAcrossFailover(t *testing.T) {
 		tn.stop()
 		relay.Close()
 	}
-	t.Logf("in flight at the kill and settled: COMMIT -> OK %d, COMMIT -> not committed %d (of which prepared-statement transactions: %d, %d), INSERT -> OK %d, INSERT -> not committed %d",
-		tl.commitOK, tl.commitNot, tl.preparedOK, tl.preparedNot, tl.insertOK, tl.insertNot)
+	t.Logf("in flight at the kill and settled: COMMIT -> OK %d, COMMIT -> not committed %d (of which prepared-statement transactions: %d, %d; SELECT-of-a-function transactions: %d, %d), INSERT -> OK %d, INSERT -> not committed %d",
+		tl.commitOK, tl.commitNot, tl.preparedOK, tl.preparedNot, tl.fnOK, tl.fnNot, tl.insertOK, tl.insertNot)
 	t.Logf("slowest settled answer: %v after the kill", tl.slowest.Round(time.Millisecond))
 	t.Logf("%d rounds: OK %d (of which answered after the kill for commands in flight: %d), not committed %d (in flight: %d), transaction lost %d, unknown %d, closed %d, other errors %d; wrong answers %d",
 		round, tl.ok, tl.okSettled, tl.notCommitted, tl.notCommittedSettled, tl.txLost, tl.unknown, tl.closed, tl.other, tl.wrong)

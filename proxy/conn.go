@@ -1154,9 +1154,12 @@ func (s *session) query(r *relay, length int) error {
 		r.commit = true
 	}
 	if s.p.settle != nil {
-		if mk := s.markerFor(text, length == n, r.commit); mk != nil {
-			s.startSettleable()
-			return s.forwardMarked(r, n, start, mk)
+		mk, sp := s.markerFor(text, length == n, r.commit)
+		if mk != nil || r.commit {
+			s.startSettleable() // the bounds of a command it may settle
+		}
+		if mk != nil || sp {
+			return s.forwardMarked(r, n, start, mk, sp)
 		}
 	}
 	return s.forward(r, length, s.readResults, false)
@@ -1164,18 +1167,37 @@ func (s *session) query(r *relay, length int) error {
 
 // forwardMarked relays a COM_QUERY of n bytes, all in the client reader's
 // buffer, with mk in front of the statement, which begins at start (after
-// the query attributes, if any), then its response (settle.go).
-func (s *session) forwardMarked(r *relay, n, start int, mk []byte) error {
+// the query attributes, if any), or after the marking savepoint (sp), then
+// its response (settle.go).
+func (s *session) forwardMarked(r *relay, n, start int, mk []byte, sp bool) error {
 	body, err := s.cr.Peek(n)
 	if err != nil {
 		return err
 	}
-	sp := r.commit && s.mark.inTx && s.mark.prepared && s.mark.clean
 	if sp {
-		// Mark a transaction of prepared statements (settle.go): the
-		// savepoint goes first, in the same write as the COMMIT.
+		// Mark a transaction whose writes may carry no marker
+		// (settle.go). The savepoint's answer, tandem's own, must be
+		// in before the COMMIT goes: a SAVEPOINT can fail (an engine
+		// without savepoints in the transaction) where the COMMIT
+		// would not.
 		s.mark.savepoint = s.p.settle.appendSavepoint(appendQuery(s.mark.savepoint[:0], s.be.caps, ""), markID{s.id, s.mark.seq})
-		if _, err := writePacket(r.bw, 0, s.mark.savepoint); err != nil {
+		_, err := writePacket(r.bw, 0, s.mark.savepoint)
+		if err == nil {
+			err = r.bw.Flush()
+		}
+		var p []byte
+		if err == nil {
+			p, _, err = readPacket(r.br, nil, 1<<16)
+		}
+		if err != nil { // the COMMIT was not sent
+			_, _ = s.cr.Discard(n)
+			return s.nodeFailed(r, err)
+		}
+		if len(p) == 0 || p[0] != 0x00 {
+			s.mark.clean = false // not marked: the COMMIT cannot be settled
+		}
+		newCommandOn(s.be.rw) // the COMMIT is a command of its own
+		if body, err = s.cr.Peek(n); err != nil {
 			return err
 		}
 	}
@@ -1187,16 +1209,6 @@ func (s *session) forwardMarked(r *relay, n, start int, mk []byte) error {
 	_, _ = s.cr.Discard(n)
 	if err := r.bw.Flush(); err != nil {
 		return s.nodeFailed(r, err)
-	}
-	if sp {
-		// The savepoint's own answer is tandem's, not the client's.
-		p, _, err := readPacket(r.br, nil, 1<<16)
-		if err != nil {
-			return s.nodeFailed(r, err)
-		}
-		if len(p) == 0 || p[0] != 0x00 {
-			s.mark.clean = false // not marked: the COMMIT cannot be settled
-		}
 	}
 	return s.finish(r, s.readResults(r, false))
 }

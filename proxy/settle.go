@@ -7,20 +7,71 @@ package proxy
 // answers exactly: the OK the node would have sent, or "not committed, safe
 // to retry".
 //
-// To make a transaction findable, tandem puts a marker comment in front of
-// each statement it relays ("/*tandem:<process>:<session>:<transaction>*/"),
-// unique per tandem process, session and transaction. MariaDB copies the
-// statement text, marker included, into the binlog next to the rows it
-// changed, and the passive keeps it when it applies them. A transaction is
-// settled only if every statement in it that could change rows carried the
-// marker (prepared statements, CALL, multi-statement queries and statements
-// that commit implicitly do not); the others get today's answer.
+// Marking. To make a transaction findable, tandem puts a marker comment
+// ("/*tandem:<process>:<session>:<transaction>*/", unique per tandem
+// process, session and transaction) in front of the statements that write
+// by nature: INSERT, UPDATE, DELETE, REPLACE and LOAD DATA. MariaDB copies
+// the statement text, marker included, into the binlog in front of the
+// rows it changed (Annotate_rows), and the passive keeps it when it applies
+// them. Every other statement reaches the node byte for byte as the client
+// wrote it: SELECT, SHOW, SET, DO... (they show unchanged in the
+// processlist and SHOW PROFILES, and hit the query cache).
 //
-// Finding the marker proves the commit. Not finding it proves nothing
-// unless the search read far enough back: so each session also passes the
-// markers of a few transactions the same node acknowledged (committed)
-// before the COMMIT was sent. Once one of those is found, the searched one,
-// if committed, must come after it.
+// Some unmarked statements may still write: SELECT f(), DO f(), SET @x =
+// f() with a function that writes, a prepared statement (its text is the
+// node's). A transaction that ran one is marked at its COMMIT instead: in
+// the same write as the COMMIT, tandem sends "SAVEPOINT
+// tandem_<process>_<session>_<transaction>", which MariaDB logs inside the
+// transaction when the transaction changed rows (none of its answer reaches
+// the client). It is skipped when a marked statement of the transaction
+// already reported changed rows (its marker is then in the transaction's
+// binlog; not after a ROLLBACK TO SAVEPOINT, which may cut it out, nor for
+// an UPDATE whose count is of matched rows, CLIENT_FOUND_ROWS).
+//
+// A command is settled only when it is:
+//   - an autocommit INSERT, UPDATE, DELETE, REPLACE or LOAD DATA, marked;
+//   - a COMMIT of a transaction that stayed "clean": every statement that
+//     could write carried the marker, or the marking savepoint was sent,
+//     and none committed implicitly or wrote outside the transaction's
+//     binlog group (CALL, whose procedure may commit; DDL; a multi-statement
+//     query; a statement longer than tandem inspects; BEGIN or SET
+//     autocommit = 1 inside the transaction, which commit it; XA);
+//   - a statement that cannot write (SHOW, BEGIN, COMMIT outside a
+//     transaction...): "safe to retry" without a check.
+// Any other command caught by a node failure gets 1317, "it may or may not
+// have taken effect": an autocommit SELECT among them, since the SELECT may
+// have called a function that writes and carries no marker to find it by;
+// a transaction that committed implicitly likewise.
+//
+// Why the answers are sound:
+//   - found => committed: a marker names one transaction of one session of
+//     one tandem process (the transaction number is process-wide and a new
+//     one starts with every command outside a transaction; BEGIN inside a
+//     transaction, which commits it and opens the next under the same
+//     number, makes the rest unsettleable), and it reaches a binlog only
+//     inside that transaction's group (Annotate_rows of its statement, or
+//     its SAVEPOINT, sent after every other statement of it), which is
+//     written only when the transaction commits.
+//   - not found, bound found => not committed: if the transaction
+//     committed having changed rows, its marker is in its group (a marked
+//     statement changed rows; else the savepoint was logged: a transaction
+//     that changed rows logs its savepoints); a transaction that changed no
+//     rows has nothing to retry twice. The bounds are markers of
+//     transactions the same node acknowledged before this COMMIT was sent;
+//     the new active applied the old node's transactions in the old node's
+//     commit order, so the searched one, if committed, comes after a bound
+//     found in a file read whole.
+//   - A write to a non-transactional table (MyISAM, Aria) inside a
+//     transaction is logged at once in a group of its own, marker and all:
+//     finding it proves that write, not the transaction's COMMIT. So a
+//     COMMIT is proven only by a group committed with an XID
+//     (SettleRequest.Commit); found only elsewhere, the answer is unknown.
+//   - The savepoint can fail where the COMMIT does not (1178: an engine
+//     without savepoints in the transaction, Aria for one): so tandem
+//     sends the COMMIT only once the savepoint's answer is in (one round
+//     trip more for such a COMMIT), and a refused savepoint leaves the
+//     COMMIT unsettleable. Sent together, a refused savepoint and a
+//     committed COMMIT lost with the node would read as "not committed".
 
 import (
 	"context"
@@ -48,6 +99,9 @@ type SettleRequest struct {
 	// Bounds are markers of transactions From acknowledged before this
 	// one's COMMIT was sent.
 	Bounds []string
+	// Commit: the command is an explicit transaction's COMMIT (else an
+	// autocommit statement): only a transactional commit proves it.
+	Commit bool
 }
 
 // SettleResult is the answer to a SettleRequest.
@@ -162,18 +216,27 @@ type txMark struct {
 	seq    uint64
 	marker []byte // "/*tandem:...*/ ", with the trailing space
 	// clean: every statement of the transaction so far carried the
-	// marker or could not change rows; wrote: one changed rows.
-	clean, wrote bool
-
-	// prepared: the transaction ran prepared statements; its COMMIT is
-	// preceded by a marking SAVEPOINT.
-	prepared  bool
+	// marker, could not change rows, or will be covered by the marking
+	// savepoint; nothing committed implicitly.
+	clean bool
+	// wrote: an OK reported changed rows; markedWrote: an OK of a marked
+	// statement did (its marker is then in the transaction's binlog).
+	wrote, markedWrote bool
+	// unmarked: the transaction ran a statement without the marker that
+	// may have changed rows (SELECT f(), a prepared statement...): its
+	// COMMIT is preceded by a marking SAVEPOINT, unless markedWrote.
+	unmarked  bool
+	spSent    bool   // the marking SAVEPOINT went with the COMMIT
 	savepoint []byte // the COM_QUERY payload of the marking SAVEPOINT
+	// ending: the command in flight ends the transaction even if the
+	// session stays in one (COMMIT AND CHAIN, BEGIN inside a
+	// transaction); fresh: so the next command starts a new one.
+	ending, fresh bool
 
 	// The command in flight.
 	ends    bool   // it may end a transaction (COMMIT, autocommit statement)
 	marked  bool   // it carried the marker
-	verb    string // its first word (marked COM_QUERY)
+	verb    string // its first word (COM_QUERY)
 	bounds  [markRingSize]markID
 	inTx    bool // the session was in a transaction when it started
 	autocom bool
@@ -183,12 +246,13 @@ type txMark struct {
 // outside a transaction starts a new one (a new marker).
 func (s *session) beginCommand(cmd byte) {
 	m := &s.mark
-	if !s.facts.InTransaction {
+	if !s.facts.InTransaction || m.fresh {
+		m.fresh = false
 		m.seq = s.p.settle.seq.Add(1)
-		m.clean, m.wrote, m.prepared = true, false, false
+		m.clean, m.wrote, m.markedWrote, m.unmarked, m.spSent = true, false, false, false, false
 		m.marker = s.p.settle.appendMarker(m.marker[:0], markID{s.id, m.seq})
 	}
-	m.marked, m.verb = false, ""
+	m.marked, m.verb, m.ending = false, "", false
 	m.inTx, m.autocom = s.facts.InTransaction, s.facts.Autocommit
 	m.ends = false
 	switch cmd {
@@ -198,45 +262,96 @@ func (s *session) beginCommand(cmd byte) {
 			// Prepared text carries no marker: a transaction is marked
 			// by a savepoint before its COMMIT; an autocommit
 			// execution cannot be.
-			if m.inTx || !m.autocom {
-				m.prepared = true
-			} else {
-				m.clean = false
-			}
+			m.mayWriteUnmarked()
 		}
 	}
 }
 
-// markerFor decides whether a COM_QUERY (text, whole) carries the marker.
-// It returns the marker, or nil when the statement goes unmarked (which
-// makes the transaction unsettleable if the statement could write).
-func (s *session) markerFor(text []byte, whole, commit bool) []byte {
+// mayWriteUnmarked records a statement without the marker that may change
+// rows: in a transaction (or one it may open, autocommit off) the COMMIT
+// gets the marking savepoint; in autocommit mode the statement cannot be
+// settled.
+func (m *txMark) mayWriteUnmarked() {
+	if m.inTx || !m.autocom {
+		m.unmarked = true
+	} else {
+		m.clean = false
+	}
+}
+
+// markerFor decides how a COM_QUERY (text, whole) goes to the node. It
+// returns the marker to put in front of it (nil: the statement goes as
+// sent) and whether the marking savepoint must go first (a COMMIT).
+func (s *session) markerFor(text []byte, whole, commit bool) (mk []byte, savepoint bool) {
 	m := &s.mark
 	if commit && m.inTx {
 		m.ends = true
 	}
 	if !whole || afterFirstStatement(text) != nil {
 		m.clean = false
-		return nil
+		return nil, false
 	}
 	verb := verbOf(text)
+	m.verb = verb
 	switch verb {
-	case "SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD", "DO", "WITH", "VALUES", "TABLE",
-		"SHOW", "DESC", "DESCRIBE", "EXPLAIN", "HANDLER", "BEGIN", "START", "SAVEPOINT", "RELEASE",
-		"ROLLBACK", "COMMIT", "USE":
+	case "INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD":
+		m.marked = true
+		return m.marker, false
+	case "SELECT", "WITH", "VALUES", "TABLE", "DO":
+		// A function it calls may write.
+		m.mayWriteUnmarked()
 	case "SET":
-		// SET autocommit = 1 commits the open transaction implicitly.
 		if indexFold(text, "AUTOCOMMIT") >= 0 {
+			// SET autocommit = 1 commits the open transaction.
 			m.clean = false
+		} else {
+			m.mayWriteUnmarked() // SET @x = f()
 		}
+	case "BEGIN", "START":
+		// Inside a transaction, it commits it and opens the next.
+		m.ending = m.inTx
+	case "ROLLBACK":
+		if rollbackTo(text) {
+			// It may cut marked rows out of the transaction's binlog.
+			m.markedWrote = false
+			break
+		}
+		m.ending = m.inTx
+	case "COMMIT":
+		m.ending = m.inTx
+		if commit && m.inTx && m.clean && m.unmarked && !m.markedWrote {
+			m.spSent = true
+			return nil, true
+		}
+	case "SHOW", "DESC", "DESCRIBE", "EXPLAIN", "HANDLER", "SAVEPOINT", "RELEASE", "USE":
+		// They change no rows.
 	default:
-		// CALL (its statements are logged without the marker), DDL and
-		// the other statements that commit implicitly.
+		// CALL (its procedure's statements are logged without the
+		// marker, and it may commit), DDL and the other statements that
+		// commit implicitly, XA.
 		m.clean = false
-		return nil
 	}
-	m.marked, m.verb = true, verb
-	return m.marker
+	return nil, false
+}
+
+// rollbackTo reports whether a ROLLBACK statement is ROLLBACK [WORK] TO.
+func rollbackTo(text []byte) bool {
+	word := func(t []byte, w string) ([]byte, bool) {
+		t = skipSpace(t)
+		if len(t) < len(w) || indexFold(t[:len(w)], w) != 0 || len(t) > len(w) && isIdentByte(t[len(w)]) {
+			return t, false
+		}
+		return t[len(w):], true
+	}
+	t, ok := word(text, "ROLLBACK")
+	if !ok {
+		return false
+	}
+	if rest, ok := word(t, "WORK"); ok {
+		t = rest
+	}
+	_, ok = word(t, "TO")
+	return ok
 }
 
 // verbOf returns the first word of a statement in upper case if it is one
@@ -271,7 +386,7 @@ var verbs = func() map[string]string {
 	m := map[string]string{}
 	for _, w := range []string{"SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD", "DO", "WITH", "VALUES", "TABLE",
 		"SHOW", "DESC", "DESCRIBE", "EXPLAIN", "HANDLER", "BEGIN", "START", "SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT",
-		"USE", "SET", "CALL"} {
+		"USE", "SET", "CALL", "XA"} {
 		m[w] = w
 	}
 	return m
@@ -298,6 +413,11 @@ func (s *session) noteOK(head []byte) {
 	}
 	if rows > 0 {
 		s.mark.wrote = true
+		// An UPDATE's count is of matched rows with CLIENT_FOUND_ROWS:
+		// it proves no change.
+		if s.mark.marked && (s.mark.verb != "UPDATE" || s.caps&mysql.CLIENT_FOUND_ROWS == 0) {
+			s.mark.markedWrote = true
+		}
 	}
 }
 
@@ -305,8 +425,18 @@ func (s *session) noteOK(head []byte) {
 // that ended with a commit and changed rows becomes a bound for later ones.
 func (s *session) endCommand(failed bool) {
 	m := &s.mark
+	if m.ending && s.facts.InTransaction {
+		if failed {
+			m.clean = false // did it end? Its marker may be in two transactions
+		} else {
+			m.fresh = true // a new transaction, a new marker
+		}
+	}
 	if failed || s.broken || !m.ends || s.facts.InTransaction || !m.clean || !m.wrote {
 		return
+	}
+	if !m.markedWrote && !m.spSent {
+		return // its marker may not be in the binlog: no use as a bound
 	}
 	if m.verb == "ROLLBACK" {
 		return
@@ -319,13 +449,13 @@ func (s *session) endCommand(failed bool) {
 // statement carried the marker.
 func (s *session) settleable(r *relay) bool {
 	m := &s.mark
-	if s.p.settle == nil || !m.ends || !m.clean || !m.marked {
+	if s.p.settle == nil || !m.ends || !m.clean {
 		return false
 	}
 	if r.commit && m.inTx {
 		return true
 	}
-	return !m.inTx && m.autocom
+	return !m.inTx && m.autocom && (m.marked || cannotWrite(m.verb))
 }
 
 // settleFailed answers a settleable command whose node failed: it waits,
@@ -391,7 +521,7 @@ func (s *session) settleFailed(r *relay, node *Node, cause error) *sqlError {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	req := SettleRequest{From: node.Name, To: to.Name, ThreadID: s.be.threadID,
-		Marker: string(s.mark.marker[:len(s.mark.marker)-1])}
+		Marker: string(s.mark.marker[:len(s.mark.marker)-1]), Commit: r.commit && s.mark.inTx}
 	for _, b := range s.mark.bounds {
 		if b.seq != 0 {
 			m := s.p.settle.appendMarker(nil, b)
@@ -407,12 +537,6 @@ func (s *session) settleFailed(r *relay, node *Node, cause error) *sqlError {
 	case !res.Committed:
 		return &sqlError{Code: erTxLost, State: "40001", Message: fmt.Sprintf(
 			"tandem: node %s failed during %s (%v); checked on node %s: it was not committed (it left no change there), safe to retry", node.Name, what, cause, to.Name)}
-	}
-	switch s.mark.verb {
-	case "SELECT", "WITH", "VALUES", "TABLE", "DO", "SHOW", "DESC", "DESCRIBE", "EXPLAIN", "HANDLER", "SET":
-		// It committed changes, but its result (or new settings) is lost.
-		return newError(erInterrupted, "tandem: node %s failed during a statement (%v); checked on node %s: its changes were committed, but its result is lost",
-			node.Name, cause, to.Name)
 	}
 	if res.InsertID != 0 {
 		s.facts.LastInsertID = res.InsertID

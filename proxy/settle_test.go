@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -137,12 +138,13 @@ func TestSettleMarksAndAnswers(t *testing.T) {
 			if tt.commit {
 				begin := rig.send(t, "BEGIN")
 				rig.nodeOK(t, 0, inTx)
-				ins := rig.send(t, "INSERT INTO t VALUES (2)")
+				marked = rig.send(t, "INSERT INTO t VALUES (2)")
 				rig.nodeOK(t, 1, inTx)
-				marked = rig.send(t, "COMMIT")
-				m := marked[:strings.Index(marked, "*/")+2]
-				if !strings.HasPrefix(begin, m) || !strings.HasPrefix(ins, m) {
-					t.Fatalf("statements of one transaction marked %q, %q, %q", begin, ins, marked)
+				// The INSERT's marker is in the binlog if the
+				// transaction commits: no savepoint.
+				commit := rig.send(t, "COMMIT")
+				if begin != "BEGIN" || commit != "COMMIT" || !strings.HasPrefix(marked, MarkerPrefix) {
+					t.Fatalf("node got %q, %q, %q; want BEGIN and COMMIT as sent, the INSERT marked", begin, marked, commit)
 				}
 			} else {
 				marked = rig.send(t, "INSERT INTO t VALUES (2), (3), (4)")
@@ -277,7 +279,10 @@ func FuzzMarkerFor(f *testing.F) {
 		s := &session{p: p, id: 1}
 		s.facts.reset("", 45)
 		s.beginCommand(mysql.COM_QUERY)
-		mk := s.markerFor(text, whole, false)
+		mk, sp := s.markerFor(text, whole, false)
+		if sp {
+			t.Fatalf("a savepoint for %q outside a transaction", text)
+		}
 		if mk == nil {
 			return
 		}
@@ -285,8 +290,9 @@ func FuzzMarkerFor(f *testing.F) {
 			t.Fatalf("marked %q (whole=%v) with %q", text, whole, mk)
 		}
 		switch verbOf(text) {
-		case "", "?", "CALL":
-			t.Fatalf("marked %q of unknown kind", text)
+		case "INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD":
+		default:
+			t.Fatalf("marked %q, which does not write by nature", text)
 		}
 	})
 }
@@ -308,18 +314,16 @@ func TestSettleSavepointMarksPreparedTransactions(t *testing.T) {
 	}
 	rig.nodeOK(t, 1, inTx)
 	sp := rig.send(t, "COMMIT")
-	commit, _, err := readPacket(rig.node, nil, 1<<20)
-	if err != nil {
-		t.Fatal(err)
+	if !strings.HasPrefix(sp, "SAVEPOINT tandem_") {
+		t.Fatalf("node got %q; want the marking savepoint", sp)
 	}
-	m := string(commit[1:])
-	m = m[:strings.Index(m, "*/")+2]
-	want := "SAVEPOINT tandem_" + strings.ReplaceAll(strings.TrimSuffix(strings.TrimPrefix(m, MarkerPrefix), "*/"), ":", "_")
-	if sp != want || !strings.HasSuffix(string(commit), "COMMIT") {
-		t.Fatalf("node got %q then %q; want %q then the marked COMMIT", sp, commit[1:], want)
-	}
+	// The COMMIT goes once the savepoint's answer is in.
 	if _, err := rig.node.Write(packet(1, appendOK(nil, inTx, 0))); err != nil {
 		t.Fatal(err)
+	}
+	commit, _, err := readPacket(rig.node, nil, 1<<20)
+	if err != nil || string(commit[1:]) != "COMMIT" {
+		t.Fatalf("node got %q, %v; want the COMMIT as sent", commit, err)
 	}
 	rig.node.Close() // dies before the COMMIT's answer
 	if err := rig.s.p.Route("new"); err != nil {
@@ -330,7 +334,167 @@ func TestSettleSavepointMarksPreparedTransactions(t *testing.T) {
 	}
 	rig.mu.Lock()
 	defer rig.mu.Unlock()
-	if len(rig.reqs) != 1 || rig.reqs[0].Marker != m {
-		t.Fatalf("requests %+v; want one for %s", rig.reqs, m)
+	if len(rig.reqs) != 1 || savepointFor(rig.reqs[0].Marker) != sp {
+		t.Fatalf("requests %+v; want one for the marker of %s", rig.reqs, sp)
+	}
+}
+
+// savepointFor is the marking SAVEPOINT that stands for marker m.
+func savepointFor(m string) string {
+	return "SAVEPOINT tandem_" + strings.ReplaceAll(strings.TrimSuffix(strings.TrimPrefix(m, MarkerPrefix), "*/"), ":", "_")
+}
+
+// TestSettleLeavesReadsAlone: only INSERT, UPDATE, DELETE, REPLACE and LOAD
+// DATA carry the marker; every other statement reaches the node byte for
+// byte as the client sent it.
+func TestSettleLeavesReadsAlone(t *testing.T) {
+	rig := startSettleRig(t, SettleResult{})
+	ac := uint16(mysql.SERVER_STATUS_AUTOCOMMIT)
+	for _, q := range []string{"SELECT 1", "/* c */ select * from t", "SHOW PROFILES", "SET @x = 1", "DO f()",
+		"WITH a AS (SELECT 1) SELECT * FROM a", "USE test", "EXPLAIN SELECT 1", "CALL p()", "CREATE TABLE x (i INT)"} {
+		if got := rig.send(t, q); got != q {
+			t.Errorf("node got %q for %q", got, q)
+		}
+		rig.nodeOK(t, 0, ac)
+	}
+	for _, q := range []string{"INSERT INTO t VALUES (1)", "update t set a = 1", "DELETE FROM t", "REPLACE INTO t VALUES (1)",
+		"LOAD DATA INFILE 'f' INTO TABLE t"} {
+		if got := rig.send(t, q); !strings.HasPrefix(got, MarkerPrefix) || !strings.HasSuffix(got, "*/ "+q) {
+			t.Errorf("node got %q for %q; want it marked", got, q)
+		}
+		rig.nodeOK(t, 0, ac)
+	}
+}
+
+// TestSettleAutocommitSelectIsUnknown: an autocommit SELECT carries no
+// marker, and may have written (a function): caught by a node failure, it
+// gets 1317 without a check.
+func TestSettleAutocommitSelectIsUnknown(t *testing.T) {
+	rig := startSettleRig(t, SettleResult{Known: true})
+	rig.send(t, "SELECT f()")
+	rig.node.Close()
+	if e, _ := parseErr(rig.clientPacket(t)); e.Code != 1317 || !strings.Contains(e.Message, "may or may not") {
+		t.Errorf("client got %+v; want 1317", e)
+	}
+	rig.mu.Lock()
+	defer rig.mu.Unlock()
+	if len(rig.reqs) != 0 {
+		t.Errorf("Settle asked about an unmarked SELECT: %+v", rig.reqs)
+	}
+}
+
+// TestSettleSavepointForUnmarkedWrites: a transaction whose statements may
+// have written without the marker (SELECT f(), SET @x = f(), DO) gets the
+// marking savepoint before its COMMIT, and only then; the COMMIT is sent
+// once the savepoint was answered, and a refused savepoint makes the
+// COMMIT unsettleable.
+func TestSettleSavepointForUnmarkedWrites(t *testing.T) {
+	ac := uint16(mysql.SERVER_STATUS_AUTOCOMMIT)
+	inTx := ac | mysql.SERVER_STATUS_IN_TRANS
+	for _, tt := range []struct {
+		name  string
+		stmts []string // after BEGIN, each answered OK with 1 row
+		sp    bool     // a savepoint before the COMMIT
+	}{
+		{"select only", []string{"SELECT f()"}, true},
+		{"set and do", []string{"SET @x = f()", "DO f()"}, true},
+		{"select then marked write", []string{"SELECT f()", "INSERT INTO t VALUES (1)"}, false},
+		{"marked write then select", []string{"INSERT INTO t VALUES (1)", "SELECT f()"}, false},
+		{"marked write rolled back to a savepoint", []string{"INSERT INTO t VALUES (1)", "SELECT f()", "ROLLBACK TO SAVEPOINT a"}, true},
+		{"marked write only", []string{"INSERT INTO t VALUES (1)"}, false},
+		{"reads that cannot write", []string{"SHOW TABLES", "SAVEPOINT a"}, false},
+	} {
+		for _, refused := range []bool{false, true} {
+			if refused && !tt.sp {
+				continue
+			}
+			t.Run(fmt.Sprintf("%s refused=%v", tt.name, refused), func(t *testing.T) {
+				rig := startSettleRig(t, SettleResult{Known: true, Committed: true})
+				rig.send(t, "BEGIN")
+				rig.nodeOK(t, 0, inTx)
+				for _, q := range tt.stmts {
+					rig.send(t, q)
+					rig.nodeOK(t, 1, inTx)
+				}
+				got := rig.send(t, "COMMIT")
+				if !tt.sp {
+					if got != "COMMIT" {
+						t.Fatalf("node got %q; want the COMMIT as sent, no savepoint", got)
+					}
+				} else {
+					if !strings.HasPrefix(got, "SAVEPOINT tandem_") {
+						t.Fatalf("node got %q; want the marking savepoint", got)
+					}
+					// Nothing more until the savepoint is answered.
+					_ = rig.node.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+					if p, _, err := readPacket(rig.node, nil, 1<<20); err == nil {
+						t.Fatalf("node got %q before the savepoint's answer", p)
+					}
+					ans := packet(1, appendOK(nil, inTx, 0))
+					if refused {
+						ans = packet(1, appendErr(nil, newError(1178, "The storage engine for the table doesn't support SAVEPOINT")))
+					}
+					if _, err := rig.node.Write(ans); err != nil {
+						t.Fatal(err)
+					}
+					_ = rig.node.SetReadDeadline(time.Now().Add(5 * time.Second))
+					commit, _, err := readPacket(rig.node, nil, 1<<20)
+					if err != nil || string(commit[1:]) != "COMMIT" {
+						t.Fatalf("node got %q, %v; want the COMMIT as sent", commit, err)
+					}
+				}
+				rig.node.Close() // dies before the COMMIT's answer
+				if err := rig.s.p.Route("new"); err != nil {
+					t.Fatal(err)
+				}
+				p := rig.clientPacket(t)
+				rig.mu.Lock()
+				defer rig.mu.Unlock()
+				if refused {
+					if e, _ := parseErr(p); e.Code != 1317 || len(rig.reqs) != 0 {
+						t.Fatalf("client got %+v after %d checks; want 1317 without a check", e, len(rig.reqs))
+					}
+					return
+				}
+				if p[0] != 0 || len(rig.reqs) != 1 {
+					t.Fatalf("client got % x after %d checks; want the settled OK", p, len(rig.reqs))
+				}
+				if tt.sp && savepointFor(rig.reqs[0].Marker) != got {
+					t.Errorf("checked %s; the savepoint was %s", rig.reqs[0].Marker, got)
+				}
+			})
+		}
+	}
+}
+
+// TestSettleChainedTransactionGetsNewMarker: COMMIT AND CHAIN and BEGIN
+// inside a transaction end it while the session stays in one: the next
+// transaction is marked anew, so a marker never names two transactions.
+func TestSettleChainedTransactionGetsNewMarker(t *testing.T) {
+	inTx := uint16(mysql.SERVER_STATUS_AUTOCOMMIT | mysql.SERVER_STATUS_IN_TRANS)
+	for _, end := range []string{"COMMIT AND CHAIN", "BEGIN", "ROLLBACK AND CHAIN"} {
+		rig := startSettleRig(t, SettleResult{})
+		rig.send(t, "BEGIN")
+		rig.nodeOK(t, 0, inTx)
+		first := rig.send(t, "INSERT INTO t VALUES (1)")
+		rig.nodeOK(t, 1, inTx)
+		rig.send(t, end)
+		rig.nodeOK(t, 0, inTx)
+		second := rig.send(t, "INSERT INTO t VALUES (2)")
+		rig.nodeOK(t, 1, inTx)
+		if m := first[:strings.Index(first, "*/")+2]; strings.HasPrefix(second, m) {
+			t.Errorf("after %s: both transactions marked %s", end, m)
+		}
+	}
+}
+
+func TestRollbackTo(t *testing.T) {
+	for in, want := range map[string]bool{
+		"ROLLBACK TO a": true, "rollback work to savepoint a": true, " /* c */ ROLLBACK\tTO`a`": true,
+		"ROLLBACK": false, "ROLLBACK AND CHAIN": false, "ROLLBACK WORK": false, "ROLLBACK TOO": false, "ROLLBACKTO a": false,
+	} {
+		if got := rollbackTo([]byte(in)); got != want {
+			t.Errorf("rollbackTo(%q) = %v, want %v", in, got, want)
+		}
 	}
 }

@@ -51,6 +51,14 @@ type SettleQuery struct {
 	// before the searched transaction's COMMIT was sent. The answer "not
 	// committed" needs one of them found in the binlog.
 	Bounds []string
+	// Commit: the query is about the COMMIT of an explicit transaction.
+	// Only a transactional group (its GTID event flagged
+	// FL_TRANSACTIONAL, kept by the replica that logs it again) proves
+	// it: a statement that wrote non-transactional tables (MyISAM, Aria)
+	// is logged, marker and all, at once in a group of its own, whatever
+	// becomes of the transaction. A marker found only in such groups
+	// leaves the answer unknown.
+	Commit bool
 }
 
 // Settled is what the binlog says about a transaction.
@@ -344,18 +352,20 @@ func scanBinlogFile(ctx context.Context, src BinlogSource, f binlogFile, sc *set
 // settleScan follows transactions through binlog events and matches their
 // markers with the queries.
 type settleScan struct {
-	qs     []SettleQuery
-	byMark map[string][]int // marker -> queries searching it
-	bounds map[string][]int // bound marker -> queries it bounds
-	found  []stmtRows       // per query, the statement found (Committed)
-	gtids  []string
-	ok     []bool // found
-	bound  []bool // a bound seen in a file completely read
-	seenB  []bool // a bound seen in the file being read
+	qs      []SettleQuery
+	byMark  map[string][]int // marker -> queries searching it
+	bounds  map[string][]int // bound marker -> queries it bounds
+	found   []stmtRows       // per query, the statement found (Committed)
+	gtids   []string
+	ok      []bool // found
+	okTrans []bool // found in a transactional group
+	bound   []bool // a bound seen in a file completely read
+	seenB   []bool // a bound seen in the file being read
 
 	// The transaction being read.
 	gtid       string
 	standalone bool // a DDL statement: ends with its Query event
+	trans      bool // FL_TRANSACTIONAL: no non-transactional table
 	marks      []string
 	stmts      map[string]*stmtRows // by marker: the marked statement's rows
 	current    *stmtRows            // the statement whose rows follow
@@ -376,7 +386,7 @@ type stmtRows struct {
 func newSettleScan(qs []SettleQuery) *settleScan {
 	sc := &settleScan{qs: qs, byMark: map[string][]int{}, bounds: map[string][]int{},
 		found: make([]stmtRows, len(qs)), gtids: make([]string, len(qs)),
-		ok: make([]bool, len(qs)), bound: make([]bool, len(qs)), seenB: make([]bool, len(qs))}
+		ok: make([]bool, len(qs)), okTrans: make([]bool, len(qs)), bound: make([]bool, len(qs)), seenB: make([]bool, len(qs))}
 	for i, q := range qs {
 		sc.byMark[q.Marker] = append(sc.byMark[q.Marker], i)
 		for _, b := range q.Bounds {
@@ -411,6 +421,8 @@ func (sc *settleScan) results(unknown string) []Settled {
 	out := make([]Settled, len(sc.qs))
 	for i := range sc.qs {
 		switch {
+		case sc.ok[i] && sc.qs[i].Commit && !sc.okTrans[i]:
+			out[i] = Settled{Why: "the transaction's marker was found only with writes to non-transactional tables, which are logged apart from its COMMIT"}
 		case sc.ok[i]:
 			st := &sc.found[i]
 			out[i] = Settled{Known: true, Committed: true, GTID: sc.gtids[i]}
@@ -500,7 +512,7 @@ func (sc *settleScan) begin(gtid string) {
 	sc.marks = sc.marks[:0]
 	sc.stmts = nil
 	sc.current = nil
-	sc.standalone = false
+	sc.standalone, sc.trans = false, false
 }
 
 func (sc *settleScan) mark(m string, q []byte) {
@@ -523,10 +535,12 @@ func (sc *settleScan) mark(m string, q []byte) {
 	sc.current = st
 }
 
+// commit ends the group being read.
 func (sc *settleScan) commit() {
 	for _, m := range sc.marks {
 		for _, i := range sc.byMark[m] {
 			sc.ok[i] = true
+			sc.okTrans[i] = sc.okTrans[i] || sc.trans
 			sc.gtids[i] = sc.gtid
 			if st := sc.stmts[m]; st != nil {
 				sc.found[i] = *st
@@ -544,6 +558,7 @@ func (sc *settleScan) event(ev *gm.BinlogEvent) {
 	case *gm.MariadbGTIDEvent:
 		sc.begin(e.GTID.String())
 		sc.standalone = e.Flags&gm.BINLOG_MARIADB_FL_STANDALONE != 0
+		sc.trans = e.Flags&gm.BINLOG_MARIADB_FL_TRANSACTIONAL != 0
 	case *gm.MariadbAnnotateRowsEvent:
 		if m, ok := parseMarker(e.Query); ok {
 			sc.mark(m, e.Query)

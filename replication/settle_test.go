@@ -26,7 +26,8 @@ func TestFindTransactionsOnPeer(t *testing.T) {
 	a, b := openPair(t)
 	exec(t, a.db, "a",
 		"CREATE DATABASE IF NOT EXISTS "+testSchema,
-		"CREATE TABLE IF NOT EXISTS "+testSchema+".settle (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)")
+		"CREATE TABLE IF NOT EXISTS "+testSchema+".settle (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)",
+		"CREATE TABLE IF NOT EXISTS "+testSchema+".settle_myisam (v INT) ENGINE=MyISAM")
 	t.Cleanup(func() { exec(t, a.db, "a", "DROP DATABASE IF EXISTS "+testSchema) })
 
 	bound := newMarker(t, "bound")
@@ -51,11 +52,16 @@ func TestFindTransactionsOnPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	exec(t, conn, "a", tx+" BEGIN", tx+" INSERT INTO "+tbl+" (v) VALUES (5)", tx+" DELETE FROM "+tbl+" WHERE v = 0", tx+" COMMIT")
+	// A transaction that wrote a MyISAM table and was rolled back: the
+	// MyISAM row is logged, with the marker, in a group of its own.
+	mixed := newMarker(t, "mixed")
+	exec(t, conn, "a", mixed+" BEGIN", mixed+" INSERT INTO "+testSchema+".settle_myisam (v) VALUES (6)",
+		mixed+" INSERT INTO "+tbl+" (v) VALUES (6)", "ROLLBACK")
 	conn.Close()
 	waitFor(t, "node b caught up", func() (bool, error) {
 		var n int
-		err := b.db.QueryRow("SELECT COUNT(*) FROM " + tbl + " WHERE v = 5").Scan(&n)
-		return n == 1, err
+		err := b.db.QueryRow("SELECT (SELECT COUNT(*) FROM " + tbl + " WHERE v = 5) + (SELECT COUNT(*) FROM " + testSchema + ".settle_myisam)").Scan(&n)
+		return n == 2, err
 	})
 
 	src := BinlogSource{Address: testpair.Addr(testpair.B), User: testpair.AdminUser, Password: testpair.AdminPassword}
@@ -67,6 +73,8 @@ func TestFindTransactionsOnPeer(t *testing.T) {
 		{Marker: noop, Bounds: []string{bound}},
 		{Marker: never, Bounds: []string{newMarker(t, "absent"), bound}},
 		{Marker: never},
+		{Marker: tx, Bounds: []string{bound}, Commit: true},
+		{Marker: mixed, Bounds: []string{bound}, Commit: true},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -82,6 +90,8 @@ func TestFindTransactionsOnPeer(t *testing.T) {
 		{Known: true},
 		{Known: true},
 		{},
+		{Known: true, Committed: true},
+		{}, // its COMMIT is not proven by the MyISAM row
 	}
 	for i, w := range want {
 		g := res[i]

@@ -11,7 +11,9 @@
 # and databases the suites need, mysql-test-run's server settings on node a,
 # node b ignoring the suites' tables meanwhile; all put back afterwards),
 # starts tandem with no [[user]] entries, runs each suite both ways and
-# prints the table. Exit 1 when a test differs.
+# prints the table (the tests of TLS to the server go through a second
+# tandem that reaches node a over TCP with verify-full TLS). Exit 1 when a
+# test differs.
 #
 # Environment: TANDEM_COMPAT_LISTEN (127.0.0.1:13330, tandem's client
 # address), TANDEM_COMPAT_ADMIN (127.0.0.1:13331), TANDEM_COMPAT_DIR

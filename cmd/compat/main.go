@@ -4,6 +4,12 @@
 // table (suite, tests, passed direct, passed via tandem, differing tests)
 // and exits 1 when a test differs, 2 when a run could not be made.
 //
+// tandem reaches node a over its unix socket (-node-a), so that the node
+// sees logins as from localhost, as mysql-test-run's accounts expect; the
+// tests of TLS to the server then run through a second tandem, on the same
+// addresses once the first stopped, that reaches node a over TCP with
+// verify-full TLS (-tls-tests), as in the two-server deployment.
+//
 // Usage (scripts/compat.sh and `make compat` wrap it):
 //
 //	go run ./cmd/compat [-suites gosql,mtr] [-listen 127.0.0.1:13330] ...
@@ -57,6 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		mtrTimeout = fs.Duration("mtr-timeout", 60*time.Minute, "bound on one mysql-test-run run")
 		goTimeout  = fs.Duration("gosql-timeout", 10*time.Minute, "bound on one go-sql-driver run")
 		settle     = fs.Bool("settle-commits", true, "tandem's proxy.settle_commits (false: statements relayed without tandem's marker comment)")
+		tlsTests   = fs.Bool("tls-tests", true, "run the suites' tests of TLS to the server (go-sql-driver's TestTLS, mtr tests sourcing have_ssl_communication.inc or have_tlsv13.inc) through a second tandem, on the same addresses once the first stopped, that reaches node a over TCP with verify-full TLS")
 		directOnly = fs.Bool("direct-only", false, "run each suite directly only (no tandem) and write each test's outcome to DIR/SUITE-direct.txt: for choosing tests")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -100,14 +107,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	addrA := fmt.Sprintf("127.0.0.1:%d", portA)
 	addrB := fmt.Sprintf("127.0.0.1:%d", portB)
 	sockA := filepath.Join(pairDir, "a", "mysqld.sock")
+	caPair := filepath.Join(pairDir, "tls", "ca.pem")
 
-	var mtrTests []string
+	var mtrTests, mtrTLS, mtrOther []string
 	if want["mtr"] {
 		if mtrTests, err = compat.ReadList(*mtrList); err != nil {
 			return fail("%v", err)
 		}
 		if _, err := os.Stat(filepath.Join(*mtrDir, "mariadb-test-run.pl")); err != nil {
 			return fail("mysql-test-run not found in %s: install Debian's mariadb-test (scripts/compat.sh install)", *mtrDir)
+		}
+		mtrOther = mtrTests
+		if *tlsTests {
+			if mtrTLS, mtrOther, err = compat.TLSTests(*mtrDir, mtrTests); err != nil {
+				return fail("%v", err)
+			}
 		}
 	}
 	_, lp, err := splitPort(*listen)
@@ -157,24 +171,40 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err := td.Start(ctx, compat.GoUser, compat.GoPassword, time.Minute); err != nil {
 			return fail("%v", err)
 		}
-		defer func() {
-			if err := td.Stop(40 * time.Second); err != nil {
-				fmt.Fprintf(stderr, "compat: %v\n", err)
-			}
-		}()
+		defer stopTandem(td, stderr)
 	}
+	// The TLS tests' tandem: node a over TCP, verify-full against the
+	// pair's CA (the two-server deployment's link), so that Ssl_cipher
+	// through tandem is a TLS link's, as directly. The rest keeps the
+	// socket: over TCP the node sees tandem's 127.0.0.1, not the
+	// localhost mtr's accounts are made for (README, "Compatibility").
+	tdTLS := &compat.Tandem{
+		Bin: *bin, Dir: filepath.Join(absDir, "tandem-tls"), Listen: *listen, Admin: *admin,
+		NodeA: addrA, NodeATLS: "verify-full", NodeATLSCA: caPair, NodeB: addrB,
+		User: "tandem", Password: "tandem", NoSettle: !*settle, TLSCert: td.TLSCert, TLSKey: td.TLSKey,
+	}
+	needTLS := *tlsTests && !*directOnly && (want["gosql"] || len(mtrTLS) > 0)
 
 	var rows []compat.Row
 	details := map[string][2]map[string]string{}
+	var (
+		gosqlDir         string
+		gosqlRes, mtrRes [2]compat.Results
+		gosqlDet, mtrDet [2]map[string]string
+	)
 	if want["gosql"] {
 		modDir, err := compat.ModuleDir(ctx, "", root, "github.com/go-sql-driver/mysql")
 		if err != nil {
 			return fail("%v", err)
 		}
 		s := compat.GoSQLDriver{Dir: modDir, User: compat.GoUser, Password: compat.GoPassword, DB: compat.GoDB, Timeout: *goTimeout}
-		var res [2]compat.Results
-		var det [2]map[string]string
+		gosqlDir = modDir
+		res, det := &gosqlRes, &gosqlDet
 		for i, side := range []struct{ name, addr string }{{"direct", addrA}, {"tandem", *listen}}[:sides] {
+			s.Skip = ""
+			if i == 1 && *tlsTests {
+				s.Skip = compat.GoSQLDriverTLS // through tdTLS below
+			}
 			if err := prep.FreshTestDB(ctx, adminA); err != nil {
 				return fail("%v", err)
 			}
@@ -190,13 +220,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			writeOutcomes(filepath.Join(absDir, "gosql-direct.txt"), res[0])
 			res[1] = res[0]
 		}
-		rows = append(rows, compat.Compare("go-sql-driver", res[0], res[1], nil))
-		details["go-sql-driver"] = det
 	}
 	if want["mtr"] {
 		m := compat.MTR{Dir: *mtrDir, Tests: mtrTests, Parallel: *mtrPar, Timeout: *mtrTimeout}
-		var res [2]compat.Results
-		var det [2]map[string]string
+		res, det := &mtrRes, &mtrDet
 		for i, side := range []struct {
 			name, sock string
 			port       int
@@ -204,8 +231,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			if err := prep.FreshTestDB(ctx, adminA); err != nil {
 				return fail("%v", err)
 			}
+			if i == 1 {
+				m.Tests = mtrOther // the TLS tests through tdTLS below
+			}
 			start := time.Now()
-			fmt.Fprintf(stdout, "compat: mysql-test-run, %d tests, %s\n", len(mtrTests), side.name)
+			fmt.Fprintf(stdout, "compat: mysql-test-run, %d tests, %s\n", len(m.Tests), side.name)
 			res[i], det[i], err = m.Run(ctx, side.sock, side.port, filepath.Join(absDir, "mtr-var-"+side.name), filepath.Join(absDir, "mtr-"+side.name+".log"))
 			if err != nil {
 				return fail("%v", err)
@@ -216,8 +246,47 @@ func run(args []string, stdout, stderr io.Writer) int {
 			writeOutcomes(filepath.Join(absDir, "mtr-direct.txt"), res[0])
 			res[1] = res[0]
 		}
-		rows = append(rows, compat.Compare("mysql-test-run", res[0], res[1], mtrTests))
-		details["mysql-test-run"] = det
+	}
+
+	if needTLS {
+		stopTandem(td, stderr)
+		fmt.Fprintf(stdout, "compat: starting %s on %s for the TLS tests (node a by tcp, tls = verify-full)\n", *bin, *listen)
+		if err := tdTLS.Start(ctx, compat.GoUser, compat.GoPassword, time.Minute); err != nil {
+			return fail("%v", err)
+		}
+		defer stopTandem(tdTLS, stderr)
+		if want["gosql"] {
+			if err := prep.FreshTestDB(ctx, adminA); err != nil {
+				return fail("%v", err)
+			}
+			s := compat.GoSQLDriver{Dir: gosqlDir, User: compat.GoUser, Password: compat.GoPassword, DB: compat.GoDB, Timeout: *goTimeout, Only: compat.GoSQLDriverTLS}
+			fmt.Fprintf(stdout, "compat: go-sql-driver TLS tests, tandem over TLS\n")
+			r, d, err := s.Run(ctx, *listen, filepath.Join(absDir, "gosql-tandem-tls.json"))
+			if err != nil {
+				return fail("%v", err)
+			}
+			merge(&gosqlRes[1], &gosqlDet[1], r, d)
+		}
+		if len(mtrTLS) > 0 {
+			if err := prep.FreshTestDB(ctx, adminA); err != nil {
+				return fail("%v", err)
+			}
+			m := compat.MTR{Dir: *mtrDir, Tests: mtrTLS, Parallel: *mtrPar, Timeout: *mtrTimeout}
+			fmt.Fprintf(stdout, "compat: mysql-test-run, %d TLS tests, tandem over TLS\n", len(mtrTLS))
+			r, d, err := m.Run(ctx, tdTLS.Socket(), lp, filepath.Join(absDir, "mtr-var-tandem-tls"), filepath.Join(absDir, "mtr-tandem-tls.log"))
+			if err != nil {
+				return fail("%v", err)
+			}
+			merge(&mtrRes[1], &mtrDet[1], r, d)
+		}
+	}
+	if want["gosql"] {
+		rows = append(rows, compat.Compare("go-sql-driver", gosqlRes[0], gosqlRes[1], nil))
+		details["go-sql-driver"] = gosqlDet
+	}
+	if want["mtr"] {
+		rows = append(rows, compat.Compare("mysql-test-run", mtrRes[0], mtrRes[1], mtrTests))
+		details["mysql-test-run"] = mtrDet
 	}
 
 	differ := false
@@ -241,8 +310,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		_ = compat.WriteTable(f, rows)
 		f.Close()
 	}
-	if n := len(td.LogErrors()); n > 0 {
-		fmt.Fprintf(stdout, "\ntandem logged %d warnings or errors (%s)\n", n, td.LogPath())
+	for _, t := range []*compat.Tandem{td, tdTLS} {
+		if n := len(t.LogErrors()); n > 0 {
+			fmt.Fprintf(stdout, "\ntandem logged %d warnings or errors (%s)\n", n, t.LogPath())
+		}
 	}
 	if ctx.Err() != nil {
 		return fail("interrupted")
@@ -251,6 +322,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// stopTandem stops t (once: later calls find it stopped).
+func stopTandem(t *compat.Tandem, stderr io.Writer) {
+	if err := t.Stop(40 * time.Second); err != nil {
+		fmt.Fprintf(stderr, "compat: %v\n", err)
+	}
+}
+
+// merge puts the results and outputs of a run of some tests (r, d) into
+// those of the side's main run.
+func merge(res *compat.Results, det *map[string]string, r compat.Results, d map[string]string) {
+	if *res == nil {
+		*res = compat.Results{}
+	}
+	if *det == nil {
+		*det = map[string]string{}
+	}
+	for k, v := range r {
+		(*res)[k] = v
+	}
+	for k, v := range d {
+		(*det)[k] = v
+	}
 }
 
 // writeOutcomes writes "test outcome" lines, sorted.

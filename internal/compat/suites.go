@@ -24,7 +24,15 @@ type GoSQLDriver struct {
 	Password string        // MYSQL_TEST_PASS
 	DB       string        // MYSQL_TEST_DBNAME
 	Timeout  time.Duration // bound on one run; 0 means 10 minutes
+	// Only, when set, runs only the tests it matches (go test -run);
+	// Skip skips those it matches too, beside GoSQLDriverSkip.
+	Only, Skip string
 }
+
+// GoSQLDriverTLS matches the driver's tests of TLS to the server: make
+// compat runs them through a tandem that reaches node a over TCP with TLS
+// (the node link's Ssl_cipher is what they read through tandem).
+const GoSQLDriverTLS = `^TestTLS$`
 
 // GoSQLDriverSkip lists the driver's tests that are never run, with why:
 //   - TestConnectorReturnsTimeout dials 1.1.1.1:1234 (outside loopback;
@@ -99,8 +107,15 @@ func (s GoSQLDriver) Run(ctx context.Context, addr, logPath string) (Results, ma
 	if inner < timeout/2 {
 		inner = timeout / 2
 	}
-	cmd := exec.CommandContext(ctx, goCmd, "test", "-count=1", "-json",
-		"-timeout", inner.String(), "-skip", GoSQLDriverSkip, ".")
+	skip := GoSQLDriverSkip
+	if s.Skip != "" {
+		skip += "|" + s.Skip
+	}
+	args := []string{"test", "-count=1", "-json", "-timeout", inner.String(), "-skip", skip}
+	if s.Only != "" {
+		args = append(args, "-run", s.Only)
+	}
+	cmd := exec.CommandContext(ctx, goCmd, append(args, ".")...)
 	cmd.Dir = s.Dir
 	cmd.Env = append(os.Environ(),
 		"GOWORK=off", "GOFLAGS=-mod=mod",
@@ -221,6 +236,36 @@ func (m MTR) Run(ctx context.Context, socket string, port int, vardir, logPath s
 		return nil, nil, fmt.Errorf("mysql-test-run against %s reported no test (exit %v); see %s", socket, runErr, logPath)
 	}
 	return res, details, nil
+}
+
+// TLSTests splits mysql-test-run tests (suite.name) into those that test
+// TLS to the server (their .test file in dir sources mtr's
+// include/have_ssl_communication.inc or have_tlsv13.inc) and the others,
+// each in the order given.
+func TLSTests(dir string, tests []string) (tls, other []string, err error) {
+	if dir == "" {
+		dir = DefaultMTRDir
+	}
+	for _, name := range tests {
+		suite, test, ok := strings.Cut(name, ".")
+		if !ok {
+			return nil, nil, fmt.Errorf("mysql-test-run test %q: want suite.name", name)
+		}
+		path := filepath.Join(dir, "suite", suite, "t", test+".test")
+		if suite == "main" {
+			path = filepath.Join(dir, "main", test+".test")
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("mysql-test-run test %s: %w", name, err)
+		}
+		if bytes.Contains(b, []byte("include/have_ssl_communication.inc")) || bytes.Contains(b, []byte("include/have_tlsv13.inc")) {
+			tls = append(tls, name)
+		} else {
+			other = append(other, name)
+		}
+	}
+	return tls, other, nil
 }
 
 // ReadList reads a test list: one name a line; blank lines and lines

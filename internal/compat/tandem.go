@@ -18,14 +18,17 @@ import (
 // Tandem is a tandem process (the real binary) in front of the pair, with no
 // [[user]] entries: every client account comes from the nodes.
 type Tandem struct {
-	Bin      string // bin/tandem
-	Dir      string // config, state file, log and unix socket go here
-	Listen   string // client address, host:port
-	Admin    string // admin API address, host:port
-	NodeA    string // node a: host:port or a unix socket path
-	NodeB    string // node b
-	User     string // failover.admin_user
-	Password string // failover.admin_password
+	Bin    string // bin/tandem
+	Dir    string // config, state file, log and unix socket go here
+	Listen string // client address, host:port
+	Admin  string // admin API address, host:port
+	NodeA  string // node a: host:port or a unix socket path
+	// NodeATLS and NodeATLSCA, when set, are node a's tls and tls_ca
+	// ("verify-full" and the pair's CA: the TLS tests' tandem).
+	NodeATLS, NodeATLSCA string
+	NodeB                string // node b
+	User                 string // failover.admin_user
+	Password             string // failover.admin_password
 	// NoSettle sets proxy.settle_commits = false: statements are relayed
 	// without tandem's marker comment.
 	NoSettle bool
@@ -57,7 +60,7 @@ settle_commits = %t
 [[node]]
 name = "a"
 address = %q
-
+%s
 [[node]]
 name = "b"
 address = %q
@@ -70,7 +73,18 @@ admin_password = %q
 
 [admin]
 listen = %q
-`, t.Listen, "unix:"+t.Socket(), !t.NoSettle, t.tlsKeys(), t.NodeA, t.NodeB, filepath.Join(t.Dir, "state.json"), t.User, t.Password, t.Admin)
+`, t.Listen, "unix:"+t.Socket(), !t.NoSettle, t.tlsKeys(), t.NodeA, t.nodeATLS(), t.NodeB, filepath.Join(t.Dir, "state.json"), t.User, t.Password, t.Admin)
+}
+
+func (t *Tandem) nodeATLS() string {
+	if t.NodeATLS == "" {
+		return ""
+	}
+	s := fmt.Sprintf("tls = %q\n", t.NodeATLS)
+	if t.NodeATLSCA != "" {
+		s += fmt.Sprintf("tls_ca = %q\n", t.NodeATLSCA)
+	}
+	return s
 }
 
 func (t *Tandem) tlsKeys() string {

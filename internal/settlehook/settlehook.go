@@ -43,7 +43,7 @@ func (h *Hook) Settle(ctx context.Context, req proxy.SettleRequest) proxy.Settle
 	if s == nil {
 		return proxy.SettleResult{Why: why}
 	}
-	res, err := s.Settle(ctx, replication.SettleQuery{Marker: req.Marker, Bounds: req.Bounds})
+	res, err := s.Settle(ctx, replication.SettleQuery{Marker: req.Marker, Bounds: req.Bounds, Commit: req.Commit})
 	if err != nil {
 		return proxy.SettleResult{Why: "reading node " + req.To + "'s binlog failed: " + err.Error()}
 	}
