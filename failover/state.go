@@ -592,7 +592,10 @@ func (m *Manager) keepDurable(ctx context.Context, a *node) {
 	if ss.SourceEnabled && !a.ackWaitSince.IsZero() && time.Since(a.ackWaitSince) >= m.cfg.AckTimeout {
 		// Commits wait too long for the peer. Record first, then let
 		// them go on: a promotion after this point knows the peer may
-		// lack them.
+		// lack them. The release runs on the node's pool for checks and
+		// actions, which no write that waits for the acknowledgement
+		// uses (sqlNode), so it cannot queue behind what it releases;
+		// if it fails, the next check of the active tries again.
 		if !m.markUnsynced(peer, fmt.Sprintf("commits on %s waited over %v for its acknowledgement; writes continue without it", a.Name, m.cfg.AckTimeout)) {
 			return
 		}
