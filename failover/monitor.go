@@ -7,6 +7,7 @@ package failover
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -79,6 +80,12 @@ type node struct {
 	lagHigh       bool   // lag over LagWarning at the last check
 
 	heartbeatBusy atomic.Bool
+
+	// The decision to record on the node (record): one writer at a time,
+	// writing the newest decision it was given.
+	recordMu   sync.Mutex
+	recordNext *Decision
+	recording  bool
 }
 
 // watch checks n every Interval until ctx ends, sending observations to out.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -106,9 +107,26 @@ func Classify(err error) Reach {
 	return ReachUnknown
 }
 
-// sqlNode is NodeOps on a real node.
+// sqlNode is NodeOps on a real node, with two connection pools.
+//
+// Writes to the active node wait for the passive's semi-sync
+// acknowledgement, and when the passive is cut off (a partition: nothing
+// comes back, nothing is closed) they wait until tandem releases them.
+// tandem's own writes are such writes: the heartbeat, and the decision
+// recorded after each save (markUnsynced saves just before the release).
+// They run in the background on bg, apart from the checks and the actions
+// (the release among them) on db, so that writes stuck on the
+// acknowledgement can never take the connections the check that sees them
+// and the statement that releases them need. With one shared pool of 3,
+// the heartbeat and two records queued after two saves in a row held all
+// three: the release and every check then waited for a connection until
+// their deadlines, the active looked failed, and writes stopped until the
+// records' own 10 s deadline freed one (issue 8, 2 of 24 partitions).
 type sqlNode struct {
-	db *sql.DB
+	db *sql.DB // checks and actions: never used by a write that may wait for an acknowledgement
+	bg *sql.DB // background writes: the heartbeat, the recorded decision
+
+	decisionTables sync.Map // schema → true: its decision table was made by this process
 }
 
 // openNode opens the connection pool to n: kept open, every operation
@@ -133,10 +151,14 @@ func openNode(cfg Config, n NodeConfig) (*sqlNode, error) {
 		return nil, err
 	}
 	db := sql.OpenDB(conn)
-	db.SetMaxOpenConns(3) // a check, a heartbeat, an action
+	db.SetMaxOpenConns(3) // a check, an action, and one spare
 	db.SetMaxIdleConns(3)
 	db.SetConnMaxIdleTime(0)
-	return &sqlNode{db: db}, nil
+	bg := sql.OpenDB(conn)
+	bg.SetMaxOpenConns(2) // the heartbeat, a decision record
+	bg.SetMaxIdleConns(2)
+	bg.SetConnMaxIdleTime(0)
+	return &sqlNode{db: db, bg: bg}, nil
 }
 
 func (s *sqlNode) Read(ctx context.Context) (replication.Facts, error) {
@@ -177,12 +199,12 @@ func (s *sqlNode) WaitExecuted(ctx context.Context, flavor replication.Flavor, w
 
 func (s *sqlNode) WriteHeartbeat(ctx context.Context, schema, node string, epoch uint64, now time.Time) error {
 	hb := replication.Heartbeat{Schema: schema}
-	err := hb.Write(ctx, s.db, node, epoch, now)
+	err := hb.Write(ctx, s.bg, node, epoch, now)
 	if err != nil && (errors.Is(err, replication.ErrNoHeartbeat) || isMissingTable(err)) {
-		if err := hb.EnsureTable(ctx, s.db); err != nil {
+		if err := hb.EnsureTable(ctx, s.bg); err != nil {
 			return err
 		}
-		return hb.Write(ctx, s.db, node, epoch, now)
+		return hb.Write(ctx, s.bg, node, epoch, now)
 	}
 	return err
 }
@@ -207,6 +229,40 @@ func (s *sqlNode) WriteDecision(ctx context.Context, schema string, d Decision) 
 	if len(reason) > 1024 {
 		reason = reason[:1024]
 	}
+	// The table is made once per process (each of these statements is
+	// written to the binary log and, on the active, waits for the
+	// passive's acknowledgement like any write), and again if the row
+	// cannot be written for want of it (a rebuilt node).
+	for attempt := 0; ; attempt++ {
+		if _, made := s.decisionTables.Load(schema); !made {
+			if err := s.makeDecisionTable(ctx, schema); err != nil {
+				return err
+			}
+			s.decisionTables.Store(schema, true)
+		}
+		// Never replace a newer decision by an older one: the epoch
+		// only grows.
+		_, err = s.bg.ExecContext(ctx, "INSERT INTO "+decisionTable(schema)+" VALUES (1, ?, ?, ?, ?, ?) "+
+			"ON DUPLICATE KEY UPDATE active = IF(VALUES(epoch) >= epoch, VALUES(active), active), "+
+			"decided_at = IF(VALUES(epoch) >= epoch, VALUES(decided_at), decided_at), "+
+			"reason = IF(VALUES(epoch) >= epoch, VALUES(reason), reason), "+
+			"doc = IF(VALUES(epoch) >= epoch, VALUES(doc), doc), "+
+			"epoch = GREATEST(epoch, VALUES(epoch))",
+			d.Active, d.Epoch, d.Time, reason, string(doc))
+		if err != nil && attempt == 0 && (isMissingTable(err) || isMissingColumn(err) || isColumnCount(err)) {
+			s.decisionTables.Delete(schema)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("recording the decision: %w", err)
+		}
+		return nil
+	}
+}
+
+// makeDecisionTable creates schema's decision table, or adds the column
+// an earlier tandem's table lacks.
+func (s *sqlNode) makeDecisionTable(ctx context.Context, schema string) error {
 	for _, stmt := range []string{
 		"CREATE DATABASE IF NOT EXISTS `" + schema + "`",
 		"CREATE TABLE IF NOT EXISTS " + decisionTable(schema) + " (id TINYINT PRIMARY KEY, active VARCHAR(64) NOT NULL, " +
@@ -214,21 +270,9 @@ func (s *sqlNode) WriteDecision(ctx context.Context, schema string, d Decision) 
 		// Tables made by an earlier tandem lack doc.
 		"ALTER TABLE " + decisionTable(schema) + " ADD COLUMN IF NOT EXISTS doc JSON NULL",
 	} {
-		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+		if _, err := s.bg.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("recording the decision: %w", err)
 		}
-	}
-	// Never replace a newer decision by an older one: the epoch only
-	// grows.
-	_, err = s.db.ExecContext(ctx, "INSERT INTO "+decisionTable(schema)+" VALUES (1, ?, ?, ?, ?, ?) "+
-		"ON DUPLICATE KEY UPDATE active = IF(VALUES(epoch) >= epoch, VALUES(active), active), "+
-		"decided_at = IF(VALUES(epoch) >= epoch, VALUES(decided_at), decided_at), "+
-		"reason = IF(VALUES(epoch) >= epoch, VALUES(reason), reason), "+
-		"doc = IF(VALUES(epoch) >= epoch, VALUES(doc), doc), "+
-		"epoch = GREATEST(epoch, VALUES(epoch))",
-		d.Active, d.Epoch, d.Time, reason, string(doc))
-	if err != nil {
-		return fmt.Errorf("recording the decision: %w", err)
 	}
 	return nil
 }
@@ -255,7 +299,7 @@ func (s *sqlNode) ReadDecision(ctx context.Context, schema string) (Decision, bo
 	return d, true, nil
 }
 
-func (s *sqlNode) Close() error { return s.db.Close() }
+func (s *sqlNode) Close() error { return errors.Join(s.db.Close(), s.bg.Close()) }
 
 // orMariaDB is flavor, or MariaDB when no check has told it yet.
 func orMariaDB(flavor replication.Flavor) replication.Flavor {
@@ -269,6 +313,13 @@ func orMariaDB(flavor replication.Flavor) replication.Flavor {
 func isMissingTable(err error) bool {
 	var me *mysql.MySQLError
 	return errors.As(err, &me) && (me.Number == 1146 || me.Number == 1049)
+}
+
+// isColumnCount reports MySQL error 1136 (column count does not match):
+// a decision table of an earlier tandem, without doc.
+func isColumnCount(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1136
 }
 
 // isMissingColumn reports MySQL error 1054 (unknown column).

@@ -294,17 +294,42 @@ func (m *Manager) save(d Decision) error {
 
 // record writes d to the active node's decision table, best effort and in
 // the background: the store is the authority; the table, replicated to the
-// peer, is how a tandem that lost its store finds the decision again.
+// peer, is how a tandem that lost its store finds the decision again. Like
+// any write on the active it may wait for the passive's acknowledgement (a
+// partition): one writer per node, which writes the newest decision it was
+// given when it is done, so that saves in a row do not pile up writes (nor
+// write them out of order) while they wait.
 func (m *Manager) record(d Decision) {
-	if n := m.node(d.Active); n != nil {
-		go func() {
+	n := m.node(d.Active)
+	if n == nil {
+		return
+	}
+	n.recordMu.Lock()
+	n.recordNext = &d
+	busy := n.recording
+	n.recording = true
+	n.recordMu.Unlock()
+	if busy {
+		return
+	}
+	go func() {
+		for {
+			n.recordMu.Lock()
+			next := n.recordNext
+			n.recordNext = nil
+			if next == nil {
+				n.recording = false
+				n.recordMu.Unlock()
+				return
+			}
+			n.recordMu.Unlock()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := n.ops.WriteDecision(ctx, m.cfg.HeartbeatSchema, d); err != nil {
+			if err := n.ops.WriteDecision(ctx, m.cfg.HeartbeatSchema, *next); err != nil {
 				m.log.Warn("cannot record the decision on the node", "node", n.Name, "error", err)
 			}
-		}()
-	}
+			cancel()
+		}
+	}()
 }
 
 // checkpoint calls the test hook between two steps of an operation.
@@ -567,7 +592,10 @@ func (m *Manager) keepDurable(ctx context.Context, a *node) {
 	if ss.SourceEnabled && !a.ackWaitSince.IsZero() && time.Since(a.ackWaitSince) >= m.cfg.AckTimeout {
 		// Commits wait too long for the peer. Record first, then let
 		// them go on: a promotion after this point knows the peer may
-		// lack them.
+		// lack them. The release runs on the node's pool for checks and
+		// actions, which no write that waits for the acknowledgement
+		// uses (sqlNode), so it cannot queue behind what it releases;
+		// if it fails, the next check of the active tries again.
 		if !m.markUnsynced(peer, fmt.Sprintf("commits on %s waited over %v for its acknowledgement; writes continue without it", a.Name, m.cfg.AckTimeout)) {
 			return
 		}

@@ -1,12 +1,12 @@
 // Package faultrelay is a loopback TCP relay that injects the network
 // faults tandem's tests and benchmarks need between a client and a server:
-// a delay each way, a cut link, and a live server that refuses connections
-// the way MySQL does when it cannot take one (an ERR packet 1040 in place
-// of its greeting).
+// a delay each way, a cut link, a black hole (a partition: nothing passes,
+// nothing is closed), and a live server that refuses connections the way
+// MySQL does when it cannot take one (an ERR packet 1040 in place of its
+// greeting).
 package faultrelay
 
 import (
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -24,6 +24,12 @@ const (
 	// with MySQL error 1040 "Too many connections", as a live server
 	// that cannot take a connection does.
 	Refuse
+	// Stall stops forwarding in both directions without closing
+	// anything, as a network partition does: the relay reads nothing more
+	// from either side (so their socket buffers fill and their writes
+	// block), and new connections are accepted but get nothing. Forward
+	// again resumes every connection where it stopped.
+	Stall
 )
 
 // Relay forwards connections accepted on 127.0.0.1 to a target.
@@ -36,6 +42,8 @@ type Relay struct {
 	mode   Mode
 	closed bool
 	conns  map[net.Conn]bool
+	// resume is closed when the relay leaves Stall (or closes).
+	resume chan struct{}
 }
 
 // New starts a relay to target that holds each chunk of data delay long in
@@ -45,7 +53,7 @@ func New(target string, delay time.Duration) (*Relay, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Relay{l: l, target: target, delay: delay, conns: map[net.Conn]bool{}}
+	r := &Relay{l: l, target: target, delay: delay, conns: map[net.Conn]bool{}, resume: make(chan struct{})}
 	go r.serve()
 	return r, nil
 }
@@ -61,15 +69,37 @@ func (r *Relay) Port() int { return r.l.Addr().(*net.TCPAddr).Port }
 func (r *Relay) Set(m Mode) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.mode == Stall && m != Stall {
+		close(r.resume)
+		r.resume = make(chan struct{})
+	}
 	r.mode = m
-	if m != Forward {
+	if m != Forward && m != Stall {
 		r.dropLocked()
+	}
+}
+
+// gate returns at once unless the relay stalls; then it waits until it
+// does not.
+func (r *Relay) gate() {
+	for {
+		r.mu.Lock()
+		if r.mode != Stall || r.closed {
+			r.mu.Unlock()
+			return
+		}
+		ch := r.resume
+		r.mu.Unlock()
+		<-ch
 	}
 }
 
 // Close stops the relay and closes every connection.
 func (r *Relay) Close() {
 	r.mu.Lock()
+	if !r.closed && r.mode == Stall {
+		close(r.resume)
+	}
 	r.closed = true
 	r.dropLocked()
 	r.mu.Unlock()
@@ -87,7 +117,7 @@ func (r *Relay) dropLocked() {
 func (r *Relay) track(c net.Conn) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed || r.mode != Forward {
+	if r.closed || r.mode != Forward && r.mode != Stall {
 		c.Close()
 		return false
 	}
@@ -132,6 +162,7 @@ func refuseConn(c net.Conn) {
 }
 
 func (r *Relay) relay(c net.Conn) {
+	r.gate() // a connection made during a partition gets nothing
 	up, err := net.DialTimeout("tcp", r.target, 2*time.Second)
 	if err != nil {
 		c.Close()
@@ -156,8 +187,20 @@ func (r *Relay) relay(c net.Conn) {
 // read; what is held when the peer goes is dropped.
 func (r *Relay) pipe(dst, src net.Conn) {
 	if r.delay <= 0 {
-		_, _ = io.Copy(dst, src)
-		return
+		buf := make([]byte, 32<<10)
+		for {
+			r.gate()
+			n, err := src.Read(buf)
+			if n > 0 {
+				r.gate() // what was read when the partition began stays here
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
 	}
 	type chunk struct {
 		at time.Time
@@ -168,6 +211,7 @@ func (r *Relay) pipe(dst, src net.Conn) {
 		defer close(q)
 		for {
 			buf := make([]byte, 32<<10)
+			r.gate()
 			n, err := src.Read(buf)
 			if n > 0 {
 				q <- chunk{time.Now().Add(r.delay), buf[:n]}
@@ -180,6 +224,7 @@ func (r *Relay) pipe(dst, src net.Conn) {
 	}()
 	for ch := range q {
 		time.Sleep(time.Until(ch.at)) // the delay under test
+		r.gate()
 		if _, err := dst.Write(ch.b); err != nil {
 			src.Close()
 			for range q {

@@ -2,9 +2,11 @@ package faultrelay
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -139,5 +141,80 @@ func TestDelay(t *testing.T) {
 	}
 	if took := time.Since(start); took < 2*d {
 		t.Fatalf("round trip %v through a relay holding each way %v", took, d)
+	}
+}
+
+// TestStall: a stalled relay passes nothing either way and closes nothing
+// (the writer's own buffers fill and its writes block, as in a partition);
+// Forward resumes the same connection with nothing lost.
+func TestStall(t *testing.T) {
+	srv, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := srv.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
+		b, _ := io.ReadAll(c)
+		got <- b
+	}()
+	r, err := New(srv.Addr().String(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := net.DialTimeout("tcp", r.Addr(), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("before ")); err != nil {
+		t.Fatal(err)
+	}
+	r.Set(Stall)
+	// Far more than the socket buffers on both sides of the relay hold:
+	// the writes must block, not fail.
+	chunk := bytes.Repeat([]byte("x"), 1<<20)
+	_ = c.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+	written := 0
+	for range 64 {
+		n, err := c.Write(chunk)
+		written += n
+		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatalf("a write into a stalled relay: %v; want it to block until its deadline", err)
+			}
+			break
+		}
+	}
+	if written >= 64<<20 {
+		t.Fatal("64 MiB went into a stalled relay")
+	}
+	select {
+	case b := <-got:
+		t.Fatalf("the server saw the connection end while stalled (%d bytes)", len(b))
+	default:
+	}
+	r.Set(Forward)
+	_ = c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Write([]byte(" after")); err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	select {
+	case b := <-got:
+		want := 7 + written + 6
+		if len(b) != want || !bytes.HasPrefix(b, []byte("before ")) || !bytes.HasSuffix(b, []byte(" after")) {
+			t.Fatalf("the server got %d bytes; want %d, the same stream as sent", len(b), want)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("nothing arrived after the relay forwarded again")
 	}
 }
