@@ -1226,8 +1226,18 @@ func (s *session) forwardMarked(r *relay, n, start int, mk []byte, sp bool) erro
 	}
 	if pipelined {
 		p, _, err := readPacket(r.br, nil, 1<<16)
-		if err != nil || len(p) == 0 || p[0] != 0x00 {
-			s.mark.clean = false // not (known to be) marked: the COMMIT cannot be settled
+		switch {
+		case errors.Is(err, io.EOF):
+			// The node closed the connection cleanly before it
+			// answered the savepoint: everything it wrote arrived,
+			// and it runs a connection's commands one after the
+			// other, so the COMMIT never started. Settled as a
+			// COMMIT that was not sent.
+		case err != nil || len(p) == 0 || p[0] != 0x00:
+			// Refused, or the answer may be lost on the way (a
+			// reset, a timeout): not known to be marked, so the
+			// COMMIT cannot be settled.
+			s.mark.clean = false
 		}
 		if err != nil {
 			return s.nodeFailed(r, err)

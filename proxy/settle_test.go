@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -385,9 +386,11 @@ func TestSettleAutocommitSelectIsUnknown(t *testing.T) {
 
 // TestSettleSavepointForUnmarkedWrites: a transaction whose statements may
 // have written without the marker (SELECT f(), SET @x = f(), DO) gets the
-// marking savepoint before its COMMIT, and only then; the COMMIT is sent
-// once the savepoint was answered, and a refused savepoint makes the
-// COMMIT unsettleable.
+// marking savepoint before its COMMIT, and only then, in the same write
+// (no round trip); a refused savepoint, or a node link that fails (reset)
+// before the savepoint's answer arrives, makes the COMMIT unsettleable; a
+// node that closes cleanly before answering the savepoint never started
+// the COMMIT, which is settled.
 func TestSettleSavepointForUnmarkedWrites(t *testing.T) {
 	ac := uint16(mysql.SERVER_STATUS_AUTOCOMMIT)
 	inTx := ac | mysql.SERVER_STATUS_IN_TRANS
@@ -404,11 +407,11 @@ func TestSettleSavepointForUnmarkedWrites(t *testing.T) {
 		{"marked write only", []string{"INSERT INTO t VALUES (1)"}, false},
 		{"reads that cannot write", []string{"SHOW TABLES", "SAVEPOINT a"}, false},
 	} {
-		for _, answer := range []string{"ok", "refused", "none"} {
+		for _, answer := range []string{"ok", "refused", "closed", "reset"} {
 			if answer != "ok" && !tt.sp {
 				continue
 			}
-			refused := answer != "ok"
+			refused := answer == "refused" || answer == "reset"
 			t.Run(fmt.Sprintf("%s savepoint=%s", tt.name, answer), func(t *testing.T) {
 				rig := startSettleRig(t, SettleResult{Known: true, Committed: true})
 				rig.send(t, "BEGIN")
@@ -437,8 +440,15 @@ func TestSettleSavepointForUnmarkedWrites(t *testing.T) {
 					if answer == "refused" {
 						ans = packet(1, appendErr(nil, newError(1178, "The storage engine for the table doesn't support SAVEPOINT")))
 					}
-					if answer != "none" {
+					switch answer {
+					case "ok", "refused":
 						if _, err := rig.node.Write(ans); err != nil {
+							t.Fatal(err)
+						}
+					case "reset":
+						// Close with a reset: the answer may
+						// have been lost on the way.
+						if err := rig.node.(*net.TCPConn).SetLinger(0); err != nil {
 							t.Fatal(err)
 						}
 					}
