@@ -20,7 +20,8 @@ import (
 // rawIO is an io.ReadWriter over a TCP or unix socket. Not safe for
 // concurrent use: one session goroutine reads and writes it.
 type rawIO struct {
-	rc syscall.RawConn
+	rc   syscall.RawConn
+	conn net.Conn // whose socket rc is
 
 	// The in-flight call's operation, arguments and results, and the one
 	// callback bound once (it dispatches on op), so that a call allocates
@@ -61,7 +62,7 @@ func newConnIO(c net.Conn) io.ReadWriter {
 		return c
 	}
 	switch c.(type) {
-	case *net.TCPConn, *net.UnixConn:
+	case *net.TCPConn, *net.UnixConn, *sockConn:
 	default:
 		return c
 	}
@@ -69,7 +70,7 @@ func newConnIO(c net.Conn) io.ReadWriter {
 	if err != nil {
 		return c
 	}
-	r := &rawIO{rc: rc}
+	r := &rawIO{rc: rc, conn: c}
 	r.f = r.do
 	return r
 }
@@ -140,6 +141,16 @@ func (r *rawIO) Write(p []byte) (int, error) {
 	return r.n, nil
 }
 
+// tryWrite writes what of p the socket takes at once, without waiting
+// (nor a deadline), and reports how much and whether that was all of it.
+func (r *rawIO) tryWrite(p []byte) (int, bool) {
+	r.op, r.buf, r.n, r.errno = opWrite, p, 0, 0
+	done := false
+	err := r.rc.Control(func(fd uintptr) { done = r.writeOnce(fd) })
+	r.buf = nil
+	return r.n, err == nil && done && r.errno == 0 && r.n == len(p)
+}
+
 // idleAndOpen peeks, without blocking or consuming anything, whether the
 // peer closed the connection or sent something unasked (a node's "connection
 // killed" error) while it was idle.
@@ -164,9 +175,16 @@ func (r *rawIO) peekOnce(fd uintptr) bool {
 // kernel runs the peer's side of it inside the call, and a blocking system
 // call that long makes the runtime hand the processor to another thread.
 // What close(2) has left to do is then short.
+//
+// A *sockConn (sock.go) under rw then has its descriptor closed with the
+// next batch (closer) rather than at once.
 func closeConn(c net.Conn, rw io.ReadWriter) error {
 	if r, ok := rw.(*rawIO); ok {
 		_ = r.rc.Control(shutdownFD)
+		if sc, ok := c.(*sockConn); ok && r.conn == c {
+			sc.closeLater()
+			return nil
+		}
 	}
 	return c.Close()
 }
