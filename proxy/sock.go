@@ -422,8 +422,12 @@ func connectDone(fd uintptr) (bool, syscall.Errno) {
 }
 
 // closeBatchDelay is how long a socket waits at most, after its session
-// ended, for its descriptor to be closed.
-const closeBatchDelay = 10 * time.Millisecond
+// ended, for its descriptor to be closed; closeBatchMax bounds how many
+// wait (one more closes them all at once).
+const (
+	closeBatchDelay = 25 * time.Millisecond
+	closeBatchMax   = 256
+)
 
 // closer closes descriptors in batches. close(2) is the one system call
 // of a connection that Go makes through the scheduler's syscall state
@@ -431,7 +435,8 @@ const closeBatchDelay = 10 * time.Millisecond
 // thread when it sleeps, which then polls every 20 µs until the process
 // is idle again: a thread switch or two per session with a connection per
 // request. Batched, a burst of closes wakes it once every closeBatchDelay
-// at most.
+// at most. The peers are not kept waiting: the FIN went out with
+// shutdown(2) when the session ended.
 type closer struct {
 	mu      sync.Mutex
 	pending []*os.File
@@ -451,10 +456,14 @@ func newCloser() *closer {
 func (c *closer) add(f *os.File) {
 	c.mu.Lock()
 	c.pending = append(c.pending, f)
-	if len(c.pending) == 1 {
+	n := len(c.pending)
+	if n == 1 {
 		c.timer.Reset(closeBatchDelay)
 	}
 	c.mu.Unlock()
+	if n >= closeBatchMax {
+		c.closeAll()
+	}
 }
 
 // closeAll closes the pending descriptors.
