@@ -449,6 +449,8 @@ func finishLogin(conn net.Conn, rw io.ReadWriter, br *bufio.Reader, n *Node, g *
 		caps: resp.Caps, extCaps: ext, status: status}
 	if secure {
 		b.rw, b.raw = newConnIO(conn), rw
+	} else if resp.Caps&mysql.CLIENT_COMPRESS == 0 {
+		setWriteBehind(rw) // rawio.go; not under compression, whose frames hide the commands
 	}
 	if resp.Caps&mysql.CLIENT_COMPRESS != 0 {
 		b.rw = newCompressedIO(b.rw)
@@ -651,7 +653,10 @@ func (b *backend) close() {
 	if r, ok := b.rw.(*rawIO); ok && b.raw == nil {
 		if n, all := r.tryWrite(comQuit[:]); !all && r.errno == 0 {
 			_ = b.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-			_, _ = r.Write(comQuit[n:])
+			if len(r.pending) > 0 {
+				_ = r.flushPending()
+			}
+			_, _ = r.write(comQuit[n:])
 		}
 		_ = closeConn(b.conn, r)
 		return
