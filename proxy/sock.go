@@ -43,13 +43,17 @@ const (
 // *os.File on the runtime's poller, with net.Conn's addresses and errors.
 type sockConn struct {
 	f      *os.File
+	raw    sockRawConn // f's syscall.RawConn, with net's errors
 	laddr  atomic.Pointer[net.TCPAddr] // looked up when first asked for
 	raddr  *net.TCPAddr
 	closed atomic.Bool
 }
 
 func newSockConn(fd int, raddr *net.TCPAddr) *sockConn {
-	return &sockConn{f: os.NewFile(uintptr(fd), ""), raddr: raddr}
+	c := &sockConn{f: os.NewFile(uintptr(fd), ""), raddr: raddr}
+	c.raw.c = c
+	c.raw.rc, _ = c.f.SyscallConn() // never fails for an open file
+	return c
 }
 
 func (c *sockConn) Read(p []byte) (int, error) {
@@ -108,19 +112,11 @@ func (c *sockConn) SetWriteDeadline(t time.Time) error {
 
 // SyscallConn returns the raw connection, with net's errors.
 func (c *sockConn) SyscallConn() (syscall.RawConn, error) {
-	rc, err := c.f.SyscallConn()
-	if err != nil {
-		return nil, c.opErr("raw-control", err)
-	}
-	return sockRawConn{rc: rc, c: c}, nil
+	return &c.raw, nil
 }
 
 func (c *sockConn) control(f func(uintptr)) error {
-	rc, err := c.f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	return rc.Control(f)
+	return c.raw.rc.Control(f)
 }
 
 // opErr turns an error of the os.File into the one a net.Conn returns: a
@@ -146,15 +142,15 @@ type sockRawConn struct {
 	c  *sockConn
 }
 
-func (r sockRawConn) Control(f func(uintptr)) error {
+func (r *sockRawConn) Control(f func(uintptr)) error {
 	return r.c.opErr("raw-control", r.rc.Control(f))
 }
 
-func (r sockRawConn) Read(f func(uintptr) bool) error {
+func (r *sockRawConn) Read(f func(uintptr) bool) error {
 	return r.c.opErr("raw-read", r.rc.Read(f))
 }
 
-func (r sockRawConn) Write(f func(uintptr) bool) error {
+func (r *sockRawConn) Write(f func(uintptr) bool) error {
 	return r.c.opErr("raw-write", r.rc.Write(f))
 }
 
@@ -365,10 +361,8 @@ func dialTCP(ctx context.Context, ap netip.AddrPort, timeout time.Duration) (net
 		done, cerr = connectDone(fd)
 		return done
 	}
-	rc, err := c.f.SyscallConn()
-	if err == nil {
-		err = rc.Control(func(fd uintptr) { check(fd) })
-	}
+	rc := c.raw.rc
+	err := rc.Control(func(fd uintptr) { check(fd) })
 	if err == nil && !done {
 		deadline := time.Now().Add(timeout)
 		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
