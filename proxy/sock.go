@@ -43,7 +43,7 @@ const (
 // *os.File on the runtime's poller, with net.Conn's addresses and errors.
 type sockConn struct {
 	f      *os.File
-	raw    sockRawConn // f's syscall.RawConn, with net's errors
+	raw    sockRawConn                 // f's syscall.RawConn, with net's errors
 	laddr  atomic.Pointer[net.TCPAddr] // looked up when first asked for
 	raddr  *net.TCPAddr
 	closed atomic.Bool
