@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -45,12 +46,18 @@ func (n *Node) network() string {
 
 func (n *Node) String() string { return n.Name + " (" + n.Address + ")" }
 
-// dial connects to n within timeout. Go sets TCP_NODELAY on TCP
-// connections. (Dialer.DialTCP would skip the resolver, but it binds the
-// socket to a local address first, even an unspecified one: bind(2) picks a
-// port no connection uses, TIME_WAIT ones included, and a connect per
-// client session then exhausts the ephemeral ports.)
+// dial connects to n within timeout, with TCP_NODELAY and keepalive on a
+// TCP connection. An address with an IP literal is dialed by plain system
+// calls (sock.go), others by net. (Dialer.DialTCP would skip the resolver,
+// but it binds the socket to a local address first, even an unspecified
+// one: bind(2) picks a port no connection uses, TIME_WAIT ones included, and
+// a connect per client session then exhausts the ephemeral ports.)
 func (n *Node) dial(ctx context.Context, timeout time.Duration) (net.Conn, error) {
+	if n.network() == "tcp" {
+		if ap, err := netip.ParseAddrPort(n.Address); err == nil && ap.Addr().Zone() == "" {
+			return dialTCP(ctx, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), timeout)
+		}
+	}
 	d := net.Dialer{Timeout: timeout}
 	return d.DialContext(ctx, n.network(), n.Address)
 }
@@ -406,7 +413,17 @@ func finishLogin(conn net.Conn, rw io.ReadWriter, br *bufio.Reader, n *Node, g *
 	if err != nil {
 		return nil, err
 	}
-	bw := bufio.NewWriterSize(conn, 1024)
+	// Without TLS the login writes through the raw I/O, as it reads.
+	var w io.Writer = rw
+	if conn != raw {
+		w = conn
+	}
+	bw := loginWriters.Get().(*bufio.Writer)
+	bw.Reset(w)
+	defer func() {
+		bw.Reset(nil)
+		loginWriters.Put(bw)
+	}()
 	seq++
 	seq, err = writePacket(bw, seq, appendHandshakeResponse(nil, resp))
 	if err != nil {
@@ -432,6 +449,8 @@ func finishLogin(conn net.Conn, rw io.ReadWriter, br *bufio.Reader, n *Node, g *
 		caps: resp.Caps, extCaps: ext, status: status}
 	if secure {
 		b.rw, b.raw = newConnIO(conn), rw
+	} else if resp.Caps&mysql.CLIENT_COMPRESS == 0 {
+		setWriteBehind(rw) // rawio.go; not under compression, whose frames hide the commands
 	}
 	if resp.Caps&mysql.CLIENT_COMPRESS != 0 {
 		b.rw = newCompressedIO(b.rw)
@@ -621,12 +640,31 @@ func (b *backend) stream() io.ReadWriter {
 	return b.rw
 }
 
-// close sends COM_QUIT and closes the connection.
+// comQuit is a COM_QUIT packet.
+var comQuit = [...]byte{1, 0, 0, 0, mysql.COM_QUIT}
+
+// close sends COM_QUIT and closes the connection. On a plain socket
+// (rawio.go) the COM_QUIT is one write(2) that cannot block, into a send
+// buffer that holds nothing else of an idle connection, and the FIN goes
+// with shutdown(2) before close(2), as for a client (closeConn); a COM_QUIT
+// that does not fit at once, or one through TLS or compression, is written
+// within 100 ms.
 func (b *backend) close() {
+	if r, ok := b.rw.(*rawIO); ok && b.raw == nil {
+		if n, all := r.tryWrite(comQuit[:]); !all && r.errno == 0 {
+			_ = b.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			if len(r.pending) > 0 {
+				_ = r.flushPending()
+			}
+			_, _ = r.write(comQuit[n:])
+		}
+		_ = closeConn(b.conn, r)
+		return
+	}
 	_ = b.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	rw := b.stream()
 	newCommandOn(rw)
-	_, _ = rw.Write([]byte{1, 0, 0, 0, mysql.COM_QUIT})
+	_, _ = rw.Write(comQuit[:])
 	_ = b.closeSocket()
 }
 

@@ -301,6 +301,16 @@ func New(cfg Config, nodes []*Node, active string) (*Proxy, error) {
 // Serve accepts connections on l until Shutdown. It always returns an error:
 // ErrClosed after Shutdown.
 func (p *Proxy) Serve(l net.Listener) error {
+	if tl, ok := l.(*net.TCPListener); ok {
+		// Plain accept4(2) calls, the options set once on the
+		// listening socket (sock.go).
+		if a, err := newAcceptor(tl); err == nil {
+			defer a.f.Close()
+			l = a
+		} else {
+			p.log.Warn("cannot set up the listener for plain accept4 calls; accepting through net", "address", l.Addr(), "error", err)
+		}
+	}
 	p.mu.Lock()
 	if p.closing {
 		p.mu.Unlock()

@@ -13,14 +13,18 @@ package proxy
 import (
 	"io"
 	"net"
+	"sync"
 	"syscall"
 	"unsafe"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
 )
 
 // rawIO is an io.ReadWriter over a TCP or unix socket. Not safe for
 // concurrent use: one session goroutine reads and writes it.
 type rawIO struct {
-	rc syscall.RawConn
+	rc   syscall.RawConn
+	conn net.Conn // whose socket rc is
 
 	// The in-flight call's operation, arguments and results, and the one
 	// callback bound once (it dispatches on op), so that a call allocates
@@ -32,6 +36,13 @@ type rawIO struct {
 	f       func(uintptr) bool
 	open    bool
 	peekBuf [1]byte
+
+	// writeBehind (set on node connections, setWriteBehind): a small
+	// write is kept in pending, from writeBehindBufs, and made by the
+	// next call; by a Read, inside its wait for the answer.
+	writeBehind bool
+	pending     []byte
+	pendingBuf  *[writeBehindMax]byte
 }
 
 // rawIO operations.
@@ -39,6 +50,7 @@ const (
 	opRead byte = iota
 	opWrite
 	opPeek
+	opWriteRead // write pending, then wait for the answer and read it
 )
 
 func (r *rawIO) do(fd uintptr) bool {
@@ -47,8 +59,93 @@ func (r *rawIO) do(fd uintptr) bool {
 		return r.readOnce(fd)
 	case opWrite:
 		return r.writeOnce(fd)
+	case opWriteRead:
+		return r.writePendingOnce(fd)
 	}
 	return r.peekOnce(fd)
+}
+
+// Write-behind. A read that finds nothing costs a read(2) that fails with
+// EAGAIN before the wait on the poller: after a command goes to the node,
+// the node's answer is never there yet, so every command cost one such
+// call (HAProxy reads only when epoll says there is something). The
+// runtime's poller forgets readiness at the start of each wait (a Read
+// must try first, or it could wait for data that came already), so the
+// write itself moves into the Read: its wait starts, the command goes out,
+// and what the node answers can only come after that, so the first thing
+// the Read does after the write is wait. Bytes the node sent unasked
+// before the command (it does that only as it closes the connection) are
+// not lost: the command then meets a closed socket, whose reset wakes the
+// wait.
+//
+// Only small writes wait for a Read (writeBehindMax): what fits at once
+// into an empty socket buffer; and not a command the node does not answer
+// (noAnswer), which no Read follows. Any other call on the connection (a Write
+// that does not fit, a peek, a close) makes the pending write first, in
+// order.
+const writeBehindMax = 4096
+
+var writeBehindBufs = sync.Pool{New: func() any { return new([writeBehindMax]byte) }}
+
+// setWriteBehind turns write-behind on for rw when it is a rawIO.
+func setWriteBehind(rw io.ReadWriter) {
+	if r, ok := rw.(*rawIO); ok {
+		r.writeBehind = true
+	}
+}
+
+// noAnswer reports whether p starts with a command the node does not
+// answer (COM_QUIT, COM_STMT_SEND_LONG_DATA, COM_STMT_CLOSE): no Read
+// follows it, so it is written at once.
+func noAnswer(p []byte) bool {
+	if len(p) < headerLen+1 || p[headerLen-1] != 0 { // a command has sequence id 0
+		return false
+	}
+	switch p[headerLen] {
+	case mysql.COM_QUIT, mysql.COM_STMT_SEND_LONG_DATA, mysql.COM_STMT_CLOSE:
+		return true
+	}
+	return false
+}
+
+// writePendingOnce writes pending inside a Read. When all of it is
+// written, the Read goes on to wait for the answer (false). When the
+// socket takes only part of it, or fails, the Read stops (true) and
+// finishes the write in the ordinary way.
+func (r *rawIO) writePendingOnce(fd uintptr) bool {
+	for len(r.pending) > 0 {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&r.pending[0])), uintptr(len(r.pending)))
+		switch e {
+		case 0:
+			r.pending = r.pending[n:]
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return true
+		default:
+			r.errno = e
+			return true
+		}
+	}
+	r.releasePending()
+	r.op = opRead
+	return false
+}
+
+func (r *rawIO) releasePending() {
+	r.pending = nil
+	if r.pendingBuf != nil {
+		writeBehindBufs.Put(r.pendingBuf)
+		r.pendingBuf = nil
+	}
+}
+
+// flushPending makes the pending write, waiting for room as needed.
+func (r *rawIO) flushPending() error {
+	p := r.pending
+	r.pending = nil
+	_, err := r.write(p)
+	r.releasePending()
+	return err
 }
 
 // newConnIO returns the fastest reader/writer for c: a rawIO for plain TCP
@@ -61,7 +158,7 @@ func newConnIO(c net.Conn) io.ReadWriter {
 		return c
 	}
 	switch c.(type) {
-	case *net.TCPConn, *net.UnixConn:
+	case *net.TCPConn, *net.UnixConn, *sockConn:
 	default:
 		return c
 	}
@@ -69,7 +166,7 @@ func newConnIO(c net.Conn) io.ReadWriter {
 	if err != nil {
 		return c
 	}
-	r := &rawIO{rc: rc}
+	r := &rawIO{rc: rc, conn: c}
 	r.f = r.do
 	return r
 }
@@ -86,14 +183,32 @@ func (r *rawIO) readOnce(fd uintptr) bool {
 	return true
 }
 
-// Read reads what is there, waiting until something is.
+// Read reads what is there, waiting until something is. A pending write
+// is made first (write-behind).
 func (r *rawIO) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	r.op, r.buf, r.n, r.errno = opRead, p, 0, 0
+	op := opRead
+	if len(r.pending) > 0 {
+		op = opWriteRead
+	}
+	r.op, r.buf, r.n, r.errno = op, p, 0, 0
 	err := r.rc.Read(r.f)
 	r.buf = nil
+	if r.op == opWriteRead { // the pending write did not finish
+		switch {
+		case err == nil && r.errno == 0:
+			if err := r.flushPending(); err != nil {
+				return 0, err
+			}
+			return r.Read(p)
+		case err == nil:
+			err = r.errno
+		}
+		r.releasePending()
+		return 0, err
+	}
 	switch {
 	case err != nil:
 		return 0, err
@@ -123,8 +238,30 @@ func (r *rawIO) writeOnce(fd uintptr) bool {
 	return true
 }
 
-// Write writes all of p, waiting for room as needed.
+// Write writes all of p, waiting for room as needed; with write-behind, a
+// small p waits for the next call instead.
 func (r *rawIO) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if r.writeBehind && len(r.pending)+len(p) <= writeBehindMax && !noAnswer(p) {
+		if r.pendingBuf == nil {
+			r.pendingBuf = writeBehindBufs.Get().(*[writeBehindMax]byte)
+			r.pending = r.pendingBuf[:0]
+		}
+		r.pending = append(r.pending, p...)
+		return len(p), nil
+	}
+	if len(r.pending) > 0 {
+		if err := r.flushPending(); err != nil {
+			return 0, err
+		}
+	}
+	return r.write(p)
+}
+
+// write writes all of p, waiting for room as needed.
+func (r *rawIO) write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -140,10 +277,27 @@ func (r *rawIO) Write(p []byte) (int, error) {
 	return r.n, nil
 }
 
+// tryWrite writes what of p the socket takes at once, without waiting
+// (nor a deadline), and reports how much and whether that was all of it.
+func (r *rawIO) tryWrite(p []byte) (int, bool) {
+	if len(r.pending) > 0 {
+		r.errno = 0
+		return 0, false
+	}
+	r.op, r.buf, r.n, r.errno = opWrite, p, 0, 0
+	done := false
+	err := r.rc.Control(func(fd uintptr) { done = r.writeOnce(fd) })
+	r.buf = nil
+	return r.n, err == nil && done && r.errno == 0 && r.n == len(p)
+}
+
 // idleAndOpen peeks, without blocking or consuming anything, whether the
 // peer closed the connection or sent something unasked (a node's "connection
 // killed" error) while it was idle.
 func (r *rawIO) idleAndOpen() bool {
+	if len(r.pending) > 0 {
+		return true // not idle: the command goes out with the next call
+	}
 	r.op, r.open = opPeek, true
 	_ = r.rc.Read(r.f)
 	return r.open
@@ -164,9 +318,16 @@ func (r *rawIO) peekOnce(fd uintptr) bool {
 // kernel runs the peer's side of it inside the call, and a blocking system
 // call that long makes the runtime hand the processor to another thread.
 // What close(2) has left to do is then short.
+//
+// A *sockConn (sock.go) under rw then has its descriptor closed with the
+// next batch (closer) rather than at once.
 func closeConn(c net.Conn, rw io.ReadWriter) error {
 	if r, ok := rw.(*rawIO); ok {
 		_ = r.rc.Control(shutdownFD)
+		if sc, ok := c.(*sockConn); ok && r.conn == c {
+			sc.closeLater()
+			return nil
+		}
 	}
 	return c.Close()
 }

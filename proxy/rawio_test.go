@@ -138,3 +138,82 @@ func TestRawIOPeerReset(t *testing.T) {
 		t.Fatal("writes to a reset connection kept succeeding")
 	}
 }
+
+// With write-behind a small write goes out with the next Read, which then
+// returns the answer; a large one goes at once, after what is pending.
+func TestRawIOWriteBehind(t *testing.T) {
+	a, b := tcpPair(t)
+	r := newConnIO(a).(*rawIO)
+	setWriteBehind(r)
+	if n, err := r.Write([]byte("ping")); n != 4 || err != nil {
+		t.Fatalf("Write: %d, %v", n, err)
+	}
+	buf := make([]byte, 64)
+	_ = b.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if n, err := b.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("peer read %q, %v before the Read: want nothing yet", buf[:n], err)
+	}
+	_ = b.SetReadDeadline(time.Time{})
+	go func() {
+		got := make([]byte, 4)
+		if _, err := io.ReadFull(b, got); err == nil {
+			_, _ = b.Write(append([]byte("pong:"), got...))
+		}
+	}()
+	_ = a.SetDeadline(time.Now().Add(10 * time.Second))
+	n, err := io.ReadAtLeast(r, buf, 9)
+	if err != nil || string(buf[:n]) != "pong:ping" {
+		t.Fatalf("Read after a pending write: %q, %v", buf[:n], err)
+	}
+	if r.pending != nil || r.pendingBuf != nil {
+		t.Fatal("pending write kept after the Read")
+	}
+	// A small write, then one too large to wait: both arrive, in order.
+	big := bytes.Repeat([]byte("x"), writeBehindMax+1)
+	if _, err := r.Write([]byte("head")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Write(big); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4+len(big))
+	_ = b.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(b, got); err != nil || string(got[:4]) != "head" || !bytes.Equal(got[4:], big) {
+		t.Fatalf("peer read %d bytes, %v: want head then the large write", len(got), err)
+	}
+}
+
+// A peer that answered and closed before the command went out: the Read
+// after the pending write returns what it sent, or the reset, and does not
+// wait for more.
+func TestRawIOWriteBehindPeerGone(t *testing.T) {
+	a, b := tcpPair(t)
+	r := newConnIO(a).(*rawIO)
+	setWriteBehind(r)
+	if _, err := b.Write([]byte("bye")); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	// Wait until the bytes and the FIN are here (readiness consumed
+	// before the Read starts).
+	deadline := time.Now().Add(10 * time.Second)
+	for r.idleAndOpen() {
+		if time.Now().After(deadline) {
+			t.Fatal("peer's bytes did not arrive")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := r.Write([]byte("cmd")); err != nil {
+		t.Fatal(err)
+	}
+	_ = a.SetDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 16)
+	n, err := r.Read(buf)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("Read waited for its deadline (%v): it must see the bytes or the reset", err)
+	}
+	if err == nil && string(buf[:n]) != "bye" {
+		t.Fatalf("Read: %q, want the peer's \"bye\"", buf[:n])
+	}
+}
