@@ -372,5 +372,5 @@ func listen(a string) (net.Listener, error) {
 		}
 		return net.Listen("unix", path)
 	}
-	return proxy.ListenTCP(a)
+	return net.Listen("tcp", a) // Serve sets the client socket options once on it (proxy/sock.go)
 }
