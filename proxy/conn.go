@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -78,7 +79,7 @@ type session struct {
 	killed atomic.Uint32
 
 	facts    Facts
-	snapshot Facts  // a copy of facts for tests, under mu (Proxy.snapshotFacts)
+	snapshot *Facts // a copy of facts for tests, under mu (Proxy.snapshotFacts)
 	attrs    []byte // the client's connection attributes, for new logins
 
 	// route is the route the session's node connection follows; broken
@@ -134,16 +135,29 @@ type clientReader struct {
 	r       io.Reader
 	timeout time.Duration
 	armed   bool
-	// pending is what waitFirst read and no Read has returned yet (in
-	// first).
+	// wait is the idle state (idleWaiting, idleParking, idleRunning) that
+	// parkIdle (idlemem.go) reads from other goroutines.
+	wait atomic.Int32
+	// pending is what waitFirst read and no Read has returned yet, in
+	// first, an array from firstBufs (nil when pending is empty).
 	pending []byte
-	first   [firstReadSize]byte
+	first   *[firstReadSize]byte
 }
+
+// clientReader.wait states.
+const (
+	idleRunning int32 = iota // not waiting for a command (or not parkable)
+	idleWaiting              // blocked in waitFirst, parkable
+	idleParking              // parkIdle is interrupting waitFirst
+)
 
 func (c *clientReader) Read(p []byte) (int, error) {
 	if len(c.pending) > 0 {
 		n := copy(p, c.pending)
 		c.pending = c.pending[n:]
+		if len(c.pending) == 0 {
+			c.dropFirst()
+		}
 		return n, nil
 	}
 	if c.armed {
@@ -152,14 +166,53 @@ func (c *clientReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
+// dropFirst returns the first-read array to firstBufs.
+func (c *clientReader) dropFirst() {
+	if c.first != nil {
+		firstBufs.Put(c.first)
+		c.first, c.pending = nil, nil
+	}
+}
+
+// errParked ends a session goroutine whose idle wait parkIdle interrupted:
+// the session waits on a new goroutine (Proxy.runCommands).
+var errParked = errors.New("idle session parked")
+
 // waitFirst waits, without a deadline, for the start of the client's next
-// command and keeps what arrives for the next Reads.
+// command and keeps what arrives for the next Reads. On a plain socket it
+// holds no buffer while it waits (rawIO.readFirst) and parkIdle may
+// interrupt it (errParked); under TLS or compression it holds a pooled
+// array while it waits (crypto/tls keeps its own record buffer anyway).
 func (c *clientReader) waitFirst() error {
-	n, err := c.r.Read(c.first[:])
-	c.pending = c.first[:n]
+	var (
+		first *[firstReadSize]byte
+		n     int
+		err   error
+	)
+	if rio, ok := c.r.(*rawIO); ok {
+		c.wait.Store(idleWaiting)
+		first, n, err = rio.readFirst()
+		if !c.wait.CompareAndSwap(idleWaiting, idleRunning) {
+			// parkIdle set a read deadline in the past (or is about
+			// to): wait until it has, then clear it.
+			parkMu.Lock()
+			_ = c.conn.SetReadDeadline(time.Time{})
+			c.wait.Store(idleRunning)
+			parkMu.Unlock()
+			if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+				return errParked
+			}
+		}
+	} else {
+		first = firstBufs.Get().(*[firstReadSize]byte)
+		n, err = c.r.Read(first[:])
+	}
+	c.first = first
 	if n > 0 {
+		c.pending = c.first[:n]
 		return nil // an error comes back on the next read
 	}
+	c.dropFirst()
 	if err == nil {
 		err = io.ErrNoProgress
 	}
@@ -171,12 +224,17 @@ var clientBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, cli
 
 // waitCommand waits for the client's next command while holding no read
 // buffer: an idle session costs its small structs and its goroutine only.
-// s.cr must hold no bytes.
+// s.cr must hold no bytes. It does not wait when resumeSession already
+// did.
 func (s *session) waitCommand() error {
 	s.releaseClientBuf()
-	err := s.crd.waitFirst()
+	if len(s.crd.pending) == 0 {
+		if err := s.crd.waitFirst(); err != nil {
+			return err
+		}
+	}
 	s.borrowClientBuf()
-	return err
+	return nil
 }
 
 // borrowClientBuf gives the session a client read buffer.
@@ -360,11 +418,7 @@ func (p *Proxy) serveConn(conn net.Conn) {
 
 // serveSession runs a logged-in session's command phase until it ends.
 func (p *Proxy) serveSession(s *session) {
-	defer closeConn(s.raw, s.rawIO)
-	defer p.unregister(s)
-	defer s.releaseClientBuf()
 	p.cfg.Observer.SessionOpened()
-	defer p.cfg.Observer.SessionClosed()
 	_ = s.client.SetDeadline(time.Time{})
 	if p.log.IsDebug() {
 		p.log.Debug("session started", "session", s.id, "user", s.user, "node", s.be.node.Name, "backend_thread", s.be.threadID)
@@ -372,7 +426,48 @@ func (p *Proxy) serveSession(s *session) {
 	// The node connection was logged in a moment ago: the first command
 	// needs no idle check (checkRoute).
 	s.lastCmd = time.Now()
-	err := s.commandLoop()
+	p.trim.sessionStarted(p) // idlemem.go
+	p.runCommands(s, nil)
+}
+
+// resumeSession goes on with a session parked by parkIdle, on a new
+// goroutine: its wait for the next command runs in a few small frames, on
+// the smallest stack the runtime gives a goroutine, until the command
+// arrives.
+func (p *Proxy) resumeSession(s *session) {
+	p.runCommands(s, s.crd.waitFirst())
+}
+
+// runCommands runs the session's commands (after waitErr, the result of a
+// wait resumeSession did) until the session ends, or hands it to a new
+// goroutine when parkIdle parks it. Not inlined: resumeSession's frame
+// must stay small.
+//
+//go:noinline
+func (p *Proxy) runCommands(s *session, waitErr error) {
+	err := waitErr
+	if err == nil {
+		err = s.commandLoop()
+	} else if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	if err == errParked {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.resumeSession(s)
+		}()
+		return
+	}
+	p.endSession(s, err)
+}
+
+// endSession ends a session after its last command.
+func (p *Proxy) endSession(s *session, err error) {
+	defer closeConn(s.raw, s.rawIO)
+	defer p.unregister(s)
+	defer s.releaseClientBuf()
+	defer p.cfg.Observer.SessionClosed()
 	if !s.release(err) { // pool.go
 		s.mu.Lock()
 		s.be.close()
@@ -433,7 +528,7 @@ var errClientProtocol = errors.New("client protocol error")
 // commandLoop reads commands until the client quits or a connection fails.
 func (s *session) commandLoop() error {
 	for {
-		if s.cr.Buffered() == 0 {
+		if s.cr == nil || s.cr.Buffered() == 0 { // nil: resumeSession
 			if err := s.waitCommand(); err != nil {
 				if errors.Is(err, io.EOF) {
 					return nil
@@ -500,7 +595,8 @@ func (s *session) commandLoop() error {
 		s.wantCapture.Store(s.facts.needsCapture())
 		if s.p.snapshotFacts {
 			s.mu.Lock()
-			s.snapshot = s.facts.clone()
+			c := s.facts.clone()
+			s.snapshot = &c
 			s.mu.Unlock()
 		}
 		s.claim.Store(claimIdle)
