@@ -135,8 +135,8 @@ type clientReader struct {
 	r       io.Reader
 	timeout time.Duration
 	armed   bool
-	// wait is the idle state (idleWaiting, idleParking, idleRunning) that
-	// parkIdle (idlemem.go) reads from other goroutines.
+	// wait is the idle state (idleRunning, idleWaiting, idleParked,
+	// idleParking) that parkIdle (idlemem.go) reads from other goroutines.
 	wait atomic.Int32
 	// pending is what waitFirst read and no Read has returned yet, in
 	// first, an array from firstBufs (nil when pending is empty).
@@ -148,6 +148,7 @@ type clientReader struct {
 const (
 	idleRunning int32 = iota // not waiting for a command (or not parkable)
 	idleWaiting              // blocked in waitFirst, parkable
+	idleParked               // blocked in waitFirst on a resumed goroutine: parked already
 	idleParking              // parkIdle is interrupting waitFirst
 )
 
@@ -180,19 +181,20 @@ var errParked = errors.New("idle session parked")
 
 // waitFirst waits, without a deadline, for the start of the client's next
 // command and keeps what arrives for the next Reads. On a plain socket it
-// holds no buffer while it waits (rawIO.readFirst) and parkIdle may
-// interrupt it (errParked); under TLS or compression it holds a pooled
-// array while it waits (crypto/tls keeps its own record buffer anyway).
-func (c *clientReader) waitFirst() error {
+// holds no buffer while it waits (rawIO.readFirst) and, in state idleWaiting,
+// parkIdle may interrupt it (errParked); under TLS or compression it holds a
+// pooled array while it waits (crypto/tls keeps its own record buffer
+// anyway). state is idleWaiting, or idleParked on a resumed goroutine.
+func (c *clientReader) waitFirst(state int32) error {
 	var (
 		first *[firstReadSize]byte
 		n     int
 		err   error
 	)
 	if rio, ok := c.r.(*rawIO); ok {
-		c.wait.Store(idleWaiting)
+		c.wait.Store(state)
 		first, n, err = rio.readFirst()
-		if !c.wait.CompareAndSwap(idleWaiting, idleRunning) {
+		if !c.wait.CompareAndSwap(state, idleRunning) {
 			// parkIdle set a read deadline in the past (or is about
 			// to): wait until it has, then clear it.
 			parkMu.Lock()
@@ -229,7 +231,7 @@ var clientBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, cli
 func (s *session) waitCommand() error {
 	s.releaseClientBuf()
 	if len(s.crd.pending) == 0 {
-		if err := s.crd.waitFirst(); err != nil {
+		if err := s.crd.waitFirst(idleWaiting); err != nil {
 			return err
 		}
 	}
@@ -435,7 +437,7 @@ func (p *Proxy) serveSession(s *session) {
 // the smallest stack the runtime gives a goroutine, until the command
 // arrives.
 func (p *Proxy) resumeSession(s *session) {
-	p.runCommands(s, s.crd.waitFirst())
+	p.runCommands(s, s.crd.waitFirst(idleParked))
 }
 
 // runCommands runs the session's commands (after waitErr, the result of a

@@ -102,7 +102,8 @@ func (p *Proxy) trimAfterBurst() {
 var longAgo = time.Unix(1, 0)
 
 // parkIdle interrupts the wait of every session waiting for a command on a
-// plain socket (a read deadline in the past): each goes on waiting on a new
+// plain socket (a read deadline in the past), unless it waits on a goroutine
+// parked already and has run no command since: each goes on waiting on a new
 // goroutine (Proxy.runCommands). It returns once they have, or after
 // parkWait.
 func (p *Proxy) parkIdle() {

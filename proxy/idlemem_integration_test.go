@@ -21,7 +21,7 @@ func idleSessions(p *testProxy) (idle []*session, all int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, s := range p.sessions {
-		if s.crd != nil && s.crd.wait.Load() == idleWaiting {
+		if st := s.crd.wait.Load(); st == idleWaiting || st == idleParked {
 			idle = append(idle, s)
 		}
 	}
@@ -43,7 +43,8 @@ func checkNoBuffers(t *testing.T, idle []*session) {
 		}
 		// Order these reads before the session's writes once its
 		// next command arrives (the session swaps the same atomic).
-		s.crd.wait.CompareAndSwap(idleWaiting, idleWaiting)
+		st := s.crd.wait.Load()
+		s.crd.wait.CompareAndSwap(st, st)
 	}
 }
 
