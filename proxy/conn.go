@@ -202,8 +202,9 @@ func (c *clientReader) waitFirst(state int32) error {
 			c.wait.Store(idleRunning)
 			parkMu.Unlock()
 			if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
-				return errParked
+				return errParked // resumeSession counts it moved
 			}
+			parkMoving.Add(-1) // the command came first: not parked
 		}
 	} else {
 		first = firstBufs.Get().(*[firstReadSize]byte)
@@ -437,6 +438,7 @@ func (p *Proxy) serveSession(s *session) {
 // the smallest stack the runtime gives a goroutine, until the command
 // arrives.
 func (p *Proxy) resumeSession(s *session) {
+	parkMoving.Add(-1)
 	p.runCommands(s, s.crd.waitFirst(idleParked))
 }
 
@@ -528,6 +530,10 @@ func (s *session) isTerminator(first byte, length int) bool {
 var errClientProtocol = errors.New("client protocol error")
 
 // commandLoop reads commands until the client quits or a connection fails.
+// It waits for each in its own small frame: the stack an idle session uses
+// stays under 1 KiB, which keeps the runtime's starting stack size for new
+// goroutines (the average use at the last collection, rounded up to a power
+// of two after adding a guard) at 2 KiB while most sessions are idle.
 func (s *session) commandLoop() error {
 	for {
 		if s.cr == nil || s.cr.Buffered() == 0 { // nil: resumeSession
@@ -538,88 +544,97 @@ func (s *session) commandLoop() error {
 				return err
 			}
 		}
-		length, seq, err := readHeader(s.cr, &s.hdr)
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		if seq != 0 && s.caps&mysql.CLIENT_COMPRESS == 0 {
-			// On a compressed link the compressed header carries the
-			// checked number; a node does not check the packets' own
-			// (Connector/J numbers a command after a COM_STMT_CLOSE
-			// from 1), so tandem does not either.
-			return fmt.Errorf("%w: command packet with sequence id %d", ErrPacketSequence, seq)
-		}
-		if length == 0 {
-			return fmt.Errorf("%w: empty command packet", errClientProtocol)
-		}
-		b, err := s.cr.Peek(1)
-		if err != nil {
-			return err
-		}
-		if b[0] == mysql.COM_QUIT {
-			return nil
-		}
-		cmd := b[0]
-		start := time.Now()
-		// A command whose body is not all here yet must arrive within
-		// NetReadTimeout: a client that stops mid-packet is cut, as
-		// MySQL's net_read_timeout does. Small commands never pay for it.
-		partial := length > s.cr.Buffered()
-		s.crd.armed = partial
-		s.busy.Store(true)
-		s.claimConn()
-		r := s.getRelay()
-		handled, err := s.checkRoute(r, cmd, length, start)
-		if !handled && err == nil {
-			if s.p.settle != nil {
-				s.beginCommand(cmd)
-			}
-			newCommandOn(s.be.rw) // a compressed node link counts from 0 again
-			err = s.command(r, cmd, length)
-			if s.p.settle != nil && err == nil {
-				s.endCommand(r.failed)
-			}
-			if errors.Is(err, ErrPacketTooLarge) && !r.wrote {
-				// Say why before closing (clientPayload skipped the
-				// packet, so the client now reads).
-				_ = queueErr(r.cw, s.replySeq(), newError(erNetPacketTooLarge,
-					"Got a packet bigger than tandem's max_packet (%d bytes)", s.p.cfg.MaxPacket))
-			}
-		}
-		// The command is over on the node: publish what it changed
-		// before the client can see the end of the response, so that
-		// whoever acts on the client's next step (a switchover, a test)
-		// finds the facts up to date.
-		s.inTx.Store(s.facts.InTransaction)
-		s.wantCapture.Store(s.facts.needsCapture())
-		if s.p.snapshotFacts {
-			s.mu.Lock()
-			c := s.facts.clone()
-			s.snapshot = &c
-			s.mu.Unlock()
-		}
-		s.claim.Store(claimIdle)
-		s.busy.Store(false)
-		// The end of the response (the command functions leave it in
-		// cw), even after an error: it may be the ERR saying why the
-		// session ends.
-		if ferr := r.cw.Flush(); err == nil {
-			err = ferr
-		}
-		out, failed := r.out, r.failed || handled
-		s.putRelay(r, err == nil)
-		if partial {
-			s.crd.disarm()
-		}
-		s.lastCmd = time.Now()
-		s.p.cfg.Observer.Command(cmd, headerLen+length, out, s.lastCmd.Sub(start), failed)
-		if err != nil {
+		if quit, err := s.oneCommand(); quit || err != nil {
 			return err
 		}
 	}
+}
+
+// oneCommand runs the command that has begun to arrive; quit is set on
+// COM_QUIT and at the end of the client's input. Not inlined: its frame is
+// large and must not be on the stack while the session waits.
+//
+//go:noinline
+func (s *session) oneCommand() (quit bool, err error) {
+	length, seq, err := readHeader(s.cr, &s.hdr)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return true, nil
+		}
+		return false, err
+	}
+	if seq != 0 && s.caps&mysql.CLIENT_COMPRESS == 0 {
+		// On a compressed link the compressed header carries the
+		// checked number; a node does not check the packets' own
+		// (Connector/J numbers a command after a COM_STMT_CLOSE
+		// from 1), so tandem does not either.
+		return false, fmt.Errorf("%w: command packet with sequence id %d", ErrPacketSequence, seq)
+	}
+	if length == 0 {
+		return false, fmt.Errorf("%w: empty command packet", errClientProtocol)
+	}
+	b, err := s.cr.Peek(1)
+	if err != nil {
+		return false, err
+	}
+	if b[0] == mysql.COM_QUIT {
+		return true, nil
+	}
+	cmd := b[0]
+	start := time.Now()
+	// A command whose body is not all here yet must arrive within
+	// NetReadTimeout: a client that stops mid-packet is cut, as
+	// MySQL's net_read_timeout does. Small commands never pay for it.
+	partial := length > s.cr.Buffered()
+	s.crd.armed = partial
+	s.busy.Store(true)
+	s.claimConn()
+	r := s.getRelay()
+	handled, err := s.checkRoute(r, cmd, length, start)
+	if !handled && err == nil {
+		if s.p.settle != nil {
+			s.beginCommand(cmd)
+		}
+		newCommandOn(s.be.rw) // a compressed node link counts from 0 again
+		err = s.command(r, cmd, length)
+		if s.p.settle != nil && err == nil {
+			s.endCommand(r.failed)
+		}
+		if errors.Is(err, ErrPacketTooLarge) && !r.wrote {
+			// Say why before closing (clientPayload skipped the
+			// packet, so the client now reads).
+			_ = queueErr(r.cw, s.replySeq(), newError(erNetPacketTooLarge,
+				"Got a packet bigger than tandem's max_packet (%d bytes)", s.p.cfg.MaxPacket))
+		}
+	}
+	// The command is over on the node: publish what it changed
+	// before the client can see the end of the response, so that
+	// whoever acts on the client's next step (a switchover, a test)
+	// finds the facts up to date.
+	s.inTx.Store(s.facts.InTransaction)
+	s.wantCapture.Store(s.facts.needsCapture())
+	if s.p.snapshotFacts {
+		s.mu.Lock()
+		c := s.facts.clone()
+		s.snapshot = &c
+		s.mu.Unlock()
+	}
+	s.claim.Store(claimIdle)
+	s.busy.Store(false)
+	// The end of the response (the command functions leave it in
+	// cw), even after an error: it may be the ERR saying why the
+	// session ends.
+	if ferr := r.cw.Flush(); err == nil {
+		err = ferr
+	}
+	out, failed := r.out, r.failed || handled
+	s.putRelay(r, err == nil)
+	if partial {
+		s.crd.disarm()
+	}
+	s.lastCmd = time.Now()
+	s.p.cfg.Observer.Command(cmd, headerLen+length, out, s.lastCmd.Sub(start), failed)
+	return false, err
 }
 
 // command relays one command whose header is in s.hdr and whose first

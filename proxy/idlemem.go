@@ -57,6 +57,11 @@ type idleTrim struct {
 // read deadline only after parkIdle has set it.
 var parkMu sync.Mutex
 
+// parkMoving counts the sessions parkIdle interrupted that have neither
+// started waiting on their new goroutine nor taken a command that arrived
+// meanwhile.
+var parkMoving atomic.Int64
+
 // sessionStarted counts a started session and starts the trim goroutine at
 // the burstLogins-th since the last trim.
 func (t *idleTrim) sessionStarted(p *Proxy) {
@@ -119,18 +124,19 @@ func (p *Proxy) parkIdle() {
 	for _, c := range waiting {
 		parkMu.Lock()
 		if c.wait.CompareAndSwap(idleWaiting, idleParking) {
+			parkMoving.Add(1)
 			_ = c.conn.SetReadDeadline(longAgo)
 			parking = append(parking, c)
 		}
 		parkMu.Unlock()
 	}
 	p.trim.parked.Add(int64(len(parking)))
+	// Wait until each has moved (an old goroutine ends right after it
+	// starts the new one): a stack freed while the collector runs goes
+	// back to the system only after the next collection.
 	deadline := time.Now().Add(parkWait)
-	for _, c := range parking {
-		for c.wait.Load() == idleParking && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
+	for parkMoving.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
 	}
-	// The old goroutines end right after they start the new ones.
 	runtime.Gosched()
 }
