@@ -5,8 +5,8 @@ package proxy
 // borrows relay buffers that then stay pooled, and a session's goroutine
 // keeps the stack its commands grew: 4 KiB at least, since the runtime
 // halves an idle goroutine's stack at a garbage collection only while less
-// than a quarter of it is in use, and a goroutine blocked in a read from
-// deep in the command loop uses more than 1 KiB of it. The runtime collects
+// than a quarter of it is in use counting an 800-byte margin, and a session
+// waiting for a command uses about 0.75 KiB of it. The runtime collects
 // garbage at its next collection, which a proxy that went quiet after
 // opening many sessions may not run for two minutes (its forced period), and
 // returns freed pages to the system only gradually; until then the resident
