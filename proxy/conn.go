@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -78,7 +79,7 @@ type session struct {
 	killed atomic.Uint32
 
 	facts    Facts
-	snapshot Facts  // a copy of facts for tests, under mu (Proxy.snapshotFacts)
+	snapshot *Facts // a copy of facts for tests, under mu (Proxy.snapshotFacts)
 	attrs    []byte // the client's connection attributes, for new logins
 
 	// route is the route the session's node connection follows; broken
@@ -138,16 +139,30 @@ type clientReader struct {
 	r       io.Reader
 	timeout time.Duration
 	armed   bool
-	// pending is what waitFirst read and no Read has returned yet (in
-	// first).
+	// wait is the idle state (idleRunning, idleWaiting, idleParked,
+	// idleParking) that parkIdle (idlemem.go) reads from other goroutines.
+	wait atomic.Int32
+	// pending is what waitFirst read and no Read has returned yet, in
+	// first, an array from firstBufs (nil when pending is empty).
 	pending []byte
-	first   [firstReadSize]byte
+	first   *[firstReadSize]byte
 }
+
+// clientReader.wait states.
+const (
+	idleRunning int32 = iota // not waiting for a command (or not parkable)
+	idleWaiting              // blocked in waitFirst, parkable
+	idleParked               // blocked in waitFirst on a resumed goroutine: parked already
+	idleParking              // parkIdle is interrupting waitFirst
+)
 
 func (c *clientReader) Read(p []byte) (int, error) {
 	if len(c.pending) > 0 {
 		n := copy(p, c.pending)
 		c.pending = c.pending[n:]
+		if len(c.pending) == 0 {
+			c.dropFirst()
+		}
 		return n, nil
 	}
 	if c.armed {
@@ -156,14 +171,55 @@ func (c *clientReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
+// dropFirst returns the first-read array to firstBufs.
+func (c *clientReader) dropFirst() {
+	if c.first != nil {
+		firstBufs.Put(c.first)
+		c.first, c.pending = nil, nil
+	}
+}
+
+// errParked ends a session goroutine whose idle wait parkIdle interrupted:
+// the session waits on a new goroutine (Proxy.runCommands).
+var errParked = errors.New("idle session parked")
+
 // waitFirst waits, without a deadline, for the start of the client's next
-// command and keeps what arrives for the next Reads.
-func (c *clientReader) waitFirst() error {
-	n, err := c.r.Read(c.first[:])
-	c.pending = c.first[:n]
+// command and keeps what arrives for the next Reads. On a plain socket it
+// holds no buffer while it waits (rawIO.readFirst) and, in state idleWaiting,
+// parkIdle may interrupt it (errParked); under TLS or compression it holds a
+// pooled array while it waits (crypto/tls keeps its own record buffer
+// anyway). state is idleWaiting, or idleParked on a resumed goroutine.
+func (c *clientReader) waitFirst(state int32) error {
+	var (
+		first *[firstReadSize]byte
+		n     int
+		err   error
+	)
+	if rio, ok := c.r.(*rawIO); ok {
+		c.wait.Store(state)
+		first, n, err = rio.readFirst()
+		if !c.wait.CompareAndSwap(state, idleRunning) {
+			// parkIdle set a read deadline in the past (or is about
+			// to): wait until it has, then clear it.
+			parkMu.Lock()
+			_ = c.conn.SetReadDeadline(time.Time{})
+			c.wait.Store(idleRunning)
+			parkMu.Unlock()
+			if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+				return errParked // resumeSession counts it moved
+			}
+			parkMoving.Add(-1) // the command came first: not parked
+		}
+	} else {
+		first = firstBufs.Get().(*[firstReadSize]byte)
+		n, err = c.r.Read(first[:])
+	}
+	c.first = first
 	if n > 0 {
+		c.pending = c.first[:n]
 		return nil // an error comes back on the next read
 	}
+	c.dropFirst()
 	if err == nil {
 		err = io.ErrNoProgress
 	}
@@ -175,12 +231,17 @@ var clientBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, cli
 
 // waitCommand waits for the client's next command while holding no read
 // buffer: an idle session costs its small structs and its goroutine only.
-// s.cr must hold no bytes.
+// s.cr must hold no bytes. It does not wait when resumeSession already
+// did.
 func (s *session) waitCommand() error {
 	s.releaseClientBuf()
-	err := s.crd.waitFirst()
+	if len(s.crd.pending) == 0 {
+		if err := s.crd.waitFirst(idleWaiting); err != nil {
+			return err
+		}
+	}
 	s.borrowClientBuf()
-	return err
+	return nil
 }
 
 // borrowClientBuf gives the session a client read buffer.
@@ -366,11 +427,7 @@ func (p *Proxy) serveConn(conn net.Conn) {
 
 // serveSession runs a logged-in session's command phase until it ends.
 func (p *Proxy) serveSession(s *session) {
-	defer closeConn(s.raw, s.rawIO)
-	defer p.unregister(s)
-	defer s.releaseClientBuf()
 	p.cfg.Observer.SessionOpened()
-	defer p.cfg.Observer.SessionClosed()
 	_ = s.client.SetDeadline(time.Time{})
 	if p.log.IsDebug() {
 		p.log.Debug("session started", "session", s.id, "user", s.user, "node", s.be.node.Name, "backend_thread", s.be.threadID)
@@ -378,7 +435,49 @@ func (p *Proxy) serveSession(s *session) {
 	// The node connection was logged in a moment ago: the first command
 	// needs no idle check (checkRoute).
 	s.lastCmd = time.Now()
-	err := s.commandLoop()
+	p.trim.sessionStarted(p) // idlemem.go
+	p.runCommands(s, nil)
+}
+
+// resumeSession goes on with a session parked by parkIdle, on a new
+// goroutine: its wait for the next command runs in a few small frames, on
+// the smallest stack the runtime gives a goroutine, until the command
+// arrives.
+func (p *Proxy) resumeSession(s *session) {
+	parkMoving.Add(-1)
+	p.runCommands(s, s.crd.waitFirst(idleParked))
+}
+
+// runCommands runs the session's commands (after waitErr, the result of a
+// wait resumeSession did) until the session ends, or hands it to a new
+// goroutine when parkIdle parks it. Not inlined: resumeSession's frame
+// must stay small.
+//
+//go:noinline
+func (p *Proxy) runCommands(s *session, waitErr error) {
+	err := waitErr
+	if err == nil {
+		err = s.commandLoop()
+	} else if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	if err == errParked {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.resumeSession(s)
+		}()
+		return
+	}
+	p.endSession(s, err)
+}
+
+// endSession ends a session after its last command.
+func (p *Proxy) endSession(s *session, err error) {
+	defer closeConn(s.raw, s.rawIO)
+	defer p.unregister(s)
+	defer s.releaseClientBuf()
+	defer p.cfg.Observer.SessionClosed()
 	if !s.release(err) { // pool.go
 		s.mu.Lock()
 		s.be.close()
@@ -437,9 +536,13 @@ func (s *session) isTerminator(first byte, length int) bool {
 var errClientProtocol = errors.New("client protocol error")
 
 // commandLoop reads commands until the client quits or a connection fails.
+// It waits for each in its own small frame: the stack an idle session uses
+// stays under 1 KiB, which keeps the runtime's starting stack size for new
+// goroutines (the average use at the last collection, rounded up to a power
+// of two after adding a guard) at 2 KiB while most sessions are idle.
 func (s *session) commandLoop() error {
 	for {
-		if s.cr.Buffered() == 0 {
+		if s.cr == nil || s.cr.Buffered() == 0 { // nil: resumeSession
 			if err := s.waitCommand(); err != nil {
 				if errors.Is(err, io.EOF) {
 					return nil
@@ -447,97 +550,107 @@ func (s *session) commandLoop() error {
 				return err
 			}
 		}
-		length, seq, err := readHeader(s.cr, &s.hdr)
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		if seq != 0 && s.caps&mysql.CLIENT_COMPRESS == 0 {
-			// On a compressed link the compressed header carries the
-			// checked number; a node does not check the packets' own
-			// (Connector/J numbers a command after a COM_STMT_CLOSE
-			// from 1), so tandem does not either.
-			return fmt.Errorf("%w: command packet with sequence id %d", ErrPacketSequence, seq)
-		}
-		if length == 0 {
-			return fmt.Errorf("%w: empty command packet", errClientProtocol)
-		}
-		b, err := s.cr.Peek(1)
-		if err != nil {
-			return err
-		}
-		if b[0] == mysql.COM_QUIT {
-			return nil
-		}
-		cmd := b[0]
-		start := time.Now()
-		// A command whose body is not all here yet must arrive within
-		// NetReadTimeout: a client that stops mid-packet is cut, as
-		// MySQL's net_read_timeout does. Small commands never pay for it.
-		partial := length > s.cr.Buffered()
-		s.crd.armed = partial
-		s.busy.Store(true)
-		if s.cr.Buffered()+len(s.crd.pending) <= length {
-			// Nothing of a next command is here: the watcher may
-			// check the client while this one runs (watch.go). One
-			// that sent more (pipelining) has not left.
-			s.cmdStart.Store(start.UnixNano())
-		}
-		s.claimConn()
-		r := s.getRelay()
-		handled, err := s.checkRoute(r, cmd, length, start)
-		if !handled && err == nil {
-			if s.p.settle != nil {
-				s.beginCommand(cmd)
-			}
-			newCommandOn(s.be.rw) // a compressed node link counts from 0 again
-			err = s.command(r, cmd, length)
-			if s.p.settle != nil && err == nil {
-				s.endCommand(r.failed)
-			}
-			if errors.Is(err, ErrPacketTooLarge) && !r.wrote {
-				// Say why before closing (clientPayload skipped the
-				// packet, so the client now reads).
-				_ = queueErr(r.cw, s.replySeq(), newError(erNetPacketTooLarge,
-					"Got a packet bigger than tandem's max_packet (%d bytes)", s.p.cfg.MaxPacket))
-			}
-		}
-		// The command is over on the node: publish what it changed
-		// before the client can see the end of the response, so that
-		// whoever acts on the client's next step (a switchover, a test)
-		// finds the facts up to date.
-		s.inTx.Store(s.facts.InTransaction)
-		s.wantCapture.Store(s.facts.needsCapture())
-		if s.p.snapshotFacts {
-			s.mu.Lock()
-			s.snapshot = s.facts.clone()
-			s.mu.Unlock()
-		}
-		s.claim.Store(claimIdle)
-		s.cmdStart.Store(0)
-		s.busy.Store(false)
-		// The end of the response (the command functions leave it in
-		// cw), even after an error: it may be the ERR saying why the
-		// session ends.
-		if ferr := r.cw.Flush(); err == nil {
-			err = ferr
-		}
-		out, failed := r.out, r.failed || handled
-		if r.sandboxed {
-			s.noteExpired(true)
-		}
-		s.putRelay(r, err == nil)
-		if partial {
-			s.crd.disarm()
-		}
-		s.lastCmd = time.Now()
-		s.p.cfg.Observer.Command(cmd, headerLen+length, out, s.lastCmd.Sub(start), failed)
-		if err != nil {
+		if quit, err := s.oneCommand(); quit || err != nil {
 			return err
 		}
 	}
+}
+
+// oneCommand runs the command that has begun to arrive; quit is set on
+// COM_QUIT and at the end of the client's input. Not inlined: its frame is
+// large and must not be on the stack while the session waits.
+//
+//go:noinline
+func (s *session) oneCommand() (quit bool, err error) {
+	length, seq, err := readHeader(s.cr, &s.hdr)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return true, nil
+		}
+		return false, err
+	}
+	if seq != 0 && s.caps&mysql.CLIENT_COMPRESS == 0 {
+		// On a compressed link the compressed header carries the
+		// checked number; a node does not check the packets' own
+		// (Connector/J numbers a command after a COM_STMT_CLOSE
+		// from 1), so tandem does not either.
+		return false, fmt.Errorf("%w: command packet with sequence id %d", ErrPacketSequence, seq)
+	}
+	if length == 0 {
+		return false, fmt.Errorf("%w: empty command packet", errClientProtocol)
+	}
+	b, err := s.cr.Peek(1)
+	if err != nil {
+		return false, err
+	}
+	if b[0] == mysql.COM_QUIT {
+		return true, nil
+	}
+	cmd := b[0]
+	start := time.Now()
+	// A command whose body is not all here yet must arrive within
+	// NetReadTimeout: a client that stops mid-packet is cut, as
+	// MySQL's net_read_timeout does. Small commands never pay for it.
+	partial := length > s.cr.Buffered()
+	s.crd.armed = partial
+	s.busy.Store(true)
+	if s.cr.Buffered()+len(s.crd.pending) <= length {
+		// Nothing of a next command is here: the watcher may check
+		// the client while this one runs (watch.go). One that sent
+		// more (pipelining) has not left.
+		s.cmdStart.Store(start.UnixNano())
+	}
+	s.claimConn()
+	r := s.getRelay()
+	handled, err := s.checkRoute(r, cmd, length, start)
+	if !handled && err == nil {
+		if s.p.settle != nil {
+			s.beginCommand(cmd)
+		}
+		newCommandOn(s.be.rw) // a compressed node link counts from 0 again
+		err = s.command(r, cmd, length)
+		if s.p.settle != nil && err == nil {
+			s.endCommand(r.failed)
+		}
+		if errors.Is(err, ErrPacketTooLarge) && !r.wrote {
+			// Say why before closing (clientPayload skipped the
+			// packet, so the client now reads).
+			_ = queueErr(r.cw, s.replySeq(), newError(erNetPacketTooLarge,
+				"Got a packet bigger than tandem's max_packet (%d bytes)", s.p.cfg.MaxPacket))
+		}
+	}
+	// The command is over on the node: publish what it changed
+	// before the client can see the end of the response, so that
+	// whoever acts on the client's next step (a switchover, a test)
+	// finds the facts up to date.
+	s.inTx.Store(s.facts.InTransaction)
+	s.wantCapture.Store(s.facts.needsCapture())
+	if s.p.snapshotFacts {
+		s.mu.Lock()
+		c := s.facts.clone()
+		s.snapshot = &c
+		s.mu.Unlock()
+	}
+	s.claim.Store(claimIdle)
+	s.cmdStart.Store(0)
+	s.busy.Store(false)
+	// The end of the response (the command functions leave it in
+	// cw), even after an error: it may be the ERR saying why the
+	// session ends.
+	if ferr := r.cw.Flush(); err == nil {
+		err = ferr
+	}
+	out, failed := r.out, r.failed || handled
+	if r.sandboxed {
+		s.noteExpired(true)
+	}
+	s.putRelay(r, err == nil)
+	if partial {
+		s.crd.disarm()
+	}
+	s.lastCmd = time.Now()
+	s.p.cfg.Observer.Command(cmd, headerLen+length, out, s.lastCmd.Sub(start), failed)
+	return false, err
 }
 
 // command relays one command whose header is in s.hdr and whose first

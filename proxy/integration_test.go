@@ -168,7 +168,10 @@ func TestSessionFactsTracked(t *testing.T) {
 		for _, s := range p.sessions {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			return s.snapshot
+			if s.snapshot == nil {
+				return Facts{}
+			}
+			return *s.snapshot
 		}
 		t.Fatal("no session")
 		return Facts{}

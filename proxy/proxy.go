@@ -251,6 +251,8 @@ type Proxy struct {
 	// while idle: conn.go).
 	clientBufsHeld atomic.Int64
 	wg             sync.WaitGroup
+	// trim returns memory after a burst of logins (idlemem.go).
+	trim idleTrim
 
 	// settle is set when Config.Settle is (settle.go).
 	settle *settler

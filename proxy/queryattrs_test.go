@@ -149,6 +149,9 @@ func clientReadsOK(t *testing.T, ss *scriptedSession) {
 func (ss *scriptedSession) facts() Facts {
 	ss.s.mu.Lock()
 	defer ss.s.mu.Unlock()
+	if ss.s.snapshot == nil {
+		return Facts{}
+	}
 	return ss.s.snapshot.clone()
 }
 

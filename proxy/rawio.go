@@ -51,6 +51,7 @@ const (
 	opWrite
 	opPeek
 	opWriteRead // write pending, then wait for the answer and read it
+	opReadFirst
 )
 
 func (r *rawIO) do(fd uintptr) bool {
@@ -61,6 +62,8 @@ func (r *rawIO) do(fd uintptr) bool {
 		return r.writeOnce(fd)
 	case opWriteRead:
 		return r.writePendingOnce(fd)
+	case opReadFirst:
+		return r.readFirstOnce(fd)
 	}
 	return r.peekOnce(fd)
 }
@@ -218,6 +221,49 @@ func (r *rawIO) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return r.n, nil
+}
+
+// firstBufs holds the arrays idle sessions read the start of their next
+// command into (clientReader.waitFirst).
+var firstBufs = sync.Pool{New: func() any { return new([firstReadSize]byte) }}
+
+// readFirst waits until something can be read, then reads it into an array
+// from firstBufs, taken only once there is something to read: while it
+// waits it holds no buffer. n > 0 comes with a nil error; otherwise the
+// array is nil.
+func (r *rawIO) readFirst() (a *[firstReadSize]byte, n int, err error) {
+	r.op, r.buf, r.n, r.errno = opReadFirst, nil, 0, 0
+	err = r.rc.Read(r.f)
+	if r.buf != nil {
+		a = (*[firstReadSize]byte)(r.buf)
+		r.buf = nil
+	}
+	switch {
+	case err == nil && r.errno == 0 && r.n > 0:
+		return a, r.n, nil
+	case err == nil && r.errno != 0:
+		err = r.errno
+	case err == nil:
+		err = io.EOF
+	}
+	if a != nil {
+		firstBufs.Put(a)
+	}
+	return nil, 0, err
+}
+
+func (r *rawIO) readFirstOnce(fd uintptr) bool {
+	a := firstBufs.Get().(*[firstReadSize]byte)
+	n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&a[0])), firstReadSize)
+	if e == syscall.EAGAIN || e == syscall.EINTR {
+		firstBufs.Put(a) // not held while waiting
+		if e == syscall.EINTR {
+			return r.readFirstOnce(fd)
+		}
+		return false // wait until readable
+	}
+	r.buf, r.n, r.errno = a[:], int(n), e
+	return true
 }
 
 func (r *rawIO) writeOnce(fd uintptr) bool {
