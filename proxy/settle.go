@@ -518,6 +518,7 @@ func (s *session) settleFailed(r *relay, node *Node, cause error) *sqlError {
 		}
 		t.Stop()
 	}
+	moved := time.Now()
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	req := SettleRequest{From: node.Name, To: to.Name, ThreadID: s.be.threadID,
@@ -530,7 +531,8 @@ func (s *session) settleFailed(r *relay, node *Node, cause error) *sqlError {
 	}
 	res := s.p.cfg.Settle(ctx, req)
 	s.p.log.Info("settled a command interrupted by a node failure", "session", s.id, "from", node.Name, "to", to.Name,
-		"known", res.Known, "committed", res.Committed, "why", res.Why)
+		"known", res.Known, "committed", res.Committed, "why", res.Why,
+		"waited", moved.Sub(start).Round(time.Millisecond), "checked", time.Since(moved).Round(time.Millisecond))
 	switch {
 	case !res.Known:
 		return unknown(res.Why)
