@@ -102,6 +102,11 @@ type SettleRequest struct {
 	// Commit: the command is an explicit transaction's COMMIT (else an
 	// autocommit statement): only a transactional commit proves it.
 	Commit bool
+	// After: the answer must come from a read of To's binlog begun after
+	// this moment: when traffic moved to To (the promotion had made To
+	// apply all it received from From), or when the request was made.
+	// The sessions one failover interrupted share one read.
+	After time.Time
 }
 
 // SettleResult is the answer to a SettleRequest.
@@ -115,6 +120,8 @@ type SettleResult struct {
 	RowsKnown    bool
 	InsertID     uint64
 	Why          string
+	// Search says how the check went, for the log.
+	Search string
 }
 
 // settleDetectWait bounds how long a session whose node failed waits for a
@@ -484,17 +491,18 @@ func (s *session) settleFailed(r *relay, node *Node, cause error) *sqlError {
 	defer s.busy.Store(true)
 	first := s.p.route.Load()
 	var to *Node
+	var after time.Time
 	for to == nil {
 		rt := s.p.route.Load()
 		if rt != first && !rt.held && rt.node != nil {
 			if rt.node == node {
 				return unknown("traffic came back to node " + node.Name)
 			}
-			to = rt.node
+			to, after = rt.node, rt.at
 			break
 		}
 		if rt == first && !rt.held && rt.node != node && rt.node != nil {
-			to = rt.node // traffic had already moved
+			to, after = rt.node, time.Now() // traffic had already moved
 			break
 		}
 		until := deadline
@@ -522,7 +530,7 @@ func (s *session) settleFailed(r *relay, node *Node, cause error) *sqlError {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	req := SettleRequest{From: node.Name, To: to.Name, ThreadID: s.be.threadID,
-		Marker: string(s.mark.marker[:len(s.mark.marker)-1]), Commit: r.commit && s.mark.inTx}
+		Marker: string(s.mark.marker[:len(s.mark.marker)-1]), Commit: r.commit && s.mark.inTx, After: after}
 	for _, b := range s.mark.bounds {
 		if b.seq != 0 {
 			m := s.p.settle.appendMarker(nil, b)
@@ -532,7 +540,7 @@ func (s *session) settleFailed(r *relay, node *Node, cause error) *sqlError {
 	res := s.p.cfg.Settle(ctx, req)
 	s.p.log.Info("settled a command interrupted by a node failure", "session", s.id, "from", node.Name, "to", to.Name,
 		"known", res.Known, "committed", res.Committed, "why", res.Why,
-		"waited", moved.Sub(start).Round(time.Millisecond), "checked", time.Since(moved).Round(time.Millisecond))
+		"waited", moved.Sub(start).Round(time.Millisecond), "checked", time.Since(moved).Round(time.Millisecond), "search", res.Search)
 	switch {
 	case !res.Known:
 		return unknown(res.Why)

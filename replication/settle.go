@@ -59,6 +59,12 @@ type SettleQuery struct {
 	// becomes of the transaction. A marker found only in such groups
 	// leaves the answer unknown.
 	Commit bool
+	// After: the answer comes from a read of the binlog listed after
+	// this moment. The proxy passes when traffic moved to the node
+	// (everything the promotion applied is in its binlog by then), so
+	// that the sessions a failover interrupted share one read. Zero: when
+	// the query is made.
+	After time.Time
 }
 
 // Settled is what the binlog says about a transaction.
@@ -79,6 +85,9 @@ type Settled struct {
 	InsertID uint64
 	// Why explains an unknown outcome.
 	Why string
+	// Search says how the search that answered went (for logs): how long
+	// each step took, how much it read, how many queries it answered.
+	Search string
 }
 
 // BinlogSource says how to read one node's binlog (COM_BINLOG_DUMP, as a
@@ -106,10 +115,13 @@ type SettleLimits struct {
 }
 
 // Settle answers queries about transactions on the node that db and src
-// both reach. Queries made while a search runs are answered together by the
-// next one: a failover interrupts many sessions at once, and one read of the
-// binlog answers all of them. Each search starts after the query was made,
-// so it reads everything the node had binlogged by then.
+// both reach. A failover interrupts many sessions at once, and one read of
+// the binlog answers all of them: a search takes every query waiting when
+// its first binlog file is open and ready to read (its listing of the
+// binlog, SHOW BINARY LOGS, done before), if the query's After is before
+// that listing; queries made later, or with a later After, are answered
+// together by the next search. So each search reads everything the node
+// had binlogged at each of its queries' After.
 type Settler struct {
 	DB     Querier
 	Source BinlogSource
@@ -133,6 +145,9 @@ func (s *Settler) Settle(ctx context.Context, q SettleQuery) (Settled, error) {
 	if !strings.HasPrefix(q.Marker, MarkerPrefix) {
 		return Settled{}, fmt.Errorf("replication: settle: marker %q does not start with %q", q.Marker, MarkerPrefix)
 	}
+	if q.After.IsZero() {
+		q.After = time.Now()
+	}
 	r := &settleReq{q: q, done: make(chan struct{})}
 	s.mu.Lock()
 	s.waiting = append(s.waiting, r)
@@ -154,22 +169,43 @@ const settleTimeout = 30 * time.Second
 
 func (s *Settler) run() {
 	for {
+		start := time.Now()
 		s.mu.Lock()
-		batch := s.waiting
-		s.waiting = nil
-		if len(batch) == 0 {
+		if len(s.waiting) == 0 {
 			s.running = false
 			s.mu.Unlock()
 			return
 		}
 		s.mu.Unlock()
-		qs := make([]SettleQuery, len(batch))
-		for i, r := range batch {
-			qs[i] = r.q
+		var batch []*settleReq
+		// take moves the waiting queries whose After is before listed
+		// into this search's batch.
+		take := func(listed time.Time) []SettleQuery {
+			s.mu.Lock()
+			var keep []*settleReq
+			for _, r := range s.waiting {
+				if r.q.After.Before(listed) {
+					batch = append(batch, r)
+				} else {
+					keep = append(keep, r)
+				}
+			}
+			s.waiting = keep
+			s.mu.Unlock()
+			qs := make([]SettleQuery, len(batch))
+			for i, r := range batch {
+				qs[i] = r.q
+			}
+			return qs
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-		res, err := FindTransactions(ctx, s.DB, s.Source, s.Limits, qs)
+		res, err := findTransactions(ctx, s.DB, s.Source, s.Limits, take)
 		cancel()
+		if batch == nil && err != nil {
+			// Failed before it took any: the error answers the queries
+			// made before it began (later ones get a search of their own).
+			take(start)
+		}
 		for i, r := range batch {
 			if err == nil {
 				r.res = res[i]
@@ -192,21 +228,31 @@ type binlogFile struct {
 // binlog. An error means nothing could be read; a query the binlog does not
 // answer comes back with Known false and the reason.
 func FindTransactions(ctx context.Context, db Querier, src BinlogSource, lim SettleLimits, qs []SettleQuery) ([]Settled, error) {
+	return findTransactions(ctx, db, src, lim, func(time.Time) []SettleQuery { return qs })
+}
+
+// findTransactions is FindTransactions with the queries taken once the
+// newest binlog file is open, given when the binlog was listed (take may
+// return none: nothing is read then).
+func findTransactions(ctx context.Context, db Querier, src BinlogSource, lim SettleLimits, take func(listed time.Time) []SettleQuery) ([]Settled, error) {
 	if lim.MaxBytes <= 0 {
 		lim.MaxBytes = 256 << 20
+	}
+	began := time.Now()
+	var steps []string
+	step := func(what string) {
+		now := time.Now()
+		steps = append(steps, fmt.Sprintf("%s %v", what, now.Sub(began).Round(time.Millisecond)))
+		began = now
 	}
 	if why, err := settleUsable(ctx, db); err != nil {
 		return nil, err
 	} else if why != "" {
-		out := make([]Settled, len(qs))
+		out := make([]Settled, len(take(time.Now())))
 		for i := range out {
 			out[i].Why = why
 		}
 		return out, nil
-	}
-	files, err := binaryLogs(ctx, db)
-	if err != nil {
-		return nil, err
 	}
 	if src.TLS != nil && src.TLSIfOffered {
 		var name, cipher string
@@ -217,24 +263,58 @@ func FindTransactions(ctx context.Context, db Querier, src BinlogSource, lim Set
 			src.TLS = nil
 		}
 	}
+	step("settings")
+	listed := time.Now()
+	files, err := binaryLogs(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	step("listed")
+	newest := files[len(files)-1]
+	lazy := &lazyRows{m: map[*gm.RowsEvent]lazyBody{}}
+	syncer, st, err := openBinlogFile(src, newest, lazy)
+	if err != nil {
+		return nil, fmt.Errorf("replication: reading binlog %s: %w", newest.name, err)
+	}
+	step("opened")
+	qs := take(listed)
+	if len(qs) == 0 {
+		syncer.Close()
+		return nil, nil
+	}
 	sc := newSettleScan(qs)
 	read := int64(0)
+	// The newest file is read first, always (nothing is settled before and
+	// MaxBytes is positive), with the syncer opened above.
 	for i := len(files) - 1; i >= 0 && !sc.allSettled(); i-- {
 		if read >= lim.MaxBytes {
 			break
 		}
 		f := files[i]
-		if err := scanBinlogFile(ctx, src, f, sc); err != nil {
+		if i != len(files)-1 {
+			syncer, st, err = openBinlogFile(src, f, lazy)
+			if err != nil {
+				return nil, fmt.Errorf("replication: reading binlog %s: %w", f.name, err)
+			}
+		}
+		err := readBinlogFile(ctx, st, f, sc, lazy)
+		syncer.Close()
+		if err != nil {
 			return nil, fmt.Errorf("replication: reading binlog %s: %w", f.name, err)
 		}
 		read += f.size
 		sc.fileDone()
 	}
+	step(fmt.Sprintf("read %d bytes", read))
 	out := sc.results(fmt.Sprintf("neither the transaction nor a transaction committed before it was found in the newest %d bytes of binlog", read))
 	for i := range out {
 		if out[i].Committed && sc.found[i].table != nil {
 			out[i].InsertID = insertID(ctx, db, sc.found[i])
 		}
+	}
+	search := fmt.Sprintf("%d queries: %s", len(qs), strings.Join(steps, ", "))
+	for i := range out {
+		out[i].Search = search
 	}
 	return out, nil
 }
@@ -300,16 +380,52 @@ func binaryLogs(ctx context.Context, db Querier) ([]binlogFile, error) {
 	return files, nil
 }
 
-// scanBinlogFile reads f from its start to its size at the time it was
-// listed and feeds each event to sc.
-func scanBinlogFile(ctx context.Context, src BinlogSource, f binlogFile, sc *settleScan) error {
+// lazyRows keeps the body of each rows event the parser met, undecoded:
+// decoding every row of a binlog (a []any per row) cost most of a search,
+// and the scan needs the rows of the searched statements only. The parser
+// decodes a rows event's header (its table) and leaves the body here;
+// readBinlogFile takes it back for every rows event and decodes it only
+// when the scan asks for the rows.
+type lazyRows struct {
+	mu sync.Mutex
+	m  map[*gm.RowsEvent]lazyBody
+}
+
+type lazyBody struct {
+	pos  int
+	data []byte
+}
+
+// decodeHeader is the parser's RowsEventDecodeFunc.
+func (l *lazyRows) decodeHeader(e *gm.RowsEvent, data []byte) error {
+	pos, err := e.DecodeHeader(data)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.m[e] = lazyBody{pos: pos, data: data}
+	l.mu.Unlock()
+	return nil
+}
+
+// take removes and returns e's body.
+func (l *lazyRows) take(e *gm.RowsEvent) (lazyBody, bool) {
+	l.mu.Lock()
+	b, ok := l.m[e]
+	delete(l.m, e)
+	l.mu.Unlock()
+	return b, ok
+}
+
+// openBinlogFile starts reading f from its start, as a replica would.
+func openBinlogFile(src BinlogSource, f binlogFile, lazy *lazyRows) (*gm.BinlogSyncer, *gm.BinlogStreamer, error) {
 	host, portStr, err := net.SplitHostPort(src.Address)
 	if err != nil {
-		return fmt.Errorf("address %q: %w", src.Address, err)
+		return nil, nil, fmt.Errorf("address %q: %w", src.Address, err)
 	}
 	port, err := strconv.ParseUint(portStr, 10, 16)
 	if err != nil {
-		return fmt.Errorf("address %q: port: %w", src.Address, err)
+		return nil, nil, fmt.Errorf("address %q: port: %w", src.Address, err)
 	}
 	id := src.ServerID
 	for id == 0 || id == 1 || id == 2 {
@@ -322,19 +438,37 @@ func scanBinlogFile(ctx context.Context, src BinlogSource, f binlogFile, sc *set
 		User: src.User, Password: src.Password,
 		DumpCommandFlag:  gm.BINLOG_SEND_ANNOTATE_ROWS_EVENT,
 		DisableRetrySync: true, ReadTimeout: 10 * time.Second, HeartbeatPeriod: 2 * time.Second,
-		TLSConfig: src.TLS,
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		TLSConfig:           src.TLS,
+		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
+		RowsEventDecodeFunc: lazy.decodeHeader,
 	})
-	defer syncer.Close()
 	st, err := syncer.StartSync(mysql.Position{Name: f.name, Pos: 4})
 	if err != nil {
-		return err
+		syncer.Close()
+		return nil, nil, err
 	}
+	return syncer, st, nil
+}
+
+// readBinlogFile reads f, opened by openBinlogFile, to its size at the time
+// it was listed and feeds each event to sc.
+func readBinlogFile(ctx context.Context, st *gm.BinlogStreamer, f binlogFile, sc *settleScan, lazy *lazyRows) error {
 	file := f.name
 	for {
 		ev, err := st.GetEvent(ctx)
 		if err != nil {
 			return err
+		}
+		if e, ok := ev.Event.(*gm.RowsEvent); ok {
+			body, ok := lazy.take(e)
+			if !ok {
+				return errors.New("a rows event arrived without its body")
+			}
+			if sc.current != nil {
+				if err := e.DecodeData(body.pos, body.data); err != nil {
+					return fmt.Errorf("decoding rows at %d: %w", ev.Header.LogPos, err)
+				}
+			}
 		}
 		if rot, ok := ev.Event.(*gm.RotateEvent); ok {
 			if ev.Header.LogPos != 0 || ev.Header.Timestamp != 0 || string(rot.NextLogName) != file {

@@ -43,12 +43,12 @@ func (h *Hook) Settle(ctx context.Context, req proxy.SettleRequest) proxy.Settle
 	if s == nil {
 		return proxy.SettleResult{Why: why}
 	}
-	res, err := s.Settle(ctx, replication.SettleQuery{Marker: req.Marker, Bounds: req.Bounds, Commit: req.Commit})
+	res, err := s.Settle(ctx, replication.SettleQuery{Marker: req.Marker, Bounds: req.Bounds, Commit: req.Commit, After: req.After})
 	if err != nil {
 		return proxy.SettleResult{Why: "reading node " + req.To + "'s binlog failed: " + err.Error()}
 	}
 	return proxy.SettleResult{Known: res.Known, Committed: res.Committed, AffectedRows: res.Rows,
-		RowsKnown: res.RowsKnown, InsertID: res.InsertID, Why: res.Why}
+		RowsKnown: res.RowsKnown, InsertID: res.InsertID, Why: res.Why, Search: res.Search}
 }
 
 func (h *Hook) settler(name string) (*replication.Settler, string) {

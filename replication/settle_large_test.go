@@ -1,0 +1,79 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tandemdb/tandem/internal/testpair"
+)
+
+// TestFindTransactionsInLargeBinlog reads node b's newest binlog file,
+// holding some MB of inserts, for a marked multi-row insert in its middle
+// (found, with its rows counted: the rows of searched statements are
+// decoded) and a marker never written (not committed: the bound, at the
+// start, was found and the whole file read). It logs how long each search
+// took, for the README's settle figures.
+func TestFindTransactionsInLargeBinlog(t *testing.T) {
+	a, b := openPair(t)
+	tbl := testSchema + ".settle_large"
+	exec(t, a.db, "a",
+		"CREATE DATABASE IF NOT EXISTS "+testSchema,
+		"CREATE TABLE IF NOT EXISTS "+tbl+" (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT, s VARCHAR(64))")
+	t.Cleanup(func() { exec(t, a.db, "a", "DROP DATABASE IF EXISTS "+testSchema) })
+	exec(t, a.db, "a", "FLUSH BINARY LOGS")
+	exec(t, b.db, "b", "FLUSH BINARY LOGS")
+	bound := newMarker(t, "bound")
+	middle := newMarker(t, "middle")
+	exec(t, a.db, "a", bound+" INSERT INTO "+tbl+" (v, s) VALUES (0, 'bound')")
+	vals := make([]string, 100)
+	for i := range vals {
+		vals[i] = fmt.Sprintf("(%d, '%s')", i, strings.Repeat("x", 40))
+	}
+	const groups, singles = 300, 3000
+	for i := range groups {
+		m := newMarker(t, fmt.Sprint(i))
+		if i == groups/2 {
+			m = middle
+		}
+		exec(t, a.db, "a", m+" INSERT INTO "+tbl+" (v, s) VALUES "+strings.Join(vals, ","))
+	}
+	for i := range singles {
+		exec(t, a.db, "a", newMarker(t, fmt.Sprint("one", i))+" INSERT INTO "+tbl+" (v, s) VALUES (1, 'one')")
+	}
+	waitFor(t, "node b caught up", func() (bool, error) {
+		var n int
+		err := b.db.QueryRow("SELECT COUNT(*) FROM " + tbl).Scan(&n)
+		return n == 1+groups*100+singles, err
+	})
+	files, err := binaryLogs(context.Background(), b.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest := files[len(files)-1]
+	t.Logf("node b's newest binlog file: %s, %d bytes", newest.name, newest.size)
+	src := BinlogSource{Address: testpair.Addr(testpair.B), User: testpair.AdminUser, Password: testpair.AdminPassword}
+	qs := []SettleQuery{
+		{Marker: newMarker(t, "never"), Bounds: []string{bound}},
+		{Marker: middle, Bounds: []string{bound}},
+	}
+	for round := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		began := time.Now()
+		res, err := FindTransactions(ctx, b.db, src, SettleLimits{}, qs)
+		took := time.Since(began)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("search %d: %v", round+1, took.Round(time.Millisecond))
+		if g := res[0]; !g.Known || g.Committed {
+			t.Errorf("never written: got %+v, want known, not committed", g)
+		}
+		if g := res[1]; !g.Committed || g.Rows != 100 || !g.RowsKnown {
+			t.Errorf("the middle insert: got %+v, want committed, 100 rows", g)
+		}
+	}
+}
