@@ -145,8 +145,8 @@ func (s *Settler) Settle(ctx context.Context, q SettleQuery) (Settled, error) {
 	if !strings.HasPrefix(q.Marker, MarkerPrefix) {
 		return Settled{}, fmt.Errorf("replication: settle: marker %q does not start with %q", q.Marker, MarkerPrefix)
 	}
-	if q.After.IsZero() {
-		q.After = time.Now()
+	if now := time.Now(); q.After.IsZero() || q.After.After(now) {
+		q.After = now
 	}
 	r := &settleReq{q: q, done: make(chan struct{})}
 	s.mu.Lock()

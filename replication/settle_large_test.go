@@ -77,3 +77,62 @@ func TestFindTransactionsInLargeBinlog(t *testing.T) {
 		}
 	}
 }
+
+// TestSettlerSharesOneRead queues several queries, as the sessions one
+// failover interrupted do, while no search runs: one search, one read of
+// the binlog, answers them all. A query whose After lies ahead is taken
+// as made now.
+func TestSettlerSharesOneRead(t *testing.T) {
+	a, b := openPair(t)
+	tbl := testSchema + ".settle_share"
+	exec(t, a.db, "a",
+		"CREATE DATABASE IF NOT EXISTS "+testSchema,
+		"CREATE TABLE IF NOT EXISTS "+tbl+" (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)")
+	t.Cleanup(func() { exec(t, a.db, "a", "DROP DATABASE IF EXISTS "+testSchema) })
+	bound, ins := newMarker(t, "bound"), newMarker(t, "ins")
+	exec(t, a.db, "a", bound+" INSERT INTO "+tbl+" (v) VALUES (0)", ins+" INSERT INTO "+tbl+" (v) VALUES (1)")
+	waitFor(t, "node b caught up", func() (bool, error) {
+		var n int
+		err := b.db.QueryRow("SELECT COUNT(*) FROM " + tbl).Scan(&n)
+		return n == 2, err
+	})
+	s := &Settler{DB: b.db, Source: BinlogSource{Address: testpair.Addr(testpair.B), User: testpair.AdminUser, Password: testpair.AdminPassword}}
+	moved := time.Now()
+	qs := []SettleQuery{
+		{Marker: ins, Bounds: []string{bound}, After: moved},
+		{Marker: newMarker(t, "never"), Bounds: []string{bound}, After: moved},
+		{Marker: newMarker(t, "never2"), Bounds: []string{bound}, After: moved},
+	}
+	// Queue them as Settle would, before the search starts.
+	reqs := make([]*settleReq, len(qs))
+	s.mu.Lock()
+	for i, q := range qs {
+		reqs[i] = &settleReq{q: q, done: make(chan struct{})}
+		s.waiting = append(s.waiting, reqs[i])
+	}
+	s.running = true
+	s.mu.Unlock()
+	go s.run()
+	for i, r := range reqs {
+		select {
+		case <-r.done:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("query %d unanswered", i)
+		}
+		if r.err != nil {
+			t.Fatalf("query %d: %v", i, r.err)
+		}
+		if want := i == 0; !r.res.Known || r.res.Committed != want {
+			t.Errorf("query %d: got %+v, want known, committed %v", i, r.res, want)
+		}
+		if r.res.Search != reqs[0].res.Search || !strings.HasPrefix(r.res.Search, "3 queries:") {
+			t.Errorf("query %d answered by %q, query 0 by %q: want one search of 3 queries", i, r.res.Search, reqs[0].res.Search)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	g, err := s.Settle(ctx, SettleQuery{Marker: ins, Bounds: []string{bound}, After: time.Now().Add(time.Hour)})
+	if err != nil || !g.Committed {
+		t.Fatalf("a query with After ahead: %+v, %v", g, err)
+	}
+}
