@@ -97,8 +97,10 @@ type SettleRequest struct {
 	// statements.
 	Marker string
 	// Bounds are markers of transactions From acknowledged before this
-	// one's COMMIT was sent.
-	Bounds []string
+	// one's COMMIT was sent; BoundsSince is when the COMMIT of the newest
+	// of them was sent.
+	Bounds      []string
+	BoundsSince time.Time
 	// Commit: the command is an explicit transaction's COMMIT (else an
 	// autocommit statement): only a transactional commit proves it.
 	Commit bool
@@ -150,22 +152,29 @@ type markID struct {
 	seq     uint64 // 0: none
 }
 
+// ackedMark is a transaction a node acknowledged, and when the command that
+// ended it was sent.
+type ackedMark struct {
+	markID
+	sent time.Time
+}
+
 // markRing holds the last transactions a node acknowledged that changed
 // rows.
 type markRing struct {
 	mu   sync.Mutex
 	next int
-	m    [markRingSize]markID
+	m    [markRingSize]ackedMark
 }
 
-func (r *markRing) push(id markID) {
+func (r *markRing) push(id ackedMark) {
 	r.mu.Lock()
 	r.m[r.next] = id
 	r.next = (r.next + 1) % markRingSize
 	r.mu.Unlock()
 }
 
-func (r *markRing) snapshot(dst *[markRingSize]markID) {
+func (r *markRing) snapshot(dst *[markRingSize]ackedMark) {
 	r.mu.Lock()
 	*dst = r.m
 	r.mu.Unlock()
@@ -244,8 +253,9 @@ type txMark struct {
 	ends    bool   // it may end a transaction (COMMIT, autocommit statement)
 	marked  bool   // it carried the marker
 	verb    string // its first word (COM_QUERY)
-	bounds  [markRingSize]markID
-	inTx    bool // the session was in a transaction when it started
+	bounds  [markRingSize]ackedMark
+	sent    time.Time // when the command was sent, if it may end a transaction
+	inTx    bool      // the session was in a transaction when it started
 	autocom bool
 }
 
@@ -405,6 +415,9 @@ func (s *session) startSettleable() {
 	if s.mark.ends {
 		s.p.settle.rings[s.be.node].snapshot(&s.mark.bounds)
 	}
+	// Before it is sent: the transaction it ends cannot be in any binlog
+	// before this moment.
+	s.mark.sent = time.Now()
 }
 
 // noteOK records what an OK packet of the node says about the transaction:
@@ -448,7 +461,10 @@ func (s *session) endCommand(failed bool) {
 	if m.verb == "ROLLBACK" {
 		return
 	}
-	s.p.settle.rings[s.be.node].push(markID{s.id, m.seq})
+	if m.sent.IsZero() {
+		return // never with a marker or a COMMIT (startSettleable ran)
+	}
+	s.p.settle.rings[s.be.node].push(ackedMark{markID{s.id, m.seq}, m.sent})
 }
 
 // settleable reports whether the command that failed on the node can be
@@ -533,8 +549,11 @@ func (s *session) settleFailed(r *relay, node *Node, cause error) *sqlError {
 		Marker: string(s.mark.marker[:len(s.mark.marker)-1]), Commit: r.commit && s.mark.inTx, After: after}
 	for _, b := range s.mark.bounds {
 		if b.seq != 0 {
-			m := s.p.settle.appendMarker(nil, b)
+			m := s.p.settle.appendMarker(nil, b.markID)
 			req.Bounds = append(req.Bounds, string(m[:len(m)-1]))
+			if b.sent.After(req.BoundsSince) {
+				req.BoundsSince = b.sent
+			}
 		}
 	}
 	res := s.p.cfg.Settle(ctx, req)

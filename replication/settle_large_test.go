@@ -136,3 +136,86 @@ func TestSettlerSharesOneRead(t *testing.T) {
 		t.Fatalf("a query with After ahead: %+v, %v", g, err)
 	}
 }
+
+// TestSettlerReadsFromTrackedPoint: with Track recording where node b's
+// binlog ends, a query whose newest bound was sent after a recorded point
+// is answered by reading from that point only, not the whole newest file;
+// a query whose bound lies before the point it is given (Since too late,
+// which the proxy never passes) is not settled by that read and falls back
+// to the whole file, still answered right.
+func TestSettlerReadsFromTrackedPoint(t *testing.T) {
+	a, b := openPair(t)
+	tbl := testSchema + ".settle_tail"
+	exec(t, a.db, "a",
+		"CREATE DATABASE IF NOT EXISTS "+testSchema,
+		"CREATE TABLE IF NOT EXISTS "+tbl+" (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT, s VARCHAR(64))")
+	t.Cleanup(func() { exec(t, a.db, "a", "DROP DATABASE IF EXISTS "+testSchema) })
+	early := newMarker(t, "early")
+	exec(t, a.db, "a", early+" INSERT INTO "+tbl+" (v, s) VALUES (0, 'early')")
+	vals := make([]string, 100)
+	for i := range vals {
+		vals[i] = fmt.Sprintf("(%d, '%s')", i, strings.Repeat("x", 40))
+	}
+	for i := range 100 {
+		exec(t, a.db, "a", newMarker(t, fmt.Sprint(i))+" INSERT INTO "+tbl+" (v, s) VALUES "+strings.Join(vals, ","))
+	}
+	caughtUp := func(n int) {
+		waitFor(t, "node b caught up", func() (bool, error) {
+			var got int
+			err := b.db.QueryRow("SELECT COUNT(*) FROM " + tbl).Scan(&got)
+			return got == n, err
+		})
+	}
+	caughtUp(1 + 100*100)
+	s := &Settler{DB: b.db, Source: BinlogSource{Address: testpair.Addr(testpair.B), User: testpair.AdminUser, Password: testpair.AdminPassword}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Track(ctx, 50*time.Millisecond)
+	after := time.Now()
+	waitFor(t, "a point recorded", func() (bool, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.points) > 0 && s.points[len(s.points)-1].at.After(after), nil
+	})
+	since := time.Now() // the bound's COMMIT is sent after the point
+	bound, ins := newMarker(t, "bound"), newMarker(t, "ins")
+	exec(t, a.db, "a", bound+" INSERT INTO "+tbl+" (v) VALUES (1)", ins+" INSERT INTO "+tbl+" (v) VALUES (2)")
+	caughtUp(1 + 100*100 + 2)
+	files, err := binaryLogs(context.Background(), b.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := files[len(files)-1].size
+	qctx, qcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer qcancel()
+	settle := func(q SettleQuery) Settled {
+		t.Helper()
+		g, err := s.Settle(qctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %+v", q.Marker, g)
+		return g
+	}
+	g := settle(SettleQuery{Marker: ins, Bounds: []string{bound}, Since: since})
+	if !g.Committed || g.Rows != 1 {
+		t.Errorf("the insert after the point: %+v, want committed, 1 row", g)
+	}
+	var read int64
+	if _, err := fmt.Sscanf(g.Search[strings.Index(g.Search, "read "):], "read %d bytes", &read); err != nil || read <= 0 || read > size/10 {
+		t.Errorf("read %d bytes (%v) of a %d-byte file: want only the tail (%q)", read, err, size, g.Search)
+	}
+	if g := settle(SettleQuery{Marker: newMarker(t, "never"), Bounds: []string{bound}, Since: since}); !g.Known || g.Committed {
+		t.Errorf("never written: %+v, want known, not committed", g)
+	}
+	// A bound from before the point: the short read cannot settle it.
+	g = settle(SettleQuery{Marker: newMarker(t, "never2"), Bounds: []string{early}, Since: time.Now()})
+	if !g.Known || g.Committed || !strings.Contains(g.Search, "not all settled") {
+		t.Errorf("bound before the point: %+v, want known, not committed, after the whole file was read", g)
+	}
+	// No Since: the whole newest file.
+	g = settle(SettleQuery{Marker: ins, Bounds: []string{bound}})
+	if !g.Committed || strings.Contains(g.Search, "not all settled") {
+		t.Errorf("without Since: %+v", g)
+	}
+}
