@@ -123,11 +123,10 @@ type SettleLimits struct {
 
 // Settle answers queries about transactions on the node that db and src
 // both reach. A failover interrupts many sessions at once, and one read of
-// the binlog answers all of them: a search takes every query waiting when
-// its first binlog file is open and ready to read (its listing of the
-// binlog, SHOW BINARY LOGS, done before), if the query's After is before
-// that listing; queries made later, or with a later After, are answered
-// together by the next search. So each search reads everything the node
+// the binlog answers all of them: once a search has listed the binlog
+// (SHOW BINARY LOGS), it takes every query then waiting whose After is
+// before that listing; queries made later, or with a later After, are
+// answered together by the next search. So each search reads everything the node
 // had binlogged at each of its queries' After.
 type Settler struct {
 	DB     Querier
