@@ -153,7 +153,9 @@ func startTandemSplit(t testing.TB, store failover.Store, proxyAddrs, monitorAdd
 	nodes := []*proxy.Node{{Name: "a", Address: proxyAddrs[0], TLS: tlsToNodes}, {Name: "b", Address: proxyAddrs[1], TLS: tlsToNodes}}
 	var m *failover.Manager
 	pcfg.NodeFailed = func(node string) { m.CheckNow(node) }
-	pcfg.Settle = settlehook.New(nodes, testpair.AdminUser, testpair.AdminPassword).Settle
+	hook := settlehook.New(nodes, testpair.AdminUser, testpair.AdminPassword)
+	hook.Track(t.Context()) // as cmd/tandem does
+	pcfg.Settle = hook.Settle
 	fcfg := failover.DefaultConfig()
 	fcfg.AdminUser, fcfg.AdminPassword = testpair.AdminUser, testpair.AdminPassword
 	if edit != nil {

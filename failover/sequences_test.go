@@ -588,3 +588,33 @@ func TestClearExclusion(t *testing.T) {
 		t.Fatal("clearing a node that is not excluded was accepted")
 	}
 }
+
+// A promotion refused because the candidate was marked unsynced is tried
+// again as soon as the candidate is recorded synced, not RetryInterval
+// after the refusal (seen on the namespace hosts: the active killed right
+// after its peer rejoined waited 2 s for the retry).
+func TestSyncedCandidatePromotedWithoutWaitingForRetry(t *testing.T) {
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	r.m.dec.Unsynced = map[string]string{"b": "2026-11-30T10:00:00Z: promoted a without it"}
+	r.b.facts.CurrentPos = gtids(t, "0-1-9") // behind a's last known position
+	r.observe("b")
+	refused(r.m, "a") // a is gone
+	if r.m.state != StateDown {
+		t.Fatalf("state %v; want down (b unsynced)", r.m.state)
+	}
+	r.observe("b") // a retry, refused: b still lacks 0-1-10
+	if r.m.state != StateDown || r.m.nextAttempt.IsZero() {
+		t.Fatalf("state %v, next attempt %v", r.m.state, r.m.nextAttempt)
+	}
+	r.b.facts.CurrentPos = gtids(t, "0-1-10") // b caught up with a's last position
+	r.observe("b")
+	r.observe("b")
+	if _, ok := r.m.dec.Unsynced["b"]; ok || len(events(r.m, EventSynced)) != 1 {
+		t.Fatalf("b not recorded synced: %+v", r.m.dec.Unsynced)
+	}
+	if r.m.state != StateActive || r.m.dec.Active != "b" {
+		t.Fatalf("state %v, decision %+v: want b promoted at once, not after RetryInterval", r.m.state, r.m.dec)
+	}
+	wantInOrder(t, r.log.list(), "b stop_receiving", "ctl route b")
+}

@@ -715,6 +715,9 @@ func (m *Manager) checkSynced(ctx context.Context) {
 		return
 	}
 	m.emit(Event{Type: EventSynced, Node: p.Name, Reason: fmt.Sprintf("caught up with %s at %s; semi-synchronous replication on", a.Name, a.good.Facts.Executed())})
+	// A promotion of p refused while it was unsynced (the active down)
+	// may be tried again at once, not RetryInterval after the refusal.
+	m.nextAttempt = time.Time{}
 }
 
 // replicationTrouble says what is wrong with a passive node's replication,

@@ -27,6 +27,7 @@ type route struct {
 	held    bool   // commands wait for the next route
 	reason  string // why the route is down
 	changed chan struct{}
+	at      time.Time // when it was published
 }
 
 // Nodes returns the nodes the proxy knows, in configuration order.
@@ -47,6 +48,7 @@ func (p *Proxy) node(name string) (*Node, error) {
 // setRoute publishes r and wakes everything waiting on the old route.
 func (p *Proxy) setRoute(r *route) {
 	r.changed = make(chan struct{})
+	r.at = time.Now()
 	p.routeMu.Lock()
 	old := p.route.Swap(r)
 	p.routeMu.Unlock()

@@ -97,11 +97,18 @@ type SettleRequest struct {
 	// statements.
 	Marker string
 	// Bounds are markers of transactions From acknowledged before this
-	// one's COMMIT was sent.
-	Bounds []string
+	// one's COMMIT was sent; BoundsSince is when the COMMIT of the newest
+	// of them was sent.
+	Bounds      []string
+	BoundsSince time.Time
 	// Commit: the command is an explicit transaction's COMMIT (else an
 	// autocommit statement): only a transactional commit proves it.
 	Commit bool
+	// After: the answer must come from a read of To's binlog begun after
+	// this moment: when traffic moved to To (the promotion had made To
+	// apply all it received from From), or when the request was made.
+	// The sessions one failover interrupted share one read.
+	After time.Time
 }
 
 // SettleResult is the answer to a SettleRequest.
@@ -115,6 +122,8 @@ type SettleResult struct {
 	RowsKnown    bool
 	InsertID     uint64
 	Why          string
+	// Search says how the check went, for the log.
+	Search string
 }
 
 // settleDetectWait bounds how long a session whose node failed waits for a
@@ -143,22 +152,29 @@ type markID struct {
 	seq     uint64 // 0: none
 }
 
+// ackedMark is a transaction a node acknowledged, and when the command that
+// ended it was sent.
+type ackedMark struct {
+	markID
+	sent time.Time
+}
+
 // markRing holds the last transactions a node acknowledged that changed
 // rows.
 type markRing struct {
 	mu   sync.Mutex
 	next int
-	m    [markRingSize]markID
+	m    [markRingSize]ackedMark
 }
 
-func (r *markRing) push(id markID) {
+func (r *markRing) push(id ackedMark) {
 	r.mu.Lock()
 	r.m[r.next] = id
 	r.next = (r.next + 1) % markRingSize
 	r.mu.Unlock()
 }
 
-func (r *markRing) snapshot(dst *[markRingSize]markID) {
+func (r *markRing) snapshot(dst *[markRingSize]ackedMark) {
 	r.mu.Lock()
 	*dst = r.m
 	r.mu.Unlock()
@@ -237,8 +253,9 @@ type txMark struct {
 	ends    bool   // it may end a transaction (COMMIT, autocommit statement)
 	marked  bool   // it carried the marker
 	verb    string // its first word (COM_QUERY)
-	bounds  [markRingSize]markID
-	inTx    bool // the session was in a transaction when it started
+	bounds  [markRingSize]ackedMark
+	sent    time.Time // when the command was sent, if it may end a transaction
+	inTx    bool      // the session was in a transaction when it started
 	autocom bool
 }
 
@@ -398,6 +415,9 @@ func (s *session) startSettleable() {
 	if s.mark.ends {
 		s.p.settle.rings[s.be.node].snapshot(&s.mark.bounds)
 	}
+	// Before it is sent: the transaction it ends cannot be in any binlog
+	// before this moment.
+	s.mark.sent = time.Now()
 }
 
 // noteOK records what an OK packet of the node says about the transaction:
@@ -441,7 +461,10 @@ func (s *session) endCommand(failed bool) {
 	if m.verb == "ROLLBACK" {
 		return
 	}
-	s.p.settle.rings[s.be.node].push(markID{s.id, m.seq})
+	if m.sent.IsZero() {
+		return // never with a marker or a COMMIT (startSettleable ran)
+	}
+	s.p.settle.rings[s.be.node].push(ackedMark{markID{s.id, m.seq}, m.sent})
 }
 
 // settleable reports whether the command that failed on the node can be
@@ -484,17 +507,18 @@ func (s *session) settleFailed(r *relay, node *Node, cause error) *sqlError {
 	defer s.busy.Store(true)
 	first := s.p.route.Load()
 	var to *Node
+	var after time.Time
 	for to == nil {
 		rt := s.p.route.Load()
 		if rt != first && !rt.held && rt.node != nil {
 			if rt.node == node {
 				return unknown("traffic came back to node " + node.Name)
 			}
-			to = rt.node
+			to, after = rt.node, rt.at
 			break
 		}
 		if rt == first && !rt.held && rt.node != node && rt.node != nil {
-			to = rt.node // traffic had already moved
+			to, after = rt.node, time.Now() // traffic had already moved
 			break
 		}
 		until := deadline
@@ -518,19 +542,24 @@ func (s *session) settleFailed(r *relay, node *Node, cause error) *sqlError {
 		}
 		t.Stop()
 	}
+	moved := time.Now()
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	req := SettleRequest{From: node.Name, To: to.Name, ThreadID: s.be.threadID,
-		Marker: string(s.mark.marker[:len(s.mark.marker)-1]), Commit: r.commit && s.mark.inTx}
+		Marker: string(s.mark.marker[:len(s.mark.marker)-1]), Commit: r.commit && s.mark.inTx, After: after}
 	for _, b := range s.mark.bounds {
 		if b.seq != 0 {
-			m := s.p.settle.appendMarker(nil, b)
+			m := s.p.settle.appendMarker(nil, b.markID)
 			req.Bounds = append(req.Bounds, string(m[:len(m)-1]))
+			if b.sent.After(req.BoundsSince) {
+				req.BoundsSince = b.sent
+			}
 		}
 	}
 	res := s.p.cfg.Settle(ctx, req)
 	s.p.log.Info("settled a command interrupted by a node failure", "session", s.id, "from", node.Name, "to", to.Name,
-		"known", res.Known, "committed", res.Committed, "why", res.Why)
+		"known", res.Known, "committed", res.Committed, "why", res.Why,
+		"waited", moved.Sub(start).Round(time.Millisecond), "checked", time.Since(moved).Round(time.Millisecond), "search", res.Search)
 	switch {
 	case !res.Known:
 		return unknown(res.Why)

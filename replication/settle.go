@@ -59,6 +59,19 @@ type SettleQuery struct {
 	// becomes of the transaction. A marker found only in such groups
 	// leaves the answer unknown.
 	Commit bool
+	// After: the answer comes from a read of the binlog listed after
+	// this moment. The proxy passes when traffic moved to the node
+	// (everything the promotion applied is in its binlog by then), so
+	// that the sessions a failover interrupted share one read. Zero: when
+	// the query is made.
+	After time.Time
+	// Since is when the COMMIT of the newest of Bounds was sent (zero:
+	// not known). A search may then begin at a point of the binlog that
+	// Track recorded before Since instead of the newest file's start:
+	// that bound's transaction, which the new active applied (the old
+	// node acknowledged it, so its peer had received it), was not
+	// committed anywhere yet, so it comes after that point.
+	Since time.Time
 }
 
 // Settled is what the binlog says about a transaction.
@@ -79,6 +92,9 @@ type Settled struct {
 	InsertID uint64
 	// Why explains an unknown outcome.
 	Why string
+	// Search says how the search that answered went (for logs): how long
+	// each step took, how much it read, how many queries it answered.
+	Search string
 }
 
 // BinlogSource says how to read one node's binlog (COM_BINLOG_DUMP, as a
@@ -106,10 +122,12 @@ type SettleLimits struct {
 }
 
 // Settle answers queries about transactions on the node that db and src
-// both reach. Queries made while a search runs are answered together by the
-// next one: a failover interrupts many sessions at once, and one read of the
-// binlog answers all of them. Each search starts after the query was made,
-// so it reads everything the node had binlogged by then.
+// both reach. A failover interrupts many sessions at once, and one read of
+// the binlog answers all of them: once a search has listed the binlog
+// (SHOW BINARY LOGS), it takes every query then waiting whose After is
+// before that listing; queries made later, or with a later After, are
+// answered together by the next search. So each search reads everything the node
+// had binlogged at each of its queries' After.
 type Settler struct {
 	DB     Querier
 	Source BinlogSource
@@ -118,6 +136,107 @@ type Settler struct {
 	mu      sync.Mutex
 	running bool
 	waiting []*settleReq
+	points  []binlogPoint // recorded by Track, oldest first
+}
+
+// binlogPoint is where the node's binlog ended at some moment (SHOW MASTER
+// STATUS): the boundary between two event groups.
+type binlogPoint struct {
+	at   time.Time // when the answer arrived: the point was read before
+	file string
+	pos  int64
+}
+
+// trackKeep is how many points Track keeps (at 500 ms, 32 s of them).
+const trackKeep = 64
+
+// Track records, every `every` until ctx ends, where the node's binlog ends,
+// keeping the last 64 points, so that a search answering queries with
+// Since can read only what the node binlogged from the newest point
+// before Since (see SettleQuery.Since); without a point it reads the newest
+// file from its start. It returns when ctx ends.
+func (s *Settler) Track(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		qctx, cancel := context.WithTimeout(ctx, every)
+		p, err := masterStatus(qctx, s.DB)
+		cancel()
+		if err == nil {
+			p.at = time.Now()
+			s.mu.Lock()
+			s.points = append(s.points, p)
+			if len(s.points) > trackKeep {
+				s.points = append(s.points[:0], s.points[len(s.points)-trackKeep:]...)
+			}
+			s.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// startPoint is where a search for qs may begin: the newest point recorded
+// before the Since of every query (false: none, or a query without Since).
+func (s *Settler) startPoint(qs []SettleQuery) (binlogPoint, bool) {
+	if len(qs) == 0 {
+		return binlogPoint{}, false
+	}
+	since := qs[0].Since
+	for _, q := range qs {
+		if q.Since.IsZero() {
+			return binlogPoint{}, false
+		}
+		if q.Since.Before(since) {
+			since = q.Since
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.points) - 1; i >= 0; i-- {
+		if s.points[i].at.Before(since) {
+			return s.points[i], true
+		}
+	}
+	return binlogPoint{}, false
+}
+
+// masterStatus reads where the node's binlog ends.
+func masterStatus(ctx context.Context, db Querier) (binlogPoint, error) {
+	rows, err := db.QueryContext(ctx, "SHOW MASTER STATUS")
+	if err != nil {
+		return binlogPoint{}, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return binlogPoint{}, err
+	}
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return binlogPoint{}, err
+		}
+		return binlogPoint{}, errors.New("replication: SHOW MASTER STATUS: no binlog")
+	}
+	vals := make([]sql.RawBytes, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		return binlogPoint{}, err
+	}
+	if len(vals) < 2 {
+		return binlogPoint{}, errors.New("replication: SHOW MASTER STATUS: too few columns")
+	}
+	pos, err := strconv.ParseInt(string(vals[1]), 10, 64)
+	if err != nil || pos < 4 {
+		return binlogPoint{}, fmt.Errorf("replication: SHOW MASTER STATUS: position %q", vals[1])
+	}
+	return binlogPoint{file: string(vals[0]), pos: pos}, rows.Err()
 }
 
 type settleReq struct {
@@ -132,6 +251,9 @@ type settleReq struct {
 func (s *Settler) Settle(ctx context.Context, q SettleQuery) (Settled, error) {
 	if !strings.HasPrefix(q.Marker, MarkerPrefix) {
 		return Settled{}, fmt.Errorf("replication: settle: marker %q does not start with %q", q.Marker, MarkerPrefix)
+	}
+	if now := time.Now(); q.After.IsZero() || q.After.After(now) {
+		q.After = now
 	}
 	r := &settleReq{q: q, done: make(chan struct{})}
 	s.mu.Lock()
@@ -154,22 +276,43 @@ const settleTimeout = 30 * time.Second
 
 func (s *Settler) run() {
 	for {
+		start := time.Now()
 		s.mu.Lock()
-		batch := s.waiting
-		s.waiting = nil
-		if len(batch) == 0 {
+		if len(s.waiting) == 0 {
 			s.running = false
 			s.mu.Unlock()
 			return
 		}
 		s.mu.Unlock()
-		qs := make([]SettleQuery, len(batch))
-		for i, r := range batch {
-			qs[i] = r.q
+		var batch []*settleReq
+		// take moves the waiting queries whose After is before listed
+		// into this search's batch.
+		take := func(listed time.Time) []SettleQuery {
+			s.mu.Lock()
+			var keep []*settleReq
+			for _, r := range s.waiting {
+				if r.q.After.Before(listed) {
+					batch = append(batch, r)
+				} else {
+					keep = append(keep, r)
+				}
+			}
+			s.waiting = keep
+			s.mu.Unlock()
+			qs := make([]SettleQuery, len(batch))
+			for i, r := range batch {
+				qs[i] = r.q
+			}
+			return qs
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-		res, err := FindTransactions(ctx, s.DB, s.Source, s.Limits, qs)
+		res, err := findTransactions(ctx, s.DB, s.Source, s.Limits, take, s.startPoint)
 		cancel()
+		if batch == nil && err != nil {
+			// Failed before it took any: the error answers the queries
+			// made before it began (later ones get a search of their own).
+			take(start)
+		}
 		for i, r := range batch {
 			if err == nil {
 				r.res = res[i]
@@ -192,21 +335,35 @@ type binlogFile struct {
 // binlog. An error means nothing could be read; a query the binlog does not
 // answer comes back with Known false and the reason.
 func FindTransactions(ctx context.Context, db Querier, src BinlogSource, lim SettleLimits, qs []SettleQuery) ([]Settled, error) {
+	return findTransactions(ctx, db, src, lim, func(time.Time) []SettleQuery { return qs }, nil)
+}
+
+// findTransactions is FindTransactions with the queries taken once the
+// binlog is listed, given when it was listed (take may return none: nothing
+// is read then). When start gives a point for them, it first reads from
+// there to the end of the binlog as listed; if that settles every query
+// (each found, or a bound seen, everything after it read), that is the
+// answer, else it reads from the newest file's start as without a point.
+func findTransactions(ctx context.Context, db Querier, src BinlogSource, lim SettleLimits, take func(listed time.Time) []SettleQuery,
+	start func([]SettleQuery) (binlogPoint, bool)) ([]Settled, error) {
 	if lim.MaxBytes <= 0 {
 		lim.MaxBytes = 256 << 20
+	}
+	began := time.Now()
+	var steps []string
+	step := func(what string) {
+		now := time.Now()
+		steps = append(steps, fmt.Sprintf("%s %v", what, now.Sub(began).Round(time.Millisecond)))
+		began = now
 	}
 	if why, err := settleUsable(ctx, db); err != nil {
 		return nil, err
 	} else if why != "" {
-		out := make([]Settled, len(qs))
+		out := make([]Settled, len(take(time.Now())))
 		for i := range out {
 			out[i].Why = why
 		}
 		return out, nil
-	}
-	files, err := binaryLogs(ctx, db)
-	if err != nil {
-		return nil, err
 	}
 	if src.TLS != nil && src.TLSIfOffered {
 		var name, cipher string
@@ -217,26 +374,78 @@ func FindTransactions(ctx context.Context, db Querier, src BinlogSource, lim Set
 			src.TLS = nil
 		}
 	}
+	step("settings")
+	listed := time.Now()
+	files, err := binaryLogs(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	step("listed")
+	newest := files[len(files)-1]
+	qs := take(listed)
+	if len(qs) == 0 {
+		return nil, nil
+	}
+	lazy := &lazyRows{m: map[*gm.RowsEvent]lazyBody{}}
+	finish := func(sc *settleScan, read int64) []Settled {
+		step(fmt.Sprintf("read %d bytes", read))
+		out := sc.results(fmt.Sprintf("neither the transaction nor a transaction committed before it was found in the newest %d bytes of binlog", read))
+		for i := range out {
+			if out[i].Committed && sc.found[i].table != nil {
+				out[i].InsertID = insertID(ctx, db, sc.found[i])
+			}
+		}
+		search := fmt.Sprintf("%d queries: %s", len(qs), strings.Join(steps, ", "))
+		for i := range out {
+			out[i].Search = search
+		}
+		return out
+	}
+	if start != nil {
+		if p, ok := start(qs); ok && listedFile(files, p.file) && (p.file != newest.name || p.pos < newest.size) {
+			sc := newSettleScan(qs)
+			read, err := readFrom(ctx, src, p, newest, sc, lazy)
+			if err == nil {
+				sc.fileDone() // read from p to the end: a bound seen settles its queries
+				if sc.allSettled() {
+					return finish(sc, read), nil
+				}
+				step(fmt.Sprintf("from %s:%d recorded %v before: %d bytes read, not all settled", p.file, p.pos,
+					qs[0].Since.Sub(p.at).Round(time.Millisecond), read))
+			} else {
+				step(fmt.Sprintf("from %s:%d: %v", p.file, p.pos, err))
+			}
+		}
+	}
+	syncer, st, err := openBinlogFile(src, newest, lazy)
+	if err != nil {
+		return nil, fmt.Errorf("replication: reading binlog %s: %w", newest.name, err)
+	}
+	step("opened")
 	sc := newSettleScan(qs)
 	read := int64(0)
+	// The newest file is read first, always (nothing is settled before and
+	// MaxBytes is positive), with the syncer opened above.
 	for i := len(files) - 1; i >= 0 && !sc.allSettled(); i-- {
 		if read >= lim.MaxBytes {
 			break
 		}
 		f := files[i]
-		if err := scanBinlogFile(ctx, src, f, sc); err != nil {
+		if i != len(files)-1 {
+			syncer, st, err = openBinlogFile(src, f, lazy)
+			if err != nil {
+				return nil, fmt.Errorf("replication: reading binlog %s: %w", f.name, err)
+			}
+		}
+		err := readBinlogFile(ctx, st, f, sc, lazy)
+		syncer.Close()
+		if err != nil {
 			return nil, fmt.Errorf("replication: reading binlog %s: %w", f.name, err)
 		}
 		read += f.size
 		sc.fileDone()
 	}
-	out := sc.results(fmt.Sprintf("neither the transaction nor a transaction committed before it was found in the newest %d bytes of binlog", read))
-	for i := range out {
-		if out[i].Committed && sc.found[i].table != nil {
-			out[i].InsertID = insertID(ctx, db, sc.found[i])
-		}
-	}
-	return out, nil
+	return finish(sc, read), nil
 }
 
 // settleUsable says why the node's binlog cannot settle anything ("" if it
@@ -300,16 +509,77 @@ func binaryLogs(ctx context.Context, db Querier) ([]binlogFile, error) {
 	return files, nil
 }
 
-// scanBinlogFile reads f from its start to its size at the time it was
-// listed and feeds each event to sc.
-func scanBinlogFile(ctx context.Context, src BinlogSource, f binlogFile, sc *settleScan) error {
+// lazyRows keeps the body of each rows event the parser met, undecoded:
+// decoding every row of a binlog (a []any per row) cost most of a search,
+// and the scan needs the rows of the searched statements only. The parser
+// decodes a rows event's header (its table) and leaves the body here;
+// readBinlogFile takes it back for every rows event and decodes it only
+// when the scan asks for the rows.
+type lazyRows struct {
+	mu sync.Mutex
+	m  map[*gm.RowsEvent]lazyBody
+}
+
+type lazyBody struct {
+	pos  int
+	data []byte
+}
+
+// decodeHeader is the parser's RowsEventDecodeFunc.
+func (l *lazyRows) decodeHeader(e *gm.RowsEvent, data []byte) error {
+	pos, err := e.DecodeHeader(data)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.m[e] = lazyBody{pos: pos, data: data}
+	l.mu.Unlock()
+	return nil
+}
+
+// take removes and returns e's body.
+func (l *lazyRows) take(e *gm.RowsEvent) (lazyBody, bool) {
+	l.mu.Lock()
+	b, ok := l.m[e]
+	delete(l.m, e)
+	l.mu.Unlock()
+	return b, ok
+}
+
+// decodeIfWanted takes back the body of a rows event and decodes it when
+// the scan counts the rows of the statement they belong to.
+func (l *lazyRows) decodeIfWanted(ev *gm.BinlogEvent, sc *settleScan) error {
+	e, ok := ev.Event.(*gm.RowsEvent)
+	if !ok {
+		return nil
+	}
+	body, ok := l.take(e)
+	if !ok {
+		return errors.New("a rows event arrived without its body")
+	}
+	if sc.current == nil {
+		return nil
+	}
+	if err := e.DecodeData(body.pos, body.data); err != nil {
+		return fmt.Errorf("decoding rows at %d: %w", ev.Header.LogPos, err)
+	}
+	return nil
+}
+
+// openBinlogFile starts reading f from its start, as a replica would.
+func openBinlogFile(src BinlogSource, f binlogFile, lazy *lazyRows) (*gm.BinlogSyncer, *gm.BinlogStreamer, error) {
+	return openBinlogAt(src, mysql.Position{Name: f.name, Pos: 4}, lazy)
+}
+
+// openBinlogAt starts reading the binlog at pos, as a replica would.
+func openBinlogAt(src BinlogSource, at mysql.Position, lazy *lazyRows) (*gm.BinlogSyncer, *gm.BinlogStreamer, error) {
 	host, portStr, err := net.SplitHostPort(src.Address)
 	if err != nil {
-		return fmt.Errorf("address %q: %w", src.Address, err)
+		return nil, nil, fmt.Errorf("address %q: %w", src.Address, err)
 	}
 	port, err := strconv.ParseUint(portStr, 10, 16)
 	if err != nil {
-		return fmt.Errorf("address %q: port: %w", src.Address, err)
+		return nil, nil, fmt.Errorf("address %q: port: %w", src.Address, err)
 	}
 	id := src.ServerID
 	for id == 0 || id == 1 || id == 2 {
@@ -322,18 +592,76 @@ func scanBinlogFile(ctx context.Context, src BinlogSource, f binlogFile, sc *set
 		User: src.User, Password: src.Password,
 		DumpCommandFlag:  gm.BINLOG_SEND_ANNOTATE_ROWS_EVENT,
 		DisableRetrySync: true, ReadTimeout: 10 * time.Second, HeartbeatPeriod: 2 * time.Second,
-		TLSConfig: src.TLS,
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		TLSConfig:           src.TLS,
+		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
+		RowsEventDecodeFunc: lazy.decodeHeader,
 	})
-	defer syncer.Close()
-	st, err := syncer.StartSync(mysql.Position{Name: f.name, Pos: 4})
+	st, err := syncer.StartSync(at)
 	if err != nil {
-		return err
+		syncer.Close()
+		return nil, nil, err
 	}
+	return syncer, st, nil
+}
+
+// listedFile reports whether name is among files.
+func listedFile(files []binlogFile, name string) bool {
+	for _, f := range files {
+		if f.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// readFrom reads the binlog from p (an event group boundary) through every
+// later file to the end of newest as listed, feeding each event to sc, and
+// returns how many bytes it read (about).
+func readFrom(ctx context.Context, src BinlogSource, p binlogPoint, newest binlogFile, sc *settleScan, lazy *lazyRows) (int64, error) {
+	syncer, st, err := openBinlogAt(src, mysql.Position{Name: p.file, Pos: uint32(p.pos)}, lazy)
+	if err != nil {
+		return 0, err
+	}
+	defer syncer.Close()
+	file, read, last := p.file, int64(0), p.pos
+	for {
+		ev, err := st.GetEvent(ctx)
+		if err != nil {
+			return read, err
+		}
+		if rot, ok := ev.Event.(*gm.RotateEvent); ok {
+			if next := string(rot.NextLogName); next != file {
+				if file == newest.name {
+					return read, nil // past the end of newest
+				}
+				file, last = next, 4
+			}
+			continue
+		}
+		if err := lazy.decodeIfWanted(ev, sc); err != nil {
+			return read, err
+		}
+		sc.event(ev)
+		if pos := int64(ev.Header.LogPos); pos != 0 {
+			read += max(0, pos-last)
+			last = pos
+			if file == newest.name && pos >= newest.size {
+				return read, nil
+			}
+		}
+	}
+}
+
+// readBinlogFile reads f, opened by openBinlogFile, to its size at the time
+// it was listed and feeds each event to sc.
+func readBinlogFile(ctx context.Context, st *gm.BinlogStreamer, f binlogFile, sc *settleScan, lazy *lazyRows) error {
 	file := f.name
 	for {
 		ev, err := st.GetEvent(ctx)
 		if err != nil {
+			return err
+		}
+		if err := lazy.decodeIfWanted(ev, sc); err != nil {
 			return err
 		}
 		if rot, ok := ev.Event.(*gm.RotateEvent); ok {

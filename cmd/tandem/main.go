@@ -182,7 +182,11 @@ func serve(args []string, stderr io.Writer) int {
 	var mgr *failover.Manager
 	pcfg.NodeFailed = func(node string) { mgr.CheckNow(node) }
 	if cfg.Proxy.SettleCommits {
-		pcfg.Settle = settlehook.New(nodes, cfg.Failover.AdminUser, cfg.Failover.AdminSecret()).Settle
+		hook := settlehook.New(nodes, cfg.Failover.AdminUser, cfg.Failover.AdminSecret())
+		tctx, stopTrack := context.WithCancel(context.Background())
+		defer stopTrack()
+		hook.Track(tctx) // where each node's binlog ends, for short checks
+		pcfg.Settle = hook.Settle
 	}
 	p, err := proxy.New(pcfg, nodes, "")
 	if err != nil {

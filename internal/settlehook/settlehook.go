@@ -43,12 +43,28 @@ func (h *Hook) Settle(ctx context.Context, req proxy.SettleRequest) proxy.Settle
 	if s == nil {
 		return proxy.SettleResult{Why: why}
 	}
-	res, err := s.Settle(ctx, replication.SettleQuery{Marker: req.Marker, Bounds: req.Bounds, Commit: req.Commit})
+	res, err := s.Settle(ctx, replication.SettleQuery{Marker: req.Marker, Bounds: req.Bounds, Commit: req.Commit, After: req.After,
+		Since: req.BoundsSince})
 	if err != nil {
 		return proxy.SettleResult{Why: "reading node " + req.To + "'s binlog failed: " + err.Error()}
 	}
 	return proxy.SettleResult{Known: res.Known, Committed: res.Committed, AffectedRows: res.Rows,
-		RowsKnown: res.RowsKnown, InsertID: res.InsertID, Why: res.Why}
+		RowsKnown: res.RowsKnown, InsertID: res.InsertID, Why: res.Why, Search: res.Search}
+}
+
+// trackEvery is how often Track records where each node's binlog ends.
+const trackEvery = 500 * time.Millisecond
+
+// Track records, until ctx ends, where each node's binlog ends (every
+// 500 ms), so that a check after a failover reads the new active's binlog
+// only from shortly before the transactions it looks for, not its newest
+// file from the start (replication.Settler.Track). It returns at once.
+func (h *Hook) Track(ctx context.Context) {
+	for name := range h.nodes {
+		if s, _ := h.settler(name); s != nil {
+			go s.Track(ctx, trackEvery)
+		}
+	}
 }
 
 func (h *Hook) settler(name string) (*replication.Settler, string) {
