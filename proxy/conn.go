@@ -1287,42 +1287,36 @@ func (s *session) forwardMarked(r *relay, n, start int, mk []byte, sp bool) erro
 	if err != nil {
 		return err
 	}
-	pipelined := false
 	if sp {
 		// Mark a transaction whose writes may carry no marker
-		// (settle.go). A SAVEPOINT can fail (an engine without
-		// savepoints in the transaction) where the COMMIT would not,
-		// so the COMMIT is settleable only once the savepoint's OK is
-		// in. It goes in the same write as the COMMIT (no round trip)
-		// and its answer, tandem's own, is read first: a failed
-		// savepoint, or a node that fails before its answer arrives,
-		// leaves the COMMIT unsettleable (the outcome-unknown answer),
-		// never "not committed". On a compressed node link each
-		// command restarts the compressed numbering, which a shared
-		// write cannot do: there the savepoint's answer comes first.
+		// (settle.go). The savepoint's answer, tandem's own, must be
+		// in before the COMMIT goes: a SAVEPOINT can fail (an engine
+		// without savepoints in the transaction) where the COMMIT
+		// would not, and a node that fails before the savepoint's
+		// answer arrives (SIGKILL, a cut link, tandem's own cut of a
+		// failed node) has then certainly not run the COMMIT, which
+		// is settled as one never sent. Sent in the same write, a
+		// COMMIT whose savepoint's fate is unknown could only get the
+		// "may or may not" answer: one round trip buys settling it.
 		s.mark.savepoint = s.p.settle.appendSavepoint(appendQuery(s.mark.savepoint[:0], s.be.caps, ""), markID{s.id, s.mark.seq})
 		_, err := writePacket(r.bw, 0, s.mark.savepoint)
-		if _, compressed := s.be.rw.(*compressedIO); err == nil && !compressed {
-			pipelined = true
-		} else {
-			if err == nil {
-				err = r.bw.Flush()
-			}
-			var p []byte
-			if err == nil {
-				p, _, err = readPacket(r.br, nil, 1<<16)
-			}
-			if err != nil { // the COMMIT was not sent
-				_, _ = s.cr.Discard(n)
-				return s.nodeFailed(r, err)
-			}
-			if len(p) == 0 || p[0] != 0x00 {
-				s.mark.clean = false // not marked: the COMMIT cannot be settled
-			}
-			newCommandOn(s.be.rw) // the COMMIT is a command of its own
-			if body, err = s.cr.Peek(n); err != nil {
-				return err
-			}
+		if err == nil {
+			err = r.bw.Flush()
+		}
+		var p []byte
+		if err == nil {
+			p, _, err = readPacket(r.br, nil, 1<<16)
+		}
+		if err != nil { // the COMMIT was not sent
+			_, _ = s.cr.Discard(n)
+			return s.nodeFailed(r, err)
+		}
+		if len(p) == 0 || p[0] != 0x00 {
+			s.mark.clean = false // not marked: the COMMIT cannot be settled
+		}
+		newCommandOn(s.be.rw) // the COMMIT is a command of its own
+		if body, err = s.cr.Peek(n); err != nil {
+			return err
 		}
 	}
 	putHeader(r.hdr[:], n+len(mk), s.hdr[headerLen-1]) // r.hdr: no escape
@@ -1332,29 +1326,7 @@ func (s *session) forwardMarked(r *relay, n, start int, mk []byte, sp bool) erro
 	_, _ = r.bw.Write(body[start:])
 	_, _ = s.cr.Discard(n)
 	if err := r.bw.Flush(); err != nil {
-		if pipelined {
-			s.mark.clean = false // the savepoint's fate is unknown
-		}
 		return s.nodeFailed(r, err)
-	}
-	if pipelined {
-		p, _, err := readPacket(r.br, nil, 1<<16)
-		switch {
-		case errors.Is(err, io.EOF):
-			// The node closed the connection cleanly before it
-			// answered the savepoint: everything it wrote arrived,
-			// and it runs a connection's commands one after the
-			// other, so the COMMIT never started. Settled as a
-			// COMMIT that was not sent.
-		case err != nil || len(p) == 0 || p[0] != 0x00:
-			// Refused, or the answer may be lost on the way (a
-			// reset, a timeout): not known to be marked, so the
-			// COMMIT cannot be settled.
-			s.mark.clean = false
-		}
-		if err != nil {
-			return s.nodeFailed(r, err)
-		}
 	}
 	return s.finish(r, s.readResults(r, false))
 }
