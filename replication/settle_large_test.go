@@ -209,7 +209,9 @@ func TestSettlerReadsFromTrackedPoint(t *testing.T) {
 		t.Errorf("never written: %+v, want known, not committed", g)
 	}
 	// A bound from before the point: the short read cannot settle it.
-	g = settle(SettleQuery{Marker: newMarker(t, "never2"), Bounds: []string{early}, Since: time.Now()})
+	// (Since as above: with time.Now(), Track's newest point may mark
+	// the end of the file, and there is no short read to try.)
+	g = settle(SettleQuery{Marker: newMarker(t, "never2"), Bounds: []string{early}, Since: since})
 	if !g.Known || g.Committed || !strings.Contains(g.Search, "not all settled") {
 		t.Errorf("bound before the point: %+v, want known, not committed, after the whole file was read", g)
 	}
