@@ -618,3 +618,25 @@ func TestSyncedCandidatePromotedWithoutWaitingForRetry(t *testing.T) {
 	}
 	wantInOrder(t, r.log.list(), "b stop_receiving", "ctl route b")
 }
+
+// A node that is not the active comes back writable with commits waiting
+// for an acknowledgement nobody sends (a SIGSTOPped old active,
+// continued): they are released before the fence, whose read_only would
+// wait for them; without waiting commits, semi-sync is left alone.
+func TestStrayWriterCommitsReleasedBeforeFence(t *testing.T) {
+	for _, waiting := range []int{2, 0} {
+		r := newRig(t, Decision{Active: "b", Epoch: 2})
+		good(r.m, "b", writer(t, 2, "0-2-20"))
+		fa := writer(t, 1, "0-2-20")
+		fa.SemiSync.WaitSessions = waiting
+		r.log.reset()
+		good(r.m, "a", fa)
+		log := r.log.list()
+		if waiting > 0 {
+			wantInOrder(t, log, "a semi_sync false", "a kill_clients", "a read_only true")
+		} else {
+			wantInOrder(t, log, "a kill_clients", "a read_only true")
+			wantAbsent(t, log, "a semi_sync")
+		}
+	}
+}

@@ -519,6 +519,22 @@ func (m *Manager) enforce(ctx context.Context, n *node) {
 			if peer != nil && peer.good.Facts.Writable() && peer.oks > 0 {
 				m.emit(Event{Type: EventSplitBrain, Node: n.Name, Reason: "both nodes were writable; fencing " + n.Name})
 			}
+			if ss := f.SemiSync; ss.SourceEnabled && ss.WaitSessions > 0 {
+				// Commits on a node that is not the active wait for
+				// an acknowledgement nobody sends (its peer stopped
+				// receiving from it when it was replaced: a SIGSTOPped
+				// old active, continued), and SET GLOBAL read_only
+				// waits for commits in progress: the fence would
+				// fail until rpl_semi_sync_master_timeout. Release
+				// them first. They count for nothing: no client was
+				// told they committed, and what this node commits
+				// now is errant to the active (checkErrant).
+				rctx, cancel := context.WithTimeout(ctx, m.cfg.FenceTimeout)
+				if _, err := n.ops.SetSemiSyncSource(rctx, false); err != nil {
+					m.log.Warn("cannot release commits waiting on a node that is not the active", "node", n.Name, "error", err)
+				}
+				cancel()
+			}
 			m.fence(ctx, n, "it is not the active node")
 		}
 		if n.Name == m.dec.Promoting {
