@@ -41,11 +41,11 @@ type extConn struct {
 	seqs []byte // the sequence id of every packet read
 }
 
-// dialExt logs in to addr as the app user asking for caps and ext (masked
-// with what the greeting offers).
-func dialExt(t testing.TB, addr string, caps, ext uint32) *extConn {
+// dialGreeting connects to addr (a minute for the whole exchange) and
+// reads and parses the server's greeting.
+func dialGreeting(t testing.TB, network, addr string) (net.Conn, *greeting) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	conn, err := net.DialTimeout(network, addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +59,14 @@ func dialExt(t testing.TB, addr string, caps, ext uint32) *extConn {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return conn, g
+}
+
+// dialExt logs in to addr as the app user asking for caps and ext (masked
+// with what the greeting offers).
+func dialExt(t testing.TB, addr string, caps, ext uint32) *extConn {
+	t.Helper()
+	conn, g := dialGreeting(t, "tcp", addr)
 	caps = (requiredCaps | clientPluginAuth | connectWithDB | caps) & g.Caps &^ mysql.CLIENT_LONG_PASSWORD
 	ext &= g.ExtCaps
 	auth, _ := scramble(g.AuthPlugin, g.Salt, testpair.AppPassword)
@@ -67,7 +75,9 @@ func dialExt(t testing.TB, addr string, caps, ext uint32) *extConn {
 	if err := writeRaw(conn, 1, resp); err != nil {
 		t.Fatal(err)
 	}
+	var p []byte
 	for {
+		var err error
 		if p, _, err = readPacket(conn, nil, 0); err != nil {
 			t.Fatal(err)
 		}

@@ -53,20 +53,7 @@ type expiredClient struct {
 // the error code of the login's ERR.
 func loginExpired(t *testing.T, addr, user, password string, canHandle bool) (*expiredClient, uint16) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
-	gp, _, err := readPacket(conn, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := parseGreeting(gp)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, g := dialGreeting(t, "tcp", addr)
 	caps := (requiredCaps | clientPluginAuth) & g.Caps
 	if canHandle {
 		if g.Caps&gmysql.CLIENT_CAN_HANDLE_EXPIRED_PASSWORDS == 0 {

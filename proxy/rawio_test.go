@@ -13,7 +13,14 @@ import (
 // tcpPair returns both ends of a loopback TCP connection.
 func tcpPair(t testing.TB) (a, b net.Conn) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return connPair(t, "tcp", "127.0.0.1:0")
+}
+
+// connPair returns both ends of a connection to a listener on network and
+// address.
+func connPair(t testing.TB, network, address string) (a, b net.Conn) {
+	t.Helper()
+	l, err := net.Listen(network, address)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +30,7 @@ func tcpPair(t testing.TB) (a, b net.Conn) {
 		c, _ := l.Accept()
 		accepted <- c
 	}()
-	a, err = net.Dial("tcp", l.Addr().String())
+	a, err = net.Dial(network, l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}

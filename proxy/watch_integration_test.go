@@ -31,20 +31,7 @@ type leaver struct {
 // over TLS if useTLS.
 func dialLeaver(t *testing.T, network, addr string, useTLS bool) *leaver {
 	t.Helper()
-	conn, err := net.DialTimeout(network, addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
-	gp, _, err := readPacket(conn, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := parseGreeting(gp)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, g := dialGreeting(t, network, addr)
 	c := &leaver{t: t, sock: conn, rw: conn}
 	caps := (requiredCaps | clientPluginAuth | connectWithDB) & g.Caps
 	seq := byte(1)

@@ -16,23 +16,7 @@ import (
 // unixPair returns both ends of a unix socket connection.
 func unixPair(t testing.TB) (a, b net.Conn) {
 	t.Helper()
-	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "s"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := l.Accept()
-		accepted <- c
-	}()
-	a, err = net.Dial("unix", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = <-accepted
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
+	return connPair(t, "unix", filepath.Join(t.TempDir(), "s"))
 }
 
 // waitLeft waits until clientLeft reports want, and fails if it ever
