@@ -524,6 +524,7 @@ func (m *Manager) enforce(ctx context.Context, n *node) {
 		if n.Name == m.dec.Promoting {
 			m.undoJournaledPromotion(ctx, n)
 		}
+		m.checkLostTail(ctx, n)
 		m.checkErrant(ctx, n)
 		m.checkRejoin(ctx, n)
 		m.checkSynced(ctx)
@@ -862,6 +863,30 @@ func ownBeyond(set, point mysql.GTIDSet, serverID uint32) string {
 		}
 	}
 	return ""
+}
+
+// checkLostTail repairs a fenced passive whose gtid_slave_pos names
+// transactions of its own that its crash recovery dropped (see
+// replication.Facts.LostOwnTail): its replication from slave_pos would
+// never fetch them back from the active, which has them. Facts.Executed
+// does not count them, so until the repair the node is not caught up: it
+// stays unsynced and is not promoted or switched to.
+func (m *Manager) checkLostTail(ctx context.Context, n *node) {
+	f := n.good.Facts
+	if f.LostOwnTail() == nil || f.Writable() {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, m.cfg.FenceTimeout)
+	defer cancel()
+	lost, pos, err := n.ops.RepairLostTail(rctx)
+	if err != nil {
+		m.log.Error("node lost transactions of its own that its gtid_slave_pos still names; cannot make it fetch them again", "node", n.Name, "lost", f.LostOwnTail().String(), "error", err)
+		return
+	}
+	if lost != "" {
+		m.log.Warn("node lost transactions of its own in crash recovery that its gtid_slave_pos still named; gtid_slave_pos moved back so that it fetches them again",
+			"node", n.Name, "lost", lost, "gtid_slave_pos", pos)
+	}
 }
 
 // checkRejoin restarts the active's replication from n once n is a clean,

@@ -144,15 +144,95 @@ type Facts struct {
 // Executed returns what the node has applied or committed, in a
 // flavor-neutral way: gtid_current_pos on MariaDB, gtid_executed on MySQL.
 // It is nil for a Facts that Read did not fill.
+//
+// On MariaDB a domain where LostOwnTail finds gtid_slave_pos ahead of the
+// node's binary log counts only what the binary log has: gtid_current_pos
+// would claim the lost transactions there (see LostOwnTail).
 func (f Facts) Executed() mysql.GTIDSet {
 	switch f.Flavor {
 	case MariaDB:
-		return f.CurrentPos.Set
+		return honestCurrent(f.ServerID, f.CurrentPos.Set, f.BinlogPos.Set, f.SlavePos.Set)
 	case MySQL:
 		return f.GTIDExecuted.Set
 	default:
 		return nil
 	}
+}
+
+// LostOwnTail returns (MariaDB only) the GTIDs of gtid_slave_pos that carry
+// the node's own server_id and lie beyond what its binary log has in
+// their domain, or nil when there are none. A node in this state lost
+// those transactions: in master-master with log_slave_updates a node's
+// own commit comes back from its peer, and its SQL thread skips it (own
+// server_id) but records it in gtid_slave_pos, which can happen before
+// the node's own engine commit (AFTER_SYNC waits for the acknowledgement
+// in between). Killed then, the node's crash recovery (init_rpl_role =
+// SLAVE) truncates the prepared commit from its binary log, while
+// gtid_slave_pos, and so gtid_current_pos, still name it; replication
+// from slave_pos would then never fetch it back. RepairLostTail moves
+// gtid_slave_pos back.
+func (f Facts) LostOwnTail() *mysql.MariadbGTIDSet {
+	if f.Flavor != MariaDB {
+		return nil
+	}
+	return lostOwnTail(f.ServerID, f.BinlogPos.Set, f.SlavePos.Set)
+}
+
+// lostOwnTail is LostOwnTail on parsed positions.
+func lostOwnTail(serverID uint32, binlog, slave mysql.GTIDSet) *mysql.MariadbGTIDSet {
+	s, ok := slave.(*mysql.MariadbGTIDSet)
+	if !ok || s == nil {
+		return nil
+	}
+	b, _ := binlog.(*mysql.MariadbGTIDSet)
+	var out *mysql.MariadbGTIDSet
+	for domain, g := range s.Sets {
+		if g == nil || g.ServerID != serverID {
+			continue
+		}
+		if b != nil {
+			if bg := b.Sets[domain]; bg != nil && bg.SequenceNumber >= g.SequenceNumber {
+				continue
+			}
+		}
+		if out == nil {
+			out = &mysql.MariadbGTIDSet{Sets: map[uint32]*mysql.MariadbGTID{}}
+		}
+		c := *g
+		out.Sets[domain] = &c
+	}
+	return out
+}
+
+// withoutLostTail returns pos with every domain of lost replaced by the
+// binary log's GTID of that domain (removed when the binary log has none);
+// pos itself when lost is nil.
+func withoutLostTail(pos, binlog mysql.GTIDSet, lost *mysql.MariadbGTIDSet) mysql.GTIDSet {
+	p, ok := pos.(*mysql.MariadbGTIDSet)
+	if lost == nil || !ok || p == nil {
+		return pos
+	}
+	b, _ := binlog.(*mysql.MariadbGTIDSet)
+	out := &mysql.MariadbGTIDSet{Sets: make(map[uint32]*mysql.MariadbGTID, len(p.Sets))}
+	for domain, g := range p.Sets {
+		if _, gone := lost.Sets[domain]; !gone {
+			c := *g
+			out.Sets[domain] = &c
+			continue
+		}
+		if b != nil {
+			if bg := b.Sets[domain]; bg != nil {
+				c := *bg
+				out.Sets[domain] = &c
+			}
+		}
+	}
+	return out
+}
+
+// honestCurrent is gtid_current_pos without a lost own tail.
+func honestCurrent(serverID uint32, current, binlog, slave mysql.GTIDSet) mysql.GTIDSet {
+	return withoutLostTail(current, binlog, lostOwnTail(serverID, binlog, slave))
 }
 
 // Writable reports whether ordinary users can write on the node: neither
@@ -370,7 +450,7 @@ func readReplica(ctx context.Context, q Querier, flavor Flavor, version string) 
 func executedQuery(flavor Flavor) (string, error) {
 	switch flavor {
 	case MariaDB:
-		return "SELECT @@GLOBAL.gtid_current_pos", nil
+		return "SELECT @@GLOBAL.gtid_current_pos, @@GLOBAL.gtid_binlog_pos, @@GLOBAL.gtid_slave_pos, @@GLOBAL.server_id", nil
 	case MySQL:
 		return "SELECT @@GLOBAL.gtid_executed", nil
 	default:
@@ -383,6 +463,20 @@ func readExecuted(ctx context.Context, q Querier, flavor Flavor) (mysql.GTIDSet,
 	query, err := executedQuery(flavor)
 	if err != nil {
 		return nil, err
+	}
+	if flavor == MariaDB {
+		var cur, bin, slave sql.NullString
+		var id uint32
+		if err := q.QueryRowContext(ctx, query).Scan(&cur, &bin, &slave, &id); err != nil {
+			return nil, fmt.Errorf("replication: %s: %w", query, err)
+		}
+		var sets [3]mysql.GTIDSet
+		for i, raw := range []sql.NullString{cur, bin, slave} {
+			if sets[i], err = ParseGTIDs(flavor, raw.String); err != nil {
+				return nil, fmt.Errorf("replication: %s: %w", query, err)
+			}
+		}
+		return honestCurrent(id, sets[0], sets[1], sets[2]), nil
 	}
 	var raw sql.NullString
 	if err := q.QueryRowContext(ctx, query).Scan(&raw); err != nil {
