@@ -525,6 +525,7 @@ func (m *Manager) enforce(ctx context.Context, n *node) {
 			m.undoJournaledPromotion(ctx, n)
 		}
 		m.checkLostTail(ctx, n)
+		m.checkSkippedOwn(n)
 		m.checkErrant(ctx, n)
 		m.checkRejoin(ctx, n)
 		m.checkSynced(ctx)
@@ -887,6 +888,37 @@ func (m *Manager) checkLostTail(ctx context.Context, n *node) {
 		m.log.Warn("node lost transactions of its own in crash recovery that its gtid_slave_pos still named; gtid_slave_pos moved back so that it fetches them again",
 			"node", n.Name, "lost", lost, "gtid_slave_pos", pos)
 	}
+}
+
+// checkSkippedOwn excludes a passive that lost transactions of its own in
+// crash recovery which the active has, and whose replication went past
+// them before checkLostTail could repair it (replication.SkippedOwn): it
+// lacks acknowledged writes for good and must be rebuilt.
+func (m *Manager) checkSkippedOwn(n *node) {
+	if _, excluded := m.dec.Excluded[n.Name]; excluded {
+		return
+	}
+	active := m.node(m.dec.Active)
+	if active == nil || active.oks == 0 || active == n {
+		return
+	}
+	skipped := replication.SkippedOwn(n.good.Facts, active.good.Facts)
+	if skipped == "" {
+		return
+	}
+	d := m.dec
+	d.Excluded = maps.Clone(m.dec.Excluded)
+	if d.Excluded == nil {
+		d.Excluded = map[string]string{}
+	}
+	d.Excluded[n.Name] = fmt.Sprintf("lost transactions of its own (%s) that %s has, and replicated past them: rebuild it", skipped, active.Name)
+	if err := m.save(d); err != nil {
+		m.log.Error("cannot save the exclusion", "node", n.Name, "error", err)
+		m.setDecision(d)
+	}
+	m.log.Error("node lacks transactions of its own that the active has and will never apply them; it stays fenced and is never promoted until it is rebuilt and rejoined (see README)",
+		"node", n.Name, "skipped", skipped)
+	m.emit(Event{Type: EventErrant, Node: n.Name, Reason: d.Excluded[n.Name]})
 }
 
 // checkRejoin restarts the active's replication from n once n is a clean,

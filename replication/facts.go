@@ -128,6 +128,11 @@ type Facts struct {
 	// are not in it.
 	SlavePos GTIDValue
 
+	// BinlogState is gtid_binlog_state (MariaDB only): the last
+	// transaction per domain and server_id in the node's binary log;
+	// empty when the server did not report it.
+	BinlogState []mysql.MariadbGTID
+
 	// GTIDMode is gtid_mode (MySQL only), e.g. "ON".
 	GTIDMode string
 	// GTIDExecuted is gtid_executed (MySQL only): every transaction this
@@ -204,6 +209,45 @@ func lostOwnTail(serverID uint32, binlog, slave mysql.GTIDSet) *mysql.MariadbGTI
 	return out
 }
 
+// SkippedOwn returns (MariaDB only) the GTIDs of node's own server_id that
+// the active's binary log holds and node's lacks although node's position
+// in their domain is already at or past them, "" when there are none.
+// Such a node lost them in crash recovery (LostOwnTail) and its
+// replication went on past them, when the active wrote more in that
+// domain before the node was repaired: it will never apply them, and
+// RepairLostTail can no longer help (moving gtid_slave_pos back would
+// apply the active's later transactions twice). Both positions come from
+// gtid_binlog_state; a node whose binary log holds nothing of its own in
+// that domain (rebuilt, RESET MASTER) is not judged.
+func SkippedOwn(node, active Facts) string {
+	if node.Flavor != MariaDB || active.Flavor != MariaDB {
+		return ""
+	}
+	exec, _ := node.Executed().(*mysql.MariadbGTIDSet)
+	if exec == nil {
+		return ""
+	}
+	var out []string
+	for _, g := range active.BinlogState {
+		if g.ServerID != node.ServerID {
+			continue
+		}
+		found := false
+		for _, h := range node.BinlogState {
+			if h.DomainID == g.DomainID && h.ServerID == g.ServerID {
+				found = h.SequenceNumber < g.SequenceNumber
+			}
+		}
+		if !found {
+			continue
+		}
+		if e := exec.Sets[g.DomainID]; e != nil && e.SequenceNumber >= g.SequenceNumber {
+			out = append(out, g.String())
+		}
+	}
+	return strings.Join(out, ",")
+}
+
 // withoutLostTail returns pos with every domain of lost replaced by the
 // binary log's GTID of that domain (removed when the binary log has none);
 // pos itself when lost is nil.
@@ -247,7 +291,7 @@ func (f Facts) Writable() bool {
 // SELECT @@gtid_current_pos would fail with error 1193 on MySQL.
 const variablesQuery = "SHOW GLOBAL VARIABLES WHERE Variable_name IN (" +
 	"'version', 'server_id', 'server_uuid', 'read_only', 'super_read_only', " +
-	"'gtid_domain_id', 'gtid_strict_mode', 'gtid_current_pos', 'gtid_binlog_pos', 'gtid_slave_pos', " +
+	"'gtid_domain_id', 'gtid_strict_mode', 'gtid_current_pos', 'gtid_binlog_pos', 'gtid_slave_pos', 'gtid_binlog_state', " +
 	"'gtid_mode', 'gtid_executed', " +
 	"'rpl_semi_sync_master_enabled', 'rpl_semi_sync_source_enabled', " +
 	"'rpl_semi_sync_master_timeout', 'rpl_semi_sync_source_timeout', " +
@@ -370,6 +414,15 @@ func parseVariables(vars map[string]string) (Facts, error) {
 			}
 			if *g.dst, err = parseGTIDValue(MariaDB, g.name, raw); err != nil {
 				return Facts{}, err
+			}
+		}
+		if v := strings.TrimSpace(vars["gtid_binlog_state"]); v != "" {
+			for _, part := range strings.Split(v, ",") {
+				g, err := mysql.ParseMariadbGTID(strings.TrimSpace(part))
+				if err != nil {
+					return Facts{}, fmt.Errorf("replication: gtid_binlog_state %q: %w", v, err)
+				}
+				f.BinlogState = append(f.BinlogState, *g)
 			}
 		}
 	case MySQL:
