@@ -540,6 +540,8 @@ func (m *Manager) enforce(ctx context.Context, n *node) {
 		if n.Name == m.dec.Promoting {
 			m.undoJournaledPromotion(ctx, n)
 		}
+		m.checkLostTail(ctx, n)
+		m.checkSkippedOwn(n)
 		m.checkErrant(ctx, n)
 		m.checkRejoin(ctx, n)
 		m.checkSynced(ctx)
@@ -878,6 +880,61 @@ func ownBeyond(set, point mysql.GTIDSet, serverID uint32) string {
 		}
 	}
 	return ""
+}
+
+// checkLostTail repairs a fenced passive whose gtid_slave_pos names
+// transactions of its own that its crash recovery dropped (see
+// replication.Facts.LostOwnTail): its replication from slave_pos would
+// never fetch them back from the active, which has them. Facts.Executed
+// does not count them, so until the repair the node is not caught up: it
+// stays unsynced and is not promoted or switched to.
+func (m *Manager) checkLostTail(ctx context.Context, n *node) {
+	f := n.good.Facts
+	if f.LostOwnTail() == nil || f.Writable() {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, m.cfg.FenceTimeout)
+	defer cancel()
+	lost, pos, err := n.ops.RepairLostTail(rctx)
+	if err != nil {
+		m.log.Error("node lost transactions of its own that its gtid_slave_pos still names; cannot make it fetch them again", "node", n.Name, "lost", f.LostOwnTail().String(), "error", err)
+		return
+	}
+	if lost != "" {
+		m.log.Warn("node lost transactions of its own in crash recovery that its gtid_slave_pos still named; gtid_slave_pos moved back so that it fetches them again",
+			"node", n.Name, "lost", lost, "gtid_slave_pos", pos)
+	}
+}
+
+// checkSkippedOwn excludes a passive that lost transactions of its own in
+// crash recovery which the active has, and whose replication went past
+// them before checkLostTail could repair it (replication.SkippedOwn): it
+// lacks acknowledged writes for good and must be rebuilt.
+func (m *Manager) checkSkippedOwn(n *node) {
+	if _, excluded := m.dec.Excluded[n.Name]; excluded {
+		return
+	}
+	active := m.node(m.dec.Active)
+	if active == nil || active.oks == 0 || active == n {
+		return
+	}
+	skipped := replication.SkippedOwn(n.good.Facts, active.good.Facts)
+	if skipped == "" {
+		return
+	}
+	d := m.dec
+	d.Excluded = maps.Clone(m.dec.Excluded)
+	if d.Excluded == nil {
+		d.Excluded = map[string]string{}
+	}
+	d.Excluded[n.Name] = fmt.Sprintf("lost transactions of its own (%s) that %s has, and replicated past them: rebuild it", skipped, active.Name)
+	if err := m.save(d); err != nil {
+		m.log.Error("cannot save the exclusion", "node", n.Name, "error", err)
+		m.setDecision(d)
+	}
+	m.log.Error("node lacks transactions of its own that the active has and will never apply them; it stays fenced and is never promoted until it is rebuilt and rejoined (see README)",
+		"node", n.Name, "skipped", skipped)
+	m.emit(Event{Type: EventErrant, Node: n.Name, Reason: d.Excluded[n.Name]})
 }
 
 // checkRejoin restarts the active's replication from n once n is a clean,

@@ -174,6 +174,16 @@ func (f *fakeNode) StartReplica(_ context.Context, _ replication.Flavor, restart
 	return f.do("start_replica")
 }
 
+func (f *fakeNode) RepairLostTail(context.Context) (string, string, error) {
+	f.mu.Lock()
+	l := f.facts.LostOwnTail()
+	f.mu.Unlock()
+	if l != nil {
+		return l.String(), "", f.do("repair_lost_tail")
+	}
+	return "", "", nil
+}
+
 func (f *fakeNode) SetSemiSyncSource(_ context.Context, on bool) (bool, error) {
 	return true, f.do(fmt.Sprintf("semi_sync %v", on))
 }

@@ -128,6 +128,11 @@ type Facts struct {
 	// are not in it.
 	SlavePos GTIDValue
 
+	// BinlogState is gtid_binlog_state (MariaDB only): the last
+	// transaction per domain and server_id in the node's binary log;
+	// empty when the server did not report it.
+	BinlogState []mysql.MariadbGTID
+
 	// GTIDMode is gtid_mode (MySQL only), e.g. "ON".
 	GTIDMode string
 	// GTIDExecuted is gtid_executed (MySQL only): every transaction this
@@ -144,15 +149,134 @@ type Facts struct {
 // Executed returns what the node has applied or committed, in a
 // flavor-neutral way: gtid_current_pos on MariaDB, gtid_executed on MySQL.
 // It is nil for a Facts that Read did not fill.
+//
+// On MariaDB a domain where LostOwnTail finds gtid_slave_pos ahead of the
+// node's binary log counts only what the binary log has: gtid_current_pos
+// would claim the lost transactions there (see LostOwnTail).
 func (f Facts) Executed() mysql.GTIDSet {
 	switch f.Flavor {
 	case MariaDB:
-		return f.CurrentPos.Set
+		return honestCurrent(f.ServerID, f.CurrentPos.Set, f.BinlogPos.Set, f.SlavePos.Set)
 	case MySQL:
 		return f.GTIDExecuted.Set
 	default:
 		return nil
 	}
+}
+
+// LostOwnTail returns (MariaDB only) the GTIDs of gtid_slave_pos that carry
+// the node's own server_id and lie beyond what its binary log has in
+// their domain, or nil when there are none. A node in this state lost
+// those transactions: in master-master with log_slave_updates a node's
+// own commit comes back from its peer, and its SQL thread skips it (own
+// server_id) but records it in gtid_slave_pos, which can happen before
+// the node's own engine commit (AFTER_SYNC waits for the acknowledgement
+// in between). Killed then, the node's crash recovery (init_rpl_role =
+// SLAVE) truncates the prepared commit from its binary log, while
+// gtid_slave_pos, and so gtid_current_pos, still name it; replication
+// from slave_pos would then never fetch it back. RepairLostTail moves
+// gtid_slave_pos back.
+func (f Facts) LostOwnTail() *mysql.MariadbGTIDSet {
+	if f.Flavor != MariaDB {
+		return nil
+	}
+	return lostOwnTail(f.ServerID, f.BinlogPos.Set, f.SlavePos.Set)
+}
+
+// lostOwnTail is LostOwnTail on parsed positions.
+func lostOwnTail(serverID uint32, binlog, slave mysql.GTIDSet) *mysql.MariadbGTIDSet {
+	s, ok := slave.(*mysql.MariadbGTIDSet)
+	if !ok || s == nil {
+		return nil
+	}
+	b, _ := binlog.(*mysql.MariadbGTIDSet)
+	var out *mysql.MariadbGTIDSet
+	for domain, g := range s.Sets {
+		if g == nil || g.ServerID != serverID {
+			continue
+		}
+		if b != nil {
+			if bg := b.Sets[domain]; bg != nil && bg.SequenceNumber >= g.SequenceNumber {
+				continue
+			}
+		}
+		if out == nil {
+			out = &mysql.MariadbGTIDSet{Sets: map[uint32]*mysql.MariadbGTID{}}
+		}
+		c := *g
+		out.Sets[domain] = &c
+	}
+	return out
+}
+
+// SkippedOwn returns (MariaDB only) the GTIDs of node's own server_id that
+// the active's binary log holds and node's lacks although node's position
+// in their domain is already at or past them, "" when there are none.
+// Such a node lost them in crash recovery (LostOwnTail) and its
+// replication went on past them, when the active wrote more in that
+// domain before the node was repaired: it will never apply them, and
+// RepairLostTail can no longer help (moving gtid_slave_pos back would
+// apply the active's later transactions twice). Both positions come from
+// gtid_binlog_state; a node whose binary log holds nothing of its own in
+// that domain (rebuilt, RESET MASTER) is not judged.
+func SkippedOwn(node, active Facts) string {
+	if node.Flavor != MariaDB || active.Flavor != MariaDB {
+		return ""
+	}
+	exec, _ := node.Executed().(*mysql.MariadbGTIDSet)
+	if exec == nil {
+		return ""
+	}
+	var out []string
+	for _, g := range active.BinlogState {
+		if g.ServerID != node.ServerID {
+			continue
+		}
+		found := false
+		for _, h := range node.BinlogState {
+			if h.DomainID == g.DomainID && h.ServerID == g.ServerID {
+				found = h.SequenceNumber < g.SequenceNumber
+			}
+		}
+		if !found {
+			continue
+		}
+		if e := exec.Sets[g.DomainID]; e != nil && e.SequenceNumber >= g.SequenceNumber {
+			out = append(out, g.String())
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// withoutLostTail returns pos with every domain of lost replaced by the
+// binary log's GTID of that domain (removed when the binary log has none);
+// pos itself when lost is nil.
+func withoutLostTail(pos, binlog mysql.GTIDSet, lost *mysql.MariadbGTIDSet) mysql.GTIDSet {
+	p, ok := pos.(*mysql.MariadbGTIDSet)
+	if lost == nil || !ok || p == nil {
+		return pos
+	}
+	b, _ := binlog.(*mysql.MariadbGTIDSet)
+	out := &mysql.MariadbGTIDSet{Sets: make(map[uint32]*mysql.MariadbGTID, len(p.Sets))}
+	for domain, g := range p.Sets {
+		if _, gone := lost.Sets[domain]; !gone {
+			c := *g
+			out.Sets[domain] = &c
+			continue
+		}
+		if b != nil {
+			if bg := b.Sets[domain]; bg != nil {
+				c := *bg
+				out.Sets[domain] = &c
+			}
+		}
+	}
+	return out
+}
+
+// honestCurrent is gtid_current_pos without a lost own tail.
+func honestCurrent(serverID uint32, current, binlog, slave mysql.GTIDSet) mysql.GTIDSet {
+	return withoutLostTail(current, binlog, lostOwnTail(serverID, binlog, slave))
 }
 
 // Writable reports whether ordinary users can write on the node: neither
@@ -167,7 +291,7 @@ func (f Facts) Writable() bool {
 // SELECT @@gtid_current_pos would fail with error 1193 on MySQL.
 const variablesQuery = "SHOW GLOBAL VARIABLES WHERE Variable_name IN (" +
 	"'version', 'server_id', 'server_uuid', 'read_only', 'super_read_only', " +
-	"'gtid_domain_id', 'gtid_strict_mode', 'gtid_current_pos', 'gtid_binlog_pos', 'gtid_slave_pos', " +
+	"'gtid_domain_id', 'gtid_strict_mode', 'gtid_current_pos', 'gtid_binlog_pos', 'gtid_slave_pos', 'gtid_binlog_state', " +
 	"'gtid_mode', 'gtid_executed', " +
 	"'rpl_semi_sync_master_enabled', 'rpl_semi_sync_source_enabled', " +
 	"'rpl_semi_sync_master_timeout', 'rpl_semi_sync_source_timeout', " +
@@ -292,6 +416,15 @@ func parseVariables(vars map[string]string) (Facts, error) {
 				return Facts{}, err
 			}
 		}
+		if v := strings.TrimSpace(vars["gtid_binlog_state"]); v != "" {
+			for _, part := range strings.Split(v, ",") {
+				g, err := mysql.ParseMariadbGTID(strings.TrimSpace(part))
+				if err != nil {
+					return Facts{}, fmt.Errorf("replication: gtid_binlog_state %q: %w", v, err)
+				}
+				f.BinlogState = append(f.BinlogState, *g)
+			}
+		}
 	case MySQL:
 		f.ServerUUID = vars["server_uuid"]
 		f.GTIDMode = vars["gtid_mode"]
@@ -370,7 +503,7 @@ func readReplica(ctx context.Context, q Querier, flavor Flavor, version string) 
 func executedQuery(flavor Flavor) (string, error) {
 	switch flavor {
 	case MariaDB:
-		return "SELECT @@GLOBAL.gtid_current_pos", nil
+		return "SELECT @@GLOBAL.gtid_current_pos, @@GLOBAL.gtid_binlog_pos, @@GLOBAL.gtid_slave_pos, @@GLOBAL.server_id", nil
 	case MySQL:
 		return "SELECT @@GLOBAL.gtid_executed", nil
 	default:
@@ -383,6 +516,20 @@ func readExecuted(ctx context.Context, q Querier, flavor Flavor) (mysql.GTIDSet,
 	query, err := executedQuery(flavor)
 	if err != nil {
 		return nil, err
+	}
+	if flavor == MariaDB {
+		var cur, bin, slave sql.NullString
+		var id uint32
+		if err := q.QueryRowContext(ctx, query).Scan(&cur, &bin, &slave, &id); err != nil {
+			return nil, fmt.Errorf("replication: %s: %w", query, err)
+		}
+		var sets [3]mysql.GTIDSet
+		for i, raw := range []sql.NullString{cur, bin, slave} {
+			if sets[i], err = ParseGTIDs(flavor, raw.String); err != nil {
+				return nil, fmt.Errorf("replication: %s: %w", query, err)
+			}
+		}
+		return honestCurrent(id, sets[0], sets[1], sets[2]), nil
 	}
 	var raw sql.NullString
 	if err := q.QueryRowContext(ctx, query).Scan(&raw); err != nil {

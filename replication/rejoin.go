@@ -50,7 +50,8 @@ const rejoinPoll = 50 * time.Millisecond
 // the node's replica threads; point them at src; start them; wait.
 //
 // MariaDB: the node's gtid_slave_pos is first set to its gtid_current_pos
-// (everything it has applied or written), then CHANGE MASTER TO ...
+// (everything it has applied or written; without a lost own tail, see
+// Facts.LostOwnTail), then CHANGE MASTER TO ...
 // MASTER_USE_GTID = slave_pos. So the source checks the node's real
 // position when the node connects: under gtid_strict_mode a position the
 // source's binlog lacks is refused (error 1236), and a transaction of the
@@ -105,7 +106,15 @@ func Rejoin(ctx context.Context, node, master Querier, flavor Flavor, src Source
 		return fmt.Errorf("replication: Rejoin: %w", err)
 	}
 	if flavor == MariaDB {
-		const stmt = "SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_current_pos"
+		// gtid_current_pos, unless it names a lost tail of the node's
+		// own (Facts.LostOwnTail): then what the node really has.
+		pos := "@@GLOBAL.gtid_current_pos"
+		if f, err := Read(ctx, node); err != nil {
+			return fmt.Errorf("replication: Rejoin: the node: %w", err)
+		} else if f.LostOwnTail() != nil {
+			pos = "'" + f.Executed().String() + "'"
+		}
+		stmt := "SET GLOBAL gtid_slave_pos = " + pos
 		if _, err := node.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("replication: Rejoin: %s: %w", stmt, err)
 		}

@@ -42,7 +42,9 @@ const (
 // peer echoes them back (master-master with log_slave_updates): late, and
 // never while the peer is down. WaitExecuted therefore checks
 // gtid_current_pos first and again after every slice of at most 250 ms
-// that MASTER_GTID_WAIT times out.
+// that MASTER_GTID_WAIT times out, and trusts MASTER_GTID_WAIT's success
+// only once the executed position (Facts.Executed: without a lost own
+// tail) shows it.
 //
 // MySQL: WAIT_FOR_EXECUTED_GTID_SET(set, timeout), which watches
 // gtid_executed and returns 0 when reached, 1 on timeout. MySQL 5.7 reads
@@ -91,8 +93,23 @@ func WaitExecuted(ctx context.Context, q Querier, flavor Flavor, want mysql.GTID
 		if err != nil {
 			return fmt.Errorf("replication: waiting for %s: %w", pos, err)
 		}
-		if reached {
+		if reached && flavor == MySQL {
 			return nil
+		}
+		if reached {
+			// MASTER_GTID_WAIT watches gtid_slave_pos, which may name
+			// a transaction of the node's own that crash recovery
+			// dropped (Facts.LostOwnTail): the loop re-reads the
+			// executed position, pausing so as not to spin.
+			if have, err := readExecuted(ctx, q, flavor); err == nil && Contains(have, want) {
+				return nil
+			}
+			t := time.NewTimer(min(time.Until(deadline), waitSlice))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+			case <-t.C:
+			}
 		}
 	}
 }

@@ -1,0 +1,51 @@
+package failover
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/tandemdb/tandem/replication"
+)
+
+// A passive whose gtid_slave_pos names a transaction of its own that its
+// binlog lost is repaired (gtid_slave_pos moved back), not counted synced;
+// once its position went past it (the active's gtid_binlog_state has it,
+// the passive's not), it is excluded.
+func TestPassiveLostOwnTail(t *testing.T) {
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	r.a.facts = writer(t, 1, "0-2-11")
+	r.a.facts.BinlogState = []mysql.MariadbGTID{{DomainID: 0, ServerID: 1, SequenceNumber: 10}, {DomainID: 0, ServerID: 2, SequenceNumber: 11}}
+	lost := passive(t, 2, "0-2-11")
+	lost.BinlogPos = gtids(t, "0-2-10")
+	lost.SlavePos = gtids(t, "0-2-11")
+	lost.BinlogState = []mysql.MariadbGTID{{DomainID: 0, ServerID: 1, SequenceNumber: 9}, {DomainID: 0, ServerID: 2, SequenceNumber: 10}}
+	r.b.facts = lost
+	r.observe("a")
+	r.observe("b")
+	wantInOrder(t, r.log.list(), "b repair_lost_tail")
+	if len(r.m.dec.Excluded) != 0 {
+		t.Fatalf("repairable node excluded: %v", r.m.dec.Excluded)
+	}
+	if replication.Contains(lost.Executed(), r.a.facts.Executed()) {
+		t.Fatalf("Executed %s of the node with a lost tail contains the active's %s", lost.Executed(), r.a.facts.Executed())
+	}
+
+	// The active wrote on; the passive's replication went past 0-2-11.
+	r.a.facts = writer(t, 1, "0-1-12")
+	r.a.facts.BinlogState = []mysql.MariadbGTID{{DomainID: 0, ServerID: 1, SequenceNumber: 12}, {DomainID: 0, ServerID: 2, SequenceNumber: 11}}
+	past := passive(t, 2, "0-1-12")
+	past.SlavePos = gtids(t, "0-1-12")
+	past.BinlogState = []mysql.MariadbGTID{{DomainID: 0, ServerID: 1, SequenceNumber: 12}, {DomainID: 0, ServerID: 2, SequenceNumber: 10}}
+	r.b.facts = past
+	r.observe("a")
+	r.observe("b")
+	if why := r.m.dec.Excluded["b"]; !strings.Contains(why, "0-2-11") {
+		t.Fatalf("exclusion %q; want it to name 0-2-11", why)
+	}
+	if r.store.get().Excluded["b"] == "" || len(events(r.m, EventErrant)) != 1 {
+		t.Fatalf("exclusion not saved or no event")
+	}
+}

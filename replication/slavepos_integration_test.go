@@ -1,0 +1,129 @@
+package replication
+
+import (
+	"database/sql"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tandemdb/tandem/internal/testpair"
+)
+
+// crashAfterLoopBack makes an INSERT of row id on node a wait for a
+// semi-sync acknowledgement that never comes (b's replica no longer
+// acknowledges: rpl_semi_sync_slave_enabled off on b, a's
+// rpl_semi_sync_master_timeout raised, wait_no_slave on) while b does
+// receive, apply and binlog it; waits until the transaction came back to
+// a through b's binlog and a's replica skipped it (a's own server_id) but
+// moved gtid_slave_pos past it; then SIGKILLs a. It returns the GTID of
+// the insert and a's gtid_binlog_pos before it. Node a is down on return.
+func crashAfterLoopBack(t *testing.T, a, b pairNode, id int) (unacked, before string) {
+	t.Helper()
+	testpair.WaitInSync(t, crashWait)
+	ctx := testCtx(t, 2*crashWait)
+	exec(t, b.db, "b", "SET GLOBAL rpl_semi_sync_slave_enabled = OFF", "STOP SLAVE IO_THREAD", "START SLAVE IO_THREAD")
+	exec(t, a.db, "a", "SET GLOBAL rpl_semi_sync_master_timeout = 600000")
+	before = queryString(t, a, "SELECT @@GLOBAL.gtid_binlog_pos")
+
+	cdb, err := sql.Open("mysql", testpair.AdminUser+":"+testpair.AdminPassword+"@tcp("+testpair.Addr(testpair.A)+")/?timeout=2s&readTimeout=150s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cdb.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := cdb.ExecContext(ctx, "INSERT INTO "+crashTable+" VALUES (?, 'received by b, never acknowledged')", id)
+		done <- err
+	}()
+	waitUntil(t, crashWait, "the INSERT in a's binlog, waiting for an ACK", func() (bool, error) {
+		select {
+		case err := <-done:
+			t.Fatalf("the INSERT returned (%v) without an acknowledgement", err)
+		default:
+		}
+		w, err := globalStatus(ctx, a, "Rpl_semi_sync_master_wait_sessions")
+		if err != nil || w == "0" {
+			return false, err
+		}
+		unacked = queryString(t, a, "SELECT @@GLOBAL.gtid_binlog_pos")
+		return unacked != before, nil
+	})
+	waitRow(t, b, id)
+	waitUntil(t, crashWait, "a's gtid_slave_pos at "+unacked+" (the insert looped back through b)", func() (bool, error) {
+		return queryString(t, a, "SELECT @@GLOBAL.gtid_slave_pos") == unacked, nil
+	})
+	if ok, err := hasRow(ctx, a, id); err != nil || ok {
+		t.Fatalf("row %d visible on node a before the acknowledgement (%v, %v)", id, ok, err)
+	}
+	t.Logf("node a: binlog %s before the INSERT, %s while it waits; gtid_slave_pos %s", before, unacked, unacked)
+	testpair.Kill(t, testpair.A)
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the INSERT succeeded although node a died before an acknowledgement")
+		}
+	case <-time.After(crashWait):
+		t.Fatal("the INSERT did not return after node a was killed")
+	}
+	return unacked, before
+}
+
+// TestCrashedActiveOwnTransactionLoopedBack: node a, the writer, is
+// SIGKILLed while a commit waits for an acknowledgement that b never
+// sends although b applied it; the commit had looped back a -> b -> a and
+// moved a's gtid_slave_pos. a restarts without it (crash recovery
+// truncates it) yet with gtid_slave_pos, and so gtid_current_pos, still
+// naming it: replicating from slave_pos, a would never fetch it back.
+// Facts.Executed and WaitExecuted must not count it; RepairLostTail moves
+// gtid_slave_pos back and a takes the row back from b.
+func TestCrashedActiveOwnTransactionLoopedBack(t *testing.T) {
+	a, b := openPair(t)
+	t.Cleanup(func() { testpair.Reset(t) })
+	setupCrashTable(t, a, b)
+
+	unacked, before := crashAfterLoopBack(t, a, b, 7)
+	testpair.Start(t, testpair.A)
+	a = openNode(t, testpair.A)
+	fa := mustRead(t, a)
+	t.Logf("restarted a: binlog %s current %s slave %s", fa.BinlogPos.Raw, fa.CurrentPos.Raw, fa.SlavePos.Raw)
+	if fa.BinlogPos.Raw != before || fa.SlavePos.Raw != unacked || fa.CurrentPos.Raw != unacked {
+		t.Fatalf("restarted a: binlog %s slave %s current %s; want the state under test: binlog %s, slave and current %s",
+			fa.BinlogPos.Raw, fa.SlavePos.Raw, fa.CurrentPos.Raw, before, unacked)
+	}
+	if ok, err := hasRow(testCtx(t, 5*time.Second), a, 7); err != nil || ok {
+		t.Fatalf("restarted a: row 7 present=%v (%v) right after the restart", ok, err)
+	}
+	if l := fa.LostOwnTail(); l == nil || l.String() != unacked {
+		t.Errorf("LostOwnTail = %v; want %s", l, unacked)
+	}
+	if got := fa.Executed().String(); got != before {
+		t.Errorf("Executed = %s; want %s (without the lost %s)", got, before, unacked)
+	}
+	want, err := ParseGTIDs(MariaDB, unacked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitExecuted(testCtx(t, 10*time.Second), a.db, MariaDB, want, time.Second); !errors.Is(err, ErrWaitTimeout) {
+		t.Errorf("WaitExecuted(%s) on restarted a: %v; want ErrWaitTimeout", unacked, err)
+	}
+
+	lost, pos, err := RepairLostTail(testCtx(t, crashWait), a.db)
+	if err != nil {
+		t.Fatalf("RepairLostTail: %v", err)
+	}
+	t.Logf("RepairLostTail: lost %s, gtid_slave_pos set to %s", lost, pos)
+	if lost != unacked || pos != before {
+		t.Errorf("RepairLostTail = %q, %q; want %q, %q", lost, pos, unacked, before)
+	}
+	waitRow(t, a, 7)
+	if err := WaitExecuted(testCtx(t, crashWait), a.db, MariaDB, want, crashWait/2); err != nil {
+		t.Errorf("WaitExecuted(%s) after the repair: %v", unacked, err)
+	}
+	fa = mustRead(t, a)
+	if fa.BinlogPos.Raw != unacked || fa.LostOwnTail() != nil {
+		t.Errorf("repaired a: binlog %s slave %s; want both at %s", fa.BinlogPos.Raw, fa.SlavePos.Raw, unacked)
+	}
+	if lost, _, err := RepairLostTail(testCtx(t, crashWait), a.db); err != nil || lost != "" {
+		t.Errorf("RepairLostTail again: %q, %v; want nothing to do", lost, err)
+	}
+}
