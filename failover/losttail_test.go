@@ -25,7 +25,7 @@ func TestPassiveLostOwnTail(t *testing.T) {
 	r.b.facts = lost
 	r.observe("a")
 	r.observe("b")
-	wantInOrder(t, r.log.list(), "b repair_lost_tail")
+	wantInOrder(t, r.log.list(), "b resume lost_tail")
 	if len(r.m.dec.Excluded) != 0 {
 		t.Fatalf("repairable node excluded: %v", r.m.dec.Excluded)
 	}
@@ -48,4 +48,65 @@ func TestPassiveLostOwnTail(t *testing.T) {
 	if r.store.get().Excluded["b"] == "" || len(events(r.m, EventErrant)) != 1 {
 		t.Fatalf("exclusion not saved or no event")
 	}
+}
+
+// A node that came up with skip_slave_start (replica threads stopped, no
+// error, no START SLAVE since the server started) has its replication
+// started by tandem (Resume); threads an operator stopped later (a START
+// SLAVE was counted) are left alone, as is a writable node.
+func TestResumeAfterBoot(t *testing.T) {
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	booted := passive(t, 2, "0-1-10")
+	booted.Replica.IORunning, booted.Replica.SQLRunning = replication.IONo, false
+	r.b.facts = booted
+	r.log.reset()
+	r.observe("b")
+	wantInOrder(t, r.log.list(), "b resume")
+
+	stopped := booted
+	stopped.ReplicaStarts = 3
+	r.b.facts = stopped
+	r.log.reset()
+	r.observe("b")
+	wantAbsent(t, r.log.list(), "b resume")
+}
+
+// A restarted active whose crash recovery dropped transactions of its own
+// that its peer received (the peer's gtid_binlog_state has them, its own
+// not) is not made writable until it took them back: its replication is
+// started (even with a rejoin pending) and it is unfenced only once it
+// holds them.
+func TestActiveTakesBackOwnTailBeforeWriting(t *testing.T) {
+	r := newRig(t, Decision{Active: "a", Epoch: 1, PendingRejoin: true})
+	r.healthy(t)
+	peer := passive(t, 2, "0-1-12")
+	peer.BinlogState = []mysql.MariadbGTID{{DomainID: 0, ServerID: 1, SequenceNumber: 12}, {DomainID: 0, ServerID: 2, SequenceNumber: 4}}
+	r.b.facts = peer
+	restarted := writer(t, 1, "0-1-11")
+	restarted.ReadOnly = true
+	restarted.BinlogState = []mysql.MariadbGTID{{DomainID: 0, ServerID: 1, SequenceNumber: 11}, {DomainID: 0, ServerID: 2, SequenceNumber: 4}}
+	restarted.Replica.IORunning, restarted.Replica.SQLRunning = replication.IONo, false
+	r.a.facts = restarted
+	r.log.reset()
+	r.observe("b")
+	r.observe("a")
+	wantInOrder(t, r.log.list(), "a resume")
+	wantAbsent(t, r.log.list(), "a read_only false")
+
+	// Still missing while its replication runs: still fenced, not
+	// resumed again.
+	r.a.facts.Replica.IORunning, r.a.facts.Replica.SQLRunning = replication.IOYes, true
+	r.log.reset()
+	r.observe("a")
+	wantAbsent(t, r.log.list(), "a read_only false", "a resume")
+
+	// It took 0-1-12 back: writable.
+	back := writer(t, 1, "0-1-12")
+	back.ReadOnly = true
+	back.BinlogState = peer.BinlogState
+	r.a.facts = back
+	r.log.reset()
+	r.observe("a")
+	wantInOrder(t, r.log.list(), "a read_only false")
 }

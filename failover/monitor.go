@@ -78,6 +78,10 @@ type node struct {
 	refusedLogged time.Time
 	replTrouble   string // last replication trouble raised, "" for none
 	lagHigh       bool   // lag over LagWarning at the last check
+	// ownMissing is what the fenced active last lacked of its own
+	// transactions that its peer has (replication.OwnMissing), "" for
+	// nothing: logged when it changes.
+	ownMissing string
 
 	heartbeatBusy atomic.Bool
 

@@ -44,11 +44,11 @@ type NodeOps interface {
 	// StartReplica starts both replica threads as a semi-sync replica;
 	// restartIO restarts a running I/O thread so that it acknowledges.
 	StartReplica(ctx context.Context, flavor replication.Flavor, restartIO bool) error
-	// RepairLostTail makes a fenced MariaDB node whose gtid_slave_pos
-	// names transactions of its own that its crash recovery dropped fetch
-	// them again (replication.RepairLostTail); it returns the lost GTIDs
-	// and the position set, "" when there was nothing to repair.
-	RepairLostTail(ctx context.Context) (lost, pos string, err error)
+	// Resume starts a fenced node's replica threads from the position its
+	// binary log backs (replication.Resume), moving gtid_slave_pos back
+	// from transactions of its own that its crash recovery dropped; it
+	// returns those and the position set, "" when there were none.
+	Resume(ctx context.Context) (lost, pos string, err error)
 	// SetSemiSyncSource turns the source side of semi-sync on or off; it
 	// reports whether the node has semi-sync at all.
 	SetSemiSyncSource(ctx context.Context, on bool) (bool, error)
@@ -190,8 +190,8 @@ func (s *sqlNode) StartReplica(ctx context.Context, flavor replication.Flavor, r
 	return replication.StartReplicaSemiSync(ctx, s.db, orMariaDB(flavor), restartIO)
 }
 
-func (s *sqlNode) RepairLostTail(ctx context.Context) (string, string, error) {
-	return replication.RepairLostTail(ctx, s.db)
+func (s *sqlNode) Resume(ctx context.Context) (string, string, error) {
+	return replication.Resume(ctx, s.db)
 }
 
 func (s *sqlNode) SetSemiSyncSource(ctx context.Context, on bool) (bool, error) {

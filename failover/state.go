@@ -540,14 +540,14 @@ func (m *Manager) enforce(ctx context.Context, n *node) {
 		if n.Name == m.dec.Promoting {
 			m.undoJournaledPromotion(ctx, n)
 		}
-		m.checkLostTail(ctx, n)
+		resumed := m.checkResume(ctx, n, false)
 		m.checkSkippedOwn(n)
 		m.checkErrant(ctx, n)
 		m.checkRejoin(ctx, n)
 		m.checkSynced(ctx)
 		// Raise replication trouble on the passive when it starts, not
-		// on every check.
-		if why := replicationTrouble(f.Replica); why != n.replTrouble {
+		// on every check (threads just started are judged at the next).
+		if why := replicationTrouble(f.Replica); why != n.replTrouble && !resumed {
 			if why != "" {
 				m.emit(Event{Type: EventReplicationStopped, Node: n.Name, Reason: why})
 			} else {
@@ -566,10 +566,25 @@ func (m *Manager) enforce(ctx context.Context, n *node) {
 		return
 	}
 	// The active node: make sure it takes writes, once its peer is known
-	// not to (fenced or failed).
+	// not to (fenced or failed), and once it holds again every transaction
+	// of its own that its peer has (a restarted active whose crash
+	// recovery dropped commits the peer had received takes them back
+	// first: writing before that would reuse their GTIDs).
 	if !f.Writable() {
 		peer := m.other(n.Name)
-		if peer == nil || !peer.healthy || (peer.good.Facts.ReadOnly && peer.oks > 0) {
+		missing := ""
+		if peer != nil && peer.healthy && peer.oks > 0 {
+			missing = replication.OwnMissing(f, peer.good.Facts)
+		}
+		m.checkResume(ctx, n, missing != "" && f.Replica.IORunning == replication.IONo)
+		if missing != "" {
+			if missing != n.ownMissing {
+				m.log.Warn("the active node lost transactions of its own that its peer has; it takes them back before it takes writes",
+					"node", n.Name, "peer", peer.Name, "missing", missing)
+			}
+			n.ownMissing = missing
+		} else if peer == nil || !peer.healthy || (peer.good.Facts.ReadOnly && peer.oks > 0) {
+			n.ownMissing = ""
 			m.unfence(ctx, n)
 		}
 	} else if m.cluster != nil && !m.dec.Opened {
@@ -882,33 +897,53 @@ func ownBeyond(set, point mysql.GTIDSet, serverID uint32) string {
 	return ""
 }
 
-// checkLostTail repairs a fenced passive whose gtid_slave_pos names
-// transactions of its own that its crash recovery dropped (see
-// replication.Facts.LostOwnTail): its replication from slave_pos would
-// never fetch them back from the active, which has them. Facts.Executed
-// does not count them, so until the repair the node is not caught up: it
-// stays unsynced and is not promoted or switched to.
-func (m *Manager) checkLostTail(ctx context.Context, n *node) {
+// checkResume starts the replica threads of a fenced node n from the
+// position its binary log backs (replication.Resume) when nobody started
+// them since the server came up (skip_slave_start, README "Node
+// configuration"), or when its gtid_slave_pos names transactions of its
+// own that its crash recovery dropped (Facts.LostOwnTail: replication
+// from there would never fetch them back). Facts.Executed does not count
+// such a tail, so until then the node is not caught up: it stays unsynced
+// and is not promoted or switched to. The active's replication is left to
+// checkRejoin while a rejoin is pending, unless force (the active must
+// take back its own lost transactions from its peer before it writes).
+func (m *Manager) checkResume(ctx context.Context, n *node, force bool) (resumed bool) {
 	f := n.good.Facts
-	if f.LostOwnTail() == nil || f.Writable() {
-		return
+	if f.Writable() {
+		return false
+	}
+	if _, excluded := m.dec.Excluded[n.Name]; excluded {
+		return false
+	}
+	r := f.Replica
+	fresh := r.Configured && r.IORunning == replication.IONo && !r.SQLRunning &&
+		r.LastIOErrno == 0 && r.LastSQLErrno == 0 && f.ReplicaStarts == 0
+	lostTail := f.LostOwnTail()
+	if !fresh && lostTail == nil && !force {
+		return false
+	}
+	if n.Name == m.dec.Active && m.dec.PendingRejoin && !force {
+		return false
 	}
 	rctx, cancel := context.WithTimeout(ctx, m.cfg.FenceTimeout)
 	defer cancel()
-	lost, pos, err := n.ops.RepairLostTail(rctx)
+	lost, pos, err := n.ops.Resume(rctx)
 	if err != nil {
-		m.log.Error("node lost transactions of its own that its gtid_slave_pos still names; cannot make it fetch them again", "node", n.Name, "lost", f.LostOwnTail().String(), "error", err)
-		return
+		m.log.Error("cannot start the node's replication from the position its binary log backs", "node", n.Name, "lost_own_tail", lostTail, "error", err)
+		return false
 	}
 	if lost != "" {
 		m.log.Warn("node lost transactions of its own in crash recovery that its gtid_slave_pos still named; gtid_slave_pos moved back so that it fetches them again",
 			"node", n.Name, "lost", lost, "gtid_slave_pos", pos)
+	} else {
+		m.log.Info("node's replication started", "node", n.Name)
 	}
+	return true
 }
 
 // checkSkippedOwn excludes a passive that lost transactions of its own in
 // crash recovery which the active has, and whose replication went past
-// them before checkLostTail could repair it (replication.SkippedOwn): it
+// them before checkResume could repair it (replication.SkippedOwn): it
 // lacks acknowledged writes for good and must be rebuilt.
 func (m *Manager) checkSkippedOwn(n *node) {
 	if _, excluded := m.dec.Excluded[n.Name]; excluded {

@@ -174,14 +174,17 @@ func (f *fakeNode) StartReplica(_ context.Context, _ replication.Flavor, restart
 	return f.do("start_replica")
 }
 
-func (f *fakeNode) RepairLostTail(context.Context) (string, string, error) {
+// Resume records "resume" and, as START SLAVE does, counts a replica
+// start; a lost own tail is reported, not repaired.
+func (f *fakeNode) Resume(context.Context) (string, string, error) {
 	f.mu.Lock()
 	l := f.facts.LostOwnTail()
+	f.facts.ReplicaStarts++
 	f.mu.Unlock()
 	if l != nil {
-		return l.String(), "", f.do("repair_lost_tail")
+		return l.String(), "", f.do("resume lost_tail")
 	}
-	return "", "", nil
+	return "", "", f.do("resume")
 }
 
 func (f *fakeNode) SetSemiSyncSource(_ context.Context, on bool) (bool, error) {

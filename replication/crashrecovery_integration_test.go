@@ -157,9 +157,8 @@ func crashWithUnacknowledgedCommit(t *testing.T, a, b pairNode, id int) crashedC
 }
 
 // checkDiscarded checks, on the restarted node a, that the commit is gone:
-// a's GTID positions are c.before or one of also (a restarted node's
-// replica threads start by themselves and may already have applied what
-// its peer wrote meanwhile).
+// a's GTID positions are c.before or one of also (positions the test
+// expects it may have reached otherwise).
 func checkDiscarded(t *testing.T, a pairNode, c crashedCommit, id int, also ...string) {
 	t.Helper()
 	ctx := testCtx(t, crashWait)

@@ -144,6 +144,14 @@ type Facts struct {
 
 	// Replica is the node's replica (slave) status.
 	Replica Replica
+
+	// ReplicaStarts counts the START SLAVE (START REPLICA) statements the
+	// server ran since it started: 0 with both replica threads stopped
+	// and no error means nobody started them since the server came up,
+	// as with skip_slave_start, where tandem starts them itself once it
+	// has checked the position (Resume). Replica threads running with 0
+	// were started by the server at boot (no skip_slave_start).
+	ReplicaStarts uint64
 }
 
 // Executed returns what the node has applied or committed, in a
@@ -174,7 +182,7 @@ func (f Facts) Executed() mysql.GTIDSet {
 // in between). Killed then, the node's crash recovery (init_rpl_role =
 // SLAVE) truncates the prepared commit from its binary log, while
 // gtid_slave_pos, and so gtid_current_pos, still name it; replication
-// from slave_pos would then never fetch it back. RepairLostTail moves
+// from slave_pos would then never fetch it back. Resume moves
 // gtid_slave_pos back.
 func (f Facts) LostOwnTail() *mysql.MariadbGTIDSet {
 	if f.Flavor != MariaDB {
@@ -209,43 +217,64 @@ func lostOwnTail(serverID uint32, binlog, slave mysql.GTIDSet) *mysql.MariadbGTI
 	return out
 }
 
-// SkippedOwn returns (MariaDB only) the GTIDs of node's own server_id that
-// the active's binary log holds and node's lacks although node's position
-// in their domain is already at or past them, "" when there are none.
-// Such a node lost them in crash recovery (LostOwnTail) and its
-// replication went on past them, when the active wrote more in that
-// domain before the node was repaired: it will never apply them, and
-// RepairLostTail can no longer help (moving gtid_slave_pos back would
-// apply the active's later transactions twice). Both positions come from
-// gtid_binlog_state; a node whose binary log holds nothing of its own in
-// that domain (rebuilt, RESET MASTER) is not judged.
-func SkippedOwn(node, active Facts) string {
-	if node.Flavor != MariaDB || active.Flavor != MariaDB {
-		return ""
+// OwnMissing returns (MariaDB only) the GTIDs of node's own server_id
+// that peer's binary log holds beyond the newest of node's own in node's
+// binary log (both from gtid_binlog_state), "" when there are none. The
+// peer only ever receives node's own transactions from node, so node
+// lost them: its crash recovery dropped commits that had reached the
+// peer (the semi-sync acknowledgement they waited for never came back).
+// A node whose binary log holds nothing of its own in a domain (rebuilt,
+// RESET MASTER) is not judged there.
+func OwnMissing(node, peer Facts) string { return joinGTIDs(ownMissing(node, peer)) }
+
+// ownMissing is OwnMissing as GTIDs.
+func ownMissing(node, peer Facts) []mysql.MariadbGTID {
+	if node.Flavor != MariaDB || peer.Flavor != MariaDB {
+		return nil
 	}
+	var out []mysql.MariadbGTID
+	for _, g := range peer.BinlogState {
+		if g.ServerID != node.ServerID {
+			continue
+		}
+		for _, h := range node.BinlogState {
+			if h.DomainID == g.DomainID && h.ServerID == g.ServerID && h.SequenceNumber < g.SequenceNumber {
+				out = append(out, g)
+			}
+		}
+	}
+	return out
+}
+
+// joinGTIDs writes gs as a GTID list, "" for none.
+func joinGTIDs(gs []mysql.MariadbGTID) string {
+	parts := make([]string, len(gs))
+	for i := range gs {
+		parts[i] = gs[i].String()
+	}
+	return strings.Join(parts, ",")
+}
+
+// SkippedOwn returns (MariaDB only) the GTIDs of node's own server_id that
+// the active's binary log holds and node's lacks (OwnMissing) although
+// node's position in their domain is already at or past them, "" when
+// there are none. Such a node lost them in crash recovery (LostOwnTail)
+// and its replication went on past them, when the active wrote more in
+// that domain before the node was resumed: it will never apply them, and
+// Resume can no longer help (moving gtid_slave_pos back would apply the
+// active's later transactions twice).
+func SkippedOwn(node, active Facts) string {
 	exec, _ := node.Executed().(*mysql.MariadbGTIDSet)
 	if exec == nil {
 		return ""
 	}
-	var out []string
-	for _, g := range active.BinlogState {
-		if g.ServerID != node.ServerID {
-			continue
-		}
-		found := false
-		for _, h := range node.BinlogState {
-			if h.DomainID == g.DomainID && h.ServerID == g.ServerID {
-				found = h.SequenceNumber < g.SequenceNumber
-			}
-		}
-		if !found {
-			continue
-		}
+	var out []mysql.MariadbGTID
+	for _, g := range ownMissing(node, active) {
 		if e := exec.Sets[g.DomainID]; e != nil && e.SequenceNumber >= g.SequenceNumber {
-			out = append(out, g.String())
+			out = append(out, g)
 		}
 	}
-	return strings.Join(out, ",")
+	return joinGTIDs(out)
 }
 
 // withoutLostTail returns pos with every domain of lost replaced by the
@@ -300,8 +329,8 @@ const variablesQuery = "SHOW GLOBAL VARIABLES WHERE Variable_name IN (" +
 	"'rpl_semi_sync_slave_enabled', 'rpl_semi_sync_replica_enabled')"
 
 // Read states the facts of the node behind q in three round trips: one
-// SHOW GLOBAL VARIABLES, one SHOW GLOBAL STATUS for semi-sync (skipped when
-// the node has none) and one SHOW SLAVE STATUS (MariaDB, MySQL before
+// SHOW GLOBAL VARIABLES, one SHOW GLOBAL STATUS (semi-sync and the count
+// of replica starts) and one SHOW SLAVE STATUS (MariaDB, MySQL before
 // 8.0.22) or SHOW REPLICA STATUS (MySQL 8.0.22 and later). The user needs
 // the REPLICATION CLIENT privilege (MariaDB 10.5.9+: SLAVE MONITOR or
 // REPLICA MONITOR).
@@ -320,14 +349,17 @@ func Read(ctx context.Context, q Querier) (Facts, error) {
 	if err != nil {
 		return Facts{}, err
 	}
+	status, err := readStatus(ctx, q)
+	if err != nil {
+		return Facts{}, err
+	}
 	if f.SemiSync.Known {
-		status, err := readSemiSyncStatus(ctx, q)
-		if err != nil {
-			return Facts{}, err
-		}
 		if err := parseSemiSyncStatus(&f.SemiSync, status); err != nil {
 			return Facts{}, err
 		}
+	}
+	if f.ReplicaStarts, err = parseReplicaStarts(status); err != nil {
+		return Facts{}, err
 	}
 	f.Replica, err = readReplica(ctx, q, f.Flavor, f.Version)
 	if err != nil {

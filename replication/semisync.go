@@ -57,14 +57,35 @@ type SemiSync struct {
 	ReplicaOn bool
 }
 
-// semiSyncStatusQuery reads SemiSync's status counters in one round trip.
-const semiSyncStatusQuery = "SHOW GLOBAL STATUS WHERE Variable_name IN (" +
+// statusQuery reads SemiSync's status counters and Facts.ReplicaStarts
+// in one round trip: Com_start_slave on MariaDB (and MySQL before 8.0.22
+// as Com_slave_start), Com_replica_start on MySQL 8.0.22 and later.
+const statusQuery = "SHOW GLOBAL STATUS WHERE Variable_name IN (" +
 	"'Rpl_semi_sync_master_status', 'Rpl_semi_sync_source_status', " +
 	"'Rpl_semi_sync_master_clients', 'Rpl_semi_sync_source_clients', " +
 	"'Rpl_semi_sync_master_wait_sessions', 'Rpl_semi_sync_source_wait_sessions', " +
 	"'Rpl_semi_sync_master_no_tx', 'Rpl_semi_sync_source_no_tx', " +
 	"'Rpl_semi_sync_master_yes_tx', 'Rpl_semi_sync_source_yes_tx', " +
-	"'Rpl_semi_sync_slave_status', 'Rpl_semi_sync_replica_status')"
+	"'Rpl_semi_sync_slave_status', 'Rpl_semi_sync_replica_status', " +
+	"'Com_start_slave', 'Com_slave_start', 'Com_replica_start')"
+
+// parseReplicaStarts sums the replica start counters of statusQuery's
+// result (names in lower case); absent counters count 0.
+func parseReplicaStarts(status map[string]string) (uint64, error) {
+	var sum uint64
+	for _, name := range []string{"com_start_slave", "com_slave_start", "com_replica_start"} {
+		v, ok := status[name]
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("replication: %s %q: %w", name, v, err)
+		}
+		sum += n
+	}
+	return sum, nil
+}
 
 // either returns vars[a], or vars[b] when a is absent.
 func either(vars map[string]string, a, b string) (string, bool) {
@@ -156,12 +177,12 @@ func parseSemiSyncStatus(s *SemiSync, status map[string]string) error {
 	return nil
 }
 
-// readSemiSyncStatus runs semiSyncStatusQuery and returns name → value,
+// readStatus runs statusQuery and returns name → value,
 // names in lower case.
-func readSemiSyncStatus(ctx context.Context, q Querier) (map[string]string, error) {
-	rows, err := q.QueryContext(ctx, semiSyncStatusQuery)
+func readStatus(ctx context.Context, q Querier) (map[string]string, error) {
+	rows, err := q.QueryContext(ctx, statusQuery)
 	if err != nil {
-		return nil, fmt.Errorf("replication: reading semi-sync status: %w", err)
+		return nil, fmt.Errorf("replication: reading status: %w", err)
 	}
 	defer rows.Close()
 	status := make(map[string]string, 5)
@@ -169,12 +190,12 @@ func readSemiSyncStatus(ctx context.Context, q Querier) (map[string]string, erro
 		var name string
 		var value sql.NullString
 		if err := rows.Scan(&name, &value); err != nil {
-			return nil, fmt.Errorf("replication: reading semi-sync status: %w", err)
+			return nil, fmt.Errorf("replication: reading status: %w", err)
 		}
 		status[strings.ToLower(name)] = value.String
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("replication: reading semi-sync status: %w", err)
+		return nil, fmt.Errorf("replication: reading status: %w", err)
 	}
 	return status, nil
 }

@@ -74,8 +74,9 @@ func crashAfterLoopBack(t *testing.T, a, b pairNode, id int) (unacked, before st
 // moved a's gtid_slave_pos. a restarts without it (crash recovery
 // truncates it) yet with gtid_slave_pos, and so gtid_current_pos, still
 // naming it: replicating from slave_pos, a would never fetch it back.
-// Facts.Executed and WaitExecuted must not count it; RepairLostTail moves
-// gtid_slave_pos back and a takes the row back from b.
+// Its replica threads wait (skip_slave_start); Facts.Executed and
+// WaitExecuted must not count the lost commit; Resume moves gtid_slave_pos
+// back, starts the threads, and a takes the row back from b.
 func TestCrashedActiveOwnTransactionLoopedBack(t *testing.T) {
 	a, b := openPair(t)
 	t.Cleanup(func() { testpair.Reset(t) })
@@ -86,6 +87,9 @@ func TestCrashedActiveOwnTransactionLoopedBack(t *testing.T) {
 	a = openNode(t, testpair.A)
 	fa := mustRead(t, a)
 	t.Logf("restarted a: binlog %s current %s slave %s", fa.BinlogPos.Raw, fa.CurrentPos.Raw, fa.SlavePos.Raw)
+	if r := fa.Replica; r.IORunning != IONo || r.SQLRunning || fa.ReplicaStarts != 0 {
+		t.Fatalf("restarted a: replica io=%v sql=%v, %d START SLAVE; want both threads stopped and none (skip_slave_start)", r.IORunning, r.SQLRunning, fa.ReplicaStarts)
+	}
 	if fa.BinlogPos.Raw != before || fa.SlavePos.Raw != unacked || fa.CurrentPos.Raw != unacked {
 		t.Fatalf("restarted a: binlog %s slave %s current %s; want the state under test: binlog %s, slave and current %s",
 			fa.BinlogPos.Raw, fa.SlavePos.Raw, fa.CurrentPos.Raw, before, unacked)
@@ -107,13 +111,13 @@ func TestCrashedActiveOwnTransactionLoopedBack(t *testing.T) {
 		t.Errorf("WaitExecuted(%s) on restarted a: %v; want ErrWaitTimeout", unacked, err)
 	}
 
-	lost, pos, err := RepairLostTail(testCtx(t, crashWait), a.db)
+	lost, pos, err := Resume(testCtx(t, crashWait), a.db)
 	if err != nil {
-		t.Fatalf("RepairLostTail: %v", err)
+		t.Fatalf("Resume: %v", err)
 	}
-	t.Logf("RepairLostTail: lost %s, gtid_slave_pos set to %s", lost, pos)
+	t.Logf("Resume: lost %s, gtid_slave_pos set to %s", lost, pos)
 	if lost != unacked || pos != before {
-		t.Errorf("RepairLostTail = %q, %q; want %q, %q", lost, pos, unacked, before)
+		t.Errorf("Resume = %q, %q; want %q, %q", lost, pos, unacked, before)
 	}
 	waitRow(t, a, 7)
 	if err := WaitExecuted(testCtx(t, crashWait), a.db, MariaDB, want, crashWait/2); err != nil {
@@ -123,7 +127,7 @@ func TestCrashedActiveOwnTransactionLoopedBack(t *testing.T) {
 	if fa.BinlogPos.Raw != unacked || fa.LostOwnTail() != nil {
 		t.Errorf("repaired a: binlog %s slave %s; want both at %s", fa.BinlogPos.Raw, fa.SlavePos.Raw, unacked)
 	}
-	if lost, _, err := RepairLostTail(testCtx(t, crashWait), a.db); err != nil || lost != "" {
-		t.Errorf("RepairLostTail again: %q, %v; want nothing to do", lost, err)
+	if lost, _, err := Resume(testCtx(t, crashWait), a.db); err != nil || lost != "" {
+		t.Errorf("Resume again: %q, %v; want nothing to do", lost, err)
 	}
 }

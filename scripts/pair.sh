@@ -4,7 +4,10 @@
 #
 # Usage: scripts/pair.sh install | up | down [--purge] | status | env | reset
 #                        kill NODE | stop NODE | cont NODE | start NODE [--read-only]
-#   NODE is "a" or "b".  reset restores the normal state after fault
+#                        resume NODE
+#   NODE is "a" or "b".  start leaves the node's replica threads stopped
+#   (skip_slave_start: tandem starts them once it has checked the node's
+#   position); resume starts them as tandem would, for tests without tandem.  reset restores the normal state after fault
 #   injection (rebuilding the pair if the nodes' histories diverged).
 #
 # Layout: ${TANDEM_PAIR_DIR:-/tmp/tandem-pair}/{a,b}/ each hold my.cnf, data/,
@@ -299,6 +302,12 @@ cmd_start() {
 	esac
 }
 
+cmd_resume() {
+	running_pid "$1" >/dev/null
+	resume_replication "$1"
+	say "node $1 replicating again"
+}
+
 # reset: restore the normal state after a test broke it: both servers
 # running, a writable, b read_only, semi-sync on, replication running both
 # ways with the standard settings, both at the same GTID position.  If the
@@ -380,7 +389,7 @@ main() {
 	case $cmd in
 	env) cmd_env ;;
 	status) cmd_status ;;
-	install | up | down | reset | kill | stop | cont | start)
+	install | up | down | reset | kill | stop | cont | start | resume)
 		# Serialise commands that change things (tests may call in parallel).
 		mkdir -p "$(dirname "$LOCK_FILE")"
 		exec 9>"$LOCK_FILE"
@@ -390,7 +399,7 @@ main() {
 		up) cmd_up ;;
 		down) cmd_down "$@" ;;
 		reset) cmd_reset ;;
-		kill | stop | cont | start)
+		kill | stop | cont | start | resume)
 			check_node "${1:-}"
 			"cmd_$cmd" "$@"
 			;;

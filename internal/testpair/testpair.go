@@ -236,7 +236,8 @@ func Cont(t testing.TB, n Node) { t.Helper(); runScript(t, "cont", string(n)) }
 // Start starts node n's server again on its existing data and waits until
 // it accepts connections. It always comes up read-only (read_only=ON in
 // its my.cnf, whatever its role: making a node writable is tandem's
-// decision, or Reset's) and resumes replicating from its peer by itself.
+// decision, or Reset's) with its replica threads stopped (skip_slave_start:
+// tandem starts them once it has checked the position; Resume without tandem).
 // A node SIGKILLed by Kill first discards, during crash recovery, the
 // commits that were still waiting for its peer's semi-sync
 // acknowledgement (init_rpl_role=SLAVE; see scripts/pair.sh).
@@ -244,6 +245,11 @@ func Start(t testing.TB, n Node) { t.Helper(); runScript(t, "start", string(n)) 
 
 // StartReadOnly is Start; it remains for the tests that say so explicitly.
 func StartReadOnly(t testing.TB, n Node) { t.Helper(); runScript(t, "start", string(n), "--read-only") }
+
+// Resume starts node n's replica threads as tandem would after a start
+// (scripts/pair.sh resume: the nodes run with skip_slave_start), for
+// tests that restart a node without a tandem watching it.
+func Resume(t testing.TB, n Node) { t.Helper(); runScript(t, "resume", string(n)) }
 
 // Reset restores the normal state after a test broke it: both servers
 // running, A writable, B read_only, semi-sync on, replication running both

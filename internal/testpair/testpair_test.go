@@ -82,6 +82,7 @@ func TestKillAndStartB(t *testing.T) {
 	t.Logf("first write with B down took %v", time.Since(start).Round(time.Millisecond))
 
 	Start(t, B)
+	Resume(t, B)
 	WaitInSync(t, 30*time.Second)
 	requireRow(t, b, B, v1)
 

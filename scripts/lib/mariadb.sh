@@ -228,6 +228,17 @@ rpl_semi_sync_master_timeout    = 2000
 # (MDEV-27760, MDEV-28609).
 init_rpl_role                   = SLAVE
 
+# Replica threads wait for tandem after every start.  With log_slave_updates
+# both ways a node's own commit comes back to it through its peer, and its
+# SQL thread records it in gtid_slave_pos (skipping it: own server_id)
+# possibly before the node's own commit, which AFTER_SYNC holds until the
+# peer acknowledges.  Killed then, the node comes back without the commit
+# (crash recovery, above) but with gtid_slave_pos naming it: replica threads
+# started at boot would fetch from the peer after it and never take it back.
+# tandem starts them itself once it has moved gtid_slave_pos back
+# (replication.Resume; 'resume NODE' below does the same for this pair).
+skip_slave_start                = ON
+
 # Small footprint.  flush_log_at_trx_commit=2 survives SIGKILL of mariadbd
 # (the OS keeps the written log), which is the failure the tests inject.
 performance_schema             = OFF
@@ -388,8 +399,29 @@ ensure_replication() {
 	if [[ $host != "$(node_address "$(node_peer "$n")")" || $port != "$(node_port "$(node_peer "$n")")" || $gtid != Slave_Pos ]]; then
 		sql "$n" "STOP SLAVE; $(change_master_sql "$n"); START SLAVE;"
 	elif [[ $io != Yes || $sqlr != Yes ]]; then
-		sql "$n" "START SLAVE;"
+		resume_replication "$n"
 	fi
+}
+
+# resume_replication NODE: start NODE's replica threads from the position
+# its binary log backs (the nodes run with skip_slave_start, see write_cnf):
+# when gtid_slave_pos names a transaction of the node's own beyond its
+# binary log (its crash recovery dropped it after it had looped back through
+# the peer), gtid_slave_pos goes back to gtid_binlog_pos first, so that the
+# peer sends that transaction again.  The pair's form of tandem's
+# replication.Resume: one GTID domain, log_slave_updates on both nodes.
+resume_replication() {
+	local n=$1 id slave binlog
+	sql "$n" "STOP SLAVE;"
+	id=$(sql "$n" 'SELECT @@GLOBAL.server_id')
+	slave=$(sql "$n" 'SELECT @@GLOBAL.gtid_slave_pos')
+	binlog=$(sql "$n" 'SELECT @@GLOBAL.gtid_binlog_pos')
+	if [[ $slave =~ ^0-([0-9]+)-([0-9]+)$ && ${BASH_REMATCH[1]} == "$id" ]] &&
+		[[ $binlog =~ ^0-[0-9]+-([0-9]+)$ ]] && ((${BASH_REMATCH[1]} < ${slave##*-})); then
+		say "node $n lost its own $slave in crash recovery (binlog at $binlog): gtid_slave_pos back to $binlog"
+		sql "$n" "SET GLOBAL gtid_slave_pos = '$binlog';"
+	fi
+	sql "$n" "START SLAVE;"
 }
 
 # repl_ok NODE: both slave threads of NODE are running.
