@@ -142,6 +142,9 @@ type clientReader struct {
 	// wait is the idle state (idleRunning, idleWaiting, idleParked,
 	// idleParking) that parkIdle (idlemem.go) reads from other goroutines.
 	wait atomic.Int32
+	// trim is the proxy's, whose parkIdle may interrupt waitFirst (nil:
+	// never parked).
+	trim *idleTrim
 	// pending is what waitFirst read and no Read has returned yet, in
 	// first, an array from firstBufs (nil when pending is empty).
 	pending []byte
@@ -201,14 +204,14 @@ func (c *clientReader) waitFirst(state int32) error {
 		if !c.wait.CompareAndSwap(state, idleRunning) {
 			// parkIdle set a read deadline in the past (or is about
 			// to): wait until it has, then clear it.
-			parkMu.Lock()
+			c.trim.parkMu.Lock()
 			_ = c.conn.SetReadDeadline(time.Time{})
 			c.wait.Store(idleRunning)
-			parkMu.Unlock()
+			c.trim.parkMu.Unlock()
 			if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 				return errParked // resumeSession counts it moved
 			}
-			parkMoving.Add(-1) // the command came first: not parked
+			c.trim.moving.Add(-1) // the command came first: not parked
 		}
 	} else {
 		first = firstBufs.Get().(*[firstReadSize]byte)
@@ -386,7 +389,7 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	// read buffer as the command phase (rawio.go).
 	s.cio = newConnIO(conn)
 	s.rawIO = s.cio
-	s.crd = &clientReader{conn: conn, r: s.cio, timeout: p.cfg.NetReadTimeout}
+	s.crd = &clientReader{conn: conn, r: s.cio, timeout: p.cfg.NetReadTimeout, trim: &p.trim}
 	s.cwr = &clientWriter{conn: conn, w: s.cio, timeout: p.cfg.NetWriteTimeout}
 	s.borrowClientBuf()
 	// Every byte of the handshake, TLS included, within HandshakeTimeout.
@@ -444,7 +447,7 @@ func (p *Proxy) serveSession(s *session) {
 // the smallest stack the runtime gives a goroutine, until the command
 // arrives.
 func (p *Proxy) resumeSession(s *session) {
-	parkMoving.Add(-1)
+	p.trim.moving.Add(-1)
 	p.runCommands(s, s.crd.waitFirst(idleParked))
 }
 

@@ -50,17 +50,16 @@ type idleTrim struct {
 	running atomic.Bool  // a trimAfterBurst goroutine is waiting
 	trims   atomic.Int64 // trims done (tests)
 	parked  atomic.Int64 // sessions parked (tests)
+
+	// parkMu orders parkIdle's interruption of a session's wait with the
+	// session's own end of it (clientReader.waitFirst): the session
+	// clears the read deadline only after parkIdle has set it.
+	parkMu sync.Mutex
+	// moving counts the sessions parkIdle interrupted that have neither
+	// started waiting on their new goroutine nor taken a command that
+	// arrived meanwhile.
+	moving atomic.Int64
 }
-
-// parkMu orders parkIdle's interruption of a session's wait with the
-// session's own end of it (clientReader.waitFirst): the session clears the
-// read deadline only after parkIdle has set it.
-var parkMu sync.Mutex
-
-// parkMoving counts the sessions parkIdle interrupted that have neither
-// started waiting on their new goroutine nor taken a command that arrived
-// meanwhile.
-var parkMoving atomic.Int64
 
 // sessionStarted counts a started session and starts the trim goroutine at
 // the burstLogins-th since the last trim.
@@ -121,21 +120,22 @@ func (p *Proxy) parkIdle() {
 	}
 	p.mu.Unlock()
 	parking := waiting[:0]
+	t := &p.trim
 	for _, c := range waiting {
-		parkMu.Lock()
+		t.parkMu.Lock()
 		if c.wait.CompareAndSwap(idleWaiting, idleParking) {
-			parkMoving.Add(1)
+			t.moving.Add(1)
 			_ = c.conn.SetReadDeadline(longAgo)
 			parking = append(parking, c)
 		}
-		parkMu.Unlock()
+		t.parkMu.Unlock()
 	}
-	p.trim.parked.Add(int64(len(parking)))
+	t.parked.Add(int64(len(parking)))
 	// Wait until each has moved (an old goroutine ends right after it
 	// starts the new one): a stack freed while the collector runs goes
 	// back to the system only after the next collection.
 	deadline := time.Now().Add(parkWait)
-	for parkMoving.Load() > 0 && time.Now().Before(deadline) {
+	for t.moving.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	runtime.Gosched()
