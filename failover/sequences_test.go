@@ -531,6 +531,34 @@ func TestLagMeasuredToLastSignOfLife(t *testing.T) {
 	}
 }
 
+// When heartbeats had stopped before the active's last check (no tandem
+// led: etcd was lost), the age of the row on the candidate counts the
+// time nobody wrote; the lag is then the active's own row against the
+// candidate's.
+func TestLagWhenHeartbeatsStopped(t *testing.T) {
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	a, b := r.m.node("a"), r.m.node("b")
+	now := time.Now()
+	stopped := now.Add(-9 * time.Second) // the last heartbeat anyone wrote
+	b.good.Time, b.good.Lag, b.good.LagKnown, b.good.Heartbeat = now, 9*time.Second, true, stopped
+	a.good.Time, a.good.Heartbeat = now.Add(-time.Second), stopped // a died 8 s after the last heartbeat
+	if why := r.m.unsafeToPromote(b, false); why != "" {
+		t.Fatalf("b had a's last heartbeat: %q", why)
+	}
+	b.good.Heartbeat = stopped.Add(-6 * time.Second)
+	b.good.Lag = 15 * time.Second
+	if why := r.m.unsafeToPromote(b, false); !strings.Contains(why, "lagged 6s") {
+		t.Fatalf("b was 6 s behind a's last heartbeat: %q", why)
+	}
+	// Heartbeats still flowing at a's last check: the plain age counts.
+	a.good.Heartbeat = a.good.Time.Add(-100 * time.Millisecond)
+	b.good.Heartbeat, b.good.Lag = a.good.Heartbeat.Add(-7*time.Second), 8*time.Second
+	if why := r.m.unsafeToPromote(b, false); !strings.Contains(why, "lagged 7s") {
+		t.Fatalf("b was 7 s behind: %q", why)
+	}
+}
+
 // A returning node rejoins (the active replicates from it again) only once
 // it holds everything the active has: crash recovery may have dropped
 // commits the active received, which it gets back first.
