@@ -317,8 +317,9 @@ type relay struct {
 	out    int
 	failed bool
 	// commit is set while the command is a COMMIT (its failure has an
-	// unknown outcome).
-	commit bool
+	// unknown outcome); mayCommit while it is any statement that may
+	// commit the open transaction (mayEndTransaction).
+	commit, mayCommit bool
 	// sandboxed: the node answered 1820, "You must SET PASSWORD" (expired.go).
 	sandboxed bool
 	// progress: the session negotiated MARIADB_CLIENT_PROGRESS, so an
@@ -345,7 +346,7 @@ func (s *session) getRelay() *relay {
 	r.bw.Reset(s.be.rw)
 	r.cw.Reset(s.cwr)
 	r.wrote = false
-	r.out, r.failed, r.commit, r.sandboxed = 0, false, false, false
+	r.out, r.failed, r.commit, r.mayCommit, r.sandboxed = 0, false, false, false, false
 	r.progress = s.extCaps&mariadbClientProgress != 0
 	r.seq.start(s)
 	return r
@@ -870,6 +871,10 @@ func (s *session) nodeFailed(r *relay, err error) error {
 		// The COMMIT may have been applied (and replicated) before the
 		// node failed: "retry" could apply the transaction twice.
 		e = newError(erInterrupted, "tandem: node %s failed during COMMIT (%v); the transaction may or may not have been committed: check before retrying", node.Name, err)
+	case s.facts.InTransaction && r.mayCommit:
+		// DDL, BEGIN, SET autocommit = 1, LOCK TABLES, CALL...: it may
+		// have committed the transaction (implicitly) before failing.
+		e = newError(erInterrupted, "tandem: node %s failed during a statement that commits the open transaction implicitly (%v); the transaction may or may not have been committed: check before retrying", node.Name, err)
 	case s.facts.InTransaction:
 		e = &sqlError{Code: erTxLost, State: "40001", Message: fmt.Sprintf(
 			"tandem: node %s failed during the transaction (%v); the transaction is lost, retry it", node.Name, err)}
@@ -1269,6 +1274,7 @@ func (s *session) query(r *relay, length int) error {
 	if kw, _ := firstWord(text); kw == "COMMIT" {
 		r.commit = true
 	}
+	r.mayCommit = r.commit || s.facts.InTransaction && mayEndTransaction(text, length == n)
 	if s.p.settle != nil {
 		mk, sp := s.markerFor(text, length == n, r.commit)
 		if mk != nil || r.commit {
@@ -1279,6 +1285,36 @@ func (s *session) query(r *relay, length int) error {
 		}
 	}
 	return s.forward(r, length, s.readResults, false)
+}
+
+// mayEndTransaction reports whether a statement run inside a transaction
+// may end it with a commit: every statement but those that surely leave
+// it open or only roll it back (rows read or written, SHOW, SAVEPOINT,
+// ROLLBACK, SET of anything but autocommit, LOAD DATA, USE). Statements
+// that commit implicitly (DDL, BEGIN, LOCK TABLES, GRANT, ...), CALL
+// (its procedure may commit), COMMIT, XA and anything tandem did not read
+// whole or that holds several statements may.
+func mayEndTransaction(text []byte, whole bool) bool {
+	if !whole || afterFirstStatement(text) != nil {
+		return true
+	}
+	switch verbOf(text) {
+	case "SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "DO", "WITH", "VALUES", "TABLE",
+		"SHOW", "DESC", "DESCRIBE", "EXPLAIN", "HANDLER", "SAVEPOINT", "RELEASE", "ROLLBACK", "USE":
+		return false
+	case "SET":
+		return indexFold(text, "AUTOCOMMIT") >= 0
+	case "LOAD":
+		// LOAD DATA and LOAD XML do not commit; LOAD INDEX does.
+		w := skipSpace(skipSpace(text)[len("LOAD"):])
+		return !(hasWordFold(w, "DATA") || hasWordFold(w, "XML"))
+	}
+	return true
+}
+
+// hasWordFold reports whether t begins with the word w, in any case.
+func hasWordFold(t []byte, w string) bool {
+	return len(t) >= len(w) && indexFold(t[:len(w)], w) == 0 && (len(t) == len(w) || !isIdentByte(t[len(w)]))
 }
 
 // forwardMarked relays a COM_QUERY of n bytes, all in the client reader's

@@ -191,6 +191,45 @@ func TestSettleSkipsUnmarkedTransactions(t *testing.T) {
 	}
 }
 
+// A node failing during a statement that may have committed the open
+// transaction implicitly gets 1317 ("may or may not have been
+// committed"), never 1213 ("lost, retry it"): a retry could apply the
+// transaction twice. Statements that leave it open still get 1213.
+func TestNodeFailsDuringImplicitCommit(t *testing.T) {
+	inTx := uint16(mysql.SERVER_STATUS_AUTOCOMMIT | mysql.SERVER_STATUS_IN_TRANS)
+	for _, tt := range []struct {
+		stmt string
+		code uint16
+	}{
+		{"CREATE TABLE t2 (id INT)", 1317},
+		{"ALTER TABLE t ADD COLUMN c INT", 1317},
+		{"BEGIN", 1317},
+		{"SET autocommit = 1", 1317},
+		{"LOCK TABLES t WRITE", 1317},
+		{"LOAD INDEX INTO CACHE t", 1317},
+		{"SELECT 1; COMMIT", 1317},
+		{"SELECT v FROM t WHERE id = 1", 1213},
+		{"LOAD DATA LOCAL INFILE 'x' INTO TABLE t", 1213},
+		{"SET @x = 1", 1213},
+		{"SAVEPOINT s1", 1213},
+	} {
+		rig := startSettleRig(t, SettleResult{})
+		rig.send(t, "BEGIN")
+		rig.nodeOK(t, 0, inTx)
+		rig.send(t, "CALL p()") // unmarked: the transaction is not settled
+		rig.nodeOK(t, 1, inTx)
+		rig.send(t, tt.stmt)
+		rig.node.Close()
+		e, _ := parseErr(rig.clientPacket(t))
+		if e.Code != tt.code {
+			t.Errorf("%s in a transaction, node failed: client got %+v; want %d", tt.stmt, e, tt.code)
+		}
+		if tt.code == 1317 && !strings.Contains(e.Message, "may or may not have been committed") {
+			t.Errorf("%s: message %q", tt.stmt, e.Message)
+		}
+	}
+}
+
 func TestSettleBeginNeedsNoCheck(t *testing.T) {
 	for _, q := range []string{"BEGIN", "COMMIT", "SHOW TABLES"} {
 		rig := startSettleRig(t, SettleResult{})
