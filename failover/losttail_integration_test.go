@@ -10,22 +10,6 @@ import (
 	"github.com/tandemdb/tandem/internal/testpair"
 )
 
-// pollUntil polls cond every 50 ms until it holds or d passes.
-func pollUntil(t *testing.T, d time.Duration, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: gave up after %v (last error: %v)", what, d, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // queryOne reads one string from db, bounded.
 func queryOne(db *sql.DB, q string, args ...any) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -71,7 +55,7 @@ func TestKilledActiveTakesBackLostOwnTail(t *testing.T) {
 		done <- err
 	}()
 	var unacked string
-	pollUntil(t, 60*time.Second, "the insert in a's binlog, b's table and a's gtid_slave_pos", func() (bool, error) {
+	testpair.Until(t, 60*time.Second, "the insert in a's binlog, b's table and a's gtid_slave_pos", func() (bool, error) {
 		select {
 		case err := <-done:
 			t.Fatalf("the INSERT returned (%v) without an acknowledgement", err)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tandemdb/tandem/internal/testpair"
 )
 
 // captureFlag regenerates the MariaDB fixtures from the live pair:
@@ -62,7 +64,7 @@ func TestCaptureFixtures(t *testing.T) {
 			"INSERT INTO "+testSchema+".conflict VALUES (1)",
 			"SET SESSION sql_log_bin = 1")
 		exec(t, a.db, "a", "INSERT INTO "+testSchema+".conflict VALUES (1)")
-		waitFor(t, "b's SQL thread to stop on the conflict", func() (bool, error) {
+		testpair.Until(t, pairWait, "b's SQL thread to stop on the conflict", func() (bool, error) {
 			f, err := Read(ctx, b.db)
 			return err == nil && !f.Replica.SQLRunning && f.Replica.LastSQLErrno != 0, err
 		})
@@ -82,7 +84,7 @@ func TestCaptureFixtures(t *testing.T) {
 			ensureReplicating(t, a)
 		})
 		exec(t, a.db, "a", "STOP SLAVE", "CHANGE MASTER TO MASTER_PORT=13399", "START SLAVE")
-		waitFor(t, "a's I/O thread to fail connecting", func() (bool, error) {
+		testpair.Until(t, pairWait, "a's I/O thread to fail connecting", func() (bool, error) {
 			f, err := Read(context.Background(), a.db)
 			return err == nil && f.Replica.IORunning == IOConnecting && f.Replica.LastIOErrno != 0, err
 		})

@@ -25,22 +25,6 @@ const crashTable = testSchema + ".crash"
 // crashWait bounds each wait of the crash tests: they restart a server.
 const crashWait = 60 * time.Second
 
-// waitUntil polls cond every 50 ms until it holds or d passes.
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: gave up after %v (last error: %v)", what, d, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // queryString reads one string value from a node.
 func queryString(t *testing.T, n pairNode, query string) string {
 	t.Helper()
@@ -70,7 +54,7 @@ func hasRow(ctx context.Context, n pairNode, id int) (bool, error) {
 // waitRow waits until n holds row id.
 func waitRow(t *testing.T, n pairNode, id int) {
 	t.Helper()
-	waitUntil(t, crashWait, fmt.Sprintf("row %d on node %s", id, n.name), func() (bool, error) {
+	testpair.Until(t, crashWait, fmt.Sprintf("row %d on node %s", id, n.name), func() (bool, error) {
 		return hasRow(context.Background(), n, id)
 	})
 }
@@ -103,7 +87,7 @@ func crashWithUnacknowledgedCommit(t *testing.T, a, b pairNode, id int) crashedC
 	t.Helper()
 	testpair.WaitInSync(t, crashWait)
 	ctx := testCtx(t, 2*crashWait)
-	waitUntil(t, crashWait, "semi-sync on on node a", func() (bool, error) {
+	testpair.Until(t, crashWait, "semi-sync on on node a", func() (bool, error) {
 		v, err := globalStatus(ctx, a, "Rpl_semi_sync_master_status")
 		return v == "ON", err
 	})
@@ -112,31 +96,8 @@ func crashWithUnacknowledgedCommit(t *testing.T, a, b pairNode, id int) crashedC
 	var c crashedCommit
 	c.before = queryString(t, a, "SELECT @@GLOBAL.gtid_binlog_pos")
 
-	// The committing client: its own pool, reads bounded well above the
-	// test's waits.
-	cdb, err := sql.Open("mysql", testpair.AdminUser+":"+testpair.AdminPassword+"@tcp("+testpair.Addr(testpair.A)+")/?timeout=2s&readTimeout=150s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cdb.Close()
-	done := make(chan error, 1)
-	go func() {
-		_, err := cdb.ExecContext(ctx, "INSERT INTO "+crashTable+" VALUES (?, 'never acknowledged')", id)
-		done <- err
-	}()
-	waitUntil(t, crashWait, "the INSERT waiting for a semi-sync ACK on node a", func() (bool, error) {
-		select {
-		case err := <-done:
-			t.Fatalf("the INSERT returned (%v) without b's acknowledgement", err)
-		default:
-		}
-		w, err := globalStatus(ctx, a, "Rpl_semi_sync_master_wait_sessions")
-		if err != nil || w == "0" {
-			return false, err
-		}
-		c.unacked = queryString(t, a, "SELECT @@GLOBAL.gtid_binlog_pos")
-		return c.unacked != c.before, nil
-	})
+	var done <-chan error
+	c.unacked, done = insertUnacknowledged(t, ctx, a, id, "never acknowledged", c.before)
 	if ok, err := hasRow(ctx, a, id); err != nil || ok {
 		t.Fatalf("row %d visible on node a before the acknowledgement (%v, %v)", id, ok, err)
 	}
@@ -154,6 +115,41 @@ func crashWithUnacknowledgedCommit(t *testing.T, a, b pairNode, id int) crashedC
 		t.Fatal("the INSERT did not return after node a was killed")
 	}
 	return c
+}
+
+// insertUnacknowledged starts an INSERT of row (id, v) on node a, from a
+// client of its own whose reads are bounded well above the tests' waits,
+// and waits until the commit is in a's binlog (past before) and waits for
+// a semi-sync acknowledgement, which the caller has made sure never
+// comes. It returns the commit's GTID and where the INSERT's result will
+// arrive; the client's pool closes when the test ends.
+func insertUnacknowledged(t *testing.T, ctx context.Context, a pairNode, id int, v, before string) (string, <-chan error) {
+	t.Helper()
+	cdb, err := sql.Open("mysql", testpair.AdminUser+":"+testpair.AdminPassword+"@tcp("+testpair.Addr(testpair.A)+")/?timeout=2s&readTimeout=150s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cdb.Close() })
+	done := make(chan error, 1)
+	go func() {
+		_, err := cdb.ExecContext(ctx, "INSERT INTO "+crashTable+" VALUES (?, ?)", id, v)
+		done <- err
+	}()
+	var unacked string
+	testpair.Until(t, crashWait, "the INSERT in a's binlog, waiting for a semi-sync ACK", func() (bool, error) {
+		select {
+		case err := <-done:
+			t.Fatalf("the INSERT returned (%v) without an acknowledgement", err)
+		default:
+		}
+		w, err := globalStatus(ctx, a, "Rpl_semi_sync_master_wait_sessions")
+		if err != nil || w == "0" {
+			return false, err
+		}
+		unacked = queryString(t, a, "SELECT @@GLOBAL.gtid_binlog_pos")
+		return unacked != before, nil
+	})
+	return unacked, done
 }
 
 // checkDiscarded checks, on the restarted node a, that the commit is gone:
@@ -218,7 +214,7 @@ func TestCrashedActiveDiscardsUnacknowledgedCommit(t *testing.T) {
 	exec(t, a.db, "a", "INSERT INTO "+crashTable+" VALUES (4, 'written on a after it rejoined')")
 	waitRow(t, b, 4)
 	for _, n := range []pairNode{a, b} {
-		waitUntil(t, crashWait, "node "+n.name+" replicating", func() (bool, error) {
+		testpair.Until(t, crashWait, "node "+n.name+" replicating", func() (bool, error) {
 			f, err := Read(context.Background(), n.db)
 			if err != nil {
 				return false, err

@@ -9,6 +9,7 @@ import (
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-sql-driver/mysql"
+	"github.com/tandemdb/tandem/internal/testpair"
 )
 
 // Integration tests against the local pair (see pair_test.go). Each test
@@ -51,7 +52,7 @@ func TestPairReadFacts(t *testing.T) {
 
 	// Both directions run (waiting a little, in case the pair is busy).
 	for _, n := range []pairNode{a, b} {
-		waitFor(t, "node "+n.name+" replicating", func() (bool, error) {
+		testpair.Until(t, pairWait, "node "+n.name+" replicating", func() (bool, error) {
 			f, err := Read(context.Background(), n.db)
 			return err == nil && f.Replica.IORunning == IOYes && f.Replica.SQLRunning, err
 		})
@@ -65,7 +66,7 @@ func TestPairReadFacts(t *testing.T) {
 	if err := WriteHeartbeat(testCtx(t, 5*time.Second), a.db, heartbeatNode, 1, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "executed sets equal on a and b", func() (bool, error) {
+	testpair.Until(t, pairWait, "executed sets equal on a and b", func() (bool, error) {
 		fa, err := Read(context.Background(), a.db)
 		if err != nil {
 			return false, err
@@ -125,7 +126,7 @@ func TestPairHeartbeatLag(t *testing.T) {
 
 	var written time.Time
 	var gotEpoch uint64
-	waitFor(t, "heartbeat on b", func() (bool, error) {
+	testpair.Until(t, pairWait, "heartbeat on b", func() (bool, error) {
 		var err error
 		written, gotEpoch, err = ReadHeartbeat(ctx, b.db, heartbeatNode)
 		return err == nil && written.Equal(now.Truncate(time.Microsecond)), err
@@ -311,7 +312,7 @@ func TestPairSQLThreadStopped(t *testing.T) {
 	if err := WaitExecuted(ctx, b.db, MariaDB, pos, 300*time.Millisecond); !errors.Is(err, ErrWaitTimeout) {
 		t.Errorf("waiting on b with its SQL thread stopped: %v, want ErrWaitTimeout", err)
 	}
-	waitFor(t, "b's I/O thread to receive the write", func() (bool, error) {
+	testpair.Until(t, pairWait, "b's I/O thread to receive the write", func() (bool, error) {
 		f, err := Read(ctx, b.db)
 		return err == nil && Contains(f.Replica.GTIDIOPos.Set, pos), err
 	})

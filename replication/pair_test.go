@@ -96,28 +96,12 @@ func exec(t *testing.T, q Querier, node string, stmts ...string) {
 	}
 }
 
-// waitFor polls cond until it holds or pairWait passes.
-func waitFor(t *testing.T, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(pairWait)
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: gave up after %v (last error: %v)", what, pairWait, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // ensureReplicating starts both replica threads of n when they are stopped
 // and waits until they run: the restore step of tests that stop them.
 func ensureReplicating(t *testing.T, n pairNode) {
 	t.Helper()
 	exec(t, n.db, n.name, "START SLAVE")
-	waitFor(t, fmt.Sprintf("node %s replicating", n.name), func() (bool, error) {
+	testpair.Until(t, pairWait, fmt.Sprintf("node %s replicating", n.name), func() (bool, error) {
 		f, err := Read(context.Background(), n.db)
 		if err != nil {
 			return false, err

@@ -43,7 +43,7 @@ func TestFindTransactionsInLargeBinlog(t *testing.T) {
 	for i := range singles {
 		exec(t, a.db, "a", newMarker(t, fmt.Sprint("one", i))+" INSERT INTO "+tbl+" (v, s) VALUES (1, 'one')")
 	}
-	waitFor(t, "node b caught up", func() (bool, error) {
+	testpair.Until(t, pairWait, "node b caught up", func() (bool, error) {
 		var n int
 		err := b.db.QueryRow("SELECT COUNT(*) FROM " + tbl).Scan(&n)
 		return n == 1+groups*100+singles, err
@@ -91,7 +91,7 @@ func TestSettlerSharesOneRead(t *testing.T) {
 	t.Cleanup(func() { exec(t, a.db, "a", "DROP DATABASE IF EXISTS "+testSchema) })
 	bound, ins := newMarker(t, "bound"), newMarker(t, "ins")
 	exec(t, a.db, "a", bound+" INSERT INTO "+tbl+" (v) VALUES (0)", ins+" INSERT INTO "+tbl+" (v) VALUES (1)")
-	waitFor(t, "node b caught up", func() (bool, error) {
+	testpair.Until(t, pairWait, "node b caught up", func() (bool, error) {
 		var n int
 		err := b.db.QueryRow("SELECT COUNT(*) FROM " + tbl).Scan(&n)
 		return n == 2, err
@@ -160,7 +160,7 @@ func TestSettlerReadsFromTrackedPoint(t *testing.T) {
 		exec(t, a.db, "a", newMarker(t, fmt.Sprint(i))+" INSERT INTO "+tbl+" (v, s) VALUES "+strings.Join(vals, ","))
 	}
 	caughtUp := func(n int) {
-		waitFor(t, "node b caught up", func() (bool, error) {
+		testpair.Until(t, pairWait, "node b caught up", func() (bool, error) {
 			var got int
 			err := b.db.QueryRow("SELECT COUNT(*) FROM " + tbl).Scan(&got)
 			return got == n, err
@@ -172,7 +172,7 @@ func TestSettlerReadsFromTrackedPoint(t *testing.T) {
 	defer cancel()
 	go s.Track(ctx, 50*time.Millisecond)
 	after := time.Now()
-	waitFor(t, "a point recorded", func() (bool, error) {
+	testpair.Until(t, pairWait, "a point recorded", func() (bool, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return len(s.points) > 0 && s.points[len(s.points)-1].at.After(after), nil

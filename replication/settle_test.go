@@ -58,7 +58,7 @@ func TestFindTransactionsOnPeer(t *testing.T) {
 	exec(t, conn, "a", mixed+" BEGIN", mixed+" INSERT INTO "+testSchema+".settle_myisam (v) VALUES (6)",
 		mixed+" INSERT INTO "+tbl+" (v) VALUES (6)", "ROLLBACK")
 	conn.Close()
-	waitFor(t, "node b caught up", func() (bool, error) {
+	testpair.Until(t, pairWait, "node b caught up", func() (bool, error) {
 		var n int
 		err := b.db.QueryRow("SELECT (SELECT COUNT(*) FROM " + tbl + " WHERE v = 5) + (SELECT COUNT(*) FROM " + testSchema + ".settle_myisam)").Scan(&n)
 		return n == 2, err

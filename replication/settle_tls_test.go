@@ -30,7 +30,7 @@ func TestSettleReadsBinlogOverTLS(t *testing.T) {
 	})
 	ins := newMarker(t, "tls")
 	exec(t, a.db, "a", ins+" INSERT INTO "+testSchema+".settle_tls (v) VALUES (1)")
-	waitFor(t, "node b caught up", func() (bool, error) {
+	testpair.Until(t, pairWait, "node b caught up", func() (bool, error) {
 		var n int
 		err := b.db.QueryRow("SELECT COUNT(*) FROM " + testSchema + ".settle_tls").Scan(&n)
 		return n == 1, err

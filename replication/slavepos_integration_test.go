@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"database/sql"
 	"errors"
 	"testing"
 	"time"
@@ -25,31 +24,9 @@ func crashAfterLoopBack(t *testing.T, a, b pairNode, id int) (unacked, before st
 	exec(t, a.db, "a", "SET GLOBAL rpl_semi_sync_master_timeout = 600000")
 	before = queryString(t, a, "SELECT @@GLOBAL.gtid_binlog_pos")
 
-	cdb, err := sql.Open("mysql", testpair.AdminUser+":"+testpair.AdminPassword+"@tcp("+testpair.Addr(testpair.A)+")/?timeout=2s&readTimeout=150s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cdb.Close()
-	done := make(chan error, 1)
-	go func() {
-		_, err := cdb.ExecContext(ctx, "INSERT INTO "+crashTable+" VALUES (?, 'received by b, never acknowledged')", id)
-		done <- err
-	}()
-	waitUntil(t, crashWait, "the INSERT in a's binlog, waiting for an ACK", func() (bool, error) {
-		select {
-		case err := <-done:
-			t.Fatalf("the INSERT returned (%v) without an acknowledgement", err)
-		default:
-		}
-		w, err := globalStatus(ctx, a, "Rpl_semi_sync_master_wait_sessions")
-		if err != nil || w == "0" {
-			return false, err
-		}
-		unacked = queryString(t, a, "SELECT @@GLOBAL.gtid_binlog_pos")
-		return unacked != before, nil
-	})
+	unacked, done := insertUnacknowledged(t, ctx, a, id, "received by b, never acknowledged", before)
 	waitRow(t, b, id)
-	waitUntil(t, crashWait, "a's gtid_slave_pos at "+unacked+" (the insert looped back through b)", func() (bool, error) {
+	testpair.Until(t, crashWait, "a's gtid_slave_pos at "+unacked+" (the insert looped back through b)", func() (bool, error) {
 		return queryString(t, a, "SELECT @@GLOBAL.gtid_slave_pos") == unacked, nil
 	})
 	if ok, err := hasRow(ctx, a, id); err != nil || ok {

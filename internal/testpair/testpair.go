@@ -397,3 +397,20 @@ func slaveStatus(db *sql.DB) (map[string]string, error) {
 	}
 	return m, rows.Err()
 }
+
+// Until polls cond every 50 ms until it holds, failing t after d with
+// what and cond's last error.
+func Until(t testing.TB, d time.Duration, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: gave up after %v (last error: %v)", what, d, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
