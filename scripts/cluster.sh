@@ -31,7 +31,9 @@
 #   kill       SIGKILLs every process in HOST's namespace (a host dying), or
 #              only SERVICE.
 #   start      starts HOST's etcd member again (data kept) and, once `demo`
-#              set them up, its node and tandem; or only SERVICE.
+#              set them up, its node and tandem; or only SERVICE.  A node
+#              starts read-only with its replica threads stopped
+#              (skip_slave_start): the coordinator tandem starts them.
 #   stop/cont  SIGSTOP / SIGCONT SERVICE on HOST (hung, not dead).
 #   leader     makes HOST's etcd member the raft leader.
 #   env        prints the exports a client inside the namespaces needs.
