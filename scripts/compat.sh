@@ -46,10 +46,31 @@ find_go() {
 	export PATH=/usr/local/go/bin:$PATH
 }
 
+# trust_mtr_ca: the pair's nodes also trust mysql-test-run's test CA
+# (std_data/cacert.pem), as the servers mysql-test-run starts itself do:
+# its TLS tests present client certificates signed by that CA
+# (main.ssl_8k_key), which the nodes would otherwise refuse directly. The CA
+# is appended to the pair's CA file, which the nodes use as ssl_ca (tandem
+# goes on verifying the nodes' certificates with it: they are signed by the
+# pair's own CA, still first in the file), and FLUSH SSL reloads it.
+trust_mtr_ca() {
+	local mtr_ca=$MTR_DIR/std_data/cacert.pem sock
+	[[ -s $mtr_ca ]] || die "$mtr_ca is missing (mariadb-test)"
+	eval "$(scripts/pair.sh env)"
+	if ! grep -qF "$(sed -n 2p "$mtr_ca")" "$TANDEM_PAIR_CA"; then
+		cat "$mtr_ca" >>"$TANDEM_PAIR_CA"
+		say "the pair's nodes trust mysql-test-run's test CA too ($TANDEM_PAIR_CA)"
+	fi
+	for sock in "$TANDEM_PAIR_SOCK_A" "$TANDEM_PAIR_SOCK_B"; do
+		mariadb --protocol=socket -S "$sock" -uroot -e 'FLUSH SSL'
+	done
+}
+
 cmd_run() {
 	cmd_install
 	find_go
 	scripts/pair.sh up
+	trust_mtr_ca
 	go build -o bin/tandem ./cmd/tandem
 	go run ./cmd/compat \
 		-tandem bin/tandem \
