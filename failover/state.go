@@ -899,8 +899,8 @@ func ownBeyond(set, point mysql.GTIDSet, serverID uint32) string {
 
 // checkResume starts the replica threads of a fenced node n from the
 // position its binary log backs (replication.Resume) when nobody started
-// them since the server came up (skip_slave_start, README "Node
-// configuration"), or when its gtid_slave_pos names transactions of its
+// them since the server came up (skip_slave_start, README "Crash
+// recovery of the old active"), or when its gtid_slave_pos names transactions of its
 // own that its crash recovery dropped (Facts.LostOwnTail: replication
 // from there would never fetch them back). Facts.Executed does not count
 // such a tail, so until then the node is not caught up: it stays unsynced

@@ -16,8 +16,8 @@ var ErrNotFenced = errors.New("replication: the node is writable")
 // and the position it set, both "" when there was none. A node whose
 // threads run and which lost nothing is left as it is.
 //
-// This is how a node started with skip_slave_start (README "Node
-// configuration") must begin replicating after a restart: a node killed
+// This is how a node started with skip_slave_start (README "Crash
+// recovery of the old active") must begin replicating after a restart: a node killed
 // while its own commit waited for the peer's acknowledgement may hold a
 // gtid_slave_pos naming that commit, which its crash recovery dropped
 // (LostOwnTail); replica threads started from there would never fetch it
