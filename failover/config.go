@@ -78,8 +78,9 @@ type Config struct {
 	HeartbeatSchema string
 	// AdminUser and AdminPassword are tandem's own account on the nodes:
 	// it needs SUPER or READ_ONLY ADMIN, REPLICATION CLIENT/SLAVE ADMIN,
-	// CONNECTION ADMIN (to kill clients) and write access to
-	// HeartbeatSchema.
+	// CONNECTION ADMIN (to kill clients), BINLOG REPLAY on MariaDB
+	// (gtid_seq_no, replication.SkipLostSequence) and write access to
+	// HeartbeatSchema (README "Privileges of tandem's admin account").
 	AdminUser     string
 	AdminPassword string
 }

@@ -3,6 +3,8 @@ package failover_test
 import (
 	"context"
 	"database/sql"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,4 +111,72 @@ func TestKilledActiveTakesBackLostOwnTail(t *testing.T) {
 	if _, err := queryOne(bdb, "SELECT v FROM app.lt_marker WHERE id = 2"); err != nil {
 		t.Errorf("node b, the active: row 2: %v", err)
 	}
+}
+
+// TestActiveRestartedAlone: both nodes die, and the active a comes back
+// while b is still down. tandem cannot ask b what it holds of a's
+// commits, so before a takes writes it moves a's GTID sequence past what
+// a's crash recovery may have dropped (a new commit never reuses a GTID b
+// may already count as applied), records b unsynced, and a takes writes
+// without waiting for b. When b is back, tandem starts its replication
+// and b catches up and is synced again.
+func TestActiveRestartedAlone(t *testing.T) {
+	tn := setup(t)
+	db := tn.client(t)
+	mustExec(t, db, "CREATE TABLE IF NOT EXISTS ra_rows (id INT PRIMARY KEY)")
+	mustExec(t, db, "DELETE FROM ra_rows")
+	adb := nodeDB(t, testpair.A)
+	before, err := queryOne(adb, "SELECT @@GLOBAL.gtid_binlog_pos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testpair.Kill(t, testpair.B)
+	tn.waitStatus(t, 10*time.Second, "node b seen down", func(s failover.Status) bool { return !nodeStatus(s, "b").Healthy })
+	testpair.Kill(t, testpair.A)
+	tn.waitStatus(t, 10*time.Second, "node a seen down", func(s failover.Status) bool { return !nodeStatus(s, "a").Healthy })
+	testpair.Start(t, testpair.A)
+	s := tn.waitStatus(t, 30*time.Second, "node a back and b recorded unsynced", func(s failover.Status) bool {
+		return nodeStatus(s, "a").Healthy && strings.Contains(s.Decision.Unsynced["b"], "restarted while b could not be reached")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := db.ExecContext(ctx, "INSERT INTO ra_rows VALUES (1)"); err != nil {
+		t.Fatalf("a write through tandem after a came back alone: %v (%s)", err, describe(s))
+	}
+	adb = nodeDB(t, testpair.A)
+	after, err := queryOne(adb, "SELECT @@GLOBAL.gtid_binlog_pos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns int
+	if v, err := queryOne(adb, "SELECT @@GLOBAL.max_connections"); err != nil {
+		t.Fatal(err)
+	} else {
+		conns, _ = strconv.Atoi(v)
+	}
+	if seq(t, after)-seq(t, before) <= uint64(conns) {
+		t.Errorf("a's gtid_binlog_pos %s -> %s; want its sequence moved past max_connections (%d)", before, after, conns)
+	}
+	t.Logf("a: gtid_binlog_pos %s before, %s after its restart and one write", before, after)
+
+	testpair.Start(t, testpair.B)
+	tn.waitStatus(t, 60*time.Second, "node b back, replicating and synced", func(s failover.Status) bool {
+		return nodeStatus(s, "b").Healthy && s.Decision.Unsynced["b"] == ""
+	})
+	bdb := nodeDB(t, testpair.B)
+	testpair.Until(t, 30*time.Second, "row 1 on b", func() (bool, error) {
+		_, err := queryOne(bdb, "SELECT id FROM app.ra_rows WHERE id = 1")
+		return err == nil, err
+	})
+}
+
+// seq is the sequence number of a one-domain GTID position.
+func seq(t *testing.T, pos string) uint64 {
+	t.Helper()
+	i := strings.LastIndexByte(pos, '-')
+	n, err := strconv.ParseUint(pos[i+1:], 10, 64)
+	if i < 0 || err != nil || strings.Contains(pos, ",") {
+		t.Fatalf("GTID position %q: want one domain", pos)
+	}
+	return n
 }

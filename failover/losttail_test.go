@@ -110,3 +110,36 @@ func TestActiveTakesBackOwnTailBeforeWriting(t *testing.T) {
 	r.observe("a")
 	wantInOrder(t, r.log.list(), "a read_only false")
 }
+
+// A restarted active that cannot be compared with its peer (down) has its
+// GTID sequence moved past what its crash recovery may have dropped before
+// it is made writable, with the peer recorded unsynced and semi-sync off;
+// one that could be compared (nothing missing) is unfenced as it is.
+func TestRestartedActiveSkipsLostSequenceWhenPeerUnreachable(t *testing.T) {
+	restarted := func(t *testing.T) replication.Facts {
+		f := writer(t, 1, "0-1-10")
+		f.ReadOnly = true
+		f.Replica.IORunning, f.Replica.SQLRunning = replication.IONo, false
+		return f
+	}
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	for range r.m.cfg.FailAfter {
+		bad(r.m, "b")
+	}
+	r.a.facts = restarted(t)
+	r.log.reset()
+	r.observe("a")
+	wantInOrder(t, r.log.list(), "a semi_sync false", "a skip_lost_sequence", "a read_only false")
+	if why := r.m.dec.Unsynced["b"]; !strings.Contains(why, "restarted while b could not be reached") {
+		t.Fatalf("b unsynced %q; want the restart named", why)
+	}
+
+	r = newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	r.a.facts = restarted(t)
+	r.log.reset()
+	r.observe("a")
+	wantInOrder(t, r.log.list(), "a read_only false")
+	wantAbsent(t, r.log.list(), "a skip_lost_sequence")
+}

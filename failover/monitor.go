@@ -82,6 +82,11 @@ type node struct {
 	// transactions that its peer has (replication.OwnMissing), "" for
 	// nothing: logged when it changes.
 	ownMissing string
+	// restarted: the node, the active, came up fenced with its replica
+	// threads never started since (a restart), and tandem has not yet
+	// compared it with its peer (OwnMissing) or moved its GTID sequence
+	// past what its crash recovery may have dropped (SkipLostSequence).
+	restarted bool
 
 	heartbeatBusy atomic.Bool
 

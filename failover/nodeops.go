@@ -57,6 +57,10 @@ type NodeOps interface {
 	ConfigureSemiSyncSource(ctx context.Context, timeout time.Duration) error
 	// WaitExecuted waits until the node applied want, for at most timeout.
 	WaitExecuted(ctx context.Context, flavor replication.Flavor, want gomysql.GTIDSet, timeout time.Duration) error
+	// SkipLostSequence moves a restarted node's GTID sequence past what
+	// its crash recovery may have dropped, with a heartbeat write
+	// (replication.SkipLostSequence); it returns the GTID written.
+	SkipLostSequence(ctx context.Context, schema, node string, epoch uint64, now time.Time) (string, error)
 	// WriteHeartbeat and ReadHeartbeat keep tandem's heartbeat row.
 	WriteHeartbeat(ctx context.Context, schema, node string, epoch uint64, now time.Time) error
 	ReadHeartbeat(ctx context.Context, schema, node string) (time.Time, error)
@@ -216,6 +220,14 @@ func (s *sqlNode) WriteHeartbeat(ctx context.Context, schema, node string, epoch
 		return hb.Write(ctx, s.bg, node, epoch, now)
 	}
 	return err
+}
+
+func (s *sqlNode) SkipLostSequence(ctx context.Context, schema, node string, epoch uint64, now time.Time) (string, error) {
+	hb := replication.Heartbeat{Schema: schema}
+	if err := hb.EnsureTable(ctx, s.bg); err != nil {
+		return "", err
+	}
+	return replication.SkipLostSequence(ctx, s.bg, hb, node, epoch, now)
 }
 
 func (s *sqlNode) ReadHeartbeat(ctx context.Context, schema, node string) (time.Time, error) {

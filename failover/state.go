@@ -572,8 +572,11 @@ func (m *Manager) enforce(ctx context.Context, n *node) {
 	// first: writing before that would reuse their GTIDs).
 	if !f.Writable() {
 		peer := m.other(n.Name)
-		missing := ""
-		if peer != nil && peer.healthy && peer.oks > 0 {
+		if r := f.Replica; r.Configured && f.ReplicaStarts == 0 && r.IORunning == replication.IONo && !r.SQLRunning {
+			n.restarted = true
+		}
+		missing, compared := "", peer != nil && peer.healthy && peer.oks > 0
+		if compared {
 			missing = replication.OwnMissing(f, peer.good.Facts)
 		}
 		m.checkResume(ctx, n, missing != "" && f.Replica.IORunning == replication.IONo)
@@ -585,6 +588,11 @@ func (m *Manager) enforce(ctx context.Context, n *node) {
 			n.ownMissing = missing
 		} else if peer == nil || !peer.healthy || (peer.good.Facts.ReadOnly && peer.oks > 0) {
 			n.ownMissing = ""
+			if compared {
+				n.restarted = false
+			} else if n.restarted && !m.skipLostSequence(ctx, n, peer) {
+				return
+			}
 			m.unfence(ctx, n)
 		}
 	} else if m.cluster != nil && !m.dec.Opened {
@@ -613,6 +621,35 @@ func (m *Manager) enforce(ctx context.Context, n *node) {
 	}
 	m.keepDurable(ctx, n)
 	m.checkSynced(ctx)
+}
+
+// skipLostSequence prepares a restarted active a, about to be made
+// writable while its peer cannot be asked what it holds, so that no
+// commit of a reuses the GTID of one its crash recovery dropped and the
+// peer may have received (replication.SkipLostSequence): the peer is
+// recorded unsynced (it may lack a's next commits, and may hold dropped
+// ones), a stops waiting for its acknowledgements, and a's GTID sequence
+// jumps. It reports whether a may be made writable.
+func (m *Manager) skipLostSequence(ctx context.Context, a, peer *node) bool {
+	if peer != nil && !m.markUnsynced(peer, fmt.Sprintf("node %s restarted while %s could not be reached; %s may hold commits %s dropped in crash recovery", a.Name, peer.Name, peer.Name, a.Name)) {
+		return false
+	}
+	rctx, cancel := context.WithTimeout(ctx, m.cfg.FenceTimeout)
+	defer cancel()
+	if _, err := a.ops.SetSemiSyncSource(rctx, false); err != nil {
+		m.log.Error("cannot stop the restarted active waiting for its unreachable peer", "node", a.Name, "error", err)
+		return false
+	}
+	a.good.Facts.SemiSync.SourceEnabled = false
+	gtid, err := a.ops.SkipLostSequence(rctx, m.cfg.HeartbeatSchema, a.Name, m.dec.Epoch, time.Now())
+	if err != nil {
+		m.log.Error("cannot move the restarted active's GTID sequence past what it may have dropped; it stays fenced", "node", a.Name, "error", err)
+		return false
+	}
+	a.restarted = false
+	m.log.Warn("the active node restarted while its peer could not be reached: its GTID sequence moved past what its crash recovery may have dropped, so that the peer, holding such a commit, does not skip a new one reusing its GTID",
+		"node", a.Name, "gtid", gtid)
+	return true
 }
 
 // keepDurable applies rule 2 to the active node a, just checked.

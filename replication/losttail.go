@@ -2,8 +2,13 @@ package replication
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
 )
 
 // ErrNotFenced is returned, wrapped, by Resume for a node that is
@@ -64,4 +69,64 @@ func Resume(ctx context.Context, q Querier) (lost, pos string, err error) {
 		return "", "", fmt.Errorf("replication: Resume: %w", err)
 	}
 	return lost, pos, nil
+}
+
+// SkipLostSequence makes the GTIDs of a MariaDB node that restarted, and
+// is about to take writes while its peer cannot be asked what it holds,
+// start past every sequence number its crash recovery may have dropped.
+// Dropped commits (waiting for the peer's acknowledgement when the node
+// died) may have reached the peer; a new commit reusing the GTID of one
+// of them would be skipped by the peer's replication, which already counts
+// that GTID as applied: an acknowledged write missing on the peer for
+// good. SkipLostSequence writes h's row for node in a transaction whose
+// sequence number is the node's binary log position in its
+// gtid_domain_id plus max_connections + extra_max_connections + 2 (a
+// session waits for at most one acknowledgement). The peer then resumes
+// after the gap and applies every new commit; it keeps the dropped
+// commits it had (never acknowledged to their clients). It returns the
+// GTID written; on MySQL, which drops nothing in crash recovery, it does
+// nothing. The user needs SUPER or BINLOG REPLAY (gtid_seq_no) and
+// READ_ONLY ADMIN on a fenced node.
+func SkipLostSequence(ctx context.Context, db *sql.DB, h Heartbeat, node string, epoch uint64, now time.Time) (string, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return "", fmt.Errorf("replication: SkipLostSequence: %w", err)
+	}
+	defer conn.Close()
+	const q = "SELECT @@GLOBAL.version, @@GLOBAL.server_id, @@GLOBAL.gtid_domain_id, @@GLOBAL.gtid_binlog_pos, " +
+		"@@GLOBAL.max_connections, @@GLOBAL.extra_max_connections"
+	var (
+		version, pos     string
+		serverID, domain uint32
+		conns, extra     uint64
+	)
+	if err := conn.QueryRowContext(ctx, "SELECT @@GLOBAL.version").Scan(&version); err != nil {
+		return "", fmt.Errorf("replication: SkipLostSequence: %w", err)
+	}
+	if DetectFlavor(version) != MariaDB {
+		return "", nil
+	}
+	if err := conn.QueryRowContext(ctx, q).Scan(&version, &serverID, &domain, &pos, &conns, &extra); err != nil {
+		return "", fmt.Errorf("replication: SkipLostSequence: %s: %w", q, err)
+	}
+	set, err := ParseGTIDs(MariaDB, pos)
+	if err != nil {
+		return "", fmt.Errorf("replication: SkipLostSequence: gtid_binlog_pos %q: %w", pos, err)
+	}
+	var seq uint64
+	if s, ok := set.(*mysql.MariadbGTIDSet); ok && s.Sets[domain] != nil {
+		seq = s.Sets[domain].SequenceNumber
+	}
+	next := seq + conns + extra + 2
+	if _, err := conn.ExecContext(ctx, "SET SESSION gtid_seq_no = ?", next); err != nil {
+		return "", fmt.Errorf("replication: SkipLostSequence: SET SESSION gtid_seq_no = %d: %w", next, err)
+	}
+	if err := h.Write(ctx, conn, node, epoch, now); err != nil {
+		// gtid_seq_no stays set until a transaction uses it: never hand
+		// this connection back to the pool.
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		return "", fmt.Errorf("replication: SkipLostSequence: %w", err)
+	}
+	g := mysql.MariadbGTID{DomainID: domain, ServerID: serverID, SequenceNumber: next}
+	return g.String(), nil
 }
