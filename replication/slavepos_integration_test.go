@@ -121,8 +121,11 @@ func TestSkipLostSequenceKeepsNewCommits(t *testing.T) {
 	a, b := openPair(t)
 	t.Cleanup(func() { testpair.Reset(t) })
 	setupCrashTable(t, a, b)
-	testpair.WaitInSync(t, crashWait)
 	ctx := testCtx(t, 4*crashWait)
+	if err := (Heartbeat{}).EnsureTable(ctx, a.db); err != nil {
+		t.Fatal(err)
+	}
+	testpair.WaitInSync(t, crashWait)
 	// b applies a's commit without acknowledging it, and commits it at
 	// once (its own semi-sync source side off: no wait for a's ack).
 	exec(t, b.db, "b", "SET GLOBAL rpl_semi_sync_slave_enabled = OFF", "SET GLOBAL rpl_semi_sync_master_enabled = OFF",
