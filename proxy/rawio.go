@@ -52,6 +52,7 @@ const (
 	opPeek
 	opWriteRead // write pending, then wait for the answer and read it
 	opReadFirst
+	opSendLast // send and shut down, never waiting (sendLast)
 )
 
 func (r *rawIO) do(fd uintptr) bool {
@@ -64,6 +65,9 @@ func (r *rawIO) do(fd uintptr) bool {
 		return r.writePendingOnce(fd)
 	case opReadFirst:
 		return r.readFirstOnce(fd)
+	case opSendLast:
+		r.sendLastOnce(fd)
+		return true
 	}
 	return r.peekOnce(fd)
 }
@@ -391,23 +395,30 @@ func (r *rawIO) sendLast(p []byte) (n int, done bool) {
 	if len(r.pending) > 0 || len(p) == 0 {
 		return 0, false
 	}
-	_ = r.rc.Control(func(fd uintptr) {
-		w, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
-			syscall.MSG_MORE|syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL, 0, 0)
-		if e == syscall.EAGAIN || e == syscall.EINTR {
-			return // no room now: the caller writes it with a deadline
-		}
-		if e != 0 {
-			r.errno = e
-			return
-		}
-		n = int(w)
-		if n == len(p) {
-			shutdownFD(fd)
-			done = true
-		}
-	})
-	return n, done
+	r.op, r.buf, r.n, r.open = opSendLast, p, 0, false
+	_ = r.rc.Write(r.f) // never waits: the callback is done at once
+	r.buf = nil
+	return r.n, r.open
+}
+
+// sendLastOnce is sendLast's system calls; r.open reports that p went
+// out whole with the FIN.
+func (r *rawIO) sendLastOnce(fd uintptr) {
+	w, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&r.buf[0])), uintptr(len(r.buf)),
+		syscall.MSG_MORE|syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL, 0, 0)
+	switch e {
+	case 0:
+	case syscall.EAGAIN, syscall.EINTR:
+		return // no room now: the caller writes it with a deadline
+	default:
+		r.errno = e
+		return
+	}
+	r.n = int(w)
+	if r.n == len(r.buf) {
+		shutdownFD(fd)
+		r.open = true
+	}
 }
 
 // closeShut closes c, whose reads and writes went through r and whose

@@ -428,10 +428,12 @@ func connectDone(fd uintptr) (bool, syscall.Errno) {
 
 // closeBatchDelay is how long a socket waits at most, after its session
 // ended, for its descriptor to be closed; closeBatchMax bounds how many
-// wait (one more closes them all at once).
+// wait (one more closes them all at once). Each batch wakes the runtime's
+// monitor thread once: at 2,000 connections a second (4,000 sockets),
+// 100 ms and 1,024 make about 10 batches a second; 25 ms and 256 made 40.
 const (
-	closeBatchDelay = 25 * time.Millisecond
-	closeBatchMax   = 256
+	closeBatchDelay = 100 * time.Millisecond
+	closeBatchMax   = 1024
 )
 
 // closer closes descriptors in batches. close(2) is the one system call
