@@ -266,6 +266,7 @@ func openNode(ctx context.Context, n *Node, t dialTimeouts) (*pendingLogin, erro
 	}
 	_ = conn.SetDeadline(time.Now().Add(t.Login))
 	rw := newConnIO(conn)
+	setWriteBehind(rw, true) // the login's packets go out inside the reads of their answers
 	br := getLoginReader(rw)
 	g, seq, err := readGreeting(br)
 	if err != nil {
@@ -339,6 +340,7 @@ func (pl *pendingLogin) abandon() {
 // no bytes when login returns.
 func login(conn net.Conn, n *Node, lp *loginParams) (*backend, error) {
 	rw := newConnIO(conn)
+	setWriteBehind(rw, true) // the login's packets go out inside the reads of their answers
 	br := getLoginReader(rw)
 	defer putLoginReader(br)
 	g, seq, err := readGreeting(br)
@@ -447,10 +449,12 @@ func finishLogin(conn net.Conn, rw io.ReadWriter, br *bufio.Reader, n *Node, g *
 	}
 	b := &backend{node: n, conn: conn, rw: rw, threadID: g.ConnID, salt: g.Salt, plugin: g.AuthPlugin,
 		caps: resp.Caps, extCaps: ext, status: status}
+	// Write-behind (rawio.go) stays on for the commands of a plain
+	// link, not under compression, whose frames hide the commands. (The
+	// login ended with a read: nothing is pending.)
+	setWriteBehind(rw, !secure && resp.Caps&mysql.CLIENT_COMPRESS == 0)
 	if secure {
 		b.rw, b.raw = newConnIO(conn), rw
-	} else if resp.Caps&mysql.CLIENT_COMPRESS == 0 {
-		setWriteBehind(rw) // rawio.go; not under compression, whose frames hide the commands
 	}
 	if resp.Caps&mysql.CLIENT_COMPRESS != 0 {
 		b.rw = newCompressedIO(b.rw)
@@ -644,14 +648,19 @@ func (b *backend) stream() io.ReadWriter {
 var comQuit = [...]byte{1, 0, 0, 0, mysql.COM_QUIT}
 
 // close sends COM_QUIT and closes the connection. On a plain socket
-// (rawio.go) the COM_QUIT is one write(2) that cannot block, into a send
-// buffer that holds nothing else of an idle connection, and the FIN goes
-// with shutdown(2) before close(2), as for a client (closeConn); a COM_QUIT
-// that does not fit at once, or one through TLS or compression, is written
-// within 100 ms.
+// (rawio.go) the COM_QUIT goes out with the FIN in one segment (sendLast:
+// a send(2) that cannot block, into a send buffer that holds nothing else
+// of an idle connection, and shutdown(2)) before close(2), as for a client
+// (closeConn); a COM_QUIT that does not fit at once, or one through TLS or
+// compression, is written within 100 ms.
 func (b *backend) close() {
 	if r, ok := b.rw.(*rawIO); ok && b.raw == nil {
-		if n, all := r.tryWrite(comQuit[:]); !all && r.errno == 0 {
+		n, done := r.sendLast(comQuit[:])
+		if done {
+			_ = closeShut(b.conn, r)
+			return
+		}
+		if r.errno == 0 && n < len(comQuit) {
 			_ = b.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 			if len(r.pending) > 0 {
 				_ = r.flushPending()

@@ -192,15 +192,41 @@ func abortedClients(t *testing.T, admin *sql.DB) int {
 }
 
 // Every session ends on the node with a COM_QUIT, whether its client quit
-// or just closed the connection: the node counts no aborted client.
+// or just closed the connection: the node counts no aborted client. Over
+// TLS to the node, and over a plain link (where the COM_QUIT and the FIN go
+// in one segment, and the login writes through write-behind), with and
+// without compression.
 func TestSessionsEndWithQuitOnTheNode(t *testing.T) {
-	p := startProxy(t, nil)
+	plainNodes := func(_ *Config, nodes []*Node) {
+		for _, n := range nodes {
+			n.TLS = nil
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		mutate   func(*Config, []*Node)
+		compress bool
+	}{
+		{"tls", nil, false},
+		{"plain", plainNodes, false},
+		{"plain-compressed", plainNodes, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { sessionsEndWithQuit(t, tc.mutate, tc.compress) })
+	}
+}
+
+func sessionsEndWithQuit(t *testing.T, mutate func(*Config, []*Node), compress bool) {
+	p := startProxy(t, mutate)
 	adminCfg := driverConfig(testpair.Addr(testpair.A))
 	adminCfg.User, adminCfg.Passwd, adminCfg.DBName = testpair.AdminUser, testpair.AdminPassword, ""
 	admin := openDB(t, adminCfg)
 	before := abortedClients(t, admin)
 
-	connector, err := mysql.NewConnector(driverConfig(p.addr))
+	cfg := driverConfig(p.addr)
+	if err := cfg.Apply(mysql.EnableCompression(compress)); err != nil {
+		t.Fatal(err)
+	}
+	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

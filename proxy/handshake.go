@@ -213,13 +213,14 @@ func (s *session) handshake() error {
 		pl = nil // closed by login on error
 		if cr.relay != nil {
 			seq = cr.relay.seq
-		} else if _, refused := isNodeRefusal(err); err != nil && !refused {
-			lp.Verified = nil
-			// The node connection opened at the greeting failed (the
-			// node went away, or closed it after its connect_timeout):
-			// log in afresh, to whichever node the route names.
-			lp.Verified = nil
-			be, rt, err = p.dialRoute(lp, time.Now().Add(p.cfg.HoldTimeout))
+		} else if err != nil {
+			if _, refused := isNodeRefusal(err); !refused {
+				// The node connection opened at the greeting failed (the
+				// node went away, or closed it after its connect_timeout):
+				// log in afresh, to whichever node the route names.
+				lp.Verified = nil
+				be, rt, err = p.dialRoute(lp, time.Now().Add(p.cfg.HoldTimeout))
+			}
 		}
 	}
 	if err != nil {

@@ -52,6 +52,7 @@ const (
 	opPeek
 	opWriteRead // write pending, then wait for the answer and read it
 	opReadFirst
+	opSendLast // send and shut down, never waiting (sendLast)
 )
 
 func (r *rawIO) do(fd uintptr) bool {
@@ -64,6 +65,9 @@ func (r *rawIO) do(fd uintptr) bool {
 		return r.writePendingOnce(fd)
 	case opReadFirst:
 		return r.readFirstOnce(fd)
+	case opSendLast:
+		r.sendLastOnce(fd)
+		return true
 	}
 	return r.peekOnce(fd)
 }
@@ -90,10 +94,11 @@ const writeBehindMax = 4096
 
 var writeBehindBufs = sync.Pool{New: func() any { return new([writeBehindMax]byte) }}
 
-// setWriteBehind turns write-behind on for rw when it is a rawIO.
-func setWriteBehind(rw io.ReadWriter) {
+// setWriteBehind turns write-behind on or off for rw when it is a rawIO.
+// Turned off, what is pending still goes out with the next call.
+func setWriteBehind(rw io.ReadWriter, on bool) {
 	if r, ok := rw.(*rawIO); ok {
-		r.writeBehind = true
+		r.writeBehind = on
 	}
 }
 
@@ -374,6 +379,55 @@ func closeConn(c net.Conn, rw io.ReadWriter) error {
 			sc.closeLater()
 			return nil
 		}
+	}
+	return c.Close()
+}
+
+// sendLast writes p, the last bytes for the peer, and shuts the socket
+// down, with p and the FIN in one segment: send(2) with MSG_MORE holds p
+// back (corked), and shutdown(2) then sets the FIN on that unsent segment
+// and sends it (Linux's tcp_send_fin). The peer is woken once, not once
+// for p and again for the FIN. It reports whether it did so; when not
+// (something pending, or p did not go out whole at once), the caller
+// writes the rest and closes in the ordinary way, with nothing shut down.
+func (r *rawIO) sendLast(p []byte) (n int, done bool) {
+	r.errno = 0
+	if len(r.pending) > 0 || len(p) == 0 {
+		return 0, false
+	}
+	r.op, r.buf, r.n, r.open = opSendLast, p, 0, false
+	_ = r.rc.Write(r.f) // never waits: the callback is done at once
+	r.buf = nil
+	return r.n, r.open
+}
+
+// sendLastOnce is sendLast's system calls; r.open reports that p went
+// out whole with the FIN.
+func (r *rawIO) sendLastOnce(fd uintptr) {
+	w, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&r.buf[0])), uintptr(len(r.buf)),
+		syscall.MSG_MORE|syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL, 0, 0)
+	switch e {
+	case 0:
+	case syscall.EAGAIN, syscall.EINTR:
+		return // no room now: the caller writes it with a deadline
+	default:
+		r.errno = e
+		return
+	}
+	r.n = int(w)
+	if r.n == len(r.buf) {
+		shutdownFD(fd)
+		r.open = true
+	}
+}
+
+// closeShut closes c, whose reads and writes went through r and whose
+// FIN went out already (sendLast): a *sockConn's descriptor with the next
+// batch (closer).
+func closeShut(c net.Conn, r *rawIO) error {
+	if sc, ok := c.(*sockConn); ok && r.conn == c {
+		sc.closeLater()
+		return nil
 	}
 	return c.Close()
 }

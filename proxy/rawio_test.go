@@ -151,7 +151,7 @@ func TestRawIOPeerReset(t *testing.T) {
 func TestRawIOWriteBehind(t *testing.T) {
 	a, b := tcpPair(t)
 	r := newConnIO(a).(*rawIO)
-	setWriteBehind(r)
+	setWriteBehind(r, true)
 	if n, err := r.Write([]byte("ping")); n != 4 || err != nil {
 		t.Fatalf("Write: %d, %v", n, err)
 	}
@@ -196,7 +196,7 @@ func TestRawIOWriteBehind(t *testing.T) {
 func TestRawIOWriteBehindPeerGone(t *testing.T) {
 	a, b := tcpPair(t)
 	r := newConnIO(a).(*rawIO)
-	setWriteBehind(r)
+	setWriteBehind(r, true)
 	if _, err := b.Write([]byte("bye")); err != nil {
 		t.Fatal(err)
 	}

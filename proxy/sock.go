@@ -212,6 +212,8 @@ type acceptor struct {
 	sa    syscall.RawSockaddrAny
 	errno syscall.Errno
 	f1    func(uintptr) bool
+
+	recheck time.Time // the read deadline set on f (acceptRecheck)
 }
 
 // acceptRecheck is how often an acceptor waiting for a connection checks
@@ -269,7 +271,13 @@ func (a *acceptor) acceptOnce(fd uintptr) bool {
 // Accept returns the next connection, a *sockConn.
 func (a *acceptor) Accept() (net.Conn, error) {
 	for {
-		_ = a.f.SetReadDeadline(time.Now().Add(acceptRecheck))
+		// The recheck's deadline is moved only once it is less than
+		// half a period away, not for every connection (a timer
+		// update each time).
+		if now := time.Now(); a.recheck.Sub(now) < acceptRecheck/2 {
+			a.recheck = now.Add(acceptRecheck)
+			_ = a.f.SetReadDeadline(a.recheck)
+		}
 		err := a.rc.Read(a.f1)
 		if err == nil {
 			break
@@ -277,6 +285,7 @@ func (a *acceptor) Accept() (net.Conn, error) {
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: a.l.Addr(), Err: net.ErrClosed}
 		}
+		a.recheck = time.Time{}
 		if a.lrc.Control(func(uintptr) {}) != nil {
 			a.f.Close() // l was closed: so is the acceptor
 		}
@@ -386,41 +395,45 @@ func dialTCP(ctx context.Context, ap netip.AddrPort, timeout time.Duration) (net
 }
 
 // connectDone reports whether a non-blocking connect on fd has finished,
-// and how: SO_ERROR says whether it failed; without an error, getpeername(2)
-// tells an established connection from one still under way.
+// and how. getpeername(2) succeeds once the connection is established (on
+// loopback, usually by the first check: one system call); while it fails
+// with ENOTCONN, SO_ERROR tells a connect still under way from one that
+// failed.
 func connectDone(fd uintptr) (bool, syscall.Errno) {
+	var sa syscall.RawSockaddrAny
+	sn := uint32(unsafe.Sizeof(sa))
+	_, _, e := syscall.RawSyscall(syscall.SYS_GETPEERNAME, fd, uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&sn)))
+	switch e {
+	case 0:
+		return true, 0
+	case syscall.ENOTCONN:
+	default:
+		return true, e
+	}
 	var v int32
 	n := uint32(unsafe.Sizeof(v))
-	_, _, e := syscall.RawSyscall6(syscall.SYS_GETSOCKOPT, fd, syscall.SOL_SOCKET, syscall.SO_ERROR,
+	_, _, e = syscall.RawSyscall6(syscall.SYS_GETSOCKOPT, fd, syscall.SOL_SOCKET, syscall.SO_ERROR,
 		uintptr(unsafe.Pointer(&v)), uintptr(unsafe.Pointer(&n)), 0)
 	if e != 0 {
 		return true, e
 	}
 	switch syscall.Errno(v) {
-	case 0:
-	case syscall.EINPROGRESS, syscall.EALREADY, syscall.EINTR:
-		return false, 0
-	default:
-		return true, syscall.Errno(v)
-	}
-	var sa syscall.RawSockaddrAny
-	sn := uint32(unsafe.Sizeof(sa))
-	_, _, e = syscall.RawSyscall(syscall.SYS_GETPEERNAME, fd, uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&sn)))
-	switch e {
-	case 0:
-		return true, 0
-	case syscall.ENOTCONN:
+	case 0, syscall.EINPROGRESS, syscall.EALREADY, syscall.EINTR:
+		// Under way (or established between the two calls): the
+		// next check tells.
 		return false, 0
 	}
-	return true, e
+	return true, syscall.Errno(v)
 }
 
 // closeBatchDelay is how long a socket waits at most, after its session
 // ended, for its descriptor to be closed; closeBatchMax bounds how many
-// wait (one more closes them all at once).
+// wait (one more closes them all at once). Each batch wakes the runtime's
+// monitor thread once: at 2,000 connections a second (4,000 sockets),
+// 100 ms and 1,024 make about 10 batches a second; 25 ms and 256 made 40.
 const (
-	closeBatchDelay = 25 * time.Millisecond
-	closeBatchMax   = 256
+	closeBatchDelay = 100 * time.Millisecond
+	closeBatchMax   = 1024
 )
 
 // closer closes descriptors in batches. close(2) is the one system call
