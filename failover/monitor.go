@@ -87,6 +87,8 @@ type node struct {
 	// compared it with its peer (OwnMissing) or moved its GTID sequence
 	// past what its crash recovery may have dropped (SkipLostSequence).
 	restarted bool
+	// restartedAt is when the check that found it restarted began.
+	restartedAt time.Time
 
 	heartbeatBusy atomic.Bool
 

@@ -572,14 +572,21 @@ func (m *Manager) enforce(ctx context.Context, n *node) {
 	// first: writing before that would reuse their GTIDs).
 	if !f.Writable() {
 		peer := m.other(n.Name)
-		if r := f.Replica; r.Configured && f.ReplicaStarts == 0 && r.IORunning == replication.IONo && !r.SQLRunning {
-			n.restarted = true
+		if r := f.Replica; r.Configured && f.ReplicaStarts == 0 && r.IORunning == replication.IONo && !r.SQLRunning && !n.restarted {
+			n.restarted, n.restartedAt = true, n.good.Time
 		}
 		missing, compared := "", peer != nil && peer.healthy && peer.oks > 0
-		if compared {
+		// Facts of the peer from before the active's return may miss
+		// commits it received just before the active died: the active
+		// waits for a check of the peer begun since.
+		stale := compared && n.restarted && !peer.good.Time.After(n.restartedAt)
+		if compared && !stale {
 			missing = replication.OwnMissing(f, peer.good.Facts)
 		}
 		m.checkResume(ctx, n, missing != "" && f.Replica.IORunning == replication.IONo)
+		if stale {
+			return
+		}
 		if missing != "" {
 			if missing != n.ownMissing {
 				m.log.Warn("the active node lost transactions of its own that its peer has; it takes them back before it takes writes",
