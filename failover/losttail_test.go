@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -149,4 +150,52 @@ func TestRestartedActiveSkipsLostSequenceWhenPeerUnreachable(t *testing.T) {
 	r.observe("a")
 	wantInOrder(t, r.log.list(), "a read_only false")
 	wantAbsent(t, r.log.list(), "a skip_lost_sequence")
+}
+
+// When the node whose gtid_slave_pos checkResume moved back then stops on
+// a row it already has (its data held what its binary log lost), the
+// position is put back (UndoResume); once it holds the lost tail, nothing
+// is undone.
+func TestUndoResumeWhenDataHeldTheTail(t *testing.T) {
+	lostFacts := func(t *testing.T) replication.Facts {
+		f := passive(t, 2, "0-2-11")
+		f.BinlogPos = gtids(t, "0-2-10")
+		f.SlavePos = gtids(t, "0-2-11")
+		f.Replica.IORunning, f.Replica.SQLRunning = replication.IONo, false
+		return f
+	}
+	for _, tt := range []struct {
+		name  string
+		after func(f *replication.Facts)
+		undo  bool
+	}{
+		{"duplicate key", func(f *replication.Facts) { f.Replica.LastSQLErrno = 1062 }, true},
+		{"row not found", func(f *replication.Facts) { f.Replica.LastSQLErrno = 1032 }, true},
+		{"other error", func(f *replication.Facts) { f.Replica.LastSQLErrno = 1146 }, false},
+		{"tail taken back, a later duplicate", func(f *replication.Facts) {
+			f.CurrentPos, f.BinlogPos = gtids(t, "0-2-11"), gtids(t, "0-2-11")
+			f.Replica.LastSQLErrno = 1062
+		}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, Decision{Active: "a", Epoch: 1})
+			r.healthy(t)
+			r.a.facts = writer(t, 1, "0-2-11")
+			r.b.facts = lostFacts(t)
+			r.observe("b")
+			wantInOrder(t, r.log.list(), "b resume lost_tail")
+			// Moved back to 0-2-10 and started.
+			f := passive(t, 2, "0-2-10")
+			f.ReplicaStarts = 1
+			f.Replica.IORunning = replication.IOYes
+			f.Replica.SQLRunning = false
+			tt.after(&f)
+			r.b.facts = f
+			r.log.reset()
+			r.observe("b")
+			if got := slices.Contains(r.log.list(), "b undo_resume"); got != tt.undo {
+				t.Fatalf("undo_resume %v; want %v: %q", got, tt.undo, r.log.list())
+			}
+		})
+	}
 }

@@ -87,6 +87,10 @@ type node struct {
 	// compared it with its peer (OwnMissing) or moved its GTID sequence
 	// past what its crash recovery may have dropped (SkipLostSequence).
 	restarted bool
+	// resumedLost is the lost own tail checkResume last moved the node's
+	// gtid_slave_pos back from, until the node holds it again or
+	// checkUndoResume put the position back ("" for none).
+	resumedLost string
 	// restartedAt is when the check that found it restarted began.
 	restartedAt time.Time
 

@@ -49,6 +49,9 @@ type NodeOps interface {
 	// from transactions of its own that its crash recovery dropped; it
 	// returns those and the position set, "" when there were none.
 	Resume(ctx context.Context) (lost, pos string, err error)
+	// UndoResume puts back the gtid_slave_pos Resume moved back from
+	// lost (replication.UndoResume); it returns the position set.
+	UndoResume(ctx context.Context, lost string) (string, error)
 	// SetSemiSyncSource turns the source side of semi-sync on or off; it
 	// reports whether the node has semi-sync at all.
 	SetSemiSyncSource(ctx context.Context, on bool) (bool, error)
@@ -220,6 +223,10 @@ func (s *sqlNode) WriteHeartbeat(ctx context.Context, schema, node string, epoch
 		return hb.Write(ctx, s.bg, node, epoch, now)
 	}
 	return err
+}
+
+func (s *sqlNode) UndoResume(ctx context.Context, lost string) (string, error) {
+	return replication.UndoResume(ctx, s.db, lost)
 }
 
 func (s *sqlNode) SkipLostSequence(ctx context.Context, schema, node string, epoch uint64, now time.Time) (string, error) {

@@ -541,6 +541,7 @@ func (m *Manager) enforce(ctx context.Context, n *node) {
 			m.undoJournaledPromotion(ctx, n)
 		}
 		resumed := m.checkResume(ctx, n, false)
+		resumed = m.checkUndoResume(ctx, n) || resumed
 		m.checkSkippedOwn(n)
 		m.checkErrant(ctx, n)
 		m.checkRejoin(ctx, n)
@@ -977,11 +978,44 @@ func (m *Manager) checkResume(ctx context.Context, n *node, force bool) (resumed
 		return false
 	}
 	if lost != "" {
+		n.resumedLost = lost
 		m.log.Warn("node lost transactions of its own in crash recovery that its gtid_slave_pos still named; gtid_slave_pos moved back so that it fetches them again",
 			"node", n.Name, "lost", lost, "gtid_slave_pos", pos)
 	} else {
 		m.log.Info("node's replication started", "node", n.Name)
 	}
+	return true
+}
+
+// checkUndoResume puts back the gtid_slave_pos that checkResume moved back
+// from a lost own tail when the node's SQL thread then stopped on a row
+// the node already has (1062 duplicate key, 1032 row not found): its data
+// held those transactions although its binary log did not (seen once
+// after a SIGKILL: the binary log 23 transactions short of the data), so
+// fetching them again can only fail (replication.UndoResume). It reports
+// whether it restarted the node's replication.
+func (m *Manager) checkUndoResume(ctx context.Context, n *node) bool {
+	if n.resumedLost == "" {
+		return false
+	}
+	f := n.good.Facts
+	if lost, err := replication.ParseGTIDs(f.Flavor, n.resumedLost); err == nil && f.Executed() != nil && replication.Contains(f.Executed(), lost) {
+		n.resumedLost = "" // taken back
+		return false
+	}
+	if r := f.Replica; r.SQLRunning || r.LastSQLErrno != 1062 && r.LastSQLErrno != 1032 {
+		return false
+	}
+	rctx, cancel := context.WithTimeout(ctx, m.cfg.FenceTimeout)
+	defer cancel()
+	pos, err := n.ops.UndoResume(rctx, n.resumedLost)
+	if err != nil {
+		m.log.Error("cannot put back the node's gtid_slave_pos", "node", n.Name, "error", err)
+		return false
+	}
+	m.log.Warn("the node's data held the transactions its binary log lost in crash recovery (its replication stopped on a row it has): gtid_slave_pos put back past them",
+		"node", n.Name, "lost", n.resumedLost, "gtid_slave_pos", pos, "sql_error", f.Replica.LastSQLError)
+	n.resumedLost = ""
 	return true
 }
 

@@ -187,6 +187,10 @@ func (f *fakeNode) Resume(context.Context) (string, string, error) {
 	return "", "", f.do("resume")
 }
 
+func (f *fakeNode) UndoResume(context.Context, string) (string, error) {
+	return "", f.do("undo_resume")
+}
+
 func (f *fakeNode) SkipLostSequence(context.Context, string, string, uint64, time.Time) (string, error) {
 	return "0-1-999", f.do("skip_lost_sequence")
 }

@@ -130,3 +130,53 @@ func SkipLostSequence(ctx context.Context, db *sql.DB, h Heartbeat, node string,
 	g := mysql.MariadbGTID{DomainID: domain, ServerID: serverID, SequenceNumber: next}
 	return g.String(), nil
 }
+
+// UndoResume puts back the gtid_slave_pos that Resume moved back from
+// lost (its first result), when the premise of the move proved wrong: the
+// node's SQL thread stopped on a row the node already has (1062, 1032)
+// while applying what it was to fetch again, so its data held those
+// transactions although its binary log did not. STOP SLAVE; SET GLOBAL
+// gtid_slave_pos to its position with lost's domains taken from lost;
+// START SLAVE. It returns the position set.
+func UndoResume(ctx context.Context, q Querier, lost string) (string, error) {
+	l, err := ParseGTIDs(MariaDB, lost)
+	if err != nil {
+		return "", fmt.Errorf("replication: UndoResume: %w", err)
+	}
+	f, err := Read(ctx, q)
+	if err != nil {
+		return "", fmt.Errorf("replication: UndoResume: %w", err)
+	}
+	if f.Writable() {
+		return "", fmt.Errorf("replication: UndoResume: %w", ErrNotFenced)
+	}
+	if err := StopReplica(ctx, q, MariaDB); err != nil {
+		return "", fmt.Errorf("replication: UndoResume: %w", err)
+	}
+	if f, err = Read(ctx, q); err != nil {
+		return "", fmt.Errorf("replication: UndoResume: %w", err)
+	}
+	out := &mysql.MariadbGTIDSet{Sets: map[uint32]*mysql.MariadbGTID{}}
+	if s, ok := f.SlavePos.Set.(*mysql.MariadbGTIDSet); ok && s != nil {
+		for d, g := range s.Sets {
+			c := *g
+			out.Sets[d] = &c
+		}
+	}
+	ls, ok := l.(*mysql.MariadbGTIDSet)
+	if !ok {
+		return "", fmt.Errorf("replication: UndoResume: %q is not a MariaDB GTID position", lost)
+	}
+	for d, g := range ls.Sets {
+		c := *g
+		out.Sets[d] = &c
+	}
+	pos := out.String()
+	if _, err := q.ExecContext(ctx, "SET GLOBAL gtid_slave_pos = ?", pos); err != nil {
+		return "", fmt.Errorf("replication: UndoResume: SET GLOBAL gtid_slave_pos = '%s': %w", pos, err)
+	}
+	if err := StartReplicaSemiSync(ctx, q, MariaDB, false); err != nil {
+		return "", fmt.Errorf("replication: UndoResume: %w", err)
+	}
+	return pos, nil
+}

@@ -191,3 +191,49 @@ func TestSkipLostSequenceKeepsNewCommits(t *testing.T) {
 		return ok, err
 	})
 }
+
+// TestUndoResumeOnRowAlreadyThere: node b's data holds a transaction of
+// a that b's binary log and gtid_slave_pos lack (written on b with
+// sql_log_bin off while its replica was stopped: the shape of a binary log
+// left short of the data), so re-applying it stops b's SQL thread with
+// 1062. UndoResume moves the position past it and b replicates again.
+func TestUndoResumeOnRowAlreadyThere(t *testing.T) {
+	a, b := openPair(t)
+	t.Cleanup(func() { testpair.Reset(t) })
+	setupCrashTable(t, a, b)
+	testpair.WaitInSync(t, crashWait)
+	ctx := testCtx(t, 2*crashWait)
+	exec(t, b.db, "b", "STOP SLAVE")
+	exec(t, a.db, "a", "INSERT INTO "+crashTable+" VALUES (10, 'b has it')")
+	held := queryString(t, a, "SELECT @@GLOBAL.gtid_binlog_pos")
+	conn, err := b.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"SET SESSION sql_log_bin = 0", "INSERT INTO " + crashTable + " VALUES (10, 'b has it')", "SET SESSION sql_log_bin = 1"} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			t.Fatalf("b: %s: %v", q, err)
+		}
+	}
+	conn.Close()
+	exec(t, b.db, "b", "START SLAVE")
+	testpair.Until(t, crashWait, "b's SQL thread stopped with 1062", func() (bool, error) {
+		f, err := Read(ctx, b.db)
+		if err == nil && f.Replica.LastSQLErrno != 0 && f.Replica.LastSQLErrno != 1062 {
+			t.Fatalf("b's SQL thread: %d %s; want 1062", f.Replica.LastSQLErrno, f.Replica.LastSQLError)
+		}
+		return err == nil && !f.Replica.SQLRunning && f.Replica.LastSQLErrno == 1062, err
+	})
+	pos, err := UndoResume(ctx, b.db, held)
+	if err != nil {
+		t.Fatalf("UndoResume: %v", err)
+	}
+	if pos != held {
+		t.Errorf("UndoResume set %s; want %s", pos, held)
+	}
+	exec(t, a.db, "a", "INSERT INTO "+crashTable+" VALUES (11, 'after the undo')")
+	waitRow(t, b, 11)
+	if f := mustRead(t, b); !f.Replica.SQLRunning || f.Replica.LastSQLErrno != 0 {
+		t.Errorf("b's replica after UndoResume: %+v", f.Replica)
+	}
+}
