@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	mysqldrv "github.com/go-sql-driver/mysql"
+
 	gmysql "github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/tandemdb/tandem/internal/testpair"
@@ -82,7 +84,12 @@ func tryLogin(t *testing.T, addr, user, password string) (string, uint16) {
 	db := openDB(t, c)
 	db.SetMaxIdleConns(0)
 	var cur string
-	err := db.QueryRow("SELECT CURRENT_USER()").Scan(&cur)
+	var err error
+	for range nonceTries {
+		if err = db.QueryRow("SELECT CURRENT_USER()").Scan(&cur); !errors.Is(err, mysqldrv.ErrMalformPkt) {
+			break
+		}
+	}
 	if err != nil {
 		code, _ := mysqlErr(err)
 		if code == 0 {
@@ -92,6 +99,12 @@ func tryLogin(t *testing.T, addr, user, password string) (string, uint16) {
 	}
 	return cur, 0
 }
+
+// nonceTries bounds the logins tried when go-sql-driver fails one with
+// ErrMalformPkt: it strips a last 0x00 from the auth switch data, so an
+// ed25519 nonce ending in 0 (1 login in 256) comes out 31 bytes long and
+// the driver gives up, directly as through tandem.
+const nonceTries = 4
 
 // denied marks a login no account matches.
 const denied = 0xfffe

@@ -6,8 +6,11 @@ package proxy
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"testing"
+
+	mysqldrv "github.com/go-sql-driver/mysql"
 
 	"github.com/tandemdb/tandem/internal/testpair"
 )
@@ -42,7 +45,14 @@ func sessionAs(t *testing.T, addr, user, password string) (*sql.Conn, int64) {
 	t.Helper()
 	c := driverConfig(addr)
 	c.User, c.Passwd = user, password
-	conn, err := openDB(t, c).Conn(context.Background())
+	db := openDB(t, c)
+	var conn *sql.Conn
+	var err error
+	for range nonceTries { // accounts_integration_test.go
+		if conn, err = db.Conn(context.Background()); !errors.Is(err, mysqldrv.ErrMalformPkt) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -302,6 +302,17 @@ cmd_start() {
 	esac
 }
 
+# keep_error_logs: the nodes' error logs go to $PAIR_DIR.rebuilt/ before a
+# rebuild deletes them (what made replication fail is often only there).
+keep_error_logs() {
+	local n
+	mkdir -p "$PAIR_DIR.rebuilt"
+	for n in a b; do
+		cp -f "$(node_errlog "$n")" "$PAIR_DIR.rebuilt/$n.error.log" 2>/dev/null || true
+	done
+	say "the nodes' error logs before the rebuild: $PAIR_DIR.rebuilt/"
+}
+
 cmd_resume() {
 	running_pid "$1" >/dev/null
 	resume_replication "$1"
@@ -341,6 +352,7 @@ SET GLOBAL rpl_semi_sync_master_enabled = ON, rpl_semi_sync_slave_enabled = ON,
 			# A stopped thread after START SLAVE means an error that will not go
 			# away: typically diverged histories under gtid_strict_mode.
 			say "replication cannot resume (diverged histories?); rebuilding the pair from scratch"
+			keep_error_logs
 			cmd_down --purge
 			cmd_up
 			return
@@ -353,6 +365,7 @@ SET GLOBAL rpl_semi_sync_master_enabled = ON, rpl_semi_sync_slave_enabled = ON,
 			# applying: the data diverged (a row one node has and the
 			# other lacks).
 			say "replication stopped on an error while catching up (diverged data?); rebuilding the pair from scratch"
+			keep_error_logs
 			cmd_down --purge
 			cmd_up
 			return
