@@ -13,7 +13,7 @@ import (
 // A passive whose gtid_slave_pos names a transaction of its own that its
 // binlog lost is repaired (gtid_slave_pos moved back), not counted synced;
 // once its position went past it (the active's gtid_binlog_state has it,
-// the passive's not), it is excluded.
+// the passive's not), tandem warns but does not exclude it.
 func TestPassiveLostOwnTail(t *testing.T) {
 	r := newRig(t, Decision{Active: "a", Epoch: 1})
 	r.healthy(t)
@@ -43,11 +43,13 @@ func TestPassiveLostOwnTail(t *testing.T) {
 	r.b.facts = past
 	r.observe("a")
 	r.observe("b")
-	if why := r.m.dec.Excluded["b"]; !strings.Contains(why, "0-2-11") {
-		t.Fatalf("exclusion %q; want it to name 0-2-11", why)
+	// Lost for good, or a stale gtid_binlog_state after a crash: SQL
+	// cannot tell, so the node is not excluded (checkSkippedOwn warns).
+	if why := r.m.dec.Excluded["b"]; why != "" || len(events(r.m, EventErrant)) != 0 {
+		t.Fatalf("excluded (%q) on a gtid_binlog_state that may be stale", why)
 	}
-	if r.store.get().Excluded["b"] == "" || len(events(r.m, EventErrant)) != 1 {
-		t.Fatalf("exclusion not saved or no event")
+	if got := r.m.node("b").skippedWarned; got != "0-2-11" {
+		t.Fatalf("warned about %q; want 0-2-11", got)
 	}
 }
 
@@ -195,6 +197,31 @@ func TestUndoResumeWhenDataHeldTheTail(t *testing.T) {
 			r.observe("b")
 			if got := slices.Contains(r.log.list(), "b undo_resume"); got != tt.undo {
 				t.Fatalf("undo_resume %v; want %v: %q", got, tt.undo, r.log.list())
+			}
+			if !tt.undo {
+				return
+			}
+			// Put back: gtid_slave_pos names the tail again, which its
+			// data holds: neither moved back again nor excluded once
+			// the node replicated past it.
+			held := lostFacts(t)
+			held.ReplicaStarts = 2
+			held.Replica.IORunning, held.Replica.SQLRunning = replication.IOYes, true
+			r.b.facts = held
+			r.log.reset()
+			r.observe("b")
+			wantAbsent(t, r.log.list(), "b resume")
+			r.a.facts = writer(t, 1, "0-1-12")
+			r.a.facts.BinlogState = []mysql.MariadbGTID{{DomainID: 0, ServerID: 1, SequenceNumber: 12}, {DomainID: 0, ServerID: 2, SequenceNumber: 11}}
+			past := passive(t, 2, "0-1-12")
+			past.ReplicaStarts = 2
+			past.SlavePos = gtids(t, "0-1-12")
+			past.BinlogState = []mysql.MariadbGTID{{DomainID: 0, ServerID: 1, SequenceNumber: 12}, {DomainID: 0, ServerID: 2, SequenceNumber: 10}}
+			r.b.facts = past
+			r.observe("a")
+			r.observe("b")
+			if why := r.m.dec.Excluded["b"]; why != "" {
+				t.Fatalf("excluded for a tail its data holds: %s", why)
 			}
 		})
 	}

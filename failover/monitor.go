@@ -91,6 +91,12 @@ type node struct {
 	// gtid_slave_pos back from, until the node holds it again or
 	// checkUndoResume put the position back ("" for none).
 	resumedLost string
+	// heldTail is what checkUndoResume found the node's data to hold
+	// although its binary log lost it: not a lost tail, until the node
+	// restarts.
+	heldTail string
+	// skippedWarned is what checkSkippedOwn last warned about.
+	skippedWarned string
 	// restartedAt is when the check that found it restarted began.
 	restartedAt time.Time
 

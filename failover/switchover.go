@@ -160,7 +160,6 @@ func (m *Manager) clearExclusion(ctx context.Context, name string) error {
 	m.log.Warn("exclusion cleared by operator", "node", name)
 	if n := m.node(name); n.oks > 0 {
 		m.checkErrant(ctx, n)
-		m.checkSkippedOwn(n)
 	}
 	if _, again := m.dec.Excluded[name]; again {
 		return fmt.Errorf("%w: node %s still holds transactions of its own beyond the promotion point: %s", ErrRefused, name, m.dec.Excluded[name])
