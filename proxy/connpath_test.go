@@ -71,13 +71,7 @@ func TestSendLastReset(t *testing.T) {
 	r := newConnIO(a).(*rawIO)
 	_ = b.(interface{ SetLinger(int) error }).SetLinger(0)
 	b.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for r.idleAndOpen() {
-		if time.Now().After(deadline) {
-			t.Fatal("the reset did not arrive")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitPeerSent(t, r, "the reset")
 	if _, done := r.sendLast(comQuit[:]); done || r.errno == 0 {
 		t.Fatalf("sendLast on a reset connection: done %v, errno %v", done, r.errno)
 	}

@@ -203,13 +203,7 @@ func TestRawIOWriteBehindPeerGone(t *testing.T) {
 	b.Close()
 	// Wait until the bytes and the FIN are here (readiness consumed
 	// before the Read starts).
-	deadline := time.Now().Add(10 * time.Second)
-	for r.idleAndOpen() {
-		if time.Now().After(deadline) {
-			t.Fatal("peer's bytes did not arrive")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitPeerSent(t, r, "peer's bytes")
 	if _, err := r.Write([]byte("cmd")); err != nil {
 		t.Fatal(err)
 	}
@@ -222,5 +216,18 @@ func TestRawIOWriteBehindPeerGone(t *testing.T) {
 	}
 	if err == nil && string(buf[:n]) != "bye" {
 		t.Fatalf("Read: %q, want the peer's \"bye\"", buf[:n])
+	}
+}
+
+// waitPeerSent waits, up to 10 s, until what the peer of r sent (bytes, a
+// FIN, a reset) has arrived at r's socket.
+func waitPeerSent(t *testing.T, r *rawIO, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.idleAndOpen() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not arrive", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
