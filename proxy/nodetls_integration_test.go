@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -381,5 +382,39 @@ func TestNodeTLSResumesSessions(t *testing.T) {
 		if resumed != (i > 0) {
 			t.Fatalf("login %d: resumed %v", i, resumed)
 		}
+	}
+}
+
+// TestNodeTLSCipherAsDirectly: the mariadb CLI (OpenSSL) sees the same
+// Ssl_cipher through tandem, on TLS to tandem and tandem on TLS to the node,
+// as directly; so does a Go client in plaintext to tandem. Go's own TLS 1.3
+// order gave TLS_AES_128_GCM_SHA256 through tandem where OpenSSL's
+// clients get TLS_AES_256_GCM_SHA384 directly (nodetls.OpenSSLTLS13Order).
+func TestNodeTLSCipherAsDirectly(t *testing.T) {
+	cert, _ := nodeCert(t)
+	p := startProxy(t, func(cfg *Config, _ []*Node) {
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	})
+	cli := func(addr string) string {
+		host, port, _ := net.SplitHostPort(addr)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "mariadb", "-h", host, "-P", port, "--protocol=tcp",
+			"-u"+testpair.AppUser, "-p"+testpair.AppPassword, "--ssl", "--skip-ssl-verify-server-cert",
+			"-N", "-B", "-e", "SHOW SESSION STATUS LIKE 'Ssl_cipher'").CombinedOutput()
+		if err != nil {
+			t.Fatalf("mariadb --ssl to %s: %v\n%s", addr, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	direct := cli(testpair.Addr(testpair.A))
+	if !strings.HasPrefix(direct, "Ssl_cipher\t") || direct == "Ssl_cipher\t" {
+		t.Fatalf("directly: %q, want a cipher", direct)
+	}
+	if through := cli(p.addr); through != direct {
+		t.Fatalf("Ssl_cipher through tandem %q, directly %q", through, direct)
+	}
+	if cipher, _ := sessionTLS(t, openDB(t, driverConfig(p.addr))); "Ssl_cipher\t"+cipher != direct {
+		t.Fatalf("Go client through tandem: Ssl_cipher %q, the CLI directly %q", cipher, direct)
 	}
 }
