@@ -1,7 +1,10 @@
 package compat
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -116,5 +119,22 @@ func TestBootstrapStatements(t *testing.T) {
 	want := []string{"use mtr", "CREATE TABLE t (\n  a INT\n) ENGINE=MyISAM", "CREATE PROCEDURE p()\nBEGIN\n  SELECT 2;\nEND", "INSERT INTO t VALUES (localhost)"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}
+
+func TestReadListIsolate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "list")
+	if err := os.WriteFile(path, []byte("# a comment\nmain.a pass\n\nmain.b pass isolate\nmain.c skip\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests, isolated, err := ReadList(path)
+	if err != nil || !slices.Equal(tests, []string{"main.a", "main.c"}) || !slices.Equal(isolated, []string{"main.b"}) {
+		t.Fatalf("ReadList: %q, %q, %v", tests, isolated, err)
+	}
+	if err := os.WriteFile(path, []byte("# nothing\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ReadList(path); err == nil {
+		t.Fatal("an empty list was taken")
 	}
 }

@@ -269,27 +269,35 @@ func TLSTests(dir string, tests []string) (tls, other []string, err error) {
 }
 
 // ReadList reads a test list: one name a line; blank lines and lines
-// starting with # are ignored, as is anything after the name.
-func ReadList(path string) ([]string, error) {
+// starting with # are ignored. A line's second field is the test's outcome
+// directly when the list was made (not used); "isolate" as its third field
+// puts the test in isolated (and not in tests): make compat runs those in
+// a run of their own, after the others, so that tables a random failure
+// of theirs leaves behind cannot fail later tests.
+func ReadList(path string) (tests, isolated []string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
-	var names []string
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		l := strings.TrimSpace(sc.Text())
 		if l == "" || strings.HasPrefix(l, "#") {
 			continue
 		}
-		names = append(names, strings.Fields(l)[0])
+		fields := strings.Fields(l)
+		if len(fields) > 2 && fields[2] == "isolate" {
+			isolated = append(isolated, fields[0])
+		} else {
+			tests = append(tests, fields[0])
+		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("%s lists no test", path)
+	if len(tests)+len(isolated) == 0 {
+		return nil, nil, fmt.Errorf("%s lists no test", path)
 	}
-	return names, nil
+	return tests, isolated, nil
 }
