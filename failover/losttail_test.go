@@ -226,3 +226,54 @@ func TestUndoResumeWhenDataHeldTheTail(t *testing.T) {
 		})
 	}
 }
+
+// The active comes back read-only after both nodes were down (a restart):
+// traffic is held, not routed to it, until it has been made writable;
+// then it is routed. Clients wait instead of getting 1290 in between.
+func TestActiveBackReadOnlyHoldsTrafficUntilWritable(t *testing.T) {
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	for range r.m.cfg.FailAfter {
+		bad(r.m, "b")
+	}
+	for range r.m.cfg.FailAfter {
+		bad(r.m, "a")
+	}
+	if r.m.state != StateDown {
+		t.Fatalf("state %v; want down with both nodes gone", r.m.state)
+	}
+	f := writer(t, 1, "0-1-10")
+	f.ReadOnly = true
+	f.Replica.IORunning, f.Replica.SQLRunning = replication.IONo, false
+	r.a.facts = f
+	r.log.reset()
+	for range r.m.cfg.RecoverAfter {
+		r.observe("a")
+	}
+	got := r.log.list()
+	wantInOrder(t, got, "ctl hold", "a skip_lost_sequence", "a read_only false", "ctl route a")
+	if i, j := slices.Index(got, "ctl route a"), slices.IndexFunc(got, func(l string) bool { return strings.HasPrefix(l, "a read_only false") }); i < j {
+		t.Fatalf("routed to a before it was writable:\n  %s", strings.Join(got, "\n  "))
+	}
+	if r.m.state != StateActive || len(events(r.m, EventRecovered)) != 1 {
+		t.Fatalf("state %v, events %+v", r.m.state, r.m.Status().Events)
+	}
+
+	// Back writable (it was never restarted, only unreachable): routed at
+	// once, as before.
+	r = newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	for range r.m.cfg.FailAfter {
+		bad(r.m, "b")
+	}
+	for range r.m.cfg.FailAfter {
+		bad(r.m, "a")
+	}
+	r.log.reset()
+	for range r.m.cfg.RecoverAfter {
+		r.observe("a")
+	}
+	got = r.log.list()
+	wantInOrder(t, got, "ctl route a")
+	wantAbsent(t, got, "ctl hold")
+}

@@ -126,6 +126,9 @@ type Manager struct {
 	state State
 	// nextAttempt spaces promotion attempts while down.
 	nextAttempt time.Time
+	// routeWhenWritable names the active node that came back read-only
+	// while down: traffic is held until enforce has made it writable.
+	routeWhenWritable string
 	// paused is set by an operator's Pause.
 	paused bool
 	// requests carries operator requests into the Run goroutine.
@@ -865,6 +868,12 @@ func (m *Manager) unfence(ctx context.Context, n *node) {
 		return
 	}
 	m.log.Info("active node made writable", "node", n.Name, "epoch", m.dec.Epoch)
+	if m.routeWhenWritable == n.Name {
+		m.routeWhenWritable = ""
+		if m.state == StateActive && m.dec.Active == n.Name {
+			m.ctl.Route(n.Name)
+		}
+	}
 }
 
 // makeWritable makes n writable once no tandem routes by an older
@@ -1102,8 +1111,16 @@ func (m *Manager) decide(ctx context.Context) {
 	case StateDown:
 		if a.healthy {
 			// The active node is back: it is the decided one, so it
-			// takes traffic again (rule 1 fences the other).
-			m.ctl.Route(a.Name)
+			// takes traffic again (rule 1 fences the other). A node
+			// that restarted comes back read-only: clients wait until
+			// enforce has made it writable (after it took back what it
+			// lost, or moved its sequence), not get 1290 in between.
+			if a.good.Facts.Writable() {
+				m.ctl.Route(a.Name)
+			} else {
+				m.ctl.Hold()
+				m.routeWhenWritable = a.Name
+			}
 			m.setState(StateActive)
 			m.emit(Event{Type: EventRecovered, Node: a.Name, To: a.Name, Reason: "the active node answers again"})
 			m.enforce(ctx, a)

@@ -79,8 +79,8 @@ func Resume(ctx context.Context, q Querier) (lost, pos string, err error) {
 // of them would be skipped by the peer's replication, which already counts
 // that GTID as applied: an acknowledged write missing on the peer for
 // good. SkipLostSequence writes h's row for node in a transaction whose
-// sequence number is the node's binary log position in its
-// gtid_domain_id plus max_connections + extra_max_connections + 2 (a
+// sequence number is the highest the node has used in its gtid_domain_id
+// (highestSequence) plus max_connections + extra_max_connections + 2 (a
 // session waits for at most one acknowledgement). The peer then resumes
 // after the gap and applies every new commit; it keeps the dropped
 // commits it had (never acknowledged to their clients). It returns the
@@ -93,10 +93,10 @@ func SkipLostSequence(ctx context.Context, db *sql.DB, h Heartbeat, node string,
 		return "", fmt.Errorf("replication: SkipLostSequence: %w", err)
 	}
 	defer conn.Close()
-	const q = "SELECT @@GLOBAL.version, @@GLOBAL.server_id, @@GLOBAL.gtid_domain_id, @@GLOBAL.gtid_binlog_pos, " +
+	const q = "SELECT @@GLOBAL.version, @@GLOBAL.server_id, @@GLOBAL.gtid_domain_id, " +
 		"@@GLOBAL.max_connections, @@GLOBAL.extra_max_connections"
 	var (
-		version, pos     string
+		version          string
 		serverID, domain uint32
 		conns, extra     uint64
 	)
@@ -106,16 +106,12 @@ func SkipLostSequence(ctx context.Context, db *sql.DB, h Heartbeat, node string,
 	if DetectFlavor(version) != MariaDB {
 		return "", nil
 	}
-	if err := conn.QueryRowContext(ctx, q).Scan(&version, &serverID, &domain, &pos, &conns, &extra); err != nil {
+	if err := conn.QueryRowContext(ctx, q).Scan(&version, &serverID, &domain, &conns, &extra); err != nil {
 		return "", fmt.Errorf("replication: SkipLostSequence: %s: %w", q, err)
 	}
-	set, err := ParseGTIDs(MariaDB, pos)
+	seq, err := highestSequence(ctx, conn, domain)
 	if err != nil {
-		return "", fmt.Errorf("replication: SkipLostSequence: gtid_binlog_pos %q: %w", pos, err)
-	}
-	var seq uint64
-	if s, ok := set.(*mysql.MariadbGTIDSet); ok && s.Sets[domain] != nil {
-		seq = s.Sets[domain].SequenceNumber
+		return "", fmt.Errorf("replication: SkipLostSequence: %w", err)
 	}
 	next := seq + conns + extra + 2
 	if _, err := conn.ExecContext(ctx, "SET SESSION gtid_seq_no = ?", next); err != nil {
@@ -129,6 +125,56 @@ func SkipLostSequence(ctx context.Context, db *sql.DB, h Heartbeat, node string,
 	}
 	g := mysql.MariadbGTID{DomainID: domain, ServerID: serverID, SequenceNumber: next}
 	return g.String(), nil
+}
+
+// highestSequence is the highest sequence number of domain that the
+// node's GTID positions or its binary log name. gtid_binlog_pos alone is
+// not enough: after a crash whose recovery truncated the binary log,
+// MariaDB 10.11.14 reported gtid_binlog_pos and gtid_current_pos as they
+// stood when the crashed binary log file began, 316 transactions short,
+// and began its next file with that state (TestActiveRestartedAlone, once
+// in five runs); a sequence moved from there would reuse GTIDs the peer
+// already has. So gtid_slave_pos (the node's own commits looped back
+// through the peer) counts too, and so does BINLOG_GTID_POS at the end of
+// the two newest binary log files, which MariaDB computes by reading the
+// file: the crashed one and the one begun at the restart. Reading a file
+// takes time in proportion to its size (max_binlog_size).
+func highestSequence(ctx context.Context, conn *sql.Conn, domain uint32) (uint64, error) {
+	const q = "SELECT @@GLOBAL.gtid_binlog_pos, @@GLOBAL.gtid_current_pos, @@GLOBAL.gtid_slave_pos"
+	positions := make([]string, 3, 5)
+	if err := conn.QueryRowContext(ctx, q).Scan(&positions[0], &positions[1], &positions[2]); err != nil {
+		return 0, fmt.Errorf("%s: %w", q, err)
+	}
+	files, err := binaryLogs(ctx, conn)
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range files[max(0, len(files)-2):] {
+		var pos sql.NullString
+		if err := conn.QueryRowContext(ctx, "SELECT BINLOG_GTID_POS(?, ?)", f.name, f.size).Scan(&pos); err != nil {
+			return 0, fmt.Errorf("BINLOG_GTID_POS('%s', %d): %w", f.name, f.size, err)
+		}
+		if pos.Valid {
+			positions = append(positions, pos.String)
+		}
+	}
+	return maxSequence(positions, domain)
+}
+
+// maxSequence is the highest sequence number of domain in MariaDB GTID
+// positions (0 when none names the domain).
+func maxSequence(positions []string, domain uint32) (uint64, error) {
+	var seq uint64
+	for _, p := range positions {
+		set, err := ParseGTIDs(MariaDB, p)
+		if err != nil {
+			return 0, fmt.Errorf("GTID position %q: %w", p, err)
+		}
+		if s, ok := set.(*mysql.MariadbGTIDSet); ok && s.Sets[domain] != nil {
+			seq = max(seq, s.Sets[domain].SequenceNumber)
+		}
+	}
+	return seq, nil
 }
 
 // UndoResume puts back the gtid_slave_pos that Resume moved back from

@@ -89,3 +89,25 @@ func TestSkippedOwn(t *testing.T) {
 		t.Error("bad gtid_binlog_state accepted")
 	}
 }
+
+func TestMaxSequence(t *testing.T) {
+	for _, tt := range []struct {
+		positions []string
+		domain    uint32
+		want      uint64
+	}{
+		{[]string{"0-1-7074", "0-1-7074", "0-1-7390", "0-1-7074", "0-1-7390"}, 0, 7390}, // stale binlog pos, slave pos and the file ahead
+		{[]string{"0-1-10,1-2-500", "0-2-12", ""}, 0, 12},
+		{[]string{"0-1-10,1-2-500", "0-2-12"}, 1, 500},
+		{[]string{"1-2-500"}, 0, 0},
+		{nil, 0, 0},
+	} {
+		got, err := maxSequence(tt.positions, tt.domain)
+		if err != nil || got != tt.want {
+			t.Errorf("maxSequence(%q, %d) = %d, %v; want %d", tt.positions, tt.domain, got, err, tt.want)
+		}
+	}
+	if _, err := maxSequence([]string{"0-1-x"}, 0); err == nil {
+		t.Error("a malformed position was taken")
+	}
+}

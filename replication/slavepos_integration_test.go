@@ -2,6 +2,7 @@ package replication
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -235,5 +236,46 @@ func TestUndoResumeOnRowAlreadyThere(t *testing.T) {
 	waitRow(t, b, 11)
 	if f := mustRead(t, b); !f.Replica.SQLRunning || f.Replica.LastSQLErrno != 0 {
 		t.Errorf("b's replica after UndoResume: %+v", f.Replica)
+	}
+}
+
+// TestSkipLostSequenceCountsEveryPosition: the sequence moves past the
+// highest number any of the node's positions names, not only
+// gtid_binlog_pos (which MariaDB reported stale after a crash that
+// truncated the binary log): here gtid_slave_pos names a looped-back own
+// transaction 1000 past it.
+func TestSkipLostSequenceCountsEveryPosition(t *testing.T) {
+	a, _ := openPair(t)
+	t.Cleanup(func() { testpair.Reset(t) })
+	ctx := testCtx(t, crashWait)
+	if err := (Heartbeat{}).EnsureTable(ctx, a.db); err != nil {
+		t.Fatal(err)
+	}
+	var serverID, domain, conns, extra uint64
+	if err := a.db.QueryRowContext(ctx, "SELECT @@GLOBAL.server_id, @@GLOBAL.gtid_domain_id, @@GLOBAL.max_connections, @@GLOBAL.extra_max_connections").
+		Scan(&serverID, &domain, &conns, &extra); err != nil {
+		t.Fatal(err)
+	}
+	binlog, err := maxSequence([]string{queryString(t, a, "SELECT @@GLOBAL.gtid_binlog_pos")}, uint32(domain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ahead := fmt.Sprintf("%d-%d-%d", domain, serverID, binlog+1000)
+	exec(t, a.db, "a", "STOP SLAVE", "SET GLOBAL gtid_slave_pos = '"+ahead+"'")
+	t.Cleanup(func() {
+		// b never had the made-up position: a, the writer, resumes
+		// from its own binary log's.
+		exec(t, a.db, "a", "STOP SLAVE", "SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos", "START SLAVE")
+	})
+	gtid, err := SkipLostSequence(ctx, a.db, Heartbeat{}, "a", 1, time.Now())
+	if err != nil {
+		t.Fatalf("SkipLostSequence: %v", err)
+	}
+	got, err := maxSequence([]string{gtid}, uint32(domain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := binlog + 1000 + conns + extra + 2; got != want {
+		t.Fatalf("SkipLostSequence wrote %s; want sequence %d (gtid_slave_pos %s + max_connections + extra_max_connections + 2)", gtid, want, ahead)
 	}
 }
