@@ -1140,6 +1140,9 @@ func (m *Manager) setState(s State) {
 	if m.state != s {
 		m.log.Debug("state", "from", m.state, "to", s)
 	}
+	if s != StateActive {
+		m.routeWhenWritable = "" // whatever comes next routes by itself
+	}
 	m.state = s
 	m.publish()
 }
