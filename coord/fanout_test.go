@@ -21,8 +21,19 @@ import (
 func TestEveryRequestSurvivesAHungMember(t *testing.T) {
 	defer tc.heal(t)
 	prefix := prefixFor(t)
-	a := open(t, testConfig(t, prefix, "a"))
-	b := open(t, testConfig(t, prefix, "b"))
+	// A longer lease than the default 1 s: what is checked is that no
+	// request fails because one member is hung, and a renewal that a
+	// loaded 2-core machine delays past the default lease lost the
+	// coordinator role once (save 3: not the coordinator) with every
+	// request answered. Each request still has RequestTimeout (1 s), less
+	// than the hung member would take.
+	cfg := func(id string) Config {
+		c := testConfig(t, prefix, id)
+		c.LeaseTTL, c.RenewInterval, c.RenewTimeout = 5*time.Second, time.Second, time.Second
+		return c
+	}
+	a := open(t, cfg("a"))
+	b := open(t, cfg("b"))
 	tc.mustScript(t, "stop", "2")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
