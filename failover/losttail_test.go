@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -276,4 +277,32 @@ func TestActiveBackReadOnlyHoldsTrafficUntilWritable(t *testing.T) {
 	got = r.log.list()
 	wantInOrder(t, got, "ctl route a")
 	wantAbsent(t, got, "ctl hold")
+}
+
+// Traffic held for a read-only active is routed as soon as a check finds
+// the active writable, also when tandem's own unfence failed (its answer
+// lost, or an operator made the node writable): never held for good.
+func TestHeldTrafficRoutedWhenActiveFoundWritable(t *testing.T) {
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	for range r.m.cfg.FailAfter {
+		bad(r.m, "b")
+	}
+	for range r.m.cfg.FailAfter {
+		bad(r.m, "a")
+	}
+	f := writer(t, 1, "0-1-10")
+	f.ReadOnly = true
+	f.Replica.IORunning, f.Replica.SQLRunning = replication.IONo, false
+	r.a.facts = f
+	r.a.fail("read_only", errors.New("i/o timeout"))
+	r.log.reset()
+	for range r.m.cfg.RecoverAfter {
+		r.observe("a")
+	}
+	wantInOrder(t, r.log.list(), "ctl hold", "a read_only false")
+	wantAbsent(t, r.log.list(), "ctl route")
+	r.a.facts = writer(t, 1, "0-1-1000") // writable after all
+	r.observe("a")
+	wantInOrder(t, r.log.list(), "ctl hold", "ctl route a")
 }

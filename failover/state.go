@@ -616,16 +616,19 @@ func (m *Manager) enforce(ctx context.Context, n *node) {
 			}
 			m.unfence(ctx, n)
 		}
-	} else if m.cluster != nil && !m.dec.Opened {
-		// Writable (a previous coordinator got that far, or it was the
-		// only writable node adopted): followers may route once every
-		// tandem is past the older decisions.
-		if err := m.barrier(ctx); err != nil {
-			m.log.Warn("followers not opened yet", "error", err)
-		} else if err := m.opened(); err != nil {
-			m.log.Warn("followers not opened yet", "error", err)
-		} else {
-			m.ctl.Route(n.Name)
+	} else {
+		m.routeOnceWritable(n)
+		if m.cluster != nil && !m.dec.Opened {
+			// Writable (a previous coordinator got that far, or it was
+			// the only writable node adopted): followers may route once
+			// every tandem is past the older decisions.
+			if err := m.barrier(ctx); err != nil {
+				m.log.Warn("followers not opened yet", "error", err)
+			} else if err := m.opened(); err != nil {
+				m.log.Warn("followers not opened yet", "error", err)
+			} else {
+				m.ctl.Route(n.Name)
+			}
 		}
 	}
 	// The active's replication from its peer stopped on a position the
@@ -868,11 +871,20 @@ func (m *Manager) unfence(ctx context.Context, n *node) {
 		return
 	}
 	m.log.Info("active node made writable", "node", n.Name, "epoch", m.dec.Epoch)
-	if m.routeWhenWritable == n.Name {
-		m.routeWhenWritable = ""
-		if m.state == StateActive && m.dec.Active == n.Name {
-			m.ctl.Route(n.Name)
-		}
+	m.routeOnceWritable(n)
+}
+
+// routeOnceWritable routes traffic to n, the active node, when decide held
+// it until n was writable (routeWhenWritable): after unfence, or when a
+// check finds n writable by another hand (an operator; an unfence whose
+// answer was lost although the statement took effect).
+func (m *Manager) routeOnceWritable(n *node) {
+	if m.routeWhenWritable != n.Name {
+		return
+	}
+	m.routeWhenWritable = ""
+	if m.state == StateActive && m.dec.Active == n.Name {
+		m.ctl.Route(n.Name)
 	}
 }
 
