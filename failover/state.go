@@ -665,7 +665,12 @@ func (m *Manager) skipLostSequence(ctx context.Context, a, peer *node) bool {
 		return false
 	}
 	a.good.Facts.SemiSync.SourceEnabled = false
-	gtid, err := a.ops.SkipLostSequence(rctx, m.cfg.HeartbeatSchema, a.Name, m.dec.Epoch, time.Now())
+	// The node reads up to two binary log files to find its highest
+	// sequence number (replication.SkipLostSequence): a wait like a
+	// candidate's catch-up, not a fencing statement.
+	sctx, scancel := context.WithTimeout(ctx, max(m.cfg.FenceTimeout, m.cfg.CatchupTimeout))
+	defer scancel()
+	gtid, err := a.ops.SkipLostSequence(sctx, m.cfg.HeartbeatSchema, a.Name, m.dec.Epoch, time.Now())
 	if err != nil {
 		m.log.Error("cannot move the restarted active's GTID sequence past what it may have dropped; it stays fenced", "node", a.Name, "error", err)
 		return false
