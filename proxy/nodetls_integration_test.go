@@ -389,7 +389,7 @@ func TestNodeTLSResumesSessions(t *testing.T) {
 // Ssl_cipher through tandem, on TLS to tandem and tandem on TLS to the node,
 // as directly; so does a Go client in plaintext to tandem. Go's own TLS 1.3
 // order gave TLS_AES_128_GCM_SHA256 through tandem where OpenSSL's
-// clients get TLS_AES_256_GCM_SHA384 directly (nodetls.OpenSSLTLS13Order).
+// clients get TLS_AES_256_GCM_SHA384 directly (internal/nodetls/order.go).
 func TestNodeTLSCipherAsDirectly(t *testing.T) {
 	cert, _ := nodeCert(t)
 	p := startProxy(t, func(cfg *Config, _ []*Node) {

@@ -26,16 +26,16 @@ import (
 //go:linkname goTLS13Suites crypto/tls.defaultCipherSuitesTLS13
 var goTLS13Suites []uint16
 
-// OpenSSLTLS13Order is OpenSSL's default TLS 1.3 cipher suite order
+// openSSLTLS13Order is OpenSSL's default TLS 1.3 cipher suite order
 // (TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256).
-var OpenSSLTLS13Order = []uint16{
+var openSSLTLS13Order = []uint16{
 	tls.TLS_AES_256_GCM_SHA384,
 	tls.TLS_CHACHA20_POLY1305_SHA256,
 	tls.TLS_AES_128_GCM_SHA256,
 }
 
 func init() {
-	useTLS13Order(OpenSSLTLS13Order)
+	useTLS13Order(openSSLTLS13Order)
 }
 
 // useTLS13Order reorders Go's TLS 1.3 list in place when order holds the
@@ -56,10 +56,4 @@ func useTLS13Order(order []uint16) bool {
 	}
 	copy(goTLS13Suites, order)
 	return true
-}
-
-// TLS13Order returns the TLS 1.3 cipher suites in the order this process
-// offers them (with AES instructions).
-func TLS13Order() []uint16 {
-	return append([]uint16(nil), goTLS13Suites...)
 }

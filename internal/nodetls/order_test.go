@@ -18,13 +18,13 @@ import (
 )
 
 func TestTLS13OrderIsOpenSSLs(t *testing.T) {
-	if got := TLS13Order(); !slices.Equal(got, OpenSSLTLS13Order) {
-		t.Fatalf("TLS 1.3 order %x, want %x", got, OpenSSLTLS13Order)
+	if got := goTLS13Suites; !slices.Equal(got, openSSLTLS13Order) {
+		t.Fatalf("TLS 1.3 order %x, want %x", got, openSSLTLS13Order)
 	}
 	if useTLS13Order([]uint16{tls.TLS_AES_128_GCM_SHA256, tls.TLS_AES_256_GCM_SHA384, 0x1304}) {
 		t.Fatal("an order with a suite Go does not have was taken")
 	}
-	if got := TLS13Order(); !slices.Equal(got, OpenSSLTLS13Order) {
+	if got := goTLS13Suites; !slices.Equal(got, openSSLTLS13Order) {
 		t.Fatalf("a refused order changed the list: %x", got)
 	}
 }
