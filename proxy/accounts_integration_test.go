@@ -84,12 +84,7 @@ func tryLogin(t *testing.T, addr, user, password string) (string, uint16) {
 	db := openDB(t, c)
 	db.SetMaxIdleConns(0)
 	var cur string
-	var err error
-	for range nonceTries {
-		if err = db.QueryRow("SELECT CURRENT_USER()").Scan(&cur); !errors.Is(err, mysqldrv.ErrMalformPkt) {
-			break
-		}
-	}
+	err := nonceRetry(func() error { return db.QueryRow("SELECT CURRENT_USER()").Scan(&cur) })
 	if err != nil {
 		code, _ := mysqlErr(err)
 		if code == 0 {
@@ -100,11 +95,19 @@ func tryLogin(t *testing.T, addr, user, password string) (string, uint16) {
 	return cur, 0
 }
 
-// nonceTries bounds the logins tried when go-sql-driver fails one with
-// ErrMalformPkt: it strips a last 0x00 from the auth switch data, so an
-// ed25519 nonce ending in 0 (1 login in 256) comes out 31 bytes long and
-// the driver gives up, directly as through tandem.
-const nonceTries = 4
+// nonceRetry runs login again, up to 4 times in all, while go-sql-driver
+// fails it with ErrMalformPkt: the driver strips a last 0x00 from the auth
+// switch data, so an ed25519 nonce ending in 0 (1 login in 256) comes out
+// 31 bytes long and the driver gives up, directly as through tandem.
+func nonceRetry(login func() error) error {
+	var err error
+	for range 4 {
+		if err = login(); !errors.Is(err, mysqldrv.ErrMalformPkt) {
+			break
+		}
+	}
+	return err
+}
 
 // denied marks a login no account matches.
 const denied = 0xfffe

@@ -6,11 +6,8 @@ package proxy
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"testing"
-
-	mysqldrv "github.com/go-sql-driver/mysql"
 
 	"github.com/tandemdb/tandem/internal/testpair"
 )
@@ -47,12 +44,10 @@ func sessionAs(t *testing.T, addr, user, password string) (*sql.Conn, int64) {
 	c.User, c.Passwd = user, password
 	db := openDB(t, c)
 	var conn *sql.Conn
-	var err error
-	for range nonceTries { // accounts_integration_test.go
-		if conn, err = db.Conn(context.Background()); !errors.Is(err, mysqldrv.ErrMalformPkt) {
-			break
-		}
-	}
+	err := nonceRetry(func() (err error) {
+		conn, err = db.Conn(context.Background())
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
