@@ -123,6 +123,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			if mtrTLS, mtrOther, err = compat.TLSTests(*mtrDir, mtrTests); err != nil {
 				return fail("%v", err)
 			}
+			// The isolated run goes through the first tandem, not the
+			// TLS tests' one.
+			if isoTLS, _, err := compat.TLSTests(*mtrDir, mtrIsolated); err != nil {
+				return fail("%v", err)
+			} else if len(isoTLS) > 0 {
+				return fail("%s: %s tests TLS to the server and cannot be marked isolate", *mtrList, strings.Join(isoTLS, ", "))
+			}
 		}
 	}
 	_, lp, err := splitPort(*listen)
