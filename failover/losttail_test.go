@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -305,4 +306,37 @@ func TestHeldTrafficRoutedWhenActiveFoundWritable(t *testing.T) {
 	r.a.facts = writer(t, 1, "0-1-1000") // writable after all
 	r.observe("a")
 	wantInOrder(t, r.log.list(), "ctl hold", "ctl route a")
+}
+
+// The sequence move fails (the node refused, or reading its binary log
+// outlasted catchup_timeout): the restarted active stays read-only and
+// traffic stays held; the next check tries again, and once it succeeds
+// the active is made writable and routed to.
+func TestSkipLostSequenceFailureKeepsActiveFenced(t *testing.T) {
+	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	r.healthy(t)
+	for range r.m.cfg.FailAfter {
+		bad(r.m, "b")
+	}
+	for range r.m.cfg.FailAfter {
+		bad(r.m, "a")
+	}
+	f := writer(t, 1, "0-1-10")
+	f.ReadOnly = true
+	f.Replica.IORunning, f.Replica.SQLRunning = replication.IONo, false
+	r.a.facts = f
+	r.a.fail("skip_lost_sequence", context.DeadlineExceeded)
+	r.log.reset()
+	for range r.m.cfg.RecoverAfter + 1 {
+		r.observe("a")
+	}
+	got := r.log.list()
+	if n := len(slices.DeleteFunc(slices.Clone(got), func(l string) bool { return l != "a skip_lost_sequence" })); n < 2 {
+		t.Fatalf("skip_lost_sequence tried %d times; want a retry at the next check:\n  %s", n, strings.Join(got, "\n  "))
+	}
+	wantAbsent(t, got, "a read_only false", "ctl route")
+	r.a.fail("skip_lost_sequence", nil)
+	r.log.reset()
+	r.observe("a")
+	wantInOrder(t, r.log.list(), "a skip_lost_sequence", "a read_only false", "ctl route a")
 }
