@@ -28,6 +28,14 @@
 #     clients, alternating targets like sysbench's runs; the "tps" columns
 #     are then requests per second and p95 the latency of a whole request
 #     (connect to close). Lock conflicts are counted, not retried.
+#     These rows have a fourth target: a second tandem with pooled node
+#     sessions for the benchmark's account ([pool] users, "pooled"), the
+#     mode issue 13 asks to beat direct connections with.
+#   * CPU per request of each part, from /proc/PID/stat around every run:
+#     the proxy, the writable node's mariadbd (its pid file in the pair's
+#     directory) and, for the connect rows, the load generator (connbench
+#     reports its own). On two shared cores the rate is at most 2 cores
+#     over their sum, whatever the proxy does.
 #   * Memory: VmRSS of the haproxy and tandem processes, idle, then with
 #     BENCH_IDLE_CONNS (1,000) idle client sessions that completed the MySQL
 #     login through each proxy to the node (scripts/idleconns), measured before
@@ -53,6 +61,8 @@
 #   BENCH_IDLE_CONNS [1000] (0 skips the memory part)
 #   BENCH_TANDEM_LISTEN [127.0.0.1:13310]  BENCH_HAPROXY_LISTEN [127.0.0.1:13311]
 #   BENCH_ADMIN_LISTEN [127.0.0.1:13312] (tandem's admin API)
+#   BENCH_POOL_LISTEN [127.0.0.1:13313]  BENCH_POOL_ADMIN_LISTEN [127.0.0.1:13314]
+#   BENCH_POOL [1] (0: no pooled target)
 #   BENCH_TANDEM_MAX_PROCS [1] (proxy.max_procs; HAProxy runs nbthread 1)
 #   BENCH_RESULTS_DIR [bench-results]  (a timestamped directory is made in it)
 #   BENCH_SKIP_PAIR_UP [0]  BENCH_SKIP_BUILD [0]  BENCH_PAIR_WAIT [120]
@@ -83,6 +93,10 @@ TANDEM_LISTEN=${BENCH_TANDEM_LISTEN:-127.0.0.1:13310}
 HAPROXY_LISTEN=${BENCH_HAPROXY_LISTEN:-127.0.0.1:13311}
 # tandem's admin API: off the default 9306, which a demo may hold.
 ADMIN_LISTEN=${BENCH_ADMIN_LISTEN:-127.0.0.1:13312}
+POOL_LISTEN=${BENCH_POOL_LISTEN:-127.0.0.1:13313}
+POOL_ADMIN_LISTEN=${BENCH_POOL_ADMIN_LISTEN:-127.0.0.1:13314}
+POOL=${BENCH_POOL:-1}
+PAIR_DIR=${TANDEM_PAIR_DIR:-/tmp/tandem-pair}
 RESULTS_BASE=${BENCH_RESULTS_DIR:-bench-results}
 TANDEM_MAX_PROCS=${BENCH_TANDEM_MAX_PROCS:-1}
 # Lock conflicts (deadlock 1213, lock wait timeout 1205, 1020) roll back and
@@ -105,6 +119,8 @@ APP_USER=${BENCH_USER:-app}
 APP_PASSWORD=${BENCH_PASSWORD:-apppass}
 DB=sbtest
 TARGETS=(direct haproxy tandem)
+# The connect-per-request rows also run against the pooled tandem.
+CONN_TARGETS=(direct haproxy tandem pooled)
 # max_connections the writable node needs: the idle sessions, sysbench, the checks and
 # whatever else uses the pair meanwhile.
 NEED_MAX_CONNECTIONS=2100
@@ -114,10 +130,12 @@ say() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 # shellcheck source=lib/apt.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
-for v in SECONDS_PER_RUN ROUNDS TABLES TABLE_SIZE WARMUP IDLE_CONNS TANDEM_MAX_PROCS; do
+for v in SECONDS_PER_RUN ROUNDS TABLES TABLE_SIZE WARMUP IDLE_CONNS TANDEM_MAX_PROCS POOL; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
 done
 ((SECONDS_PER_RUN >= 1 && ROUNDS >= 1)) || die "BENCH_SECONDS and BENCH_ROUNDS must be >= 1"
+((POOL <= 1)) || die "BENCH_POOL must be 0 or 1 (got '$POOL')"
+((POOL)) || CONN_TARGETS=(direct haproxy tandem)
 
 host_of() { printf '%s' "${1%:*}"; }
 port_of() { printf '%s' "${1##*:}"; }
@@ -126,6 +144,7 @@ target_addr() {
 	direct) echo "$NODE_W" ;;
 	haproxy) echo "$HAPROXY_LISTEN" ;;
 	tandem) echo "$TANDEM_LISTEN" ;;
+	pooled) echo "$POOL_LISTEN" ;;
 	esac
 }
 
@@ -182,7 +201,7 @@ choose_writer() {
 		((i == 0)) && say "no node of the pair is writable: waiting up to ${PAIR_WAIT}s (someone else is using the pair?)"
 		sleep 1
 	done
-	die "no node of the pair ($NODE_A, $NODE_B) became writable within ${PAIR_WAIT}s"
+	die "no node of the pair ($NODE_A, $NODE_B) became writable within ${PAIR_WAIT}s (a restarted pair comes up read-only, and no tandem runs in front of it: 'scripts/pair.sh reset' makes node a writable)"
 }
 # pair_changed: true if the writable node restarted or turned read-only since wait_pair.
 pair_changed() {
@@ -201,6 +220,7 @@ vmrss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0
 
 HAPROXY_PID=
 TANDEM_PID=
+POOL_PID=
 IDLE_PID=
 RESTORE_MAX_CONNECTIONS=
 
@@ -236,6 +256,11 @@ cleanup() {
 		stop_pid "$TANDEM_PID" tandem 15
 		say "tandem stopped (exit code $STOP_RC after SIGTERM)"
 		[[ -n ${RUN_DIR:-} ]] && echo "tandem exit code after SIGTERM: $STOP_RC" >>"$RUN_DIR/notes.txt"
+	fi
+	if [[ -n $POOL_PID ]]; then
+		stop_pid "$POOL_PID" "pooled tandem" 15
+		say "pooled tandem stopped (exit code $STOP_RC after SIGTERM)"
+		[[ -n ${RUN_DIR:-} ]] && echo "pooled tandem exit code after SIGTERM: $STOP_RC" >>"$RUN_DIR/notes.txt"
 	fi
 	[[ -n $HAPROXY_PID ]] && stop_pid "$HAPROXY_PID" haproxy 5
 	if [[ -n $RESTORE_MAX_CONNECTIONS ]]; then
@@ -362,15 +387,18 @@ start_haproxy() {
 	HAPROXY_PID=$!
 	echo "$HAPROXY_PID" >"$RUN_DIR/haproxy.pid"
 }
-# --- tandem with a config written here.
-cat >"$RUN_DIR/tandem.toml" <<EOF
+# --- tandem with a config written here: tandem_config LISTEN ADMIN NAME
+# POOLED (NAME keeps its state file and schema apart; POOLED 1 pools the
+# benchmark account's node sessions).
+tandem_config() {
+	cat <<EOF
 # Written by scripts/bench.sh.
 [log]
 level = "warn"
 format = "text"
 
 [proxy]
-listen = ["$TANDEM_LISTEN"]
+listen = ["$1"]
 max_connections = 4096
 shutdown_timeout = "5s"
 # Like HAProxy's nbthread 1: one core for the proxy on a 2-core box shared
@@ -378,7 +406,7 @@ shutdown_timeout = "5s"
 max_procs = $TANDEM_MAX_PROCS
 
 [admin]
-listen = "$ADMIN_LISTEN"
+listen = "$2"
 
 [[user]]
 name = "$APP_USER"
@@ -403,16 +431,32 @@ tls = "off"
 # (~7 hours of failed checks) keeps it from ever fencing or promoting a node.
 [failover]
 initial_active = "$W"
-state_file = "$RUN_DIR/tandem-state.json"
+state_file = "$RUN_DIR/$3-state.json"
 admin_user = "$ADMIN_USER"
 admin_password = "$ADMIN_PASSWORD"
-schema = "tandem_bench"
+schema = "tandem_bench${3#tandem}"
 fail_after = 100000
 EOF
+	if (($4)); then
+		cat <<EOF
+
+# Pooled node sessions for the benchmark's account (defaults otherwise).
+[pool]
+users = ["$APP_USER"]
+EOF
+	fi
+}
+tandem_config "$TANDEM_LISTEN" "$ADMIN_LISTEN" tandem 0 >"$RUN_DIR/tandem.toml"
+tandem_config "$POOL_LISTEN" "$POOL_ADMIN_LISTEN" tandem_pool 1 >"$RUN_DIR/pooled.toml"
 start_tandem() {
 	bin/tandem serve -config "$RUN_DIR/tandem.toml" >>"$RUN_DIR/tandem.log" 2>&1 &
 	TANDEM_PID=$!
 	echo "$TANDEM_PID" >"$RUN_DIR/tandem.pid"
+}
+start_pooled() {
+	bin/tandem serve -config "$RUN_DIR/pooled.toml" >>"$RUN_DIR/pooled.log" 2>&1 &
+	POOL_PID=$!
+	echo "$POOL_PID" >"$RUN_DIR/pooled.pid"
 }
 wait_ready() { # target pid
 	local addr pid=$2 i
@@ -424,16 +468,23 @@ wait_ready() { # target pid
 	done
 	die "$1 on $addr did not let $APP_USER log in within 10s; see $RUN_DIR/$1.log"
 }
-for port in "$(port_of "$HAPROXY_LISTEN")" "$(port_of "$TANDEM_LISTEN")" "$(port_of "$ADMIN_LISTEN")"; do
+ports=("$(port_of "$HAPROXY_LISTEN")" "$(port_of "$TANDEM_LISTEN")" "$(port_of "$ADMIN_LISTEN")")
+((POOL)) && ports+=("$(port_of "$POOL_LISTEN")" "$(port_of "$POOL_ADMIN_LISTEN")")
+for port in "${ports[@]}"; do
 	if ss -Hltn "sport = :$port" | grep -q .; then
 		die "port $port is already in use: $(ss -Hltnp "sport = :$port" | head -1)"
 	fi
 done
 start_haproxy
 start_tandem
+((POOL)) && start_pooled
 wait_ready haproxy "$HAPROXY_PID"
 wait_ready tandem "$TANDEM_PID"
 say "haproxy (pid $HAPROXY_PID) on $HAPROXY_LISTEN and tandem (pid $TANDEM_PID) on $TANDEM_LISTEN are up"
+if ((POOL)); then
+	wait_ready pooled "$POOL_PID"
+	say "pooled tandem (pid $POOL_PID) on $POOL_LISTEN is up"
+fi
 
 # ------------------------------------------------------------------- memory
 
@@ -490,7 +541,7 @@ fi
 # ------------------------------------------------------------------ sysbench
 
 RAW=$RUN_DIR/raw.tsv
-printf 'test\tthreads\tround\ttarget\ttps\tp95_ms\tignored_errors\treconnects\tload1\tstatus\tproxy_cpu_s\ttransactions\n' >"$RAW"
+printf 'test\tthreads\tround\ttarget\ttps\tp95_ms\tignored_errors\treconnects\tload1\tstatus\tproxy_cpu_s\ttransactions\tnode_cpu_s\tclient_cpu_us_per_txn\n' >"$RAW"
 FAILURES=$RUN_DIR/failures.txt
 : >"$FAILURES"
 
@@ -517,19 +568,24 @@ run_connbench() {
 # A proxy that died is reported and restarted so the other runs go on.
 ensure_alive() { # target
 	local pid
-	case $1 in haproxy) pid=$HAPROXY_PID ;; tandem) pid=$TANDEM_PID ;; *) return 0 ;; esac
+	case $1 in haproxy) pid=$HAPROXY_PID ;; tandem) pid=$TANDEM_PID ;; pooled) pid=$POOL_PID ;; *) return 0 ;; esac
 	kill -0 "$pid" 2>/dev/null && return 0
 	local rc=0
 	wait "$pid" 2>/dev/null || rc=$?
 	say "$1 (pid $pid) DIED (exit code $rc); restarting it"
 	echo "$1 (pid $pid) died with exit code $rc during the runs; restarted" | tee -a "$FAILURES" >>"$RUN_DIR/notes.txt"
-	if [[ $1 == haproxy ]]; then start_haproxy; else start_tandem; fi
-	if [[ $1 == haproxy ]]; then wait_ready haproxy "$HAPROXY_PID"; else wait_ready tandem "$TANDEM_PID"; fi
+	case $1 in
+	haproxy) start_haproxy && wait_ready haproxy "$HAPROXY_PID" ;;
+	tandem) start_tandem && wait_ready tandem "$TANDEM_PID" ;;
+	pooled) start_pooled && wait_ready pooled "$POOL_PID" ;;
+	esac
 }
 
 if ((WARMUP > 0)); then
 	say "warm-up: oltp_read_write, 8 threads, ${WARMUP}s per target"
-	for target in "${TARGETS[@]}"; do
+	warm=("${TARGETS[@]}")
+	((POOL)) && warm+=(pooled) # fills its pool too
+	for target in "${warm[@]}"; do
 		run_sysbench oltp_read_write 8 "$WARMUP" "$target" "$RUN_DIR/runs/warmup-$target.log" ||
 			say "warning: warm-up through $target failed: $(grep -m1 -E 'FATAL|error' "$RUN_DIR/runs/warmup-$target.log")"
 		ensure_alive "$target"
@@ -543,13 +599,29 @@ CASES=()
 for test in $TESTS; do for threads in $THREADS; do CASES+=("$test $threads"); done; done
 for test in $CONN_TESTS; do for threads in $CONN_CLIENTS; do CASES+=("$test $threads"); done; done
 ((${#CASES[@]} > 0)) || die "nothing to run: BENCH_TESTS and BENCH_CONN_TESTS are both empty"
-total_runs=$((${#CASES[@]} * ROUNDS * ${#TARGETS[@]}))
+for case in "${CASES[@]}"; do
+	if [[ $case == connect_* ]]; then
+		total_runs=$((total_runs + ROUNDS * ${#CONN_TARGETS[@]}))
+	else
+		total_runs=$((total_runs + ROUNDS * ${#TARGETS[@]}))
+	fi
+done
+# The writable node's mariadbd, for its CPU per request ("-" if the pid file
+# is not the pair's).
+node_pid() {
+	local pid
+	pid=$(cat "$PAIR_DIR/$W/mysqld.pid" 2>/dev/null || true)
+	[[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+	return 0
+}
 run_no=0
 for case in "${CASES[@]}"; do
 	read -r test threads <<<"$case"
+	targets=("${TARGETS[@]}")
+	[[ $test == connect_* ]] && targets=("${CONN_TARGETS[@]}")
 	for ((round = 1; round <= ROUNDS; round++)); do
-		for ((k = 0; k < ${#TARGETS[@]}; k++)); do
-			target=${TARGETS[$(((k + round - 1) % ${#TARGETS[@]}))]}
+		for ((k = 0; k < ${#targets[@]}; k++)); do
+			target=${targets[$(((k + round - 1) % ${#targets[@]}))]}
 			run_no=$((run_no + 1))
 			log=$RUN_DIR/runs/$test-t$threads-r$round-$target.log
 			# A run during which the node restarted or was demoted says
@@ -559,11 +631,15 @@ for case in "${CASES[@]}"; do
 				wait_pair
 				load=$(cut -d' ' -f1 /proc/loadavg)
 				tlines=$(wc -l <"$RUN_DIR/tandem.log")
+				plines=$(cat "$RUN_DIR/pooled.log" 2>/dev/null | wc -l)
 				rc=0
 				ppid=
-				case $target in haproxy) ppid=$HAPROXY_PID ;; tandem) ppid=$TANDEM_PID ;; esac
+				case $target in haproxy) ppid=$HAPROXY_PID ;; tandem) ppid=$TANDEM_PID ;; pooled) ppid=$POOL_PID ;; esac
 				cpu0=0
 				[[ -n $ppid ]] && cpu0=$(cpu_ticks "$ppid")
+				npid=$(node_pid)
+				ncpu0=0
+				[[ -n $npid ]] && ncpu0=$(cpu_ticks "$npid")
 				if [[ $test == connect_* ]]; then
 					run_connbench "${test#connect_}" "$threads" "$SECONDS_PER_RUN" "$target" "$log" || rc=$?
 				else
@@ -571,6 +647,8 @@ for case in "${CASES[@]}"; do
 				fi
 				cpu=-
 				[[ -n $ppid ]] && cpu=$(awk -v a="$cpu0" -v b="$(cpu_ticks "$ppid")" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz}')
+				ncpu=-
+				[[ -n $npid ]] && ncpu=$(awk -v a="$ncpu0" -v b="$(cpu_ticks "$npid")" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz}')
 				disturbed=0
 				pair_changed && disturbed=1
 				((disturbed && attempt == 1)) || break
@@ -584,6 +662,7 @@ for case in "${CASES[@]}"; do
 			ign=$(sed -nE 's/^ *ignored errors: *([0-9]+).*/\1/p' "$log" | head -1)
 			rec=$(sed -nE 's/^ *reconnects: *([0-9]+).*/\1/p' "$log" | head -1)
 			txns=$(sed -nE 's/^ *transactions: *([0-9]+) +\(.*/\1/p' "$log" | head -1)
+			ccpu=$(sed -nE 's/^ *client CPU per request: *([0-9.]+) us.*/\1/p' "$log" | head -1)
 			status=ok
 			if ((disturbed)); then
 				status=pair-changed
@@ -597,11 +676,14 @@ for case in "${CASES[@]}"; do
 					if [[ $target == tandem ]]; then
 						echo "-- tandem log lines during the run:"
 						tail -n +$((tlines + 1)) "$RUN_DIR/tandem.log" | head -40
+					elif [[ $target == pooled ]]; then
+						echo "-- pooled tandem log lines during the run:"
+						tail -n +$((plines + 1)) "$RUN_DIR/pooled.log" | head -40
 					fi
 				} >>"$FAILURES"
 			fi
-			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$test" "$threads" "$round" "$target" \
-				"${tps:--}" "${p95:--}" "${ign:--}" "${rec:--}" "$load" "$status" "$cpu" "${txns:--}" >>"$RAW"
+			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$test" "$threads" "$round" "$target" \
+				"${tps:--}" "${p95:--}" "${ign:--}" "${rec:--}" "$load" "$status" "$cpu" "${txns:--}" "$ncpu" "${ccpu:--}" >>"$RAW"
 			say "[$run_no/$total_runs] $test threads=$threads round=$round $target: tps=${tps:--} p95=${p95:--}ms load=$load $status"
 			ensure_alive "$target"
 		done
@@ -628,14 +710,16 @@ NR == 1 { next }
 	if ($10 == "ok") {
 		ok[k]++; tps[k] = tps[k] " " $5; p95[k] = p95[k] " " $6; ign[k] += $7
 		if ($11 != "-" && $12 + 0 > 0) cpu[k] = cpu[k] " " ($11 * 1e6 / $12)
+		if ($13 != "-" && $13 != "" && $12 + 0 > 0) ncpu[k] = ncpu[k] " " ($13 * 1e6 / $12)
+		if ($14 != "-" && $14 != "") ccpu[k] = ccpu[k] " " $14
 	}
 }
 END {
-	print "test\tthreads\ttarget\tmedian_tps\tmedian_p95_ms\tok_runs\truns\tretried_lock_errors\tproxy_cpu_us_per_txn"
+	print "test\tthreads\ttarget\tmedian_tps\tmedian_p95_ms\tok_runs\truns\tretried_lock_errors\tproxy_cpu_us_per_txn\tnode_cpu_us_per_txn\tclient_cpu_us_per_txn"
 	for (i = 1; i <= nk; i++) {
 		k = order[i]; split(k, f, SUBSEP)
-		mt = median(tps[k]); mp = median(p95[k]); mc = median(cpu[k])
-		printf "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", f[1], f[2], f[3], (mt == "" ? "-" : sprintf("%.2f", mt)), (mp == "" ? "-" : sprintf("%.2f", mp)), ok[k], runs[k], ign[k], (mc == "" ? "-" : sprintf("%.1f", mc))
+		mt = median(tps[k]); mp = median(p95[k]); mc = median(cpu[k]); mn = median(ncpu[k]); mcl = median(ccpu[k])
+		printf "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", f[1], f[2], f[3], (mt == "" ? "-" : sprintf("%.2f", mt)), (mp == "" ? "-" : sprintf("%.2f", mp)), ok[k], runs[k], ign[k], (mc == "" ? "-" : sprintf("%.1f", mc)), (mn == "" ? "-" : sprintf("%.1f", mn)), (mcl == "" ? "-" : sprintf("%.1f", mcl))
 	}
 }' "$RAW" >"$SUMMARY"
 
@@ -676,7 +760,7 @@ compare() { # text|md
 cpu_table() { # text|md
 	awk -F'\t' -v fmt="$1" '
 	NR == 1 { next }
-	$3 != "direct" {
+	$3 == "haproxy" || $3 == "tandem" {
 		k = $1 SUBSEP $2
 		if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
 		c[k, $3] = $9
@@ -703,6 +787,50 @@ memory_table() { # text|md
 	  else printf "%-8s %14s %22s %9s %16s\n", $1, $3, $4, $2, $5 }' "$MEM_FILE"
 }
 
+# Connect-per-request with pooled node sessions: the pooled tandem against
+# direct connections and the plain tandem (issue 13: >= 1.5x direct).
+pooled_table() { # text|md
+	awk -F'\t' -v fmt="$1" '
+	NR == 1 { next }
+	$1 ~ /^connect_/ {
+		k = $1 SUBSEP $2
+		if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
+		tps[k, $3] = $4; p95[k, $3] = $5
+	}
+	function ratio(a, b) { return (a == "" || b == "" || a == "-" || b == "-" || b + 0 == 0) ? "-" : sprintf("%.2f", a / b) }
+	END {
+		if (fmt == "md") {
+			print "| test | clients | direct req/s | tandem req/s | pooled req/s | pooled/direct | pooled/tandem | direct p95 ms | pooled p95 ms |"
+			print "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+		} else
+			printf "%-16s %7s %10s %10s %10s %7s %7s %8s %8s\n", "test", "clients", "direct", "tandem", "pooled", "p/d", "p/t", "p95 d", "p95 p"
+		for (i = 1; i <= nk; i++) {
+			k = order[i]; split(k, f, SUBSEP)
+			d = tps[k, "direct"]; t = tps[k, "tandem"]; p = tps[k, "pooled"]
+			if (fmt == "md") printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", f[1], f[2], d, t, p, ratio(p, d), ratio(p, t), p95[k, "direct"], p95[k, "pooled"]
+			else printf "%-16s %7s %10s %10s %10s %7s %7s %8s %8s\n", f[1], f[2], d, t, p, ratio(p, d), ratio(p, t), p95[k, "direct"], p95[k, "pooled"]
+		}
+	}' "$SUMMARY"
+}
+# Where the CPU of a connect-per-request goes (medians, µs per request): the
+# load generator, the proxy, the node; with 2 shared cores the rate cannot
+# pass 2 s of CPU per second over their sum ("bound").
+accounting_table() { # text|md
+	awk -F'\t' -v fmt="$1" '
+	BEGIN {
+		if (fmt == "md") { print "| test | clients | target | client µs | proxy µs | node µs | together µs | bound req/s | measured req/s |"; print "|---|---:|---|---:|---:|---:|---:|---:|---:|" }
+		else printf "%-16s %7s %-8s %8s %8s %8s %8s %8s %10s\n", "test", "clients", "target", "client", "proxy", "node", "sum", "bound", "measured"
+	}
+	NR == 1 || $1 !~ /^connect_/ { next }
+	{
+		proxy = ($3 == "direct") ? 0 : $9
+		sum = ($11 == "-" || $10 == "-" || proxy == "-") ? "-" : sprintf("%.0f", $11 + proxy + $10)
+		bound = (sum == "-" || sum + 0 == 0) ? "-" : sprintf("%.0f", 2e6 / sum)
+		if (fmt == "md") printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $11, proxy, $10, sum, bound, $4
+		else printf "%-16s %7s %-8s %8s %8s %8s %8s %8s %10s\n", $1, $2, $3, $11, proxy, $10, sum, bound, $4
+	}' "$SUMMARY"
+}
+
 elapsed=$(($(date +%s) - start_time))
 {
 	echo "tandem benchmark $(date -Is) — $SECONDS_PER_RUN s per run, $ROUNDS round(s), medians; $(nproc) cores (see the caveat in scripts/bench.sh)"
@@ -719,6 +847,16 @@ elapsed=$(($(date +%s) - start_time))
 	echo
 	echo "Proxy CPU time per transaction (user+system, median):"
 	cpu_table text
+	if grep -q $'\tpooled\t' "$SUMMARY"; then
+		echo
+		echo "Connect per request with pooled node sessions (p/d = pooled/direct, p/t = pooled/tandem):"
+		pooled_table text
+	fi
+	if grep -q '^connect_' "$SUMMARY"; then
+		echo
+		echo "CPU per connect-per-request (us, medians; bound = 2 cores / sum):"
+		accounting_table text
+	fi
 	if ((IDLE_CONNS > 0)); then
 		echo
 		echo "Memory (VmRSS), $IDLE_CONNS idle logged-in sessions:"
@@ -730,6 +868,14 @@ elapsed=$(($(date +%s) - start_time))
 	compare md
 	echo
 	cpu_table md
+	if grep -q $'\tpooled\t' "$SUMMARY"; then
+		echo
+		pooled_table md
+	fi
+	if grep -q '^connect_' "$SUMMARY"; then
+		echo
+		accounting_table md
+	fi
 	if ((IDLE_CONNS > 0)); then
 		echo
 		memory_table md

@@ -130,21 +130,29 @@ run_one() { # target log
 	esac
 }
 
-printf 'round\ttarget\ttps\tcpu_us_per_txn\tp95_ms\n' >"$DIR/raw.tsv"
+# Node a's mariadbd (the active node): its CPU per request too, and for
+# connect_* the client's (connbench reports its own).
+NODE_PID=$(cat "${TANDEM_PAIR_DIR:-/tmp/tandem-pair}/a/mysqld.pid" 2>/dev/null || true)
+[[ $NODE_PID =~ ^[0-9]+$ ]] && kill -0 "$NODE_PID" 2>/dev/null || NODE_PID=
+printf 'round\ttarget\ttps\tcpu_us_per_txn\tp95_ms\tnode_cpu_us\tclient_cpu_us\n' >"$DIR/raw.tsv"
 TARGETS=(old new haproxy)
 for ((r = 0; r < ROUNDS; r++)); do
 	for ((k = 0; k < 3; k++)); do
 		t=${TARGETS[$(((k + r) % 3))]}
 		log=$DIR/run-$r-$t.log
 		c0=$(cpu_ticks "${PID[$t]}")
+		n0=$([[ -n $NODE_PID ]] && cpu_ticks "$NODE_PID" || echo 0)
 		run_one "$t" "$log" || { say "run $r $t failed: $(tail -3 "$log")"; exit 1; }
 		c1=$(cpu_ticks "${PID[$t]}")
+		n1=$([[ -n $NODE_PID ]] && cpu_ticks "$NODE_PID" || echo 0)
 		tps=$(sed -nE 's/.*transactions: +([0-9]+) +\(([0-9.]+) per sec.*/\2/p' "$log")
 		n=$(sed -nE 's/.*transactions: +([0-9]+) .*/\1/p' "$log")
 		p95=$(sed -nE 's/.*95th percentile: +([0-9.]+).*/\1/p' "$log")
 		cpu=$(awk -v a="$c0" -v b="$c1" -v n="$n" -v hz="$CLK_TCK" 'BEGIN{printf "%.1f", (b-a)/hz*1e6/n}')
-		printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$t" "$tps" "$cpu" "$p95" >>"$DIR/raw.tsv"
-		say "round $r $t: $tps/s, $cpu us CPU per request, p95 $p95 ms"
+		ncpu=$(awk -v a="$n0" -v b="$n1" -v n="$n" -v hz="$CLK_TCK" 'BEGIN{printf "%.1f", (b-a)/hz*1e6/n}')
+		ccpu=$(sed -nE 's/.*client CPU per request: +([0-9.]+) us.*/\1/p' "$log")
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$t" "$tps" "$cpu" "$p95" "$ncpu" "${ccpu:--}" >>"$DIR/raw.tsv"
+		say "round $r $t: $tps/s, $cpu us CPU per request, p95 $p95 ms, node $ncpu us, client ${ccpu:--} us"
 	done
 done
 
@@ -154,8 +162,10 @@ declare -A MT MC
 for t in old new haproxy; do
 	MT[$t]=$(awk -F'\t' -v t="$t" '$2==t {print $3}' "$DIR/raw.tsv" | median)
 	MC[$t]=$(awk -F'\t' -v t="$t" '$2==t {print $4}' "$DIR/raw.tsv" | median)
-	printf '  %-8s %10s /s  %8s us CPU/request  p95 %s ms\n' "$t" "${MT[$t]}" "${MC[$t]}" \
-		"$(awk -F'\t' -v t="$t" '$2==t {print $5}' "$DIR/raw.tsv" | median)"
+	printf '  %-8s %10s /s  %8s us CPU/request  p95 %s ms  node %s us  client %s us\n' "$t" "${MT[$t]}" "${MC[$t]}" \
+		"$(awk -F'\t' -v t="$t" '$2==t {print $5}' "$DIR/raw.tsv" | median)" \
+		"$(awk -F'\t' -v t="$t" '$2==t {print $6}' "$DIR/raw.tsv" | median)" \
+		"$(awk -F'\t' -v t="$t" '$2==t && $7!="-" {print $7}' "$DIR/raw.tsv" | median)"
 done
 awk -v o="${MT[old]}" -v n="${MT[new]}" -v h="${MT[haproxy]}" \
 	'BEGIN{printf "  old/HAProxy %.2f  new/HAProxy %.2f  new/old %.2f\n", o/h, n/h, n/o}'

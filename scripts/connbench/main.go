@@ -40,6 +40,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -155,6 +156,11 @@ func run() int {
 	fmt.Printf("    ignored errors:                      %d\n", ignored.Load())
 	fmt.Printf("    reconnects:                          0\n")
 	fmt.Printf("         95th percentile:                %.2f\n", ms(all[percentileIndex(len(all), 0.95)]))
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		fmt.Printf("    client CPU per request:              %.1f us\n", float64(cpu.Microseconds())/float64(len(all)))
+	}
 	return 0
 }
 
