@@ -311,7 +311,8 @@ fi
 [[ -x bin/tandem ]] || die "bin/tandem missing"
 
 stamp=$(date +%Y%m%d-%H%M%S)
-RUN_DIR=$ROOT/$RESULTS_BASE/$stamp
+RUN_DIR=$RESULTS_BASE/$stamp
+[[ $RESULTS_BASE == /* ]] || RUN_DIR=$ROOT/$RUN_DIR
 mkdir -p "$RUN_DIR/runs"
 say "results in $RUN_DIR"
 go build -o "$RUN_DIR/idleconns" ./scripts/idleconns || die "building scripts/idleconns failed"
@@ -787,6 +788,45 @@ memory_table() { # text|md
 	  else printf "%-8s %14s %22s %9s %16s\n", $1, $3, $4, $2, $5 }' "$MEM_FILE"
 }
 
+# The ratios within each round (the targets ran one after the other), median
+# over the rounds: steadier than the ratio of each target's own median when
+# the load moves between rounds.
+round_ratio_table() { # text|md
+	awk -F'\t' -v fmt="$1" '
+	function median(s,   a, n, t, i, j) {
+		n = split(s, a, " ")
+		if (n == 0) return ""
+		for (i = 2; i <= n; i++) { t = a[i] + 0; j = i - 1; while (j >= 1 && a[j] + 0 > t) { a[j + 1] = a[j]; j-- } a[j + 1] = t }
+		return (n % 2) ? a[(n + 1) / 2] + 0 : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	function show(s,   m) { m = median(s); return m == "" ? "-" : sprintf("%.2f", m) }
+	function span(s,   a, n, i, lo, hi) {
+		n = split(s, a, " "); if (n == 0) return "-"
+		lo = hi = a[1] + 0
+		for (i = 2; i <= n; i++) { if (a[i] + 0 < lo) lo = a[i] + 0; if (a[i] + 0 > hi) hi = a[i] + 0 }
+		return sprintf("%.2f–%.2f", lo, hi)
+	}
+	NR == 1 { next }
+	$10 == "ok" {
+		k = $1 SUBSEP $2
+		if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
+		v[k, $3, $4] = $5; rounds[k, $3] = 1; if ($3 + 0 > maxr) maxr = $3 + 0
+	}
+	END {
+		if (fmt == "md") { print "| test | threads | tandem/HAProxy | single rounds | pooled/direct | single rounds |"; print "|---|---:|---:|---|---:|---|" }
+		else printf "%-18s %7s %8s %12s %8s %12s\n", "test", "threads", "t/h", "rounds", "p/d", "rounds"
+		for (i = 1; i <= nk; i++) {
+			k = order[i]; split(k, f, SUBSEP); th = ""; pd = ""
+			for (r = 1; r <= maxr; r++) {
+				if (!((k, r) in rounds)) continue
+				if (v[k, r, "tandem"] != "" && v[k, r, "haproxy"] + 0 > 0) th = th " " v[k, r, "tandem"] / v[k, r, "haproxy"]
+				if (v[k, r, "pooled"] != "" && v[k, r, "direct"] + 0 > 0) pd = pd " " v[k, r, "pooled"] / v[k, r, "direct"]
+			}
+			if (fmt == "md") printf "| %s | %s | %s | %s | %s | %s |\n", f[1], f[2], show(th), span(th), show(pd), span(pd)
+			else printf "%-18s %7s %8s %12s %8s %12s\n", f[1], f[2], show(th), span(th), show(pd), span(pd)
+		}
+	}' "$RAW"
+}
 # Connect-per-request with pooled node sessions: the pooled tandem against
 # direct connections and the plain tandem (issue 13: >= 1.5x direct).
 pooled_table() { # text|md
@@ -845,6 +885,9 @@ elapsed=$(($(date +%s) - start_time))
 	echo "Comparison (t/d = tandem/direct, t/h = tandem/haproxy, t-h p95 = tandem p95 - haproxy p95):"
 	compare text
 	echo
+	echo "Ratios within each round, median over the rounds (t/h = tandem/haproxy, p/d = pooled/direct):"
+	round_ratio_table text
+	echo
 	echo "Proxy CPU time per transaction (user+system, median):"
 	cpu_table text
 	if grep -q $'\tpooled\t' "$SUMMARY"; then
@@ -866,6 +909,8 @@ elapsed=$(($(date +%s) - start_time))
 	echo "Markdown:"
 	echo
 	compare md
+	echo
+	round_ratio_table md
 	echo
 	cpu_table md
 	if grep -q $'\tpooled\t' "$SUMMARY"; then

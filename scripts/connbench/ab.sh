@@ -156,7 +156,7 @@ for ((r = 0; r < ROUNDS; r++)); do
 	done
 done
 
-median() { sort -g | awk '{a[NR]=$1} END{if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+median() { sort -g | awk '{a[NR]=$1} END{if (NR == 0) exit; if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 echo "$TEST, $CLIENTS clients, $ROUNDS rounds of ${SECS}s (results in $DIR):"
 declare -A MT MC
 for t in old new haproxy; do
@@ -165,7 +165,7 @@ for t in old new haproxy; do
 	printf '  %-8s %10s /s  %8s us CPU/request  p95 %s ms  node %s us  client %s us\n' "$t" "${MT[$t]}" "${MC[$t]}" \
 		"$(awk -F'\t' -v t="$t" '$2==t {print $5}' "$DIR/raw.tsv" | median)" \
 		"$(awk -F'\t' -v t="$t" '$2==t {print $6}' "$DIR/raw.tsv" | median)" \
-		"$(awk -F'\t' -v t="$t" '$2==t && $7!="-" {print $7}' "$DIR/raw.tsv" | median)"
+		"$(awk -F'\t' -v t="$t" '$2==t && $7!="-" {print $7}' "$DIR/raw.tsv" | median | grep . || echo -)"
 done
 awk -v o="${MT[old]}" -v n="${MT[new]}" -v h="${MT[haproxy]}" \
 	'BEGIN{printf "  old/HAProxy %.2f  new/HAProxy %.2f  new/old %.2f\n", o/h, n/h, n/o}'
