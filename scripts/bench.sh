@@ -632,7 +632,8 @@ for case in "${CASES[@]}"; do
 				wait_pair
 				load=$(cut -d' ' -f1 /proc/loadavg)
 				tlines=$(wc -l <"$RUN_DIR/tandem.log")
-				plines=$(cat "$RUN_DIR/pooled.log" 2>/dev/null | wc -l)
+				plines=0
+				[[ -f $RUN_DIR/pooled.log ]] && plines=$(wc -l <"$RUN_DIR/pooled.log")
 				rc=0
 				ppid=
 				case $target in haproxy) ppid=$HAPROXY_PID ;; tandem) ppid=$TANDEM_PID ;; pooled) ppid=$POOL_PID ;; esac
