@@ -696,14 +696,17 @@ done
 
 # Medians over the successful rounds, one row per (test, threads, target).
 SUMMARY=$RUN_DIR/summary.tsv
-awk -F'\t' '
+# median(s): the median of the numbers in the space-separated string s ("" if
+# none), for the awk programs below.
+AWK_MEDIAN='
 function median(s,   a, n, t, i, j) {
 	n = split(s, a, " ")
 	if (n == 0) return ""
 	# insertion sort: a handful of values
 	for (i = 2; i <= n; i++) { t = a[i] + 0; j = i - 1; while (j >= 1 && a[j] + 0 > t) { a[j + 1] = a[j]; j-- } a[j + 1] = t }
 	return (n % 2) ? a[(n + 1) / 2] + 0 : (a[n / 2] + a[n / 2 + 1]) / 2
-}
+}'
+awk -F'\t' "$AWK_MEDIAN"'
 NR == 1 { next }
 {
 	k = $1 SUBSEP $2 SUBSEP $4
@@ -793,13 +796,7 @@ memory_table() { # text|md
 # over the rounds: steadier than the ratio of each target's own median when
 # the load moves between rounds.
 round_ratio_table() { # text|md
-	awk -F'\t' -v fmt="$1" '
-	function median(s,   a, n, t, i, j) {
-		n = split(s, a, " ")
-		if (n == 0) return ""
-		for (i = 2; i <= n; i++) { t = a[i] + 0; j = i - 1; while (j >= 1 && a[j] + 0 > t) { a[j + 1] = a[j]; j-- } a[j + 1] = t }
-		return (n % 2) ? a[(n + 1) / 2] + 0 : (a[n / 2] + a[n / 2 + 1]) / 2
-	}
+	awk -F'\t' -v fmt="$1" "$AWK_MEDIAN"'
 	function show(s,   m) { m = median(s); return m == "" ? "-" : sprintf("%.2f", m) }
 	function span(s,   a, n, i, lo, hi) {
 		n = split(s, a, " "); if (n == 0) return "-"
