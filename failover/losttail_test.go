@@ -122,18 +122,12 @@ func TestActiveTakesBackOwnTailBeforeWriting(t *testing.T) {
 // it is made writable, with the peer recorded unsynced and semi-sync off;
 // one that could be compared (nothing missing) is unfenced as it is.
 func TestRestartedActiveSkipsLostSequenceWhenPeerUnreachable(t *testing.T) {
-	restarted := func(t *testing.T) replication.Facts {
-		f := writer(t, 1, "0-1-10")
-		f.ReadOnly = true
-		f.Replica.IORunning, f.Replica.SQLRunning = replication.IONo, false
-		return f
-	}
 	r := newRig(t, Decision{Active: "a", Epoch: 1})
 	r.healthy(t)
 	for range r.m.cfg.FailAfter {
 		bad(r.m, "b")
 	}
-	r.a.facts = restarted(t)
+	r.a.facts = restarted(t, 1, "0-1-10")
 	r.log.reset()
 	r.observe("a")
 	wantInOrder(t, r.log.list(), "a semi_sync false", "a skip_lost_sequence", "a read_only false")
@@ -146,7 +140,7 @@ func TestRestartedActiveSkipsLostSequenceWhenPeerUnreachable(t *testing.T) {
 	// just before the active died), then unfenced as it is.
 	r = newRig(t, Decision{Active: "a", Epoch: 1})
 	r.healthy(t)
-	r.a.facts = restarted(t)
+	r.a.facts = restarted(t, 1, "0-1-10")
 	r.log.reset()
 	r.observe("a")
 	wantAbsent(t, r.log.list(), "a read_only false", "a skip_lost_sequence")
@@ -235,19 +229,11 @@ func TestUndoResumeWhenDataHeldTheTail(t *testing.T) {
 func TestActiveBackReadOnlyHoldsTrafficUntilWritable(t *testing.T) {
 	r := newRig(t, Decision{Active: "a", Epoch: 1})
 	r.healthy(t)
-	for range r.m.cfg.FailAfter {
-		bad(r.m, "b")
-	}
-	for range r.m.cfg.FailAfter {
-		bad(r.m, "a")
-	}
+	bothDown(r.m)
 	if r.m.state != StateDown {
 		t.Fatalf("state %v; want down with both nodes gone", r.m.state)
 	}
-	f := writer(t, 1, "0-1-10")
-	f.ReadOnly = true
-	f.Replica.IORunning, f.Replica.SQLRunning = replication.IONo, false
-	r.a.facts = f
+	r.a.facts = restarted(t, 1, "0-1-10")
 	r.log.reset()
 	for range r.m.cfg.RecoverAfter {
 		r.observe("a")
@@ -265,12 +251,7 @@ func TestActiveBackReadOnlyHoldsTrafficUntilWritable(t *testing.T) {
 	// once, as before.
 	r = newRig(t, Decision{Active: "a", Epoch: 1})
 	r.healthy(t)
-	for range r.m.cfg.FailAfter {
-		bad(r.m, "b")
-	}
-	for range r.m.cfg.FailAfter {
-		bad(r.m, "a")
-	}
+	bothDown(r.m)
 	r.log.reset()
 	for range r.m.cfg.RecoverAfter {
 		r.observe("a")
@@ -286,16 +267,8 @@ func TestActiveBackReadOnlyHoldsTrafficUntilWritable(t *testing.T) {
 func TestHeldTrafficRoutedWhenActiveFoundWritable(t *testing.T) {
 	r := newRig(t, Decision{Active: "a", Epoch: 1})
 	r.healthy(t)
-	for range r.m.cfg.FailAfter {
-		bad(r.m, "b")
-	}
-	for range r.m.cfg.FailAfter {
-		bad(r.m, "a")
-	}
-	f := writer(t, 1, "0-1-10")
-	f.ReadOnly = true
-	f.Replica.IORunning, f.Replica.SQLRunning = replication.IONo, false
-	r.a.facts = f
+	bothDown(r.m)
+	r.a.facts = restarted(t, 1, "0-1-10")
 	r.a.fail("read_only", errors.New("i/o timeout"))
 	r.log.reset()
 	for range r.m.cfg.RecoverAfter {
@@ -315,16 +288,8 @@ func TestHeldTrafficRoutedWhenActiveFoundWritable(t *testing.T) {
 func TestSkipLostSequenceFailureKeepsActiveFenced(t *testing.T) {
 	r := newRig(t, Decision{Active: "a", Epoch: 1})
 	r.healthy(t)
-	for range r.m.cfg.FailAfter {
-		bad(r.m, "b")
-	}
-	for range r.m.cfg.FailAfter {
-		bad(r.m, "a")
-	}
-	f := writer(t, 1, "0-1-10")
-	f.ReadOnly = true
-	f.Replica.IORunning, f.Replica.SQLRunning = replication.IONo, false
-	r.a.facts = f
+	bothDown(r.m)
+	r.a.facts = restarted(t, 1, "0-1-10")
 	r.a.fail("skip_lost_sequence", context.DeadlineExceeded)
 	r.log.reset()
 	for range r.m.cfg.RecoverAfter + 1 {
@@ -339,4 +304,23 @@ func TestSkipLostSequenceFailureKeepsActiveFenced(t *testing.T) {
 	r.log.reset()
 	r.observe("a")
 	wantInOrder(t, r.log.list(), "a skip_lost_sequence", "a read_only false", "ctl route a")
+}
+
+// restarted is the facts of a node back from a restart (skip_slave_start):
+// read-only, its replication threads stopped.
+func restarted(t *testing.T, serverID uint32, pos string) replication.Facts {
+	f := writer(t, serverID, pos)
+	f.ReadOnly = true
+	f.Replica.IORunning, f.Replica.SQLRunning = replication.IONo, false
+	return f
+}
+
+// bothDown fails b's checks, then a's: tandem is down, a still the active.
+func bothDown(m *Manager) {
+	for range m.cfg.FailAfter {
+		bad(m, "b")
+	}
+	for range m.cfg.FailAfter {
+		bad(m, "a")
+	}
 }
