@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 
@@ -287,6 +288,9 @@ func TestHeldTrafficRoutedWhenActiveFoundWritable(t *testing.T) {
 // the active is made writable and routed to.
 func TestSkipLostSequenceFailureKeepsActiveFenced(t *testing.T) {
 	r := newRig(t, Decision{Active: "a", Epoch: 1})
+	// The step reads binary logs: bounded by catchup_timeout, not by
+	// the shorter fence_timeout.
+	r.m.cfg.CatchupTimeout = time.Minute
 	r.healthy(t)
 	bothDown(r.m)
 	r.a.facts = restarted(t, 1, "0-1-10")
@@ -300,6 +304,12 @@ func TestSkipLostSequenceFailureKeepsActiveFenced(t *testing.T) {
 		t.Fatalf("skip_lost_sequence tried %d times; want a retry at the next check:\n  %s", n, strings.Join(got, "\n  "))
 	}
 	wantAbsent(t, got, "a read_only false", "ctl route")
+	r.a.mu.Lock()
+	budget := r.a.skipBudget
+	r.a.mu.Unlock()
+	if budget <= r.m.cfg.FenceTimeout {
+		t.Fatalf("SkipLostSequence given %v; want catchup_timeout (%v), more than fence_timeout (%v)", budget, r.m.cfg.CatchupTimeout, r.m.cfg.FenceTimeout)
+	}
 	r.a.fail("skip_lost_sequence", nil)
 	r.log.reset()
 	r.observe("a")

@@ -124,6 +124,9 @@ type fakeNode struct {
 	facts    replication.Facts
 	errs     map[string]error
 	recorded *Decision
+	// skipBudget is the time SkipLostSequence was given (its context's
+	// deadline), 0 without one.
+	skipBudget time.Duration
 }
 
 func (f *fakeNode) do(op string) error {
@@ -191,7 +194,12 @@ func (f *fakeNode) UndoResume(context.Context, string) (string, error) {
 	return "", f.do("undo_resume")
 }
 
-func (f *fakeNode) SkipLostSequence(context.Context, string, string, uint64, time.Time) (string, error) {
+func (f *fakeNode) SkipLostSequence(ctx context.Context, _, _ string, _ uint64, _ time.Time) (string, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		f.mu.Lock()
+		f.skipBudget = time.Until(dl)
+		f.mu.Unlock()
+	}
 	return "0-1-999", f.do("skip_lost_sequence")
 }
 
