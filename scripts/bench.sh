@@ -696,9 +696,11 @@ done
 
 # Medians over the successful rounds, one row per (test, threads, target).
 SUMMARY=$RUN_DIR/summary.tsv
-# median(s): the median of the numbers in the space-separated string s ("" if
-# none), for the awk programs below.
-AWK_MEDIAN='
+# Functions for the awk programs below. median(s): the median of the numbers
+# in the space-separated string s ("" if none). ratio(a, b): a/b to two
+# places, "-" when either is missing ("" or "-") or b is 0.
+AWK_FUNCS='
+function ratio(a, b) { return (a == "" || b == "" || a == "-" || b == "-" || b + 0 == 0) ? "-" : sprintf("%.2f", a / b) }
 function median(s,   a, n, t, i, j) {
 	n = split(s, a, " ")
 	if (n == 0) return ""
@@ -706,7 +708,7 @@ function median(s,   a, n, t, i, j) {
 	for (i = 2; i <= n; i++) { t = a[i] + 0; j = i - 1; while (j >= 1 && a[j] + 0 > t) { a[j + 1] = a[j]; j-- } a[j + 1] = t }
 	return (n % 2) ? a[(n + 1) / 2] + 0 : (a[n / 2] + a[n / 2 + 1]) / 2
 }'
-awk -F'\t' "$AWK_MEDIAN"'
+awk -F'\t' "$AWK_FUNCS"'
 NR == 1 { next }
 {
 	k = $1 SUBSEP $2 SUBSEP $4
@@ -730,14 +732,13 @@ END {
 
 # One row per (test, threads): the three targets side by side with ratios.
 compare() { # text|md
-	awk -F'\t' -v fmt="$1" '
+	awk -F'\t' -v fmt="$1" "$AWK_FUNCS"'
 	NR == 1 { next }
 	{
 		k = $1 SUBSEP $2
 		if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
 		tps[k, $3] = $4; p95[k, $3] = $5; okr[k, $3] = $6 "/" $7
 	}
-	function ratio(a, b) { return (a == "-" || b == "-" || b + 0 == 0) ? "-" : sprintf("%.2f", a / b) }
 	function delta(a, b) { return (a == "-" || b == "-") ? "-" : sprintf("%+.2f", a - b) }
 	function mark(k, t,   f) { split(okr[k, t], f, "/"); return (f[1] == f[2]) ? "" : " (" t " " okr[k, t] " ok)" }
 	END {
@@ -763,7 +764,7 @@ compare() { # text|md
 # Proxy CPU time per sysbench transaction (median over rounds): what the
 # extra hop costs on the shared cores, independent of how busy they were.
 cpu_table() { # text|md
-	awk -F'\t' -v fmt="$1" '
+	awk -F'\t' -v fmt="$1" "$AWK_FUNCS"'
 	NR == 1 { next }
 	$3 == "haproxy" || $3 == "tandem" {
 		k = $1 SUBSEP $2
@@ -778,7 +779,7 @@ cpu_table() { # text|md
 			printf "%-18s %7s %12s %12s %8s\n", "test", "threads", "haproxy us", "tandem us", "t/h"
 		for (i = 1; i <= nk; i++) {
 			k = order[i]; split(k, f, SUBSEP); h = c[k, "haproxy"]; t = c[k, "tandem"]
-			r = (h == "-" || t == "-" || h + 0 == 0) ? "-" : sprintf("%.2f", t / h)
+			r = ratio(t, h)
 			if (fmt == "md") printf "| %s | %s | %s | %s | %s |\n", f[1], f[2], h, t, r
 			else printf "%-18s %7s %12s %12s %8s\n", f[1], f[2], h, t, r
 		}
@@ -796,7 +797,7 @@ memory_table() { # text|md
 # over the rounds: steadier than the ratio of each target's own median when
 # the load moves between rounds.
 round_ratio_table() { # text|md
-	awk -F'\t' -v fmt="$1" "$AWK_MEDIAN"'
+	awk -F'\t' -v fmt="$1" "$AWK_FUNCS"'
 	function show(s,   m) { m = median(s); return m == "" ? "-" : sprintf("%.2f", m) }
 	function span(s,   a, n, i, lo, hi) {
 		n = split(s, a, " "); if (n == 0) return "-"
@@ -828,14 +829,13 @@ round_ratio_table() { # text|md
 # Connect-per-request with pooled node sessions: the pooled tandem against
 # direct connections and the plain tandem (issue 13: >= 1.5x direct).
 pooled_table() { # text|md
-	awk -F'\t' -v fmt="$1" '
+	awk -F'\t' -v fmt="$1" "$AWK_FUNCS"'
 	NR == 1 { next }
 	$1 ~ /^connect_/ {
 		k = $1 SUBSEP $2
 		if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
 		tps[k, $3] = $4; p95[k, $3] = $5
 	}
-	function ratio(a, b) { return (a == "" || b == "" || a == "-" || b == "-" || b + 0 == 0) ? "-" : sprintf("%.2f", a / b) }
 	END {
 		if (fmt == "md") {
 			print "| test | clients | direct req/s | tandem req/s | pooled req/s | pooled/direct | pooled/tandem | direct p95 ms | pooled p95 ms |"
