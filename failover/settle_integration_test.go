@@ -318,9 +318,11 @@ func TestSettledOutcomesAcrossFailover(t *testing.T) {
 			"BEGIN INSERT INTO "+testpair.AppDB+"."+table+" (tag, worker) VALUES (t, w); RETURN LAST_INSERT_ID(); END")
 		w := startSettleWorkers(t, db, table, workers, round)
 		w.waitOps(t, 60+round*7, 20*time.Second) // a different moment each round
-		killed := time.Now()
-		testpair.Kill(t, testpair.A)
-		dead := time.Now()
+		// A command counts as in flight if it started before the signal
+		// and was answered after the process was gone: pair.sh kill
+		// takes 100-300 ms, in which most commands in flight were
+		// answered, so the signal is sent from here.
+		killed, dead := testpair.KillTimed(t, testpair.A)
 		tn.waitActive(t, 15*time.Second, "b", 2)
 		w.waitOps(t, 2*workers, 20*time.Second)
 		w.halt()

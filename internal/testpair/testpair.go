@@ -226,6 +226,55 @@ func ping(n Node) error {
 // Kill sends SIGKILL to node n's server and waits until it is gone.
 func Kill(t testing.TB, n Node) { t.Helper(); runScript(t, "kill", string(n)) }
 
+// KillTimed is Kill sent from this process, for tests that must know when
+// the server died to the millisecond (pair.sh kill starts a shell and polls
+// every 100 ms). sent is taken just before the signal; gone once the process
+// has exited (or is a zombie: its sockets are closed by then), polled every
+// millisecond for up to 10 s.
+func KillTimed(t testing.TB, n Node) (sent, gone time.Time) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(Dir(), string(n), "mysqld.pid"))
+	if err != nil {
+		t.Fatalf("testpair: node %s's pid: %v", n, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("testpair: node %s's pid file: %v", n, err)
+	}
+	// The pid file goes stale after a kill: the process must be this
+	// node's mariadbd (its --defaults-file is in the node's directory).
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.HasPrefix(string(cmdline), "mariadbd\x00--defaults-file="+filepath.Join(Dir(), string(n))+"/") {
+		t.Fatalf("testpair: node %s is not running (pid %d: %q, %v)", n, pid, cmdline, err)
+	}
+	sent = time.Now()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("testpair: SIGKILL node %s (pid %d): %v", n, pid, err)
+	}
+	deadline := sent.Add(10 * time.Second)
+	for procAlive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("testpair: node %s (pid %d) survived SIGKILL for 10 s", n, pid)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	gone = time.Now()
+	t.Logf("testpair: node %s killed (pid %d), gone %v after the signal", n, pid, gone.Sub(sent).Round(time.Microsecond))
+	return sent, gone
+}
+
+// procAlive: pid is a process that has not exited (a zombie has).
+func procAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) S ...: the state follows the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
 // Stop freezes node n's server with SIGSTOP (it keeps its connections and
 // ports, but answers nothing), as a hung or partitioned server would.
 func Stop(t testing.TB, n Node) { t.Helper(); runScript(t, "stop", string(n)) }
