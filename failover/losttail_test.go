@@ -319,6 +319,7 @@ func TestSkipLostSequenceFailureKeepsActiveFenced(t *testing.T) {
 // restarted is the facts of a node back from a restart (skip_slave_start):
 // read-only, its replication threads stopped.
 func restarted(t *testing.T, serverID uint32, pos string) replication.Facts {
+	t.Helper()
 	f := writer(t, serverID, pos)
 	f.ReadOnly = true
 	f.Replica.IORunning, f.Replica.SQLRunning = replication.IONo, false
