@@ -278,14 +278,19 @@ func TestElectionHandOver(t *testing.T) {
 
 // TestSameIDWaitsForOldSession: Open refuses an ID whose member key is held
 // by another live lease, and takes it over once that lease expires.
+// The old session's lease is 3 s, so a renewal delayed by load cannot lose
+// it while the second Open waits (2 s); the error names the duplicate even
+// when the last try failed otherwise (a grant that timed out under load once
+// hid it).
 func TestSameIDWaitsForOldSession(t *testing.T) {
 	prefix := prefixFor(t)
 	cfg := testConfig(t, prefix, "dup")
+	cfg.LeaseTTL = 3 * time.Second
 	old := open(t, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	_, err := Open(ctx, cfg, nil)
 	cancel()
-	if err == nil || !strings.Contains(err.Error(), `"dup"`) {
+	if err == nil || !strings.Contains(err.Error(), `"dup"`) || !errors.Is(err, errIDTaken) {
 		t.Fatalf("Open with a live duplicate ID: %v", err)
 	}
 	old.abandon() // crash: the key lives until the lease expires
@@ -293,6 +298,31 @@ func TestSameIDWaitsForOldSession(t *testing.T) {
 	m, err := s.Members(context.Background())
 	if err != nil || len(m) != 1 || !m[0].Self {
 		t.Fatalf("members after restart: %+v %v", m, err)
+	}
+}
+
+// TestJoinError: why Open gave up names a taken ID even when the last try
+// failed otherwise, and keeps ctx's error.
+func TestJoinError(t *testing.T) {
+	taken := fmt.Errorf("coord: ID %q %w", "dup", errIDTaken)
+	grant := context.DeadlineExceeded
+	for _, c := range []struct {
+		name               string
+		taken, last, ctxEr error
+		want               string
+		isTaken            bool
+	}{
+		{"taken, then ctx ended", taken, taken, context.DeadlineExceeded,
+			`coord: ID "dup" ` + errIDTaken.Error() + ` (context deadline exceeded)`, true},
+		{"taken, then a grant timed out", taken, grant, context.DeadlineExceeded,
+			`coord: ID "dup" ` + errIDTaken.Error() + ` (last try: context deadline exceeded) (context deadline exceeded)`, true},
+		{"taken, then waited long enough", taken, taken, nil, taken.Error(), true},
+		{"never taken", nil, grant, context.Canceled, "context deadline exceeded (context canceled)", false},
+	} {
+		err := joinError(c.taken, c.last, c.ctxEr)
+		if err.Error() != c.want || errors.Is(err, errIDTaken) != c.isTaken {
+			t.Errorf("%s: %v (is taken: %v); want %q (%v)", c.name, err, errors.Is(err, errIDTaken), c.want, c.isTaken)
+		}
 	}
 }
 

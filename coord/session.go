@@ -151,6 +151,8 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Session, error) {
 // lease of this tandem expires within that) or until ctx ends.
 func (s *Session) join(ctx context.Context) (clientv3.LeaseID, time.Duration, time.Time, error) {
 	deadline := time.Now().Add(2*s.cfg.LeaseTTL + 2*time.Second)
+	var taken error // the last "ID taken" answer: what join waits on
+	giveUp := func(err, ctxErr error) error { return joinError(taken, err, ctxErr) }
 	first := true
 	for {
 		gctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
@@ -167,19 +169,35 @@ func (s *Session) join(ctx context.Context) (clientv3.LeaseID, time.Duration, ti
 			}
 			s.revoke(lease)
 			if !errors.Is(err, errIDTaken) {
-				return 0, 0, sent, err
+				return 0, 0, sent, giveUp(err, nil)
 			}
+			taken = err
 		}
 		first = false
 		if time.Now().After(deadline) {
-			return 0, 0, sent, err
+			return 0, 0, sent, giveUp(err, nil)
 		}
 		select {
 		case <-ctx.Done():
-			return 0, 0, sent, fmt.Errorf("%w (%v)", err, ctx.Err())
+			return 0, 0, sent, giveUp(err, ctx.Err())
 		case <-time.After(s.cfg.PollInterval):
 		}
 	}
+}
+
+// joinError is why join gave up: its last try's error and, if ctx ended,
+// ctx's. A last try that failed otherwise (a grant timing out under load)
+// does not hide that an earlier one found the ID taken, which is what join
+// waited on.
+func joinError(taken, last, ctxErr error) error {
+	err := last
+	if taken != nil && last != taken {
+		err = fmt.Errorf("%w (last try: %v)", taken, last)
+	}
+	if ctxErr != nil {
+		err = fmt.Errorf("%w (%v)", err, ctxErr)
+	}
+	return err
 }
 
 // grant asks etcd for a new lease; sent is when the request was sent.
