@@ -340,7 +340,9 @@ func TestBarrier(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
+	// Long enough for one read of the members under load: an error
+	// before any read names nobody.
+	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
 	err := a.WaitAcked(short, 5)
 	cancelShort()
 	if err == nil || !strings.Contains(err.Error(), `c (host "host-c", acked 0)`) || strings.Contains(err.Error(), "a (") {
