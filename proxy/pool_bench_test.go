@@ -15,10 +15,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -45,9 +42,9 @@ func BenchmarkConnectPerRequest(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			self0, node0 := cpuTime("self"), cpuTime(nodePID(b))
+			self0, node0 := testpair.CPU(os.Getpid()), testpair.CPU(testpair.PID(b, testpair.A))
 			rate := pageViews(b, conn, pageViewsPerRound)
-			self1, node1 := cpuTime("self"), cpuTime(nodePID(b))
+			self1, node1 := testpair.CPU(os.Getpid()), testpair.CPU(testpair.PID(b, testpair.A))
 			rates[target.name] = append(rates[target.name], rate)
 			b.Logf("round %d %s: %.0f req/s; CPU per page view: %v load generator and tandem, %v node (pool %+v)", round, target.name, rate,
 				(self1-self0)/pageViewsPerRound, (node1-node0)/pageViewsPerRound, pooled.PoolStats())
@@ -117,30 +114,4 @@ func onePageView(conn driver.Connector) error {
 		return err
 	}
 	return rows.Close()
-}
-
-// cpuTime is the user and system CPU time process pid ("self", or a
-// number) has used, from /proc (0 when unreadable).
-func cpuTime(pid string) time.Duration {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.Atoi(f[11])
-	k, _ := strconv.Atoi(f[12])
-	return time.Duration(u+k) * time.Second / 100 // USER_HZ
-}
-
-// nodePID is node a's process id.
-func nodePID(b *testing.B) string {
-	pid, err := os.ReadFile(filepath.Join(testpair.Dir(), "a", "mysqld.pid"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return strings.TrimSpace(string(pid))
 }

@@ -228,7 +228,7 @@ func BenchmarkServeConnectPerRequest(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	nodePID := nodeAPID(b)
+	nodePID := testpair.PID(b, testpair.A)
 	targets := []struct {
 		name, addr string
 		pid        int // tandem's, 0 for direct
@@ -242,7 +242,7 @@ func BenchmarkServeConnectPerRequest(b *testing.B) {
 			const n, clients = 2000, 8
 			var next, failed atomic.Int64
 			var wg sync.WaitGroup
-			self0, tandem0, node0 := procCPU(os.Getpid()), procCPU(tg.pid), procCPU(nodePID)
+			self0, tandem0, node0 := testpair.CPU(os.Getpid()), testpair.CPU(tg.pid), testpair.CPU(nodePID)
 			start := time.Now()
 			for range clients {
 				wg.Add(1)
@@ -260,7 +260,7 @@ func BenchmarkServeConnectPerRequest(b *testing.B) {
 			if f := failed.Load(); f > 0 {
 				b.Fatalf("%s: %d of %d requests failed", tg.name, f, n)
 			}
-			per := [3]time.Duration{(procCPU(os.Getpid()) - self0) / n, (procCPU(tg.pid) - tandem0) / n, (procCPU(nodePID) - node0) / n}
+			per := [3]time.Duration{(testpair.CPU(os.Getpid()) - self0) / n, (testpair.CPU(tg.pid) - tandem0) / n, (testpair.CPU(nodePID) - node0) / n}
 			rates[tg.name] = append(rates[tg.name], rate)
 			cpu[tg.name] = append(cpu[tg.name], per)
 			b.Logf("round %d %s: %.0f req/s; CPU per request: client %v, tandem %v, node %v", round, tg.name, rate, per[0], per[1], per[2])
@@ -285,37 +285,4 @@ func BenchmarkServeConnectPerRequest(b *testing.B) {
 			b.ReportMetric(med(ratio), tg.name+"/direct")
 		}
 	}
-}
-
-// procCPU is the user and system CPU time process pid has used, from
-// /proc/PID/stat (0 for pid 0 or when unreadable).
-func procCPU(pid int) time.Duration {
-	if pid == 0 {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.Atoi(f[11])
-	k, _ := strconv.Atoi(f[12])
-	return time.Duration(u+k) * time.Second / 100 // USER_HZ
-}
-
-// nodeAPID is node a's process id.
-func nodeAPID(b *testing.B) int {
-	pid, err := os.ReadFile(filepath.Join(testpair.Dir(), "a", "mysqld.pid"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(pid)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return n
 }

@@ -226,12 +226,10 @@ func ping(n Node) error {
 // Kill sends SIGKILL to node n's server and waits until it is gone.
 func Kill(t testing.TB, n Node) { t.Helper(); runScript(t, "kill", string(n)) }
 
-// KillTimed is Kill sent from this process, for tests that must know when
-// the server died to the millisecond (pair.sh kill starts a shell and polls
-// every 100 ms). sent is taken just before the signal; gone once the process
-// has exited (or is a zombie: its sockets are closed by then), polled every
-// millisecond for up to 10 s.
-func KillTimed(t testing.TB, n Node) (sent, gone time.Time) {
+// PID is the process id of node n's running mariadbd, from its pid file.
+// The pid file goes stale after a kill, so the process must be this node's
+// mariadbd (its --defaults-file is in the node's directory).
+func PID(t testing.TB, n Node) int {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(Dir(), string(n), "mysqld.pid"))
 	if err != nil {
@@ -241,18 +239,31 @@ func KillTimed(t testing.TB, n Node) (sent, gone time.Time) {
 	if err != nil {
 		t.Fatalf("testpair: node %s's pid file: %v", n, err)
 	}
-	// The pid file goes stale after a kill: the process must be this
-	// node's mariadbd (its --defaults-file is in the node's directory).
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil || !strings.HasPrefix(string(cmdline), "mariadbd\x00--defaults-file="+filepath.Join(Dir(), string(n))+"/") {
 		t.Fatalf("testpair: node %s is not running (pid %d: %q, %v)", n, pid, cmdline, err)
 	}
+	return pid
+}
+
+// KillTimed is Kill sent from this process, for tests that must know when
+// the server died to the millisecond (pair.sh kill starts a shell and polls
+// every 100 ms). sent is taken just before the signal; gone once the process
+// has exited (or is a zombie: its sockets are closed by then), polled every
+// millisecond for up to 10 s.
+func KillTimed(t testing.TB, n Node) (sent, gone time.Time) {
+	t.Helper()
+	pid := PID(t, n)
 	sent = time.Now()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("testpair: SIGKILL node %s (pid %d): %v", n, pid, err)
 	}
 	deadline := sent.Add(10 * time.Second)
-	for procAlive(pid) {
+	for {
+		f := procStat(pid)
+		if f == nil || f[0] == "Z" {
+			break
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("testpair: node %s (pid %d) survived SIGKILL for 10 s", n, pid)
 		}
@@ -263,16 +274,32 @@ func KillTimed(t testing.TB, n Node) (sent, gone time.Time) {
 	return sent, gone
 }
 
-// procAlive: pid is a process that has not exited (a zombie has).
-func procAlive(pid int) bool {
+// CPU is the user and system CPU time process pid has used, from
+// /proc/PID/stat (0 when unreadable), for benchmarks that report the
+// nodes' and their own CPU per request.
+func CPU(pid int) time.Duration {
+	f := procStat(pid)
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.Atoi(f[11])
+	k, _ := strconv.Atoi(f[12])
+	return time.Duration(u+k) * time.Second / 100 // USER_HZ
+}
+
+// procStat is /proc/PID/stat's fields after "pid (comm)": the state first
+// (field 3 of proc(5)); nil if the process is gone.
+func procStat(pid int) []string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return false
+		return nil
 	}
-	// pid (comm) S ...: the state follows the last ')'.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+	if i < 0 || i+2 > len(s) {
+		return nil
+	}
+	return strings.Fields(s[i+2:])
 }
 
 // Stop freezes node n's server with SIGSTOP (it keeps its connections and
