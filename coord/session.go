@@ -152,7 +152,6 @@ func Open(ctx context.Context, cfg Config, log hclog.Logger) (*Session, error) {
 func (s *Session) join(ctx context.Context) (clientv3.LeaseID, time.Duration, time.Time, error) {
 	deadline := time.Now().Add(2*s.cfg.LeaseTTL + 2*time.Second)
 	var taken error // the last "ID taken" answer: what join waits on
-	giveUp := func(err, ctxErr error) error { return joinError(taken, err, ctxErr) }
 	first := true
 	for {
 		gctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
@@ -169,17 +168,17 @@ func (s *Session) join(ctx context.Context) (clientv3.LeaseID, time.Duration, ti
 			}
 			s.revoke(lease)
 			if !errors.Is(err, errIDTaken) {
-				return 0, 0, sent, giveUp(err, nil)
+				return 0, 0, sent, joinError(taken, err, nil)
 			}
 			taken = err
 		}
 		first = false
 		if time.Now().After(deadline) {
-			return 0, 0, sent, giveUp(err, nil)
+			return 0, 0, sent, joinError(taken, err, nil)
 		}
 		select {
 		case <-ctx.Done():
-			return 0, 0, sent, giveUp(err, ctx.Err())
+			return 0, 0, sent, joinError(taken, err, ctx.Err())
 		case <-time.After(s.cfg.PollInterval):
 		}
 	}
